@@ -1,0 +1,181 @@
+//! `private_key_jwt`: a JWT signed with the client's private key (RFC 7523 §2.2, §3;
+//! OpenID Connect Core §9). Keys come inline (`jwk`) or from the client's `jwks_uri`.
+
+use jsonwebtoken::jwk::{AlgorithmParameters, Jwk};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+
+use super::{Endpoint, Refusal};
+use crate::OAuthError;
+use crate::model::{Client, ClientCredential};
+use crate::provider::Provider;
+use crate::secret::Secret;
+use crate::tokens::Audience;
+
+/// Asymmetric algorithms only: no `none`, no HMAC (the server keeps no plain secrets).
+const ALLOWED_ALGORITHMS: [Algorithm; 8] = [
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::EdDSA,
+];
+
+/// The asymmetric algorithms accepted for client assertions, for discovery.
+#[must_use]
+pub fn allowed_algorithm_names() -> Vec<String> {
+    ALLOWED_ALGORITHMS.iter().map(|alg| format!("{alg:?}")).collect()
+}
+
+#[derive(Deserialize)]
+struct AssertionClaims {
+    iss: Option<String>,
+    sub: Option<String>,
+    aud: Option<Audience>,
+    exp: Option<i64>,
+    nbf: Option<i64>,
+    iat: Option<i64>,
+    jti: Option<String>,
+}
+
+/// The client the assertion claims to be (`sub`, RFC 7523 §3 item 2), read before the
+/// signature is checked only to know whose keys to check it with.
+pub(super) fn claimed_client_id(
+    assertion: &Secret,
+    form_client_id: Option<&str>,
+) -> Result<String, OAuthError> {
+    let claims: AssertionClaims = jsonwebtoken::dangerous::insecure_decode(assertion.expose())
+        .map(|data| data.claims)
+        .map_err(|_| OAuthError::invalid_client("malformed client assertion"))?;
+    let subject = claims.sub.ok_or_else(|| OAuthError::invalid_client("client assertion has no sub"))?;
+    if form_client_id.is_some_and(|id| id != subject) {
+        return Err(OAuthError::invalid_client("client_id does not match the assertion"));
+    }
+    Ok(subject)
+}
+
+/// Verifies signature, claims and single use of the assertion.
+pub(super) async fn verify(
+    provider: &Provider,
+    client: &Client,
+    assertion: &Secret,
+    endpoint: Endpoint<'_>,
+) -> Result<(), Refusal> {
+    let token = assertion.expose();
+    let header = jsonwebtoken::decode_header(token).map_err(|_| "malformed JWS header")?;
+    if !ALLOWED_ALGORITHMS.contains(&header.alg) {
+        return Err(format!("algorithm {:?} not allowed", header.alg).into());
+    }
+    let now = provider.clock.now();
+    let mut claims = None;
+    for refresh in [false, true] {
+        let keys = client_keys(provider, client, now, refresh).await?;
+        claims = keys
+            .iter()
+            .filter(|jwk| key_fits(jwk, header.alg, header.kid.as_deref()))
+            .find_map(|jwk| check_signature(token, jwk, header.alg));
+        // Refetch a jwks_uri once when no key fits: the client may have rotated.
+        if claims.is_some() || !has_jwks_uri(client) {
+            break;
+        }
+    }
+    let claims = claims.ok_or("no registered key verifies the assertion")?;
+    check_claims(provider, client, &claims, endpoint, now)?;
+    let jti = claims.jti.as_deref().ok_or("assertion has no jti")?;
+    let exp = claims.exp.unwrap_or(now);
+    let skew = provider.settings.client_authentication.clock_skew;
+    let key = format!("client_assertion:{}:{jti}", client.client_id);
+    if !provider.store.remember_once(&key, exp + skew, now).await.map_err(|e| format!("replay store: {e}"))? {
+        return Err("assertion jti replayed".into());
+    }
+    Ok(())
+}
+
+fn has_jwks_uri(client: &Client) -> bool {
+    client.credentials.iter().any(|c| matches!(c, ClientCredential::JwksUri { .. }))
+}
+
+async fn client_keys(
+    provider: &Provider,
+    client: &Client,
+    now: i64,
+    refresh: bool,
+) -> Result<Vec<Jwk>, Refusal> {
+    let mut keys = Vec::new();
+    for credential in client.credentials.iter().filter(|c| c.is_current(now)) {
+        match credential {
+            ClientCredential::Jwk { jwk, .. } if !refresh => {
+                keys.extend(serde_json::from_value::<Jwk>(jwk.clone()).ok());
+            }
+            ClientCredential::JwksUri { jwks_uri, .. } => {
+                let fetched =
+                    provider.jwks.keys(jwks_uri, now, refresh).await.map_err(|e| format!("jwks_uri: {e}"))?;
+                keys.extend(fetched.iter().cloned());
+            }
+            _ => {}
+        }
+    }
+    Ok(keys)
+}
+
+/// Whether `jwk` may verify a JWS with `alg` and `kid`: same key id when one is named,
+/// same algorithm when the key names one, and a public key of the right type.
+fn key_fits(jwk: &Jwk, alg: Algorithm, kid: Option<&str>) -> bool {
+    if kid.is_some() && jwk.common.key_id.as_deref() != kid {
+        return false;
+    }
+    if let Some(key_alg) = jwk.common.key_algorithm {
+        if Algorithm::try_from(key_alg).ok() != Some(alg) {
+            return false;
+        }
+    }
+    !matches!(jwk.algorithm, AlgorithmParameters::OctetKey(_))
+}
+
+fn check_signature(token: &str, jwk: &Jwk, alg: Algorithm) -> Option<AssertionClaims> {
+    let key = DecodingKey::from_jwk(jwk).ok()?;
+    let mut validation = Validation::new(alg);
+    // Times and audience are checked below with the server's clock.
+    validation.required_spec_claims.clear();
+    validation.validate_exp = false;
+    validation.validate_aud = false;
+    jsonwebtoken::decode::<AssertionClaims>(token, &key, &validation).ok().map(|data| data.claims)
+}
+
+/// RFC 7523 §3: `iss` and `sub` are the client, `aud` names this server, `exp` is
+/// present, not past and not too far ahead; `nbf` and `iat` not in the future.
+fn check_claims(
+    provider: &Provider,
+    client: &Client,
+    claims: &AssertionClaims,
+    endpoint: Endpoint<'_>,
+    now: i64,
+) -> Result<(), Refusal> {
+    let settings = &provider.settings.client_authentication;
+    let skew = settings.clock_skew;
+    let client_id = client.client_id.as_str();
+    if claims.iss.as_deref() != Some(client_id) || claims.sub.as_deref() != Some(client_id) {
+        return Err("iss and sub must both be the client_id".into());
+    }
+    let aud = claims.aud.as_ref().ok_or("assertion has no aud")?;
+    if !aud.contains(&provider.settings.issuer) && !aud.contains(endpoint.url) {
+        return Err("aud names neither the issuer nor this endpoint".into());
+    }
+    let exp = claims.exp.ok_or("assertion has no exp")?;
+    if exp + skew <= now {
+        return Err("assertion expired".into());
+    }
+    if exp > now + settings.assertion_max_lifetime + skew {
+        return Err("assertion exp is too far in the future".into());
+    }
+    if claims.nbf.is_some_and(|nbf| nbf > now + skew) {
+        return Err("assertion not yet valid (nbf)".into());
+    }
+    if claims.iat.is_some_and(|iat| iat > now + skew) {
+        return Err("assertion issued in the future (iat)".into());
+    }
+    Ok(())
+}

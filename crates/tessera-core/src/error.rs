@@ -1,0 +1,110 @@
+//! The one list of OAuth error codes Tessera sends, and the error type that carries them.
+
+use std::borrow::Cow;
+
+/// Every OAuth error code Tessera can send. RFC 6749 §5.2 unless noted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    InvalidRequest,
+    InvalidClient,
+    InvalidGrant,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+    InvalidScope,
+    /// RFC 7009 §2.2.1.
+    UnsupportedTokenType,
+    /// RFC 8707 §2.
+    InvalidTarget,
+    /// RFC 6750 §3.1.
+    InvalidToken,
+    ServerError,
+    /// RFC 6749 §4.1.2.1: the service is overloaded or down for maintenance.
+    TemporarilyUnavailable,
+}
+
+impl ErrorCode {
+    /// The wire value of the `error` parameter.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidClient => "invalid_client",
+            Self::InvalidGrant => "invalid_grant",
+            Self::UnauthorizedClient => "unauthorized_client",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::InvalidScope => "invalid_scope",
+            Self::UnsupportedTokenType => "unsupported_token_type",
+            Self::InvalidTarget => "invalid_target",
+            Self::InvalidToken => "invalid_token",
+            Self::ServerError => "server_error",
+            Self::TemporarilyUnavailable => "temporarily_unavailable",
+        }
+    }
+}
+
+/// An OAuth error: the code sent to the client, a description for client developers
+/// (never a secret), and an internal cause that is logged but never sent.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {description}", code.as_str())]
+pub struct OAuthError {
+    /// The `error` value.
+    pub code: ErrorCode,
+    /// The `error_description` value: safe to show to the client.
+    pub description: Cow<'static, str>,
+    /// Logged, never sent.
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+macro_rules! constructors {
+    ($($name:ident => $code:ident),* $(,)?) => {
+        impl OAuthError {
+            $(
+                #[doc = concat!("An `", stringify!($name), "` error with the given description.")]
+                pub fn $name(description: impl Into<Cow<'static, str>>) -> Self {
+                    Self::new(ErrorCode::$code, description)
+                }
+            )*
+        }
+    };
+}
+
+constructors! {
+    invalid_request => InvalidRequest,
+    invalid_client => InvalidClient,
+    invalid_grant => InvalidGrant,
+    unauthorized_client => UnauthorizedClient,
+    unsupported_grant_type => UnsupportedGrantType,
+    invalid_scope => InvalidScope,
+    unsupported_token_type => UnsupportedTokenType,
+    invalid_target => InvalidTarget,
+    invalid_token => InvalidToken,
+}
+
+impl OAuthError {
+    /// An error with the given code and description.
+    pub fn new(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
+        Self { code, description: description.into(), source: None }
+    }
+
+    /// A `server_error` whose cause is logged and not sent.
+    pub fn server_error(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self {
+            code: ErrorCode::ServerError,
+            description: Cow::Borrowed("the server could not complete the request"),
+            source: Some(source.into()),
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for OAuthError {
+    fn from(error: crate::store::StoreError) -> Self {
+        Self::server_error(error)
+    }
+}
+
+impl From<crate::tokens::KeyError> for OAuthError {
+    fn from(error: crate::tokens::KeyError) -> Self {
+        Self::server_error(error)
+    }
+}

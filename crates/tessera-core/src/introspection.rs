@@ -1,0 +1,90 @@
+//! Token introspection (RFC 7662), for APIs (with their secret) and clients.
+
+use serde_json::{Map, Value, json};
+use tracing::info;
+
+use crate::client_auth::{self, Credentials, Endpoint};
+use crate::model::ClientId;
+use crate::request::Params;
+use crate::tokens::{ResolvedToken, access_token};
+use crate::{OAuthError, Provider};
+
+/// Who asks: an API resource, or a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    Api(String),
+    Client(ClientId),
+}
+
+impl Caller {
+    /// RFC 7662 §4: a caller learns only about tokens meant for it, so one API
+    /// cannot probe another's tokens. An API sees tokens whose `aud` names it;
+    /// a client sees its own tokens.
+    fn may_see(&self, token: &ResolvedToken) -> bool {
+        match self {
+            Self::Api(name) => token.audience.iter().any(|aud| aud == name),
+            Self::Client(client_id) => token.client_id == client_id.as_str(),
+        }
+    }
+}
+
+/// Authenticates the caller: an API resource by name and secret (Basic or body),
+/// otherwise a client by its registered method.
+///
+/// # Errors
+/// `invalid_client` when the credentials do not check out.
+pub async fn authenticate_caller(
+    provider: &Provider,
+    credentials: &Credentials,
+    endpoint: Endpoint<'_>,
+) -> Result<Caller, OAuthError> {
+    if let Credentials::Basic { client_id, secret } | Credentials::Post { client_id, secret } = credentials {
+        if let Some(api) = provider.catalog.api_resource(client_id) {
+            let mut matched = false;
+            for hash in &api.secrets {
+                matched |= hash.matches(secret.expose());
+            }
+            if matched {
+                return Ok(Caller::Api(api.name.clone()));
+            }
+            info!(api = %api.name, "introspection caller authentication failed: wrong API secret");
+            return Err(OAuthError::invalid_client("client authentication failed"));
+        }
+    }
+    let authenticated = client_auth::authenticate(provider, credentials, endpoint).await?;
+    Ok(Caller::Client(authenticated.client.client_id.clone()))
+}
+
+/// The introspection response: `{"active": false}` for anything not live or not the
+/// caller's to see (RFC 7662 §2.2).
+///
+/// # Errors
+/// `invalid_request` without `token`; `server_error` when keys or store fail.
+pub async fn introspect(provider: &Provider, caller: &Caller, params: &Params) -> Result<Value, OAuthError> {
+    let token = params.require("token")?;
+    let now = provider.clock.now();
+    let Some(resolved) = access_token::resolve(provider, token, now).await? else {
+        return Ok(json!({ "active": false }));
+    };
+    if !caller.may_see(&resolved) {
+        return Ok(json!({ "active": false }));
+    }
+    let mut response = Map::new();
+    response.insert("active".into(), true.into());
+    if !resolved.scope.is_empty() {
+        response.insert("scope".into(), resolved.scope.join(" ").into());
+    }
+    response.insert("client_id".into(), resolved.client_id.into());
+    response.insert("sub".into(), resolved.subject.into());
+    let aud: Value = match resolved.audience.as_slice() {
+        [one] => one.clone().into(),
+        many => many.to_vec().into(),
+    };
+    response.insert("aud".into(), aud);
+    response.insert("iss".into(), provider.settings.issuer.clone().into());
+    response.insert("exp".into(), resolved.expires_at.into());
+    response.insert("iat".into(), resolved.issued_at.into());
+    response.insert("jti".into(), resolved.jti.into());
+    response.insert("token_type".into(), "Bearer".into());
+    Ok(Value::Object(response))
+}

@@ -1,0 +1,28 @@
+//! Tessera's protocol core: OAuth 2.1 and OpenID Connect rules, token minting and
+//! the store traits. It knows nothing of HTTP, SQL, sockets or files: the HTTP layer
+//! hands it parsed requests, a store crate implements its traits.
+
+pub mod catalog;
+pub mod client_auth;
+pub mod clock;
+pub mod discovery;
+pub mod error;
+pub mod grants;
+pub mod introspection;
+pub mod model;
+pub mod password;
+pub mod provider;
+pub mod random;
+pub mod request;
+pub mod revocation;
+pub mod secret;
+pub mod settings;
+pub mod store;
+#[cfg(any(test, feature = "test-util"))]
+pub mod test_support;
+pub mod token;
+pub mod tokens;
+
+pub use clock::{Clock, SystemClock, Timestamp};
+pub use error::{ErrorCode, OAuthError};
+pub use provider::Provider;

@@ -1,0 +1,11 @@
+//! The things the protocol talks about: clients, resources, grants, users.
+
+mod client;
+mod grant_type;
+mod resource;
+mod user;
+
+pub use client::{AccessTokenFormat, AuthMethod, Client, ClientCredential, ClientId};
+pub use grant_type::GrantType;
+pub use resource::{ApiResource, ApiScope, IdentityResource};
+pub use user::User;

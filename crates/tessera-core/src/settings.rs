@@ -1,0 +1,85 @@
+//! Validated server settings, as `tessera-config` produces them. Durations are seconds.
+
+use crate::model::AccessTokenFormat;
+use crate::secret::Secret;
+use crate::tokens::SigningAlgorithm;
+
+/// Everything the protocol core needs to know about this deployment.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The exact `iss` of every token, without a trailing slash.
+    pub issuer: String,
+    pub tokens: TokenSettings,
+    pub signing: SigningSettings,
+    pub client_authentication: ClientAuthSettings,
+    /// How long a cached client stays fresh before it is read again from the store.
+    pub client_cache_ttl: i64,
+}
+
+/// Token lifetimes and format.
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    pub access_token_lifetime: i64,
+    pub id_token_lifetime: i64,
+    pub authorization_code_lifetime: i64,
+    pub refresh_token_lifetime: i64,
+    pub access_token_format: AccessTokenFormat,
+}
+
+/// Signing algorithm and the key rotation schedule.
+#[derive(Debug, Clone)]
+pub struct SigningSettings {
+    pub algorithm: SigningAlgorithm,
+    /// How long a key signs before the next one takes over.
+    pub rotation: i64,
+    /// How long a key is published before it signs.
+    pub announce: i64,
+    /// How long a key stays published after it stops signing.
+    pub retain: i64,
+    /// Encrypts private keys at rest when set.
+    pub encryption_key: Option<Secret>,
+    /// How long an instance trusts its cached key set before reading the store again.
+    pub cache_ttl: i64,
+}
+
+/// Limits for client-made JWTs (RFC 7523 client assertions).
+#[derive(Debug, Clone)]
+pub struct ClientAuthSettings {
+    /// Allowed clock difference for `exp`, `nbf` and `iat`.
+    pub clock_skew: i64,
+    /// The furthest in the future an assertion's `exp` may be.
+    pub assertion_max_lifetime: i64,
+}
+
+impl Settings {
+    /// Settings with the defaults of `../shared/spec/config.md`, for tests and examples.
+    #[must_use]
+    pub fn with_issuer(issuer: impl Into<String>) -> Self {
+        Self {
+            issuer: issuer.into(),
+            tokens: TokenSettings {
+                access_token_lifetime: 3600,
+                id_token_lifetime: 300,
+                authorization_code_lifetime: 60,
+                refresh_token_lifetime: 30 * 86_400,
+                access_token_format: AccessTokenFormat::Jwt,
+            },
+            signing: SigningSettings {
+                algorithm: SigningAlgorithm::Es256,
+                rotation: 90 * 86_400,
+                announce: 14 * 86_400,
+                retain: 14 * 86_400,
+                encryption_key: None,
+                cache_ttl: 60,
+            },
+            client_authentication: ClientAuthSettings { clock_skew: 60, assertion_max_lifetime: 300 },
+            client_cache_ttl: 30,
+        }
+    }
+
+    /// The URL of an endpoint at `path` (which starts with `/`).
+    #[must_use]
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}{path}", self.issuer)
+    }
+}

@@ -1,0 +1,154 @@
+//! What the core needs from storage, split by concern. Each backend implements every
+//! trait and passes [`contract`]; single-use artefacts are consumed atomically.
+
+#[cfg(any(test, feature = "test-util"))]
+pub mod contract;
+#[cfg(any(test, feature = "test-util"))]
+pub mod memory;
+
+use async_trait::async_trait;
+
+use crate::Timestamp;
+use crate::catalog::Resources;
+use crate::model::{Client, ClientId, User};
+use crate::secret::SecretHash;
+
+/// A storage failure: becomes `server_error`, its cause logged.
+#[derive(Debug, thiserror::Error)]
+#[error("store error: {0}")]
+pub struct StoreError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+
+impl StoreError {
+    /// Wraps any backend error.
+    pub fn new(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self(error.into())
+    }
+}
+
+/// The result of every store call.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Registered clients.
+#[async_trait]
+pub trait ClientStore: Send + Sync {
+    /// The client with this id.
+    async fn client(&self, client_id: &ClientId) -> StoreResult<Option<Client>>;
+    /// Inserts or replaces clients by `client_id`.
+    async fn put_clients(&self, clients: &[Client]) -> StoreResult<()>;
+}
+
+/// API scopes, API resources and identity resources.
+#[async_trait]
+pub trait ResourceStore: Send + Sync {
+    /// Replaces the whole set.
+    async fn put_resources(&self, resources: &Resources) -> StoreResult<()>;
+    /// The stored set (empty when none was stored).
+    async fn resources(&self) -> StoreResult<Resources>;
+}
+
+/// Local user accounts.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Inserts a user, or replaces the one with the same username.
+    async fn put_user(&self, user: &User) -> StoreResult<()>;
+    /// The user with this username.
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
+    /// Every user, ordered by username.
+    async fn users(&self) -> StoreResult<Vec<User>>;
+}
+
+/// A signing key as stored: private part sealed (or plain), with its schedule.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    /// Orders keys; unique, so two instances cannot both create "the next key".
+    pub generation: i64,
+    pub kid: String,
+    pub algorithm: String,
+    pub private_key: Vec<u8>,
+    pub sealed: bool,
+    pub created_at: Timestamp,
+    /// Signs from here...
+    pub activates_at: Timestamp,
+    /// ...until here...
+    pub retires_at: Timestamp,
+    /// ...and is published until here.
+    pub expires_at: Timestamp,
+}
+
+impl std::fmt::Debug for StoredKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredKey")
+            .field("generation", &self.generation)
+            .field("kid", &self.kid)
+            .field("algorithm", &self.algorithm)
+            .field("activates_at", &self.activates_at)
+            .field("retires_at", &self.retires_at)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Signing keys.
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    /// Every key not yet purged, by generation.
+    async fn signing_keys(&self) -> StoreResult<Vec<StoredKey>>;
+    /// Adds a key unless its generation exists; `false` when another instance won.
+    async fn insert_signing_key(&self, key: &StoredKey) -> StoreResult<bool>;
+}
+
+/// Remembers single-use values (assertion and DPoP `jti`s) until they expire.
+#[async_trait]
+pub trait ReplayStore: Send + Sync {
+    /// Records `key` until `expires`. `true` the first time; `false` while a live
+    /// record exists. Atomic: of any number of racing calls, one sees `true`.
+    async fn remember_once(&self, key: &str, expires: Timestamp, now: Timestamp) -> StoreResult<bool>;
+}
+
+/// What a reference (opaque) access token stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub jti: String,
+    pub client_id: String,
+    pub subject: String,
+    pub scope: Vec<String>,
+    pub audience: Vec<String>,
+    pub issued_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// Reference tokens and revoked JWT ids.
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    /// Stores a reference token by the hash of its value.
+    async fn put_reference_token(&self, hash: &SecretHash, record: &TokenRecord) -> StoreResult<()>;
+    /// The live (unexpired, unrevoked) reference token with this hash.
+    async fn reference_token(&self, hash: &SecretHash, now: Timestamp) -> StoreResult<Option<TokenRecord>>;
+    /// Deletes a reference token; `true` if it existed.
+    async fn revoke_reference_token(&self, hash: &SecretHash) -> StoreResult<bool>;
+    /// Marks a JWT's `jti` revoked until the token would have expired anyway.
+    async fn revoke_jti(&self, jti: &str, expires: Timestamp) -> StoreResult<()>;
+    /// Whether the `jti` was revoked.
+    async fn is_jti_revoked(&self, jti: &str) -> StoreResult<bool>;
+}
+
+/// Housekeeping.
+#[async_trait]
+pub trait MaintenanceStore: Send + Sync {
+    /// Deletes at most `batch` expired rows of each kind; returns how many went.
+    /// Safe to run on many instances at once: no full-table locks, no deadlocks.
+    async fn purge_expired(&self, now: Timestamp, batch: u32) -> StoreResult<u64>;
+    /// Whether the store answers (readiness).
+    async fn ping(&self) -> StoreResult<()>;
+}
+
+/// Every store trait together; implemented for anything that implements them all.
+pub trait Store:
+    ClientStore + ResourceStore + UserStore + KeyStore + ReplayStore + TokenStore + MaintenanceStore
+{
+}
+
+impl<T> Store for T where
+    T: ClientStore + ResourceStore + UserStore + KeyStore + ReplayStore + TokenStore + MaintenanceStore
+{
+}

@@ -1,0 +1,183 @@
+//! Access tokens: RFC 9068 JWTs, or opaque reference tokens kept hashed in the store.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Timestamp;
+
+/// `aud`: one string, or an array when several APIs are reached (RFC 7519 §4.1.3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audience {
+    /// The audience of a token for these APIs.
+    #[must_use]
+    pub fn of(mut names: Vec<String>) -> Self {
+        if names.len() == 1 { Self::One(names.remove(0)) } else { Self::Many(names) }
+    }
+
+    /// The audiences as a list.
+    #[must_use]
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            Self::One(name) => vec![name.clone()],
+            Self::Many(names) => names.clone(),
+        }
+    }
+
+    /// Whether `name` is one of the audiences.
+    #[must_use]
+    pub fn contains(&self, name: &str) -> bool {
+        match self {
+            Self::One(one) => one == name,
+            Self::Many(names) => names.iter().any(|n| n == name),
+        }
+    }
+}
+
+/// The claims of a JWT access token (RFC 9068 §2.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessTokenClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: Audience,
+    pub exp: Timestamp,
+    pub iat: Timestamp,
+    pub jti: String,
+    pub client_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+/// An access token as handed to the client.
+#[derive(Debug)]
+pub struct IssuedAccessToken {
+    /// The token (a JWT, or the opaque value of a reference token).
+    pub value: crate::secret::Secret,
+    pub expires_in: i64,
+}
+
+use crate::OAuthError;
+use crate::grants::Issue;
+use crate::model::{AccessTokenFormat, Client};
+use crate::provider::Provider;
+use crate::secret::{Secret, SecretHash};
+use crate::store::TokenRecord;
+
+/// Mints the access token for `issue`, as a JWT or a reference token per the client.
+/// A JWT writes nothing to the store.
+///
+/// # Errors
+/// `server_error` when no key signs or the store fails.
+pub async fn mint(
+    provider: &Provider,
+    client: &Client,
+    issue: &Issue,
+    now: Timestamp,
+) -> Result<IssuedAccessToken, OAuthError> {
+    let lifetime = client.access_token_lifetime.unwrap_or(provider.settings.tokens.access_token_lifetime);
+    let format = client.access_token_format.unwrap_or(provider.settings.tokens.access_token_format);
+    let jti = provider.rng.identifier();
+    let scope = (!issue.scopes.is_empty()).then(|| issue.scopes.join(" "));
+    let value = match format {
+        AccessTokenFormat::Jwt => {
+            let claims = AccessTokenClaims {
+                iss: provider.settings.issuer.clone(),
+                sub: issue.subject.clone(),
+                aud: Audience::of(issue.audience.clone()),
+                exp: now + lifetime,
+                iat: now,
+                jti,
+                client_id: client.client_id.to_string(),
+                scope,
+            };
+            let keys = provider.keys.key_set(now).await?;
+            super::jws::sign_access_token(&claims, keys.signer()?, &provider.rng)?
+        }
+        AccessTokenFormat::Reference => {
+            let value = provider.rng.token();
+            let record = TokenRecord {
+                jti,
+                client_id: client.client_id.to_string(),
+                subject: issue.subject.clone(),
+                scope: issue.scopes.clone(),
+                audience: issue.audience.clone(),
+                issued_at: now,
+                expires_at: now + lifetime,
+            };
+            provider.store.put_reference_token(&SecretHash::of(&value), &record).await?;
+            value
+        }
+    };
+    Ok(IssuedAccessToken { value: Secret::new(value), expires_in: lifetime })
+}
+
+/// An access token Tessera issued, whichever its format, as found at introspection
+/// or revocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedToken {
+    pub jti: String,
+    pub client_id: String,
+    pub subject: String,
+    pub scope: Vec<String>,
+    pub audience: Vec<String>,
+    pub issued_at: Timestamp,
+    pub expires_at: Timestamp,
+    /// `None` for a JWT; the store key for a reference token.
+    pub reference: Option<SecretHash>,
+}
+
+impl ResolvedToken {
+    fn from_record(record: TokenRecord, hash: SecretHash) -> Self {
+        Self {
+            jti: record.jti,
+            client_id: record.client_id,
+            subject: record.subject,
+            scope: record.scope,
+            audience: record.audience,
+            issued_at: record.issued_at,
+            expires_at: record.expires_at,
+            reference: Some(hash),
+        }
+    }
+}
+
+/// Finds the live access token behind `token`: a JWT signed by a published key with
+/// this issuer, unexpired and not revoked; or a stored, unexpired reference token.
+///
+/// # Errors
+/// `server_error` when keys or store fail.
+pub async fn resolve(
+    provider: &Provider,
+    token: &str,
+    now: Timestamp,
+) -> Result<Option<ResolvedToken>, OAuthError> {
+    if token.bytes().filter(|&b| b == b'.').count() != 2 {
+        let hash = SecretHash::of(token);
+        let record = provider.store.reference_token(&hash, now).await?;
+        return Ok(record.map(|record| ResolvedToken::from_record(record, hash)));
+    }
+    let keys = provider.keys.key_set(now).await?;
+    let Ok(claims) = super::jws::verify_own::<AccessTokenClaims>(token, &keys, "at+jwt") else {
+        return Ok(None);
+    };
+    if claims.iss != provider.settings.issuer || claims.exp <= now {
+        return Ok(None);
+    }
+    if provider.store.is_jti_revoked(&claims.jti).await? {
+        return Ok(None);
+    }
+    Ok(Some(ResolvedToken {
+        jti: claims.jti,
+        client_id: claims.client_id,
+        subject: claims.sub,
+        scope: claims.scope.map(|s| s.split(' ').map(str::to_owned).collect()).unwrap_or_default(),
+        audience: claims.aud.to_vec(),
+        issued_at: claims.iat,
+        expires_at: claims.exp,
+        reference: None,
+    }))
+}

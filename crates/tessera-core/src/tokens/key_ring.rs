@@ -1,0 +1,377 @@
+//! The signing key ring: keys created ahead of use and published before they sign
+//! (announce), rotated on schedule, and kept published after they stop (retain).
+//! Several instances may share one store: the key generation is unique, so exactly
+//! one instance's insert of "the next key" wins and the others load it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use jsonwebtoken::DecodingKey;
+use serde_json::json;
+use tracing::{info, warn};
+
+use super::keys::{KeyError, SigningAlgorithm, SigningKey, generate_pkcs8};
+use super::sealing::KeySealer;
+use crate::Timestamp;
+use crate::random::Rng;
+use crate::settings::SigningSettings;
+use crate::store::{KeyStore, StoreError, StoredKey};
+
+/// When and as which generation the next key should exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyPlan {
+    pub generation: i64,
+    pub activates_at: Timestamp,
+    pub retires_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// Decides whether a key must be created now, from the stored keys and the schedule.
+///
+/// No key signing now: one that signs at once (first start, or an algorithm change).
+/// The newest key retiring within `announce`: its successor, signing when it retires.
+#[must_use]
+pub fn plan_next_key(
+    keys: &[StoredKey],
+    algorithm: SigningAlgorithm,
+    now: Timestamp,
+    schedule: &SigningSettings,
+) -> Option<KeyPlan> {
+    let next_generation = keys.iter().map(|key| key.generation).max().unwrap_or(0) + 1;
+    let of_algorithm = || keys.iter().filter(|key| key.algorithm == algorithm.as_str());
+    let plan = |activates_at: Timestamp| {
+        let retires_at = activates_at + schedule.rotation;
+        KeyPlan {
+            generation: next_generation,
+            activates_at,
+            retires_at,
+            expires_at: retires_at + schedule.retain,
+        }
+    };
+    let signing_now = of_algorithm().any(|key| key.activates_at <= now && now < key.retires_at);
+    if !signing_now {
+        return Some(plan(now));
+    }
+    let newest = of_algorithm().max_by_key(|key| key.generation)?;
+    (newest.retires_at - schedule.announce <= now).then(|| plan(newest.retires_at))
+}
+
+/// A published key: what verifies tokens signed with it.
+pub struct PublishedKey {
+    pub kid: String,
+    pub algorithm: SigningAlgorithm,
+    pub decoding: DecodingKey,
+}
+
+/// One consistent view of the keys: the signer, the published keys and the JWKS.
+pub struct KeySet {
+    signer: Option<Arc<SigningKey>>,
+    published: Vec<PublishedKey>,
+    jwks: String,
+    fresh_until: Timestamp,
+}
+
+impl KeySet {
+    /// The key that signs now.
+    ///
+    /// # Errors
+    /// `NoActiveKey` when the store holds no key active now.
+    pub fn signer(&self) -> Result<&SigningKey, KeyError> {
+        self.signer.as_deref().ok_or(KeyError::NoActiveKey)
+    }
+
+    /// The published key with this `kid`.
+    #[must_use]
+    pub fn published(&self, kid: &str) -> Option<&PublishedKey> {
+        self.published.iter().find(|key| key.kid == kid)
+    }
+
+    /// The JWK Set document (RFC 7517 §5).
+    #[must_use]
+    pub fn jwks(&self) -> &str {
+        &self.jwks
+    }
+}
+
+/// The instance's cached key set, refreshed from the store when stale.
+pub struct KeyRing {
+    store: Arc<dyn KeyStore>,
+    settings: SigningSettings,
+    sealer: KeySealer,
+    rng: Rng,
+    current: RwLock<Arc<KeySet>>,
+    parsed: Mutex<HashMap<String, Arc<SigningKey>>>,
+    refreshing: tokio::sync::Mutex<()>,
+}
+
+/// A failure to maintain or load keys.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyRingError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+}
+
+impl From<KeyRingError> for crate::OAuthError {
+    fn from(error: KeyRingError) -> Self {
+        Self::server_error(error)
+    }
+}
+
+impl KeyRing {
+    /// Loads the keys, creating the first or next one when the schedule says so.
+    ///
+    /// # Errors
+    /// When the store fails or a stored key cannot be decrypted or parsed.
+    pub async fn load(
+        store: Arc<dyn KeyStore>,
+        settings: SigningSettings,
+        rng: Rng,
+        now: Timestamp,
+    ) -> Result<Self, KeyRingError> {
+        let sealer = KeySealer::new(settings.encryption_key.as_ref());
+        if !sealer.encrypts() {
+            warn!("signing keys are stored unencrypted: set signing.encryption_key");
+        }
+        let empty = KeySet { signer: None, published: Vec::new(), jwks: String::new(), fresh_until: now };
+        let ring = Self {
+            store,
+            settings,
+            sealer,
+            rng,
+            current: RwLock::new(Arc::new(empty)),
+            parsed: Mutex::new(HashMap::new()),
+            refreshing: tokio::sync::Mutex::new(()),
+        };
+        ring.refresh(now).await?;
+        Ok(ring)
+    }
+
+    /// The current key set, refreshed first when stale (cache TTL passed, or a key's
+    /// activation or retirement is due).
+    ///
+    /// # Errors
+    /// When a due refresh fails and the cached set has no valid signer left.
+    pub async fn key_set(&self, now: Timestamp) -> Result<Arc<KeySet>, KeyRingError> {
+        let cached = self.cached();
+        if now < cached.fresh_until {
+            return Ok(cached);
+        }
+        let _guard = self.refreshing.lock().await;
+        let cached = self.cached();
+        if now < cached.fresh_until {
+            return Ok(cached);
+        }
+        match self.refresh(now).await {
+            Ok(()) => Ok(self.cached()),
+            Err(error) => {
+                warn!(%error, "key refresh failed; keeping the cached key set");
+                Err(error)
+            }
+        }
+    }
+
+    fn cached(&self) -> Arc<KeySet> {
+        self.current.read().map_or_else(|poisoned| poisoned.into_inner().clone(), |set| set.clone())
+    }
+
+    /// Announces a new key now: published at once, signing after `announce`.
+    /// The operator's manual rotation; the schedule then continues from it.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn rotate(&self, now: Timestamp) -> Result<String, KeyRingError> {
+        let keys = self.store.signing_keys().await?;
+        let generation = keys.iter().map(|key| key.generation).max().unwrap_or(0) + 1;
+        let activates_at = now + self.settings.announce;
+        let retires_at = activates_at + self.settings.rotation;
+        let plan =
+            KeyPlan { generation, activates_at, retires_at, expires_at: retires_at + self.settings.retain };
+        let kid = self.create(&plan, now).await?;
+        self.refresh(now).await?;
+        Ok(kid)
+    }
+
+    /// Reads the store, creates a key when due, and swaps in the new key set.
+    async fn refresh(&self, now: Timestamp) -> Result<(), KeyRingError> {
+        let mut keys = self.store.signing_keys().await?;
+        if let Some(plan) = plan_next_key(&keys, self.settings.algorithm, now, &self.settings) {
+            self.create(&plan, now).await?;
+            keys = self.store.signing_keys().await?;
+        }
+        let set = self.build(&keys, now)?;
+        match self.current.write() {
+            Ok(mut current) => *current = Arc::new(set),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(set),
+        }
+        Ok(())
+    }
+
+    async fn create(&self, plan: &KeyPlan, now: Timestamp) -> Result<String, KeyRingError> {
+        let algorithm = self.settings.algorithm;
+        let kid = self.rng.identifier();
+        let pkcs8 = generate_pkcs8(algorithm, &self.rng)?;
+        let private_key = self
+            .sealer
+            .seal(&kid, &pkcs8, &self.rng)
+            .map_err(|reason| KeyError::Load { kid: kid.clone(), reason })?;
+        let stored = StoredKey {
+            generation: plan.generation,
+            kid: kid.clone(),
+            algorithm: algorithm.as_str().to_owned(),
+            private_key,
+            sealed: self.sealer.encrypts(),
+            created_at: now,
+            activates_at: plan.activates_at,
+            retires_at: plan.retires_at,
+            expires_at: plan.expires_at,
+        };
+        if self.store.insert_signing_key(&stored).await? {
+            info!(kid, generation = plan.generation, activates_at = plan.activates_at, "created signing key");
+        }
+        Ok(kid)
+    }
+
+    fn build(&self, keys: &[StoredKey], now: Timestamp) -> Result<KeySet, KeyRingError> {
+        let mut parsed = self.parsed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut published = Vec::new();
+        let mut jwks = Vec::new();
+        let mut signer: Option<(i64, Arc<SigningKey>)> = None;
+        let mut fresh_until = now + self.settings.cache_ttl;
+        for stored in keys.iter().filter(|key| key.expires_at > now) {
+            let key = match parsed.get(&stored.kid) {
+                Some(key) => key.clone(),
+                None => {
+                    let key = Arc::new(self.open(stored)?);
+                    parsed.insert(stored.kid.clone(), key.clone());
+                    key
+                }
+            };
+            let jwk = key.public_jwk();
+            let decoding = serde_json::from_value::<jsonwebtoken::jwk::Jwk>(jwk.clone())
+                .ok()
+                .and_then(|jwk| DecodingKey::from_jwk(&jwk).ok())
+                .ok_or_else(|| KeyError::Load { kid: stored.kid.clone(), reason: "bad public key".into() })?;
+            published.push(PublishedKey { kid: stored.kid.clone(), algorithm: key.algorithm(), decoding });
+            jwks.push(jwk);
+            let active = stored.activates_at <= now && now < stored.retires_at;
+            if active && key.algorithm() == self.settings.algorithm {
+                if signer.as_ref().is_none_or(|(generation, _)| stored.generation > *generation) {
+                    signer = Some((stored.generation, key.clone()));
+                }
+                fresh_until = fresh_until.min(stored.retires_at);
+            }
+            if stored.activates_at > now {
+                fresh_until = fresh_until.min(stored.activates_at);
+            }
+        }
+        parsed.retain(|kid, _| keys.iter().any(|key| &key.kid == kid && key.expires_at > now));
+        Ok(KeySet {
+            signer: signer.map(|(_, key)| key),
+            published,
+            jwks: json!({ "keys": jwks }).to_string(),
+            fresh_until,
+        })
+    }
+
+    fn open(&self, stored: &StoredKey) -> Result<SigningKey, KeyError> {
+        let algorithm: SigningAlgorithm =
+            stored.algorithm.parse().map_err(|reason| KeyError::Load { kid: stored.kid.clone(), reason })?;
+        let pkcs8 = self
+            .sealer
+            .open(&stored.kid, &stored.private_key, stored.sealed)
+            .map_err(|reason| KeyError::Load { kid: stored.kid.clone(), reason })?;
+        SigningKey::from_pkcs8(&stored.kid, algorithm, &pkcs8)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::Settings;
+    use crate::store::memory::MemoryStore;
+
+    const DAY: i64 = 86_400;
+
+    fn schedule() -> SigningSettings {
+        Settings::with_issuer("http://issuer").signing
+    }
+
+    fn stored(generation: i64, activates_at: Timestamp, retires_at: Timestamp) -> StoredKey {
+        StoredKey {
+            generation,
+            kid: format!("k{generation}"),
+            algorithm: "ES256".into(),
+            private_key: Vec::new(),
+            sealed: false,
+            created_at: activates_at,
+            activates_at,
+            retires_at,
+            expires_at: retires_at + 14 * DAY,
+        }
+    }
+
+    #[test]
+    fn first_key_signs_at_once() {
+        let plan = plan_next_key(&[], SigningAlgorithm::Es256, 1000, &schedule()).unwrap();
+        assert_eq!((plan.generation, plan.activates_at, plan.retires_at), (1, 1000, 1000 + 90 * DAY));
+    }
+
+    #[test]
+    fn successor_is_announced_before_the_current_key_retires() {
+        let keys = [stored(1, 0, 90 * DAY)];
+        assert_eq!(plan_next_key(&keys, SigningAlgorithm::Es256, 76 * DAY - 1, &schedule()), None);
+        let plan = plan_next_key(&keys, SigningAlgorithm::Es256, 76 * DAY, &schedule()).unwrap();
+        assert_eq!((plan.generation, plan.activates_at), (2, 90 * DAY));
+    }
+
+    #[test]
+    fn nothing_is_created_while_a_successor_is_announced() {
+        let keys = [stored(1, 0, 90 * DAY), stored(2, 90 * DAY, 180 * DAY)];
+        assert_eq!(plan_next_key(&keys, SigningAlgorithm::Es256, 80 * DAY, &schedule()), None);
+    }
+
+    #[test]
+    fn an_algorithm_change_makes_a_key_of_the_new_algorithm() {
+        let keys = [stored(1, 0, 90 * DAY)];
+        let plan = plan_next_key(&keys, SigningAlgorithm::EdDsa, DAY, &schedule()).unwrap();
+        assert_eq!((plan.generation, plan.activates_at), (2, DAY));
+    }
+
+    #[tokio::test]
+    async fn rotation_publishes_the_next_key_before_it_signs() {
+        let store = Arc::new(MemoryStore::default());
+        let ring = KeyRing::load(store.clone(), schedule(), Rng::default(), 0).await.unwrap();
+        let first = ring.key_set(0).await.unwrap().signer().unwrap().kid().to_owned();
+
+        let at_announce = 76 * DAY;
+        let set = ring.key_set(at_announce).await.unwrap();
+        assert_eq!(set.signer().unwrap().kid(), first);
+        let keys = store.signing_keys().await.unwrap();
+        assert_eq!(keys.len(), 2);
+        let next = &keys[1].kid;
+        assert!(set.published(next).is_some(), "announced key is in the JWKS");
+        assert!(set.jwks().contains(next.as_str()));
+
+        let set = ring.key_set(90 * DAY).await.unwrap();
+        assert_eq!(set.signer().unwrap().kid(), next);
+        assert!(set.published(&first).is_some(), "retired key stays published");
+
+        let set = ring.key_set(104 * DAY).await.unwrap();
+        assert!(set.published(&first).is_none(), "dropped after retain");
+    }
+
+    #[tokio::test]
+    async fn two_instances_agree_on_one_next_key() {
+        let store = Arc::new(MemoryStore::default());
+        let a = KeyRing::load(store.clone(), schedule(), Rng::default(), 0).await.unwrap();
+        let b = KeyRing::load(store.clone(), schedule(), Rng::default(), 0).await.unwrap();
+        let (sa, sb) = (a.key_set(0).await.unwrap(), b.key_set(0).await.unwrap());
+        assert_eq!(sa.signer().unwrap().kid(), sb.signer().unwrap().kid());
+        let (x, y) = tokio::join!(a.key_set(80 * DAY), b.key_set(80 * DAY));
+        x.unwrap();
+        y.unwrap();
+        assert_eq!(store.signing_keys().await.unwrap().len(), 2);
+    }
+}
