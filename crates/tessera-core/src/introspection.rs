@@ -38,18 +38,18 @@ pub async fn authenticate_caller(
     credentials: &Credentials,
     endpoint: Endpoint<'_>,
 ) -> Result<Caller, OAuthError> {
-    if let Credentials::Basic { client_id, secret } | Credentials::Post { client_id, secret } = credentials {
-        if let Some(api) = provider.catalog.api_resource(client_id) {
-            let mut matched = false;
-            for hash in &api.secrets {
-                matched |= hash.matches(secret.expose());
-            }
-            if matched {
-                return Ok(Caller::Api(api.name.clone()));
-            }
-            info!(api = %api.name, "introspection caller authentication failed: wrong API secret");
-            return Err(OAuthError::invalid_client("client authentication failed"));
+    if let Credentials::Basic { client_id, secret } | Credentials::Post { client_id, secret } = credentials
+        && let Some(api) = provider.catalog.api_resource(client_id)
+    {
+        let mut matched = false;
+        for hash in &api.secrets {
+            matched |= hash.matches(secret.expose());
         }
+        if matched {
+            return Ok(Caller::Api(api.name.clone()));
+        }
+        info!(api = %api.name, "introspection caller authentication failed: wrong API secret");
+        return Err(OAuthError::invalid_client("client authentication failed"));
     }
     let authenticated = client_auth::authenticate(provider, credentials, endpoint).await?;
     Ok(Caller::Client(authenticated.client.client_id.clone()))

@@ -1,1 +1,8 @@
-//! tessera
+//! The Tessera binary's wiring: configuration into a store, a provider and an HTTP
+//! server, plus the background upkeep. The `tessera` command (main.rs) and the
+//! integration tests both start the server through [`server`].
+
+pub mod outbound;
+pub mod seed;
+pub mod server;
+pub mod upkeep;

@@ -20,10 +20,13 @@ const FRESH_FOR: i64 = 300;
 /// The least time between two forced refetches of one URI (when no key matched).
 const REFETCH_AFTER: i64 = 30;
 
+/// Key sets by URI, with when each was fetched.
+type Entries = HashMap<String, (Timestamp, Arc<Vec<Jwk>>)>;
+
 /// A cache of client key sets by URI.
 pub struct JwksCache {
     source: Arc<dyn JwksSource>,
-    entries: Mutex<HashMap<String, (Timestamp, Arc<Vec<Jwk>>)>>,
+    entries: Mutex<Entries>,
 }
 
 impl JwksCache {
@@ -56,7 +59,7 @@ impl JwksCache {
         Ok(keys)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Timestamp, Arc<Vec<Jwk>>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

@@ -127,10 +127,10 @@ fn key_fits(jwk: &Jwk, alg: Algorithm, kid: Option<&str>) -> bool {
     if kid.is_some() && jwk.common.key_id.as_deref() != kid {
         return false;
     }
-    if let Some(key_alg) = jwk.common.key_algorithm {
-        if Algorithm::try_from(key_alg).ok() != Some(alg) {
-            return false;
-        }
+    if let Some(key_alg) = jwk.common.key_algorithm
+        && Algorithm::try_from(key_alg).ok() != Some(alg)
+    {
+        return false;
     }
     !matches!(jwk.algorithm, AlgorithmParameters::OctetKey(_))
 }

@@ -32,10 +32,10 @@ impl ClientRegistry {
     pub async fn get(&self, client_id: &ClientId, now: Timestamp) -> StoreResult<Option<Arc<Client>>> {
         {
             let entries = self.entries.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some((fetched_at, client)) = entries.get(client_id) {
-                if now - fetched_at < self.ttl {
-                    return Ok(Some(client.clone()));
-                }
+            if let Some((fetched_at, client)) = entries.get(client_id)
+                && now - fetched_at < self.ttl
+            {
+                return Ok(Some(client.clone()));
             }
         }
         let client = self.store.client(client_id).await?.map(Arc::new);

@@ -10,12 +10,12 @@ pub(super) fn verify(client: &Client, secret: &Secret, now: Timestamp) -> Result
     let mut any_current = false;
     let mut matched = false;
     for credential in &client.credentials {
-        if let ClientCredential::SharedSecret { sha256, .. } = credential {
-            if credential.is_current(now) {
-                any_current = true;
-                // No early exit: every current secret is compared.
-                matched |= sha256.matches(secret.expose());
-            }
+        if let ClientCredential::SharedSecret { sha256, .. } = credential
+            && credential.is_current(now)
+        {
+            any_current = true;
+            // No early exit: every current secret is compared.
+            matched |= sha256.matches(secret.expose());
         }
     }
     match (matched, any_current) {

@@ -1,4 +1,5 @@
 //! The store contract: every backend runs these checks (`MemoryStore` in core's tests,
+#![expect(clippy::unwrap_used, reason = "a test suite: a failed expectation is a panic")]
 //! SQLite and PostgreSQL in `tessera-store-sql`). Each takes a fresh, empty store.
 
 use std::sync::Arc;

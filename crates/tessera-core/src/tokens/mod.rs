@@ -9,5 +9,5 @@ mod sealing;
 pub use access_token::{AccessTokenClaims, Audience, IssuedAccessToken, ResolvedToken};
 pub use jws::JwsError;
 pub use key_ring::{KeyPlan, KeyRing, KeyRingError, KeySet, PublishedKey, plan_next_key};
-pub use keys::{KeyError, SigningAlgorithm, SigningKey};
+pub use keys::{KeyError, SigningAlgorithm, SigningKey, generate_pkcs8};
 pub use sealing::KeySealer;

@@ -1,1 +1,11 @@
+//! Integration tests: the real server on a loopback port, real clients over HTTP.
+#![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests: a failed expectation is a panic")]
 
+mod client_credentials;
+mod command;
+mod discovery_and_keys;
+mod introspection;
+mod multi_instance;
+mod private_key_jwt;
+mod requests;
+mod support;

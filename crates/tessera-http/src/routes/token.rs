@@ -1,0 +1,29 @@
+//! `POST /token` (RFC 6749 §3.2).
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use tessera_core::token::{self, TokenRequest};
+use tracing::instrument;
+
+use super::no_store_json;
+use crate::AppState;
+use crate::error::HttpError;
+use crate::extract::{OAuthForm, credentials};
+
+#[instrument(skip_all, fields(client_id, grant_type))]
+pub(super) async fn token(
+    State(provider): State<AppState>,
+    headers: HeaderMap,
+    OAuthForm(params): OAuthForm,
+) -> Result<Response, HttpError> {
+    tracing::Span::current().record("grant_type", params.get("grant_type"));
+    let credentials = credentials(&headers, &params)?;
+    let header_auth = credentials.used_authorization_header();
+    let request = TokenRequest { params, credentials };
+    let response = token::exchange(&provider, &request)
+        .await
+        .map_err(|error| HttpError::after_header_auth(error, header_auth))?;
+    let body = serde_json::to_string(&response).map_err(tessera_core::OAuthError::server_error)?;
+    Ok(no_store_json(body))
+}

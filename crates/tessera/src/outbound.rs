@@ -1,0 +1,49 @@
+//! Outbound HTTP: fetching client JWK Sets for `private_key_jwt` (RFC 7523).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tessera_core::client_auth::JwksSource;
+
+/// The largest JWK Set accepted from a client.
+const MAX_JWKS_BYTES: usize = 256 * 1024;
+
+/// Fetches JWK Sets with reqwest: short timeouts, no redirects, bounded size.
+#[derive(Debug, Clone)]
+pub struct HttpJwksSource {
+    client: reqwest::Client,
+}
+
+impl HttpJwksSource {
+    /// A fetcher with a 5 s timeout.
+    ///
+    /// # Errors
+    /// When the HTTP client cannot be built (no TLS roots).
+    pub fn new() -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .connect_timeout(Duration::from_secs(3))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("tessera/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self { client })
+    }
+}
+
+#[async_trait]
+impl JwksSource for HttpJwksSource {
+    async fn fetch(&self, uri: &str) -> Result<serde_json::Value, String> {
+        let response = self.client.get(uri).send().await.map_err(|e| format!("fetch failed: {e}"))?;
+        if !response.status().is_success() {
+            return Err(format!("HTTP {}", response.status()));
+        }
+        if response.content_length().is_some_and(|len| len > MAX_JWKS_BYTES as u64) {
+            return Err("JWK Set too large".into());
+        }
+        let body = response.bytes().await.map_err(|e| format!("read failed: {e}"))?;
+        if body.len() > MAX_JWKS_BYTES {
+            return Err("JWK Set too large".into());
+        }
+        serde_json::from_slice(&body).map_err(|e| format!("not JSON: {e}"))
+    }
+}

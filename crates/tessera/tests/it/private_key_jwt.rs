@@ -1,0 +1,190 @@
+//! `private_key_jwt` client authentication (RFC 7523 §2.2, §3).
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::support::{ClientKey, TestServer, oauth_error};
+
+fn inline_client(key: &ClientKey) -> String {
+    format!(
+        r#"
+[[clients]]
+client_id = "signer"
+allowed_grant_types = ["client_credentials"]
+client_secrets = [{{ jwk = {} }}]
+allowed_scopes = ["api1.read"]
+"#,
+        key.toml_jwk()
+    )
+}
+
+fn claims(app: &TestServer, jti: &str) -> Value {
+    let now = tessera_core::Clock::now(app.clock.as_ref());
+    json!({ "iss": "signer", "sub": "signer", "aud": app.url("/token"), "exp": now + 60, "iat": now, "jti": jti })
+}
+
+async fn token_with_assertion(app: &TestServer, assertion: &str) -> reqwest::Response {
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+        ("client_assertion", assertion),
+    ];
+    app.post_form("/token", None, &form).await
+}
+
+#[tokio::test]
+async fn client_with_an_inline_jwk_authenticates_with_a_signed_assertion() {
+    let key = ClientKey::generate("client-key-1");
+    let app = TestServer::spawn_with(&inline_client(&key)).await;
+    let response = token_with_assertion(&app, &key.assertion(&claims(&app, "a1"))).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let token_claims = app.verify_jwt(body["access_token"].as_str().unwrap()).await;
+    assert_eq!(token_claims["client_id"], "signer");
+}
+
+#[tokio::test]
+async fn the_issuer_is_an_accepted_audience() {
+    let key = ClientKey::generate("k");
+    let app = TestServer::spawn_with(&inline_client(&key)).await;
+    let mut claims = claims(&app, "aud-issuer");
+    claims["aud"] = json!([app.base.clone()]);
+    assert_eq!(token_with_assertion(&app, &key.assertion(&claims)).await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_replayed_assertion_is_invalid_client() {
+    let key = ClientKey::generate("k");
+    let app = TestServer::spawn_with(&inline_client(&key)).await;
+    let assertion = key.assertion(&claims(&app, "once"));
+    assert_eq!(token_with_assertion(&app, &assertion).await.status(), 200);
+    assert_eq!(
+        oauth_error(token_with_assertion(&app, &assertion).await).await,
+        (400, "invalid_client".into())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_racing_uses_of_one_assertion_admit_exactly_one() {
+    let key = ClientKey::generate("k");
+    let app = Arc::new(TestServer::spawn_with(&inline_client(&key)).await);
+    let assertion = Arc::new(key.assertion(&claims(&app, "race")));
+    let attempts: Vec<_> = (0..50)
+        .map(|_| {
+            let (app, assertion) = (app.clone(), assertion.clone());
+            tokio::spawn(async move { token_with_assertion(&app, &assertion).await.status().as_u16() })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for attempt in attempts {
+        statuses.push(attempt.await.unwrap());
+    }
+    assert_eq!(statuses.iter().filter(|&&s| s == 200).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|&&s| s == 400).count(), 49, "{statuses:?}");
+}
+
+#[tokio::test]
+async fn bad_assertions_are_invalid_client() {
+    let key = ClientKey::generate("k");
+    let stranger = ClientKey::generate("k");
+    let app = TestServer::spawn_with(&inline_client(&key)).await;
+    let now = tessera_core::Clock::now(app.clock.as_ref());
+    let with = |change: &dyn Fn(&mut Value)| {
+        let mut claims = claims(&app, &format!("bad-{}", rand_suffix()));
+        change(&mut claims);
+        claims
+    };
+    let cases: Vec<(&str, String)> = vec![
+        ("expired", key.assertion(&with(&|c| c["exp"] = json!(now - 120)))),
+        ("exp too far ahead", key.assertion(&with(&|c| c["exp"] = json!(now + 3600)))),
+        ("no exp", key.assertion(&with(&|c| drop(c.as_object_mut().unwrap().remove("exp"))))),
+        ("wrong aud", key.assertion(&with(&|c| c["aud"] = json!("https://elsewhere.example/token")))),
+        ("no jti", key.assertion(&with(&|c| drop(c.as_object_mut().unwrap().remove("jti"))))),
+        ("iss differs", key.assertion(&with(&|c| c["iss"] = json!("someone-else")))),
+        ("nbf in future", key.assertion(&with(&|c| c["nbf"] = json!(now + 600)))),
+        (
+            "unknown client",
+            key.assertion(&with(&|c| {
+                c["iss"] = json!("ghost");
+                c["sub"] = json!("ghost");
+            })),
+        ),
+        ("signed by another key", stranger.assertion(&with(&|_| {}))),
+        ("hs256", hs256_assertion(&with(&|_| {}))),
+        ("not a jwt", "not.a.jwt".to_owned()),
+    ];
+    for (case, assertion) in cases {
+        let response = token_with_assertion(&app, &assertion).await;
+        assert_eq!(oauth_error(response).await, (400, "invalid_client".into()), "case: {case}");
+    }
+}
+
+#[tokio::test]
+async fn an_unsupported_assertion_type_is_invalid_request() {
+    let key = ClientKey::generate("k");
+    let app = TestServer::spawn_with(&inline_client(&key)).await;
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_assertion_type", "urn:example:saml"),
+        ("client_assertion", &key.assertion(&claims(&app, "t"))),
+    ];
+    let response = app.post_form("/token", None, &form).await;
+    assert_eq!(oauth_error(response).await, (400, "invalid_request".into()));
+}
+
+#[tokio::test]
+async fn a_secret_from_a_private_key_jwt_client_is_not_a_fallback() {
+    let key = ClientKey::generate("k");
+    let app = TestServer::spawn_with(&inline_client(&key)).await;
+    let response =
+        app.post_form("/token", Some(("signer", "anything")), &[("grant_type", "client_credentials")]).await;
+    assert_eq!(oauth_error(response).await, (401, "invalid_client".into()));
+}
+
+#[tokio::test]
+async fn an_assertion_for_a_secret_client_is_refused() {
+    let key = ClientKey::generate("k");
+    let app = TestServer::spawn().await;
+    let mut claims = claims(&app, "svc-1");
+    claims["iss"] = json!("svc");
+    claims["sub"] = json!("svc");
+    let response = token_with_assertion(&app, &key.assertion(&claims)).await;
+    assert_eq!(oauth_error(response).await, (400, "invalid_client".into()));
+}
+
+#[tokio::test]
+async fn keys_are_fetched_from_the_clients_jwks_uri() {
+    let key = ClientKey::generate("remote-1");
+    let jwks = json!({ "keys": [key.jwk.clone()] });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let jwks_url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+    let router =
+        axum::Router::new().route("/jwks.json", axum::routing::get(move || async move { axum::Json(jwks) }));
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+
+    let app = TestServer::spawn_with(&format!(
+        r#"
+[[clients]]
+client_id = "signer"
+allowed_grant_types = ["client_credentials"]
+client_secrets = [{{ jwks_uri = "{jwks_url}" }}]
+allowed_scopes = ["api1.read"]
+"#
+    ))
+    .await;
+    let response = token_with_assertion(&app, &key.assertion(&claims(&app, "remote"))).await;
+    assert_eq!(response.status(), 200);
+    let other = ClientKey::generate("remote-1");
+    let response = token_with_assertion(&app, &other.assertion(&claims(&app, "remote-2"))).await;
+    assert_eq!(oauth_error(response).await, (400, "invalid_client".into()));
+}
+
+fn rand_suffix() -> String {
+    tessera_core::random::Rng::default().identifier()
+}
+
+fn hs256_assertion(claims: &Value) -> String {
+    let key = jsonwebtoken::EncodingKey::from_secret(b"guessable");
+    jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256), claims, &key).unwrap()
+}
