@@ -1,7 +1,7 @@
 //! The token endpoint (RFC 6749 §3.2): what every grant shares, done once.
 
 use serde::Serialize;
-use tracing::info;
+use tracing::debug;
 
 use crate::client_auth::{self, Credentials, Endpoint};
 use crate::grants::GrantContext;
@@ -76,7 +76,8 @@ pub async fn exchange(provider: &Provider, request: &TokenRequest) -> Result<Tok
     let cx = GrantContext { provider, client, now };
     let issue = handler.handle(&cx, &request.params).await?;
     let token = access_token::mint(provider, client, &issue, now).await?;
-    info!(client_id = %client.client_id, grant_type, scope = %issue.scopes.join(" "), "issued access token");
+    // Debug, not info: one line per token would dominate the cost of issuing it.
+    debug!(client_id = %client.client_id, grant_type, scope = %issue.scopes.join(" "), "issued access token");
     Ok(TokenResponse {
         access_token: token.value,
         token_type: "Bearer",

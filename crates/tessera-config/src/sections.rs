@@ -1,0 +1,298 @@
+//! The single-table sections: `issuer`, `[server]`, `[storage]`, `[signing]`, `[tokens]`,
+//! `[client_authentication]`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use tessera_core::model::AccessTokenFormat;
+use tessera_core::secret::Secret;
+use tessera_core::settings::{ClientAuthSettings, SigningSettings, TokenSettings};
+use tessera_core::tokens::SigningAlgorithm;
+
+use crate::decode::{Cx, Place, Seconds, Unknown};
+use crate::{ServerConfig, StorageConfig, TlsConfig};
+
+/// `[server] listen` when absent.
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// `[storage] url` when absent: an SQLite file beside the configuration file.
+const DEFAULT_STORAGE_URL: &str = "sqlite://tessera.db";
+
+/// Checks `issuer` and returns it without a trailing slash.
+pub(crate) fn issuer(cx: &mut Cx, raw: Option<String>) -> String {
+    let place = Place::root();
+    let Some(raw) = raw else {
+        cx.error(
+            &place,
+            "issuer",
+            "missing required key: the public base URL, e.g. \"https://id.example.com\"",
+        );
+        return String::new();
+    };
+    match url::Url::parse(&raw) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+            // RFC 8414 §2: the issuer has no query or fragment components.
+            if url.query().is_some() || url.fragment().is_some() {
+                cx.error(
+                    &place,
+                    "issuer",
+                    format!("{raw:?} must not have a query or fragment (RFC 8414 §2)"),
+                );
+            }
+            if !url.username().is_empty() || url.password().is_some() {
+                cx.error(&place, "issuer", format!("{raw:?} must not contain user information"));
+            }
+        }
+        _ => cx.error(&place, "issuer", format!("{raw:?} is not an absolute http or https URL")),
+    }
+    // `iss` must match byte for byte (RFC 9068 §4), and endpoints are issuer + "/path".
+    raw.trim_end_matches('/').to_owned()
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct RawServer {
+    listen: Option<String>,
+    tls: Option<toml::Table>,
+    client_cache_ttl: Option<Seconds>,
+    #[serde(flatten)]
+    unknown: Unknown,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct RawTls {
+    listen: Option<String>,
+    cert: Option<String>,
+    key: Option<String>,
+    client_ca: Option<String>,
+    #[serde(flatten)]
+    unknown: Unknown,
+}
+
+/// Checks `[server]`; returns it and `client_cache_ttl`.
+pub(crate) fn server(cx: &mut Cx, base_dir: &Path, table: toml::Table) -> (ServerConfig, i64) {
+    let place = Place::section("server");
+    let raw: RawServer = cx.decode(&place, table).unwrap_or_default();
+    cx.unknown(&place, &raw.unknown);
+    let listen = socket_addr(cx, &place, "listen", raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN));
+    let client_cache_ttl = or_default(raw.client_cache_ttl, 30);
+    let tls = raw.tls.map(|table| tls(cx, base_dir, table));
+    (ServerConfig { listen, tls: tls.flatten() }, client_cache_ttl)
+}
+
+fn tls(cx: &mut Cx, base_dir: &Path, table: toml::Table) -> Option<TlsConfig> {
+    let place = Place::subsection("server", "tls");
+    let raw: RawTls = cx.decode(&place, table).unwrap_or_default();
+    cx.unknown(&place, &raw.unknown);
+    let mut required = |key: &str, value: Option<String>| {
+        if value.is_none() {
+            cx.error(&place, key, "missing required key");
+        }
+        value
+    };
+    let (listen, cert, key) =
+        (required("listen", raw.listen), required("cert", raw.cert), required("key", raw.key));
+    let listen = socket_addr(cx, &place, "listen", &listen?);
+    Some(TlsConfig {
+        listen,
+        cert: base_dir.join(cert?),
+        key: base_dir.join(key?),
+        client_ca: raw.client_ca.map(|path| base_dir.join(path)),
+    })
+}
+
+fn socket_addr(cx: &mut Cx, place: &Place, key: &str, text: &str) -> SocketAddr {
+    text.parse().unwrap_or_else(|_| {
+        cx.error(place, key, format!("{text:?} is not an IP address and port such as \"127.0.0.1:8080\""));
+        SocketAddr::from(([127, 0, 0, 1], 8080))
+    })
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct RawStorage {
+    url: Option<String>,
+    #[serde(flatten)]
+    unknown: Unknown,
+}
+
+/// Checks `[storage]`, resolving a relative SQLite path against `base_dir`.
+pub(crate) fn storage(cx: &mut Cx, base_dir: &Path, table: toml::Table) -> StorageConfig {
+    let place = Place::section("storage");
+    let raw: RawStorage = cx.decode(&place, table).unwrap_or_default();
+    cx.unknown(&place, &raw.unknown);
+    let url = raw.url.unwrap_or_else(|| DEFAULT_STORAGE_URL.to_owned());
+    if let Some(rest) = url.strip_prefix("sqlite:") {
+        return StorageConfig { url: resolve_sqlite(base_dir, rest) };
+    }
+    if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+        cx.error(&place, "url", "expected a sqlite:// or postgres:// URL");
+    }
+    StorageConfig { url }
+}
+
+/// `sqlite://tessera.db` names a file relative to the configuration file, not to
+/// whatever directory the server happens to start in.
+fn resolve_sqlite(base_dir: &Path, rest: &str) -> String {
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let (file, query) = match rest.split_once('?') {
+        Some((file, query)) => (file, Some(query)),
+        None => (rest, None),
+    };
+    let file = if file.is_empty() || file == ":memory:" || Path::new(file).is_absolute() {
+        PathBuf::from(file)
+    } else {
+        base_dir.join(file)
+    };
+    let mut url = format!("sqlite://{}", file.display());
+    if let Some(query) = query {
+        url.push('?');
+        url.push_str(query);
+    }
+    url
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct RawTokens {
+    access_token_lifetime: Option<Seconds>,
+    id_token_lifetime: Option<Seconds>,
+    authorization_code_lifetime: Option<Seconds>,
+    refresh_token_lifetime: Option<Seconds>,
+    access_token_format: Option<AccessTokenFormat>,
+    #[serde(flatten)]
+    unknown: Unknown,
+}
+
+/// Checks `[tokens]`.
+pub(crate) fn tokens(cx: &mut Cx, table: toml::Table) -> TokenSettings {
+    let place = Place::section("tokens");
+    let raw: RawTokens = cx.decode(&place, table).unwrap_or_default();
+    cx.unknown(&place, &raw.unknown);
+    TokenSettings {
+        access_token_lifetime: positive(
+            cx,
+            &place,
+            "access_token_lifetime",
+            raw.access_token_lifetime,
+            3_600,
+        ),
+        id_token_lifetime: positive(cx, &place, "id_token_lifetime", raw.id_token_lifetime, 300),
+        authorization_code_lifetime: positive(
+            cx,
+            &place,
+            "authorization_code_lifetime",
+            raw.authorization_code_lifetime,
+            60,
+        ),
+        refresh_token_lifetime: positive(
+            cx,
+            &place,
+            "refresh_token_lifetime",
+            raw.refresh_token_lifetime,
+            30 * 86_400,
+        ),
+        access_token_format: raw.access_token_format.unwrap_or_default(),
+    }
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct RawSigning {
+    algorithm: Option<String>,
+    rotation: Option<Seconds>,
+    announce: Option<Seconds>,
+    retain: Option<Seconds>,
+    encryption_key: Option<String>,
+    cache_ttl: Option<Seconds>,
+    #[serde(flatten)]
+    unknown: Unknown,
+}
+
+/// Checks `[signing]`. `retain` against token lifetimes is checked once clients are known.
+pub(crate) fn signing(cx: &mut Cx, table: toml::Table) -> SigningSettings {
+    let place = Place::section("signing");
+    let raw: RawSigning = cx.decode(&place, table).unwrap_or_default();
+    cx.unknown(&place, &raw.unknown);
+    let algorithm = match raw.algorithm.as_deref().map(str::parse::<SigningAlgorithm>) {
+        None => SigningAlgorithm::Es256,
+        Some(Ok(algorithm)) => algorithm,
+        Some(Err(message)) => {
+            cx.error(&place, "algorithm", message);
+            SigningAlgorithm::Es256
+        }
+    };
+    let encryption_key = raw.encryption_key.and_then(|key| {
+        if key.is_empty() {
+            cx.error(&place, "encryption_key", "must not be empty; leave it out to store keys unencrypted");
+            return None;
+        }
+        Some(Secret::new(key))
+    });
+    SigningSettings {
+        algorithm,
+        rotation: positive(cx, &place, "rotation", raw.rotation, 90 * 86_400),
+        announce: or_default(raw.announce, 14 * 86_400),
+        retain: or_default(raw.retain, 14 * 86_400),
+        encryption_key,
+        cache_ttl: or_default(raw.cache_ttl, 60),
+    }
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct RawClientAuth {
+    clock_skew: Option<Seconds>,
+    assertion_max_lifetime: Option<Seconds>,
+    #[serde(flatten)]
+    unknown: Unknown,
+}
+
+/// Checks `[client_authentication]`.
+pub(crate) fn client_authentication(cx: &mut Cx, table: toml::Table) -> ClientAuthSettings {
+    let place = Place::section("client_authentication");
+    let raw: RawClientAuth = cx.decode(&place, table).unwrap_or_default();
+    cx.unknown(&place, &raw.unknown);
+    ClientAuthSettings {
+        clock_skew: or_default(raw.clock_skew, 60),
+        assertion_max_lifetime: positive(
+            cx,
+            &place,
+            "assertion_max_lifetime",
+            raw.assertion_max_lifetime,
+            300,
+        ),
+    }
+}
+
+/// A lifetime: zero would make whatever it governs expire as it is issued.
+pub(crate) fn positive(cx: &mut Cx, place: &Place, key: &str, value: Option<Seconds>, default: i64) -> i64 {
+    match value {
+        None => default,
+        Some(Seconds(0)) => {
+            cx.error(place, key, "must be longer than zero");
+            default
+        }
+        Some(Seconds(seconds)) => seconds,
+    }
+}
+
+/// A duration where zero is meaningful (no caching, no skew); durations never parse negative.
+fn or_default(value: Option<Seconds>, default: i64) -> i64 {
+    value.map_or(default, |Seconds(seconds)| seconds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_sqlite_paths_are_resolved_against_the_config_directory() {
+        let base = Path::new("/etc/tessera");
+        assert_eq!(resolve_sqlite(base, "//tessera.db"), "sqlite:///etc/tessera/tessera.db");
+        assert_eq!(resolve_sqlite(base, "data/t.db?mode=rwc"), "sqlite:///etc/tessera/data/t.db?mode=rwc");
+        assert_eq!(resolve_sqlite(base, "///var/lib/t.db"), "sqlite:///var/lib/t.db");
+        assert_eq!(resolve_sqlite(base, "//:memory:"), "sqlite://:memory:");
+    }
+}

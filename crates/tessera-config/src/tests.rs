@@ -1,0 +1,367 @@
+//! Whole-file behaviour: the example, defaults, overrides, and collecting every error.
+
+use std::path::Path;
+
+use tessera_core::model::{AccessTokenFormat, AuthMethod, ClientCredential, GrantType};
+use tessera_core::tokens::SigningAlgorithm;
+
+use super::*;
+use crate::test_support::{BASE, client, errors_of, has_error, load_env, load_ok, message, web_client};
+
+fn quickstart_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/quickstart.toml")
+}
+
+#[test]
+fn the_quickstart_example_loads_with_its_clients_and_scopes() {
+    let config = load(&quickstart_path()).unwrap_or_else(|errors| panic!("{errors}"));
+    let ids: Vec<&str> = config.clients.iter().map(|client| client.client_id.as_str()).collect();
+    assert_eq!(ids, ["web-app", "native-app", "device-app", "service-a"]);
+    let scopes: Vec<&str> = config.resources.api_scopes.iter().map(|scope| scope.name.as_str()).collect();
+    assert_eq!(scopes, ["api1.read", "api1.write"]);
+    let identity: Vec<&str> = config.resources.identity_resources.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(identity, ["openid", "profile", "email"]);
+    assert_eq!(config.resources.api_resources[0].name, "api1");
+    assert_eq!(config.settings.issuer, "http://127.0.0.1:8080");
+    assert_eq!(config.users[0].username, "alice");
+    assert_eq!(config.users[0].subject.as_deref(), Some("a1b2c3"));
+    assert!(config.storage.url.starts_with("sqlite:///"), "{}", config.storage.url);
+    assert!(config.storage.url.ends_with("/examples/tessera.db"), "{}", config.storage.url);
+}
+
+#[test]
+fn the_quickstart_clients_have_the_expected_shape() {
+    let config = load(&quickstart_path()).unwrap_or_else(|errors| panic!("{errors}"));
+    let by_id = |id: &str| config.clients.iter().find(|client| client.client_id.as_str() == id).unwrap();
+
+    let web = by_id("web-app");
+    assert_eq!(web.client_name, "Server-Side Web Application");
+    assert_eq!(web.auth_methods, [AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost]);
+    assert!(web.require_consent && web.allow_offline_access);
+
+    let native = by_id("native-app");
+    assert!(native.is_public());
+    assert!(native.credentials.is_empty());
+
+    let device = by_id("device-app");
+    assert_eq!(device.allowed_grant_types, [GrantType::DeviceCode]);
+    assert!(device.require_consent);
+
+    let service = by_id("service-a");
+    assert_eq!(service.client_name, "service-a");
+    assert_eq!(service.allowed_grant_types, [GrantType::ClientCredentials]);
+    assert!(!service.require_consent);
+    let [ClientCredential::SharedSecret { sha256, expires: None }] = service.credentials.as_slice() else {
+        panic!("expected one shared secret: {:?}", service.credentials);
+    };
+    assert!(sha256.matches("service-a-secret"));
+}
+
+#[test]
+fn no_plain_secret_survives_in_the_loaded_configuration() {
+    let config = load(&quickstart_path()).unwrap_or_else(|errors| panic!("{errors}"));
+    let debug = format!("{config:?}");
+    for secret in ["service-a-secret", "web-app-secret", "api1-secret", "alice-password-1"] {
+        assert!(!debug.contains(secret), "{secret} appears in {debug}");
+    }
+}
+
+#[test]
+fn a_missing_section_takes_the_documented_defaults() {
+    let config = load_ok(BASE);
+    let settings = &config.settings;
+    assert_eq!(settings.tokens.access_token_lifetime, 3_600);
+    assert_eq!(settings.tokens.id_token_lifetime, 300);
+    assert_eq!(settings.tokens.authorization_code_lifetime, 60);
+    assert_eq!(settings.tokens.refresh_token_lifetime, 30 * 86_400);
+    assert_eq!(settings.tokens.access_token_format, AccessTokenFormat::Jwt);
+    assert_eq!(settings.signing.algorithm, SigningAlgorithm::Es256);
+    assert_eq!(settings.signing.rotation, 90 * 86_400);
+    assert_eq!(settings.signing.announce, 14 * 86_400);
+    assert_eq!(settings.signing.retain, 14 * 86_400);
+    assert_eq!(settings.signing.cache_ttl, 60);
+    assert!(settings.signing.encryption_key.is_none());
+    assert_eq!(settings.client_authentication.clock_skew, 60);
+    assert_eq!(settings.client_authentication.assertion_max_lifetime, 300);
+    assert_eq!(settings.client_cache_ttl, 30);
+    assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(config.server.tls, None);
+    assert_eq!(config.storage.url, "sqlite:///etc/tessera/tessera.db");
+}
+
+#[test]
+fn durations_in_the_file_become_seconds() {
+    let config = load_ok(&format!(
+        "{BASE}\n[tokens]\naccess_token_lifetime = \"10m\"\nrefresh_token_lifetime = \"7d\"\n\
+         [signing]\nretain = \"1h\"\nrotation = \"30d\"\n[server]\nclient_cache_ttl = \"90s\""
+    ));
+    assert_eq!(config.settings.tokens.access_token_lifetime, 600);
+    assert_eq!(config.settings.tokens.refresh_token_lifetime, 7 * 86_400);
+    assert_eq!(config.settings.signing.retain, 3_600);
+    assert_eq!(config.settings.signing.rotation, 30 * 86_400);
+    assert_eq!(config.settings.client_cache_ttl, 90);
+}
+
+#[test]
+fn a_bad_duration_names_its_table_and_key() {
+    let errors =
+        errors_of(&format!("{BASE}\n[tokens]\nid_token_lifetime = \"soon\"\nrefresh_token_lifetime = 3600"));
+    assert!(message(&errors, "[tokens]", "id_token_lifetime").contains("`soon` is not a duration"));
+    assert!(message(&errors, "[tokens]", "refresh_token_lifetime").contains("a duration such as"));
+}
+
+#[test]
+fn a_zero_lifetime_is_an_error() {
+    let errors = errors_of(&format!("{BASE}\n[tokens]\naccess_token_lifetime = \"0s\""));
+    assert!(has_error(&errors, "[tokens]", "access_token_lifetime"), "{errors:#?}");
+}
+
+#[test]
+fn every_section_option_is_read() {
+    let config = load_ok(&format!(
+        "{BASE}\n[signing]\nalgorithm = \"EdDSA\"\nencryption_key = \"k\"\ncache_ttl = \"5m\"\n\
+         [tokens]\naccess_token_format = \"reference\"\n\
+         [client_authentication]\nclock_skew = \"10s\"\nassertion_max_lifetime = \"2m\"\n\
+         [server]\nlisten = \"0.0.0.0:9000\""
+    ));
+    assert_eq!(config.settings.signing.algorithm, SigningAlgorithm::EdDsa);
+    assert_eq!(config.settings.signing.encryption_key.as_ref().map(|key| key.expose()), Some("k"));
+    assert_eq!(config.settings.signing.cache_ttl, 300);
+    assert_eq!(config.settings.tokens.access_token_format, AccessTokenFormat::Reference);
+    assert_eq!(config.settings.client_authentication.clock_skew, 10);
+    assert_eq!(config.settings.client_authentication.assertion_max_lifetime, 120);
+    assert_eq!(config.server.listen.to_string(), "0.0.0.0:9000");
+}
+
+#[test]
+fn an_unknown_algorithm_or_token_format_is_an_error() {
+    let errors = errors_of(&format!(
+        "{BASE}\n[signing]\nalgorithm = \"HS256\"\n[tokens]\naccess_token_format = \"opaque\""
+    ));
+    assert!(has_error(&errors, "[signing]", "algorithm"), "{errors:#?}");
+    assert!(message(&errors, "[tokens]", "access_token_format").contains("reference"));
+}
+
+#[test]
+fn the_issuer_is_required() {
+    let errors = errors_of(&BASE.replace("issuer = \"https://id.example.com\"", ""));
+    assert!(has_error(&errors, "", "issuer"), "{errors:#?}");
+}
+
+#[test]
+fn the_issuer_must_be_an_http_url_without_query_or_fragment() {
+    for issuer in
+        ["id.example.com", "ftp://id.example.com", "https://id.example.com/?a=b", "https://id.example.com#x"]
+    {
+        let errors = errors_of(&BASE.replace("https://id.example.com", issuer));
+        assert!(has_error(&errors, "", "issuer"), "{issuer}: {errors:#?}");
+    }
+}
+
+#[test]
+fn a_trailing_slash_is_stripped_from_the_issuer() {
+    let config = load_ok(&BASE.replace("https://id.example.com", "https://id.example.com/tenant/"));
+    assert_eq!(config.settings.issuer, "https://id.example.com/tenant");
+}
+
+#[test]
+fn tls_paths_are_resolved_against_the_config_directory() {
+    let config = load_ok(&format!(
+        "{BASE}\n[server.tls]\nlisten = \"127.0.0.1:8443\"\ncert = \"tls/server.pem\"\nkey = \"/keys/server.key\"\n\
+         client_ca = \"tls/ca.pem\""
+    ));
+    let tls = config.server.tls.unwrap();
+    assert_eq!(tls.listen.to_string(), "127.0.0.1:8443");
+    assert_eq!(tls.cert, Path::new("/etc/tessera/tls/server.pem"));
+    assert_eq!(tls.key, Path::new("/keys/server.key"));
+    assert_eq!(tls.client_ca.as_deref(), Some(Path::new("/etc/tessera/tls/ca.pem")));
+}
+
+#[test]
+fn a_tls_section_without_certificate_names_the_missing_keys() {
+    let errors = errors_of(&format!("{BASE}\n[server.tls]\nlisten = \"127.0.0.1:8443\""));
+    assert!(has_error(&errors, "[server.tls]", "cert"), "{errors:#?}");
+    assert!(has_error(&errors, "[server.tls]", "key"), "{errors:#?}");
+}
+
+#[test]
+fn a_listen_address_must_be_ip_and_port() {
+    let errors = errors_of(&format!("{BASE}\n[server]\nlisten = \"localhost\""));
+    assert!(has_error(&errors, "[server]", "listen"), "{errors:#?}");
+}
+
+#[test]
+fn postgres_urls_are_kept_and_other_schemes_refused() {
+    let url = "postgres://tessera@db.internal/tessera";
+    let config = load_ok(&format!("{BASE}\n[storage]\nurl = \"{url}\""));
+    assert_eq!(config.storage.url, url);
+    let errors = errors_of(&format!("{BASE}\n[storage]\nurl = \"mysql://db/t\""));
+    assert!(has_error(&errors, "[storage]", "url"), "{errors:#?}");
+}
+
+#[test]
+fn a_storage_password_is_not_in_debug_output() {
+    let config = load_ok(&format!("{BASE}\n[storage]\nurl = \"postgres://tessera:hunter2@db/tessera\""));
+    assert!(!format!("{config:?}").contains("hunter2"));
+}
+
+#[test]
+fn unknown_keys_are_reported_with_their_table() {
+    let errors = errors_of(&format!(
+        "colour = \"red\"\n{BASE}\n[tokens]\naccess_token_lifetme = \"1h\"\n[server.tls]\nlisten = \"127.0.0.1:1\"\n\
+         cert = \"c\"\nkey = \"k\"\nciphers = []\n{}",
+        web_client("web", "client_secret = \"x\"\nclient_secrets = [{ value = \"s\", note = \"old\" }]")
+            .replace("client_secrets = [{ value = \"web-secret\" }]\n", "")
+    ));
+    assert!(has_error(&errors, "", "colour"), "{errors:#?}");
+    assert!(has_error(&errors, "[tokens]", "access_token_lifetme"), "{errors:#?}");
+    assert!(has_error(&errors, "[server.tls]", "ciphers"), "{errors:#?}");
+    assert!(has_error(&errors, "[clients] client_id=\"web\"", "client_secret"), "{errors:#?}");
+    assert!(has_error(&errors, "[clients] client_id=\"web\"", "client_secrets[0].note"), "{errors:#?}");
+    assert_eq!(message(&errors, "", "colour"), "unknown key");
+}
+
+#[test]
+fn a_wrong_type_names_the_key_path() {
+    let errors = errors_of(&format!(
+        "{BASE}{}",
+        web_client("web", "redirect_uris = [\"https://a.example/cb\", 5]")
+            .replace("redirect_uris = [\"https://app.example.com/cb\"]\n", "")
+    ));
+    let text = message(&errors, "[clients] client_id=\"web\"", "redirect_uris[1]");
+    assert!(text.contains("integer"), "{text}");
+}
+
+#[test]
+fn wrong_types_in_several_keys_of_one_table_are_all_reported() {
+    let errors = errors_of(&format!(
+        "{BASE}{}",
+        client(
+            "svc",
+            "allowed_grant_types = \"client_credentials\"\nclient_secrets = [{ value = \"s\" }]\n\
+             require_dpop = \"yes\"\nallowed_scopes = [1, \"api1.read\", 2]\nbogus = 1"
+        )
+    ));
+    let table = "[clients] client_id=\"svc\"";
+    assert!(has_error(&errors, table, "allowed_grant_types"), "{errors:#?}");
+    assert!(has_error(&errors, table, "require_dpop"), "{errors:#?}");
+    assert!(has_error(&errors, table, "allowed_scopes[0]"), "{errors:#?}");
+    assert!(has_error(&errors, table, "allowed_scopes[2]"), "{errors:#?}");
+    assert!(has_error(&errors, table, "bogus"), "{errors:#?}");
+}
+
+#[test]
+fn several_errors_across_the_file_are_all_reported_at_once() {
+    let errors = errors_of(&format!(
+        "{BASE}\n[tokens]\naccess_token_lifetime = \"forever\"\n{}{}{}",
+        web_client("one", "require_pkce = false"),
+        web_client("two", "redirect_uris = [\"foo\"]")
+            .replace("redirect_uris = [\"https://app.example.com/cb\"]\n", ""),
+        client("three", "allowed_grant_types = [\"password\"]\nclient_secrets = [{ value = \"s\" }]"),
+    ));
+    assert!(has_error(&errors, "[tokens]", "access_token_lifetime"), "{errors:#?}");
+    assert!(has_error(&errors, "[clients] client_id=\"one\"", "require_pkce"), "{errors:#?}");
+    assert!(has_error(&errors, "[clients] client_id=\"two\"", "redirect_uris"), "{errors:#?}");
+    assert!(has_error(&errors, "[clients] client_id=\"three\"", "allowed_grant_types"), "{errors:#?}");
+    assert_eq!(errors.len(), 4, "{errors:#?}");
+}
+
+#[test]
+fn errors_print_one_line_each_with_file_table_and_key() {
+    let text = format!(
+        "{BASE}{}",
+        web_client("web-app", "redirect_uris = [\"foo\"]")
+            .replace("redirect_uris = [\"https://app.example.com/cb\"]\n", "")
+    );
+    let errors = load_str(&text, "examples/quickstart.toml", Path::new("examples"), &[]).unwrap_err();
+    assert_eq!(
+        errors.to_string(),
+        "examples/quickstart.toml: [clients] client_id=\"web-app\": key `redirect_uris`: \"foo\" is not an absolute URI"
+    );
+}
+
+#[test]
+fn a_syntax_error_gives_the_line() {
+    let errors = errors_of("issuer = \"https://id.example.com\"\n[tokens\n");
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0].message.starts_with("TOML syntax error at line 2"), "{}", errors[0].message);
+    assert!(!errors[0].to_string().contains('\n'));
+}
+
+#[test]
+fn a_missing_file_is_reported_with_its_path() {
+    let errors = load(Path::new("/nonexistent/tessera.toml")).unwrap_err();
+    assert_eq!(errors.0[0].file, "/nonexistent/tessera.toml");
+}
+
+#[test]
+fn signing_retain_must_cover_the_longest_access_token() {
+    let errors = errors_of(&format!("{BASE}\n[signing]\nretain = \"30m\"\n"));
+    assert!(message(&errors, "[signing]", "retain").contains("[tokens] access_token_lifetime"));
+
+    let errors = errors_of(&format!(
+        "{BASE}\n[signing]\nretain = \"1h\"\n{}",
+        web_client("web", "access_token_lifetime = \"2h\"")
+    ));
+    assert!(message(&errors, "[signing]", "retain").contains("client `web`"));
+}
+
+#[test]
+fn signing_retain_must_cover_the_id_token_lifetime() {
+    let errors =
+        errors_of(&format!("{BASE}\n[tokens]\nid_token_lifetime = \"2h\"\n[signing]\nretain = \"1h\"\n"));
+    assert!(message(&errors, "[signing]", "retain").contains("id_token_lifetime"));
+}
+
+#[test]
+fn env_override_sets_the_access_token_lifetime() {
+    let config = load_env(BASE, &[("TESSERA__TOKENS__ACCESS_TOKEN_LIFETIME", "5m")]).unwrap();
+    assert_eq!(config.settings.tokens.access_token_lifetime, 300);
+}
+
+#[test]
+fn env_override_replaces_the_storage_url() {
+    let text = format!("{BASE}\n[storage]\nurl = \"sqlite://file.db\"");
+    let config = load_env(&text, &[("TESSERA__STORAGE__URL", "postgres://db/tessera")]).unwrap();
+    assert_eq!(config.storage.url, "postgres://db/tessera");
+}
+
+#[test]
+fn env_override_sets_the_encryption_key_even_when_it_looks_like_a_number() {
+    let config = load_env(BASE, &[("TESSERA__SIGNING__ENCRYPTION_KEY", "correct horse")]).unwrap();
+    assert_eq!(
+        config.settings.signing.encryption_key.as_ref().map(|key| key.expose()),
+        Some("correct horse")
+    );
+    let config = load_env(BASE, &[("TESSERA__SIGNING__ENCRYPTION_KEY", "12345")]).unwrap();
+    assert_eq!(config.settings.signing.encryption_key.as_ref().map(|key| key.expose()), Some("12345"));
+}
+
+#[test]
+fn env_overrides_reach_the_issuer_listen_address_and_token_format() {
+    let config = load_env(
+        BASE,
+        &[
+            ("TESSERA__ISSUER", "https://login.example.org/"),
+            ("TESSERA__SERVER__LISTEN", "0.0.0.0:80"),
+            ("TESSERA__TOKENS__ACCESS_TOKEN_FORMAT", "reference"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(config.settings.issuer, "https://login.example.org");
+    assert_eq!(config.server.listen.to_string(), "0.0.0.0:80");
+    assert_eq!(config.settings.tokens.access_token_format, AccessTokenFormat::Reference);
+}
+
+#[test]
+fn an_env_override_with_a_bad_value_is_reported_like_the_file_key() {
+    let errors = load_env(BASE, &[("TESSERA__TOKENS__ACCESS_TOKEN_LIFETIME", "3600")]).unwrap_err();
+    let text = message(&errors, "[tokens]", "access_token_lifetime");
+    assert!(text.contains("TESSERA__TOKENS__ACCESS_TOKEN_LIFETIME"), "{text}");
+}
+
+#[test]
+fn an_env_override_adding_an_unknown_key_is_an_error() {
+    let errors = load_env(BASE, &[("TESSERA__TOKENS__LIFETIME", "1h")]).unwrap_err();
+    assert!(has_error(&errors, "[tokens]", "lifetime"), "{errors:#?}");
+}
