@@ -6,6 +6,7 @@ use serde::Deserialize;
 use tessera_core::catalog::{OFFLINE_ACCESS, Resources};
 use tessera_core::model::{AccessTokenFormat, AuthMethod, Client, ClientCredential, ClientId, GrantType};
 use tessera_core::secret::SecretHash;
+use tessera_core::settings::RefreshExpiration;
 
 use crate::decode::{Cx, Place, Seconds, Unknown, http_url, to_json_map, unix_time};
 use crate::sections::positive;
@@ -190,6 +191,12 @@ fn client(cx: &mut Cx, place: &Place, raw: RawClient, resources: &Resources) -> 
         require_pushed_authorization: raw.require_pushed_authorization,
         access_token_lifetime,
         access_token_format: raw.access_token_format,
+        refresh_token_expiration: match raw.refresh_token_expiration.as_deref() {
+            Some("sliding") => RefreshExpiration::Sliding,
+            _ => RefreshExpiration::Absolute,
+        },
+        // Default sliding window: 15 days, as IdentityServer does.
+        sliding_refresh_token_lifetime: raw.sliding_refresh_token_lifetime.map_or(15 * 86_400, |s| s.0),
     })
 }
 

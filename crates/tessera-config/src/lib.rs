@@ -201,7 +201,7 @@ fn check(
     cx.unknown(&root_place, &raw.unknown);
 
     let issuer = sections::issuer(&mut cx, raw.issuer);
-    let (server, client_cache_ttl) = sections::server(&mut cx, base_dir, raw.server);
+    let (server, timings) = sections::server(&mut cx, base_dir, raw.server);
     let storage = sections::storage(&mut cx, base_dir, raw.storage);
     let signing = sections::signing(&mut cx, raw.signing);
     let tokens = sections::tokens(&mut cx, raw.tokens);
@@ -223,7 +223,14 @@ fn check(
     }
     Ok(Config {
         source: origin.to_owned(),
-        settings: Settings { issuer, tokens, signing, client_authentication, client_cache_ttl },
+        settings: Settings {
+            issuer,
+            tokens,
+            signing,
+            client_authentication,
+            client_cache_ttl: timings.client_cache_ttl,
+            session_lifetime: timings.session_lifetime,
+        },
         server,
         storage,
         resources,

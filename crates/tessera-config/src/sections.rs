@@ -55,6 +55,7 @@ struct RawServer {
     listen: Option<String>,
     tls: Option<toml::Table>,
     client_cache_ttl: Option<Seconds>,
+    session_lifetime: Option<Seconds>,
     #[serde(flatten)]
     unknown: Unknown,
 }
@@ -70,15 +71,24 @@ struct RawTls {
     unknown: Unknown,
 }
 
-/// Checks `[server]`; returns it and `client_cache_ttl`.
-pub(crate) fn server(cx: &mut Cx, base_dir: &Path, table: toml::Table) -> (ServerConfig, i64) {
+/// Timing settings of `[server]`, in seconds.
+pub(crate) struct ServerTimings {
+    pub client_cache_ttl: i64,
+    pub session_lifetime: i64,
+}
+
+/// Checks `[server]`; returns it and its timings.
+pub(crate) fn server(cx: &mut Cx, base_dir: &Path, table: toml::Table) -> (ServerConfig, ServerTimings) {
     let place = Place::section("server");
     let raw: RawServer = cx.decode(&place, table).unwrap_or_default();
     cx.unknown(&place, &raw.unknown);
     let listen = socket_addr(cx, &place, "listen", raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN));
-    let client_cache_ttl = or_default(raw.client_cache_ttl, 30);
+    let timings = ServerTimings {
+        client_cache_ttl: or_default(raw.client_cache_ttl, 30),
+        session_lifetime: or_default(raw.session_lifetime, 8 * 3600),
+    };
     let tls = raw.tls.map(|table| tls(cx, base_dir, table));
-    (ServerConfig { listen, tls: tls.flatten() }, client_cache_ttl)
+    (ServerConfig { listen, tls: tls.flatten() }, timings)
 }
 
 fn tls(cx: &mut Cx, base_dir: &Path, table: toml::Table) -> Option<TlsConfig> {

@@ -111,6 +111,74 @@ impl Catalog {
         self.audience_for(scopes, resources)
     }
 
+    /// Decides the scopes and API audience for a grant with a signed-in user: identity
+    /// scopes, API scopes and `offline_access` (when the client may have refresh
+    /// tokens). Absent `scope` means every scope the client is allowed.
+    ///
+    /// # Errors
+    /// `invalid_scope` for a malformed, unknown or disallowed scope; `invalid_target`
+    /// for a resource the scopes do not reach.
+    pub fn grant_user_access(
+        &self,
+        client: &Client,
+        requested: Option<&str>,
+        resources: &[String],
+    ) -> Result<ApiGrant, OAuthError> {
+        let scopes = match requested {
+            Some(text) => {
+                let scopes = parse_scope(text)?;
+                for scope in &scopes {
+                    self.check_client_may_request(client, scope)?;
+                }
+                scopes
+            }
+            None => client.allowed_scopes.clone(),
+        };
+        if scopes.is_empty() {
+            return Err(OAuthError::invalid_scope("no scope requested or allowed"));
+        }
+        let (api, other): (Vec<String>, Vec<String>) = scopes.into_iter().partition(|s| self.is_api_scope(s));
+        let ApiGrant { scopes: api, audience } = if api.is_empty() && resources.is_empty() {
+            ApiGrant { scopes: api, audience: Vec::new() }
+        } else {
+            self.audience_for(api, resources)?
+        };
+        Ok(ApiGrant { scopes: other.into_iter().chain(api).collect(), audience })
+    }
+
+    /// The display name of a scope, for the consent page.
+    #[must_use]
+    pub fn display_name<'a>(&'a self, scope: &'a str) -> &'a str {
+        let api = self.resources.api_scopes.iter().find(|s| s.name == scope).map(|s| s.display_name.as_str());
+        let identity = self
+            .resources
+            .identity_resources
+            .iter()
+            .find(|r| r.name == scope)
+            .map(|r| r.display_name.as_str());
+        match (api.or(identity), scope) {
+            (Some(name), _) if !name.is_empty() => name,
+            (_, OFFLINE_ACCESS) => "Stay signed in (offline access)",
+            _ => scope,
+        }
+    }
+
+    /// The user claims the identity scopes among `scopes` release (OpenID Connect Core §5.4).
+    #[must_use]
+    pub fn claims_for(&self, scopes: &[String]) -> Vec<&str> {
+        let mut claims: Vec<&str> = Vec::new();
+        for resource in &self.resources.identity_resources {
+            if scopes.contains(&resource.name) {
+                for claim in &resource.user_claims {
+                    if !claims.contains(&claim.as_str()) {
+                        claims.push(claim);
+                    }
+                }
+            }
+        }
+        claims
+    }
+
     /// Checks that `scope` is defined and allowed for the client.
     fn check_client_may_request(&self, client: &Client, scope: &str) -> Result<(), OAuthError> {
         let known = scope == OFFLINE_ACCESS || self.is_api_scope(scope) || self.is_identity_scope(scope);

@@ -11,25 +11,50 @@ use crate::client_auth::allowed_assertion_algorithms;
 pub fn metadata(provider: &Provider) -> Value {
     let settings = &provider.settings;
     let auth_methods = ["client_secret_basic", "client_secret_post", "private_key_jwt"];
+    let token_auth_methods = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"];
     let grants: Vec<&str> = provider.grants.supported().into_iter().map(|g| g.as_str()).collect();
     json!({
         "issuer": settings.issuer,
+        "authorization_endpoint": settings.endpoint("/authorize"),
         "token_endpoint": settings.endpoint("/token"),
+        "userinfo_endpoint": settings.endpoint("/userinfo"),
+        "end_session_endpoint": settings.endpoint("/logout"),
+        "pushed_authorization_request_endpoint": settings.endpoint("/par"),
+        "require_pushed_authorization_requests": false,
         "jwks_uri": settings.endpoint("/jwks"),
         "introspection_endpoint": settings.endpoint("/introspect"),
         "revocation_endpoint": settings.endpoint("/revoke"),
         "grant_types_supported": grants,
-        "response_types_supported": [],
-        "token_endpoint_auth_methods_supported": auth_methods,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query", "form_post"],
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "authorization_response_iss_parameter_supported": true,
+        "claims_supported": claims_supported(provider),
+        "token_endpoint_auth_methods_supported": token_auth_methods,
         "token_endpoint_auth_signing_alg_values_supported": allowed_assertion_algorithms(),
         "introspection_endpoint_auth_methods_supported": auth_methods,
         "introspection_endpoint_auth_signing_alg_values_supported": allowed_assertion_algorithms(),
         "revocation_endpoint_auth_methods_supported": auth_methods,
         "revocation_endpoint_auth_signing_alg_values_supported": allowed_assertion_algorithms(),
+        "pushed_authorization_request_endpoint_auth_methods_supported": auth_methods,
         "scopes_supported": provider.catalog.scope_names(),
         "code_challenge_methods_supported": ["S256"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [settings.signing.algorithm.as_str()],
         "access_token_signing_alg_values_supported": [settings.signing.algorithm.as_str()],
     })
+}
+
+/// Every claim the identity resources can release, `sub` and the ID token's own first.
+fn claims_supported(provider: &Provider) -> Vec<String> {
+    let mut claims: Vec<String> =
+        ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "sid"].map(str::to_owned).to_vec();
+    for resource in &provider.catalog.resources().identity_resources {
+        for claim in &resource.user_claims {
+            if !claims.contains(claim) {
+                claims.push(claim.clone());
+            }
+        }
+    }
+    claims
 }

@@ -20,6 +20,20 @@ pub enum ErrorCode {
     ServerError,
     /// RFC 6749 §4.1.2.1: the service is overloaded or down for maintenance.
     TemporarilyUnavailable,
+    /// RFC 6749 §4.1.2.1.
+    UnsupportedResponseType,
+    /// RFC 6749 §4.1.2.1: the user or the server refused.
+    AccessDenied,
+    /// OpenID Connect Core §3.1.2.6 (`prompt=none`).
+    LoginRequired,
+    ConsentRequired,
+    InteractionRequired,
+    /// RFC 9101 §6.2 / RFC 9126 §4: unknown, used or expired `request_uri`.
+    InvalidRequestUri,
+    /// RFC 9101 §6.2: Request Objects are not supported.
+    RequestNotSupported,
+    /// RFC 6750 §3.1.
+    InsufficientScope,
 }
 
 impl ErrorCode {
@@ -38,6 +52,14 @@ impl ErrorCode {
             Self::InvalidToken => "invalid_token",
             Self::ServerError => "server_error",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
+            Self::UnsupportedResponseType => "unsupported_response_type",
+            Self::AccessDenied => "access_denied",
+            Self::LoginRequired => "login_required",
+            Self::ConsentRequired => "consent_required",
+            Self::InteractionRequired => "interaction_required",
+            Self::InvalidRequestUri => "invalid_request_uri",
+            Self::RequestNotSupported => "request_not_supported",
+            Self::InsufficientScope => "insufficient_scope",
         }
     }
 }
@@ -79,6 +101,13 @@ constructors! {
     unsupported_token_type => UnsupportedTokenType,
     invalid_target => InvalidTarget,
     invalid_token => InvalidToken,
+    unsupported_response_type => UnsupportedResponseType,
+    access_denied => AccessDenied,
+    login_required => LoginRequired,
+    consent_required => ConsentRequired,
+    invalid_request_uri => InvalidRequestUri,
+    request_not_supported => RequestNotSupported,
+    insufficient_scope => InsufficientScope,
 }
 
 impl OAuthError {

@@ -2,26 +2,32 @@
 //! the store traits. It knows nothing of HTTP, SQL, sockets or files: the HTTP layer
 //! hands it parsed requests, a store crate implements its traits.
 
+pub mod authorize;
 pub mod catalog;
 pub mod client_auth;
 pub mod clock;
 pub mod discovery;
+pub mod end_session;
 pub mod error;
 pub mod grants;
 pub mod introspection;
 pub mod model;
 pub mod password;
+pub mod pkce;
 pub mod provider;
 pub mod random;
+pub mod redirect_uri;
 pub mod request;
 pub mod revocation;
 pub mod secret;
 pub mod settings;
+pub mod sign_in;
 pub mod store;
 #[cfg(any(test, feature = "test-util"))]
 pub mod test_support;
 pub mod token;
 pub mod tokens;
+pub mod userinfo;
 
 pub use clock::{Clock, SystemClock, Timestamp};
 pub use error::{ErrorCode, OAuthError};

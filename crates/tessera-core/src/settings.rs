@@ -14,6 +14,8 @@ pub struct Settings {
     pub client_authentication: ClientAuthSettings,
     /// How long a cached client stays fresh before it is read again from the store.
     pub client_cache_ttl: i64,
+    /// How long a browser session lasts after sign-in.
+    pub session_lifetime: i64,
 }
 
 /// Token lifetimes and format.
@@ -24,6 +26,17 @@ pub struct TokenSettings {
     pub authorization_code_lifetime: i64,
     pub refresh_token_lifetime: i64,
     pub access_token_format: AccessTokenFormat,
+}
+
+/// How a client's refresh tokens expire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefreshExpiration {
+    /// At `refresh_token_lifetime` after the first issue, however often refreshed.
+    #[default]
+    Absolute,
+    /// Each token lapses after the sliding lifetime unused, within the absolute limit.
+    Sliding,
 }
 
 /// Signing algorithm and the key rotation schedule.
@@ -74,6 +87,7 @@ impl Settings {
             },
             client_authentication: ClientAuthSettings { clock_skew: 60, assertion_max_lifetime: 300 },
             client_cache_ttl: 30,
+            session_lifetime: 8 * 3600,
         }
     }
 

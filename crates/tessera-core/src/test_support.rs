@@ -24,6 +24,8 @@ pub fn service_client(client_id: &str, scopes: &[&str]) -> Client {
         require_pushed_authorization: false,
         access_token_lifetime: None,
         access_token_format: None,
+        refresh_token_expiration: crate::settings::RefreshExpiration::Absolute,
+        sliding_refresh_token_lifetime: 0,
     }
 }
 

@@ -4,11 +4,13 @@ use serde::Serialize;
 use tracing::debug;
 
 use crate::client_auth::{self, Credentials, Endpoint};
-use crate::grants::GrantContext;
+use crate::grants::{GrantContext, Issue, RefreshPlan, UserGrant};
+use crate::model::Client;
 use crate::request::Params;
-use crate::secret::Secret;
-use crate::tokens::access_token;
-use crate::{OAuthError, Provider};
+use crate::secret::{Secret, SecretHash};
+use crate::tokens::id_token::{self, Authentication};
+use crate::tokens::{IssuedAccessToken, access_token};
+use crate::{OAuthError, Provider, Timestamp};
 
 /// Grants OAuth 2.1 removed: refused by name so the client learns why.
 const REMOVED_GRANTS: [&str; 2] = ["password", "implicit"];
@@ -20,13 +22,15 @@ pub struct TokenRequest {
     pub credentials: Credentials,
 }
 
-/// A successful token response (RFC 6749 §5.1).
+/// A successful token response (RFC 6749 §5.1, OpenID Connect Core §3.1.3.3).
 #[derive(Debug)]
 pub struct TokenResponse {
     pub access_token: Secret,
     pub token_type: &'static str,
     pub expires_in: i64,
     pub scope: String,
+    pub refresh_token: Option<Secret>,
+    pub id_token: Option<String>,
 }
 
 impl Serialize for TokenResponse {
@@ -38,12 +42,18 @@ impl Serialize for TokenResponse {
             expires_in: i64,
             #[serde(skip_serializing_if = "str::is_empty")]
             scope: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            refresh_token: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            id_token: Option<&'a str>,
         }
         Wire {
             access_token: self.access_token.expose(),
             token_type: self.token_type,
             expires_in: self.expires_in,
             scope: &self.scope,
+            refresh_token: self.refresh_token.as_ref().map(Secret::expose),
+            id_token: self.id_token.as_deref(),
         }
         .serialize(serializer)
     }
@@ -76,6 +86,10 @@ pub async fn exchange(provider: &Provider, request: &TokenRequest) -> Result<Tok
     let cx = GrantContext { provider, client, now };
     let issue = handler.handle(&cx, &request.params).await?;
     let token = access_token::mint(provider, client, &issue, now).await?;
+    let (refresh_token, id_token) = match &issue.user {
+        None => (None, None),
+        Some(user) => user_tokens(provider, client, &issue, user, &token, now).await?,
+    };
     // Debug, not info: one line per token would dominate the cost of issuing it.
     debug!(client_id = %client.client_id, grant_type, scope = %issue.scopes.join(" "), "issued access token");
     Ok(TokenResponse {
@@ -84,5 +98,46 @@ pub async fn exchange(provider: &Provider, request: &TokenRequest) -> Result<Tok
         expires_in: token.expires_in,
         // RFC 6749 §5.1: always say which scope was granted.
         scope: issue.scopes.join(" "),
+        refresh_token,
+        id_token,
     })
+}
+
+/// The refresh and ID tokens of a user grant, and the record that ties the access
+/// token to the grant (so that revoking the grant revokes it).
+async fn user_tokens(
+    provider: &Provider,
+    client: &Client,
+    issue: &Issue,
+    user: &UserGrant,
+    token: &IssuedAccessToken,
+    now: Timestamp,
+) -> Result<(Option<Secret>, Option<String>), OAuthError> {
+    let store = &provider.store;
+    store.record_access_token(&token.jti, &user.grant_id, now + token.expires_in).await?;
+    let refresh_token = match &user.refresh {
+        RefreshPlan::None => None,
+        RefreshPlan::Rotated(value) => Some(value.clone()),
+        RefreshPlan::Start(record) => {
+            let value = Secret::new(provider.rng.token());
+            store.put_refresh_token(&SecretHash::of(value.expose()), record).await?;
+            Some(value)
+        }
+    };
+    // OpenID Connect Core §3.1.3.3: an ID token when `openid` was granted.
+    let id_token = if issue.scopes.iter().any(|s| s == "openid") {
+        let authentication = Authentication {
+            subject: &issue.subject,
+            auth_time: user.auth_time,
+            nonce: user.nonce.as_deref(),
+            sid: &user.sid,
+        };
+        Some(
+            id_token::mint(provider, client.client_id.as_str(), &authentication, token.value.expose(), now)
+                .await?,
+        )
+    } else {
+        None
+    };
+    Ok((refresh_token, id_token))
 }

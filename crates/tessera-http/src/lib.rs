@@ -1,18 +1,21 @@
 //! Tessera's HTTP layer (axum): routes extract a request, call the core, render the
-//! answer. OAuth errors become HTTP in one place ([`error`]). No protocol decisions
-//! are made here, and nothing here touches SQL.
+//! answer. OAuth errors become HTTP in one place ([`error`]); pages are askama
+//! templates ([`pages`]). No protocol decisions are made here, and nothing here
+//! touches SQL.
 
 pub mod error;
 pub mod extract;
+mod pages;
 mod routes;
 
+use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
-use tessera_core::Provider;
+use tessera_core::{OAuthError, Provider};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -21,22 +24,49 @@ use tower_http::trace::TraceLayer;
 /// The largest request body accepted: OAuth requests are small forms.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// What every route shares: the provider and the key that signs CSRF tokens.
+pub struct App {
+    pub provider: Arc<Provider>,
+    csrf_key: aws_lc_rs::hmac::Key,
+    /// The issuer's path, prefixed to links in pages.
+    base_path: String,
+    /// Cookies get `Secure` when the issuer is HTTPS.
+    secure_cookies: bool,
+}
+
+impl Deref for App {
+    type Target = Provider;
+    fn deref(&self) -> &Provider {
+        &self.provider
+    }
+}
+
 /// Shared state of every route.
-pub type AppState = Arc<Provider>;
+pub type AppState = Arc<App>;
 
 /// The whole HTTP application, mounted at the issuer's path.
-pub fn router(provider: Arc<Provider>) -> Router {
-    let prefix = issuer_path(&provider.settings.issuer);
-    let routes = routes::all().with_state(provider);
-    let app = if prefix.is_empty() { routes } else { Router::new().nest(&prefix, routes) };
-    app.layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+///
+/// # Errors
+/// When the shared CSRF key cannot be read from the store.
+pub async fn router(provider: Arc<Provider>) -> Result<Router, OAuthError> {
+    // One key for every instance, so a form rendered by one verifies on another.
+    let candidate = provider.rng.bytes::<32>();
+    let secret = provider.store.shared_secret("csrf-hmac", &candidate).await?;
+    let csrf_key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &secret);
+    let base_path = issuer_path(&provider.settings.issuer);
+    let secure_cookies = provider.settings.issuer.starts_with("https://");
+    let app = Arc::new(App { provider, csrf_key, base_path: base_path.clone(), secure_cookies });
+    let routes = routes::all().with_state(app);
+    let router = if base_path.is_empty() { routes } else { Router::new().nest(&base_path, routes) };
+    Ok(router
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(SetResponseHeaderLayer::if_not_present(
             HeaderName::from_static("x-content-type-options"),
             HeaderValue::from_static("nosniff"),
         ))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(30)))
         .layer(CatchPanicLayer::custom(error::panic_response))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http()))
 }
 
 /// The path part of the issuer URL, without a trailing slash ("" for a bare host).

@@ -9,12 +9,22 @@ pub enum Backend {
     Postgres,
 }
 
-/// Tables with an `expires_at` column, and their key column.
-const EXPIRING_TABLES: [(&str, &str); 4] = [
-    ("replay_cache", "key"),
-    ("revoked_jtis", "jti"),
-    ("reference_tokens", "token_hash"),
-    ("signing_keys", "generation"),
+/// Tables whose rows expire: table, single-column key, expiry column. Consents never
+/// expire and are not listed.
+const EXPIRING_TABLES: [(&str, &str, &str); 11] = [
+    ("replay_cache", "key", "expires_at"),
+    ("revoked_jtis", "jti", "expires_at"),
+    ("reference_tokens", "token_hash", "expires_at"),
+    ("signing_keys", "generation", "expires_at"),
+    ("authorization_codes", "code_hash", "expires_at"),
+    // The family's absolute expiry: a used token stays until then, so its reuse is
+    // still detected (RFC 9700 §4.14.2) after its idle expiry.
+    ("refresh_tokens", "token_hash", "expires_at"),
+    ("issued_access_tokens", "jti", "expires_at"),
+    ("revoked_grants", "grant_id", "expires_at"),
+    ("sessions", "session_hash", "expires_at"),
+    ("pending_requests", "key", "expires_at"),
+    ("login_failures", "key", "window_ends_at"),
 ];
 
 impl Backend {
@@ -50,17 +60,26 @@ impl Backend {
     }
 
     pub(crate) fn migrator(self) -> Migrator {
-        let initial = match self {
-            Self::Sqlite => include_str!("../migrations/sqlite/0001_initial.sql"),
-            Self::Postgres => include_str!("../migrations/postgres/0001_initial.sql"),
+        let (initial, sign_in) = match self {
+            Self::Sqlite => (
+                include_str!("../migrations/sqlite/0001_initial.sql"),
+                include_str!("../migrations/sqlite/0002_sign_in.sql"),
+            ),
+            Self::Postgres => (
+                include_str!("../migrations/postgres/0001_initial.sql"),
+                include_str!("../migrations/postgres/0002_sign_in.sql"),
+            ),
         };
-        Migrator::with_migrations(vec![Migration::new(
-            1,
-            "initial".into(),
-            MigrationType::Simple,
-            sqlx::SqlSafeStr::into_sql_str(initial),
-            false,
-        )])
+        let migration = |version, description: &'static str, sql: &'static str| {
+            Migration::new(
+                version,
+                description.into(),
+                MigrationType::Simple,
+                sqlx::SqlSafeStr::into_sql_str(sql),
+                false,
+            )
+        };
+        Migrator::with_migrations(vec![migration(1, "initial", initial), migration(2, "sign_in", sign_in)])
     }
 
     /// One bounded `DELETE` per expiring table. On PostgreSQL, `SKIP LOCKED` lets
@@ -73,10 +92,10 @@ impl Backend {
         };
         EXPIRING_TABLES
             .iter()
-            .map(|(table, key)| {
+            .map(|(table, key, expiry)| {
                 format!(
                     "DELETE FROM {table} WHERE {key} IN \
-                     (SELECT {key} FROM {table} WHERE expires_at <= $1 LIMIT $2{lock})"
+                     (SELECT {key} FROM {table} WHERE {expiry} <= $1 LIMIT $2{lock})"
                 )
             })
             .collect()

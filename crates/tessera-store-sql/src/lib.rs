@@ -3,11 +3,13 @@
 //! store trait; each backend has its own migrations, and the one statement that
 //! differs (purging under concurrency) is chosen per backend at connect time.
 //!
-//! Single-use values are consumed in one statement (`INSERT … ON CONFLICT`), never
-//! read-then-write. Depends on `tessera-core` only; knows nothing of HTTP.
+//! Single-use values are consumed in one statement (`INSERT … ON CONFLICT`,
+//! `UPDATE`/`DELETE … RETURNING`) or one transaction that first takes the row it
+//! changes, never read-then-write. Depends on `tessera-core` only; knows nothing of HTTP.
 
 mod backend;
 mod rows;
+mod sign_in;
 pub mod testing;
 
 use std::sync::Once;
@@ -187,6 +189,18 @@ impl UserStore for SqlStore {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(store_error)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn user_by_subject(&self, subject: &str) -> StoreResult<Option<User>> {
+        let row = sqlx::query(
+            "SELECT username, subject, password_hash, claims FROM users WHERE subject = $1 \
+             ORDER BY username LIMIT 1",
+        )
+        .bind(subject)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(store_error)?;
         row.as_ref().map(user_from_row).transpose()
     }
 

@@ -48,9 +48,12 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let router = tessera_http::router(provider.clone()).await.map_err(std::io::Error::other)?;
     let upkeep = crate::upkeep::spawn(&provider);
     info!(address = %listener.local_addr()?, issuer = %provider.settings.issuer, "serving");
-    let result = axum::serve(listener, tessera_http::router(provider)).with_graceful_shutdown(shutdown).await;
+    // The peer address feeds the per-address sign-in throttle.
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let result = axum::serve(listener, service).with_graceful_shutdown(shutdown).await;
     for task in upkeep {
         task.abort();
     }

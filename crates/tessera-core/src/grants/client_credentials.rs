@@ -25,6 +25,11 @@ impl GrantHandler for ClientCredentials {
             cx.provider.catalog.grant_api_access(cx.client, params.get("scope"), params.resources())?;
         // RFC 9068 §2.2: with no user, `sub` is the client itself.
         // No refresh token: RFC 6749 §4.4.3 says one SHOULD NOT be included.
-        Ok(Issue { subject: cx.client.client_id.to_string(), scopes: grant.scopes, audience: grant.audience })
+        Ok(Issue {
+            subject: cx.client.client_id.to_string(),
+            scopes: grant.scopes,
+            audience: grant.audience,
+            user: None,
+        })
     }
 }

@@ -1,11 +1,15 @@
 //! Grant types: one module each, behind one trait. The token endpoint does what they
 //! share (authenticate, check the grant is allowed, mint); a grant decides what to issue.
 
+mod authorization_code;
 mod client_credentials;
+mod refresh_token;
 
 use async_trait::async_trait;
 
+pub use authorization_code::AuthorizationCode;
 pub use client_credentials::ClientCredentials;
+pub use refresh_token::RefreshToken;
 
 use crate::model::{Client, GrantType};
 use crate::provider::Provider;
@@ -25,8 +29,33 @@ pub struct GrantContext<'a> {
 pub struct Issue {
     /// `sub`: the user, or the client itself for client credentials (RFC 9068 §2.2).
     pub subject: String,
+    /// The access token's scopes.
     pub scopes: Vec<String>,
     pub audience: Vec<String>,
+    /// Present when a user granted the access.
+    pub user: Option<UserGrant>,
+}
+
+/// A grant by a signed-in user: what ties its tokens together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserGrant {
+    /// Every token of the grant is recorded under it, so reuse can revoke them all.
+    pub grant_id: String,
+    pub auth_time: Timestamp,
+    pub sid: String,
+    pub nonce: Option<String>,
+    pub refresh: RefreshPlan,
+}
+
+/// What happens to refresh tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshPlan {
+    /// None issued.
+    None,
+    /// The first of a grant: the token endpoint stores this record under a new value.
+    Start(crate::store::RefreshRecord),
+    /// Rotated by the grant itself: hand out this new value.
+    Rotated(crate::secret::Secret),
 }
 
 /// One grant type.
@@ -47,7 +76,9 @@ impl GrantRegistry {
     /// Every implemented grant.
     #[must_use]
     pub fn standard() -> Self {
-        Self { handlers: vec![Box::new(ClientCredentials)] }
+        Self {
+            handlers: vec![Box::new(ClientCredentials), Box::new(AuthorizationCode), Box::new(RefreshToken)],
+        }
     }
 
     /// The handler for a `grant_type` value.

@@ -146,6 +146,11 @@ pub struct Client {
     /// Seconds; `None` takes the server default.
     pub access_token_lifetime: Option<i64>,
     pub access_token_format: Option<AccessTokenFormat>,
+    #[serde(default)]
+    pub refresh_token_expiration: crate::settings::RefreshExpiration,
+    /// Seconds a sliding refresh token lives unused.
+    #[serde(default)]
+    pub sliding_refresh_token_lifetime: i64,
 }
 
 impl Client {

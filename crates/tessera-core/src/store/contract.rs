@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::{Store, StoredKey, TokenRecord};
+use super::{Consumed, PendingGrant, RefreshRecord, Session, Store, StoredKey, TokenRecord};
 use crate::catalog::Resources;
 use crate::model::{ApiResource, ApiScope, ClientId, User};
 use crate::secret::SecretHash;
@@ -19,7 +19,21 @@ pub async fn run_all(store: Arc<dyn Store>) {
     replay_cache_admits_a_key_once(store.clone()).await;
     reference_tokens_resolve_until_expiry_or_revocation(store.as_ref()).await;
     revoked_jtis_are_remembered(store.as_ref()).await;
+    code_is_redeemed_once_by_racing_consumers(store.clone()).await;
+    expired_and_unknown_codes_are_missing(store.as_ref()).await;
+    rotation_retires_the_old_refresh_token_for_one_live_successor(store.as_ref()).await;
+    racing_rotations_of_one_refresh_token_leave_one_successor(store.clone()).await;
+    reused_refresh_token_revokes_its_family_and_no_other_grant(store.as_ref()).await;
+    revoking_a_grant_revokes_its_access_tokens_and_codes_only(store.as_ref()).await;
+    access_tokens_recorded_while_their_grant_is_revoked_end_up_revoked(store.clone()).await;
+    refresh_tokens_past_idle_or_absolute_expiry_do_not_rotate(store.as_ref()).await;
+    sessions_resolve_until_expiry_or_deletion(store.as_ref()).await;
+    requests_are_read_many_times_and_consumed_once(store.clone()).await;
+    consent_is_replaced_per_user_and_client(store.as_ref()).await;
+    sign_in_failures_count_within_a_window_until_cleared(store.as_ref()).await;
+    shared_secret_keeps_the_first_candidate(store.clone()).await;
     purge_removes_only_expired_rows_in_batches(store.as_ref()).await;
+    purge_removes_expired_sign_in_rows(store.as_ref()).await;
 }
 
 /// Clients are stored, replaced by id, and unknown ids are `None`.
@@ -63,6 +77,8 @@ pub async fn users_round_trip(store: &dyn Store) {
     store.put_user(&alice).await.unwrap();
     assert_eq!(store.user_by_username("alice").await.unwrap(), Some(alice.clone()));
     assert_eq!(store.user_by_username("bob").await.unwrap(), None);
+    assert_eq!(store.user_by_subject("a1").await.unwrap(), Some(alice.clone()));
+    assert_eq!(store.user_by_subject("b2").await.unwrap(), None);
     assert_eq!(store.users().await.unwrap(), vec![alice]);
 }
 
@@ -162,6 +178,408 @@ pub async fn purge_removes_only_expired_rows_in_batches(store: &dyn Store) {
     assert!(!store.is_jti_revoked("purge-jti-0").await.unwrap());
     assert!(store.reference_token(&SecretHash::of("live"), 5_000).await.unwrap().is_some());
     assert!(store.signing_keys().await.unwrap().is_empty(), "keys past expires_at are purged");
+}
+
+fn pending_grant(grant_id: &str) -> PendingGrant {
+    PendingGrant {
+        grant_id: grant_id.into(),
+        client_id: "web".into(),
+        subject: "a1".into(),
+        redirect_uri: Some("https://app.example/cb".into()),
+        code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
+        scopes: vec!["openid".into(), "api1.read".into()],
+        resources: vec!["https://api1.example".into()],
+        nonce: Some("n-0S6_WzA2Mj".into()),
+        auth_time: 90,
+        sid: "sid-1".into(),
+        dpop_jkt: None,
+    }
+}
+
+/// Every check that races many callers for one value counts the winners the same way.
+async fn count_fresh<T>(outcomes: Vec<tokio::task::JoinHandle<Consumed<T>>>) -> (usize, Vec<String>) {
+    let mut fresh = 0;
+    let mut replayed = Vec::new();
+    for outcome in outcomes {
+        match outcome.await.unwrap() {
+            Consumed::Fresh(_) => fresh += 1,
+            Consumed::Replayed { grant_id } => replayed.push(grant_id),
+            Consumed::Missing => panic!("a racing caller saw Missing"),
+        }
+    }
+    (fresh, replayed)
+}
+
+/// Of 50 racing redemptions of one code exactly one is `Fresh`; the rest, and any
+/// later one, are `Replayed` with the code's grant (RFC 6749 §4.1.2).
+pub async fn code_is_redeemed_once_by_racing_consumers(store: Arc<dyn Store>) {
+    let code = SecretHash::of("code-race");
+    store.put_code(&code, &pending_grant("g-code"), 200).await.unwrap();
+    let outcomes: Vec<_> = (0..50)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.consume_code(&code, 100).await.unwrap() })
+        })
+        .collect();
+    let (fresh, replayed) = count_fresh(outcomes).await;
+    assert_eq!(fresh, 1, "exactly one racing redemption is fresh");
+    assert_eq!(replayed.len(), 49);
+    assert!(replayed.iter().all(|grant_id| grant_id == "g-code"));
+    assert_eq!(
+        store.consume_code(&code, 150).await.unwrap(),
+        Consumed::Replayed { grant_id: "g-code".into() }
+    );
+
+    let once = SecretHash::of("code-once");
+    store.put_code(&once, &pending_grant("g-code-once"), 200).await.unwrap();
+    assert_eq!(store.consume_code(&once, 100).await.unwrap(), Consumed::Fresh(pending_grant("g-code-once")));
+}
+
+/// A code is `Missing` from its expiry on, and an unknown code is `Missing`.
+pub async fn expired_and_unknown_codes_are_missing(store: &dyn Store) {
+    let code = SecretHash::of("code-expiring");
+    store.put_code(&code, &pending_grant("g-code-expiring"), 200).await.unwrap();
+    assert_eq!(store.consume_code(&code, 200).await.unwrap(), Consumed::Missing);
+    assert_eq!(store.consume_code(&code, 300).await.unwrap(), Consumed::Missing);
+    assert_eq!(store.consume_code(&SecretHash::of("code-unknown"), 100).await.unwrap(), Consumed::Missing);
+}
+
+fn refresh(grant_id: &str, issued_at: i64) -> RefreshRecord {
+    RefreshRecord {
+        grant_id: grant_id.into(),
+        client_id: "web".into(),
+        subject: "a1".into(),
+        scopes: vec!["openid".into(), "offline_access".into()],
+        resources: vec!["https://api1.example".into()],
+        auth_time: 90,
+        sid: "sid-1".into(),
+        issued_at,
+        expires_at: 10_000,
+        idle_expires_at: None,
+        dpop_jkt: Some("jkt-1".into()),
+    }
+}
+
+/// Rotation uses the old token up and stores one live successor (RFC 9700 §4.14.2).
+pub async fn rotation_retires_the_old_refresh_token_for_one_live_successor(store: &dyn Store) {
+    let (first, second, third) = (SecretHash::of("rt-a1"), SecretHash::of("rt-a2"), SecretHash::of("rt-a3"));
+    store.put_refresh_token(&first, &refresh("g-rt-a", 100)).await.unwrap();
+    assert_eq!(store.refresh_token(&first).await.unwrap(), Consumed::Fresh(refresh("g-rt-a", 100)));
+
+    let rotated = store.rotate_refresh_token(&first, &second, &refresh("g-rt-a", 200), 200).await.unwrap();
+    assert_eq!(rotated, Consumed::Fresh(()));
+    let replayed = Consumed::Replayed { grant_id: "g-rt-a".into() };
+    assert_eq!(store.refresh_token(&first).await.unwrap(), replayed);
+    assert_eq!(store.refresh_token(&second).await.unwrap(), Consumed::Fresh(refresh("g-rt-a", 200)));
+
+    let again = store.rotate_refresh_token(&first, &third, &refresh("g-rt-a", 300), 300).await.unwrap();
+    assert_eq!(again, Consumed::Replayed { grant_id: "g-rt-a".into() });
+    assert_eq!(store.refresh_token(&third).await.unwrap(), Consumed::Missing, "no second successor");
+
+    let unknown = SecretHash::of("rt-unknown");
+    assert_eq!(store.refresh_token(&unknown).await.unwrap(), Consumed::Missing);
+    let rotated = store.rotate_refresh_token(&unknown, &third, &refresh("g-rt-a", 300), 300).await.unwrap();
+    assert_eq!(rotated, Consumed::Missing);
+    assert_eq!(store.refresh_token(&third).await.unwrap(), Consumed::Missing);
+}
+
+/// Of 50 racing rotations of one token exactly one is `Fresh`, and only its
+/// successor exists.
+pub async fn racing_rotations_of_one_refresh_token_leave_one_successor(store: Arc<dyn Store>) {
+    let old = SecretHash::of("rt-race");
+    store.put_refresh_token(&old, &refresh("g-rt-race", 100)).await.unwrap();
+    let outcomes: Vec<_> = (0..50)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let new = SecretHash::of(&format!("rt-race-successor-{i}"));
+                store.rotate_refresh_token(&old, &new, &refresh("g-rt-race", 200), 200).await.unwrap()
+            })
+        })
+        .collect();
+    let (fresh, replayed) = count_fresh(outcomes).await;
+    assert_eq!(fresh, 1, "exactly one racing rotation is fresh");
+    assert!(replayed.len() == 49 && replayed.iter().all(|grant_id| grant_id == "g-rt-race"));
+    let mut live = 0;
+    for i in 0..50 {
+        let successor =
+            store.refresh_token(&SecretHash::of(&format!("rt-race-successor-{i}"))).await.unwrap();
+        match successor {
+            Consumed::Fresh(record) => {
+                assert_eq!(record, refresh("g-rt-race", 200));
+                live += 1;
+            }
+            other => assert_eq!(other, Consumed::Missing),
+        }
+    }
+    assert_eq!(live, 1, "exactly one successor exists");
+}
+
+/// Reusing a rotated token and revoking its grant kills every token of the family,
+/// successors included; a second grant of the same user and client stays usable.
+pub async fn reused_refresh_token_revokes_its_family_and_no_other_grant(store: &dyn Store) {
+    let (first, second, third) = (SecretHash::of("rt-f1"), SecretHash::of("rt-f2"), SecretHash::of("rt-f3"));
+    let (other, other_next) = (SecretHash::of("rt-other1"), SecretHash::of("rt-other2"));
+    store.put_refresh_token(&first, &refresh("g-family", 100)).await.unwrap();
+    store.put_refresh_token(&other, &refresh("g-family-other", 100)).await.unwrap();
+    let rotated = store.rotate_refresh_token(&first, &second, &refresh("g-family", 200), 200).await.unwrap();
+    assert_eq!(rotated, Consumed::Fresh(()));
+
+    let reuse = store.rotate_refresh_token(&first, &third, &refresh("g-family", 300), 300).await.unwrap();
+    let Consumed::Replayed { grant_id } = reuse else { panic!("reuse must be reported, got {reuse:?}") };
+    store.revoke_grant(&grant_id, 300).await.unwrap();
+
+    let revoked = Consumed::Replayed { grant_id: "g-family".into() };
+    assert_eq!(store.refresh_token(&first).await.unwrap(), revoked);
+    assert_eq!(store.refresh_token(&second).await.unwrap(), revoked, "the live successor is revoked too");
+    let rotated = store.rotate_refresh_token(&second, &third, &refresh("g-family", 400), 400).await.unwrap();
+    assert_eq!(rotated, Consumed::Replayed { grant_id: "g-family".into() });
+    assert_eq!(store.refresh_token(&third).await.unwrap(), Consumed::Missing);
+
+    assert_eq!(store.refresh_token(&other).await.unwrap(), Consumed::Fresh(refresh("g-family-other", 100)));
+    let rotated =
+        store.rotate_refresh_token(&other, &other_next, &refresh("g-family-other", 400), 400).await.unwrap();
+    assert_eq!(rotated, Consumed::Fresh(()));
+
+    // A token stored for a grant already revoked (it lost a race with the revocation)
+    // is dead on arrival.
+    let late = SecretHash::of("rt-f-late");
+    store.put_refresh_token(&late, &refresh("g-family", 500)).await.unwrap();
+    assert_eq!(store.refresh_token(&late).await.unwrap(), revoked);
+}
+
+/// Revoking a grant revokes the `jti` of every access token recorded for it (even one
+/// recorded afterwards) and its unused codes; other grants' tokens and codes stay valid.
+pub async fn revoking_a_grant_revokes_its_access_tokens_and_codes_only(store: &dyn Store) {
+    store.record_access_token("at-g1-a", "g-access", 1_000).await.unwrap();
+    store.record_access_token("at-g1-b", "g-access", 1_100).await.unwrap();
+    store.record_access_token("at-g2-a", "g-access-other", 1_000).await.unwrap();
+    let (code, other_code) = (SecretHash::of("code-g1"), SecretHash::of("code-g2"));
+    store.put_code(&code, &pending_grant("g-access"), 2_000).await.unwrap();
+    store.put_code(&other_code, &pending_grant("g-access-other"), 2_000).await.unwrap();
+
+    store.revoke_grant("g-access", 500).await.unwrap();
+    store.revoke_grant("g-access", 600).await.unwrap();
+
+    assert!(store.is_jti_revoked("at-g1-a").await.unwrap());
+    assert!(store.is_jti_revoked("at-g1-b").await.unwrap());
+    assert!(!store.is_jti_revoked("at-g2-a").await.unwrap(), "another grant's token stays valid");
+    assert!(!matches!(store.consume_code(&code, 700).await.unwrap(), Consumed::Fresh(_)));
+    assert_eq!(
+        store.consume_code(&other_code, 700).await.unwrap(),
+        Consumed::Fresh(pending_grant("g-access-other"))
+    );
+
+    store.record_access_token("at-g1-late", "g-access", 1_200).await.unwrap();
+    assert!(store.is_jti_revoked("at-g1-late").await.unwrap(), "minted while the grant was revoked");
+    store.record_access_token("at-g2-late", "g-access-other", 1_200).await.unwrap();
+    assert!(!store.is_jti_revoked("at-g2-late").await.unwrap());
+}
+
+/// Access tokens recorded while racing revocations of their grant (a replay detected
+/// on another instance) are all revoked, and every call succeeds.
+pub async fn access_tokens_recorded_while_their_grant_is_revoked_end_up_revoked(store: Arc<dyn Store>) {
+    store.put_refresh_token(&SecretHash::of("rt-race-revoke"), &refresh("g-race-revoke", 100)).await.unwrap();
+    store.record_access_token("at-race-revoke-first", "g-race-revoke", 1_000).await.unwrap();
+    let calls: Vec<_> = (0..40)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                if i % 2 == 0 {
+                    store.revoke_grant("g-race-revoke", 200).await.unwrap();
+                } else {
+                    store
+                        .record_access_token(&format!("at-race-revoke-{i}"), "g-race-revoke", 1_000)
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for call in calls {
+        call.await.unwrap();
+    }
+    assert!(store.is_jti_revoked("at-race-revoke-first").await.unwrap());
+    for i in (1..40).step_by(2) {
+        assert!(store.is_jti_revoked(&format!("at-race-revoke-{i}")).await.unwrap(), "token {i} escaped");
+    }
+    let revoked = store.refresh_token(&SecretHash::of("rt-race-revoke")).await.unwrap();
+    assert_eq!(revoked, Consumed::Replayed { grant_id: "g-race-revoke".into() });
+}
+
+/// A token used after its sliding (idle) or absolute expiry does not rotate.
+pub async fn refresh_tokens_past_idle_or_absolute_expiry_do_not_rotate(store: &dyn Store) {
+    let sliding = |issued_at: i64, idle: i64| RefreshRecord {
+        expires_at: 1_000,
+        idle_expires_at: Some(idle),
+        ..refresh("g-idle", issued_at)
+    };
+    let (first, second, third) =
+        (SecretHash::of("rt-idle1"), SecretHash::of("rt-idle2"), SecretHash::of("rt-idle3"));
+    store.put_refresh_token(&first, &sliding(100, 150)).await.unwrap();
+    let late = store.rotate_refresh_token(&first, &second, &sliding(150, 200), 150).await.unwrap();
+    assert_eq!(late, Consumed::Missing, "idle expiry reached");
+    assert_eq!(store.refresh_token(&second).await.unwrap(), Consumed::Missing);
+
+    let (fresh, next) = (SecretHash::of("rt-idle4"), SecretHash::of("rt-idle5"));
+    store.put_refresh_token(&fresh, &sliding(100, 150)).await.unwrap();
+    let rotated = store.rotate_refresh_token(&fresh, &next, &sliding(149, 1_200), 149).await.unwrap();
+    assert_eq!(rotated, Consumed::Fresh(()), "within the idle window");
+    let late = store.rotate_refresh_token(&next, &third, &sliding(1_000, 1_300), 1_000).await.unwrap();
+    assert_eq!(late, Consumed::Missing, "absolute expiry of the family reached");
+    assert_eq!(store.refresh_token(&third).await.unwrap(), Consumed::Missing);
+}
+
+fn session(sid: &str, expires_at: i64) -> Session {
+    Session { subject: "a1".into(), username: "alice".into(), auth_time: 90, sid: sid.into(), expires_at }
+}
+
+/// Sessions are found by hash until they expire or are deleted.
+pub async fn sessions_resolve_until_expiry_or_deletion(store: &dyn Store) {
+    let (hash, other) = (SecretHash::of("session-1"), SecretHash::of("session-2"));
+    store.put_session(&hash, &session("sid-s1", 200)).await.unwrap();
+    store.put_session(&other, &session("sid-s2", 200)).await.unwrap();
+    assert_eq!(store.session(&hash, 199).await.unwrap(), Some(session("sid-s1", 200)));
+    assert_eq!(store.session(&hash, 200).await.unwrap(), None);
+    assert_eq!(store.session(&SecretHash::of("session-unknown"), 100).await.unwrap(), None);
+    store.delete_session(&hash).await.unwrap();
+    store.delete_session(&hash).await.unwrap();
+    assert_eq!(store.session(&hash, 100).await.unwrap(), None);
+    assert_eq!(store.session(&other, 100).await.unwrap(), Some(session("sid-s2", 200)));
+}
+
+/// A pending request can be read many times but consumed once, even by 50 racing
+/// callers (RFC 9126 §2.2); an expired one is gone for both.
+pub async fn requests_are_read_many_times_and_consumed_once(store: Arc<dyn Store>) {
+    let document = serde_json::json!({ "client_id": "web", "scope": "openid", "state": "xyz" });
+    store.put_request("req-race", &document, 200).await.unwrap();
+    assert_eq!(store.request("req-race", 100).await.unwrap(), Some(document.clone()));
+    assert_eq!(store.request("req-race", 101).await.unwrap(), Some(document.clone()));
+    let outcomes: Vec<_> = (0..50)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.consume_request("req-race", 150).await.unwrap() })
+        })
+        .collect();
+    let mut consumed = Vec::new();
+    for outcome in outcomes {
+        consumed.extend(outcome.await.unwrap());
+    }
+    assert_eq!(consumed, vec![document.clone()], "exactly one racing caller consumes it");
+    assert_eq!(store.request("req-race", 150).await.unwrap(), None);
+
+    store.put_request("req-expiring", &document, 200).await.unwrap();
+    assert_eq!(store.request("req-expiring", 200).await.unwrap(), None);
+    assert_eq!(store.consume_request("req-expiring", 200).await.unwrap(), None);
+    assert_eq!(store.consume_request("req-unknown", 100).await.unwrap(), None);
+}
+
+/// Consent is remembered per user and client, and replaced as a whole.
+pub async fn consent_is_replaced_per_user_and_client(store: &dyn Store) {
+    let scopes = |names: &[&str]| names.iter().map(|&name| name.to_owned()).collect::<Vec<_>>();
+    assert!(store.consented_scopes("consent-user", "web").await.unwrap().is_empty());
+    store.put_consent("consent-user", "web", &scopes(&["openid", "api1.read"])).await.unwrap();
+    store.put_consent("consent-user", "other", &scopes(&["openid"])).await.unwrap();
+    assert_eq!(
+        store.consented_scopes("consent-user", "web").await.unwrap(),
+        scopes(&["openid", "api1.read"])
+    );
+    store.put_consent("consent-user", "web", &scopes(&["openid"])).await.unwrap();
+    assert_eq!(store.consented_scopes("consent-user", "web").await.unwrap(), scopes(&["openid"]));
+    assert_eq!(store.consented_scopes("consent-user", "other").await.unwrap(), scopes(&["openid"]));
+    assert!(store.consented_scopes("consent-other-user", "web").await.unwrap().is_empty());
+}
+
+/// Failures count within a window that starts at the first one; a new window starts
+/// from 1; clearing forgets them; keys are independent.
+pub async fn sign_in_failures_count_within_a_window_until_cleared(store: &dyn Store) {
+    assert_eq!(store.failures("throttle-a", 100).await.unwrap(), 0);
+    assert_eq!(store.record_failure("throttle-a", 100, 60).await.unwrap(), 1);
+    assert_eq!(store.record_failure("throttle-a", 110, 60).await.unwrap(), 2);
+    assert_eq!(
+        store.record_failure("throttle-a", 159, 60).await.unwrap(),
+        3,
+        "window set by the first failure"
+    );
+    assert_eq!(store.failures("throttle-a", 159).await.unwrap(), 3);
+    assert_eq!(store.failures("throttle-a", 160).await.unwrap(), 0, "window passed");
+    assert_eq!(store.record_failure("throttle-a", 160, 60).await.unwrap(), 1, "a new window");
+    assert_eq!(store.record_failure("throttle-a", 219, 60).await.unwrap(), 2);
+    assert_eq!(store.record_failure("throttle-b", 219, 60).await.unwrap(), 1, "keys are independent");
+    store.clear_failures("throttle-a").await.unwrap();
+    assert_eq!(store.failures("throttle-a", 219).await.unwrap(), 0);
+    assert_eq!(store.failures("throttle-b", 219).await.unwrap(), 1);
+    assert_eq!(store.record_failure("throttle-a", 220, 60).await.unwrap(), 1);
+}
+
+/// Of many instances offering a secret, every one gets the first stored candidate.
+pub async fn shared_secret_keeps_the_first_candidate(store: Arc<dyn Store>) {
+    let outcomes: Vec<_> = (0u8..20)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.shared_secret("cookie-key", &[i, 0, 255]).await.unwrap() })
+        })
+        .collect();
+    let mut seen = Vec::new();
+    for outcome in outcomes {
+        seen.push(outcome.await.unwrap());
+    }
+    let first = seen[0].clone();
+    assert!(seen.iter().all(|value| *value == first), "every instance agrees");
+    assert!(first.len() == 3 && first[0] < 20 && first[1..] == [0, 255]);
+    assert_eq!(store.shared_secret("cookie-key", b"later").await.unwrap(), first);
+    assert_eq!(store.shared_secret("csrf-key", b"other").await.unwrap(), b"other".to_vec());
+}
+
+/// Purging removes expired codes, refresh tokens, sessions, requests and failure
+/// windows, and keeps live ones (read back "in the past" to tell the two apart).
+pub async fn purge_removes_expired_sign_in_rows(store: &dyn Store) {
+    let (old_code, live_code) = (SecretHash::of("purge-code-old"), SecretHash::of("purge-code-live"));
+    store.put_code(&old_code, &pending_grant("g-purge"), 20_000).await.unwrap();
+    store.put_code(&live_code, &pending_grant("g-purge"), 90_000).await.unwrap();
+    let (old_rt, live_rt) = (SecretHash::of("purge-rt-old"), SecretHash::of("purge-rt-live"));
+    store
+        .put_refresh_token(&old_rt, &RefreshRecord { expires_at: 20_000, ..refresh("g-purge", 0) })
+        .await
+        .unwrap();
+    store
+        .put_refresh_token(&live_rt, &RefreshRecord { expires_at: 90_000, ..refresh("g-purge", 0) })
+        .await
+        .unwrap();
+    let (old_session, live_session) = (SecretHash::of("purge-s-old"), SecretHash::of("purge-s-live"));
+    store.put_session(&old_session, &session("sid-old", 20_000)).await.unwrap();
+    store.put_session(&live_session, &session("sid-live", 90_000)).await.unwrap();
+    let document = serde_json::json!({ "client_id": "web" });
+    store.put_request("purge-req-old", &document, 20_000).await.unwrap();
+    store.put_request("purge-req-live", &document, 90_000).await.unwrap();
+    store.record_failure("purge-fail-old", 19_000, 1_000).await.unwrap();
+    store.record_failure("purge-fail-live", 19_000, 71_000).await.unwrap();
+    store.record_access_token("purge-at-old", "g-purge-at", 20_000).await.unwrap();
+    store.record_access_token("purge-at-live", "g-purge-at", 90_000).await.unwrap();
+
+    let mut total = 0;
+    loop {
+        let purged = store.purge_expired(50_000, 2).await.unwrap();
+        if purged == 0 {
+            break;
+        }
+        total += purged;
+    }
+    assert!(total >= 7, "purged {total}");
+
+    assert_eq!(store.consume_code(&old_code, 0).await.unwrap(), Consumed::Missing);
+    assert!(matches!(store.consume_code(&live_code, 0).await.unwrap(), Consumed::Fresh(_)));
+    assert_eq!(store.refresh_token(&old_rt).await.unwrap(), Consumed::Missing);
+    assert!(matches!(store.refresh_token(&live_rt).await.unwrap(), Consumed::Fresh(_)));
+    assert_eq!(store.session(&old_session, 0).await.unwrap(), None);
+    assert!(store.session(&live_session, 0).await.unwrap().is_some());
+    assert_eq!(store.request("purge-req-old", 0).await.unwrap(), None);
+    assert!(store.request("purge-req-live", 0).await.unwrap().is_some());
+    assert_eq!(store.failures("purge-fail-old", 0).await.unwrap(), 0);
+    assert_eq!(store.failures("purge-fail-live", 0).await.unwrap(), 1);
+    store.revoke_grant("g-purge-at", 50_000).await.unwrap();
+    assert!(!store.is_jti_revoked("purge-at-old").await.unwrap(), "its record was purged");
+    assert!(store.is_jti_revoked("purge-at-live").await.unwrap());
 }
 
 #[cfg(test)]

@@ -1,13 +1,16 @@
 //! An in-memory store for unit tests: the same contract as the SQL backends.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::hash::Hash;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 
 use super::{
-    ClientStore, KeyStore, MaintenanceStore, ReplayStore, ResourceStore, StoreResult, StoredKey, TokenRecord,
-    TokenStore, UserStore,
+    ClientStore, CodeStore, ConsentStore, Consumed, GrantStore, KeyStore, MaintenanceStore, PendingGrant,
+    RefreshRecord, RefreshStore, ReplayStore, RequestStore, ResourceStore, SecretStore, Session,
+    SessionStore, StoreError, StoreResult, StoredKey, ThrottleStore, TokenRecord, TokenStore, UserStore,
 };
 use crate::Timestamp;
 use crate::catalog::Resources;
@@ -23,6 +26,54 @@ struct State {
     replay: HashMap<String, Timestamp>,
     reference_tokens: HashMap<SecretHash, TokenRecord>,
     revoked_jtis: HashMap<String, Timestamp>,
+    codes: HashMap<SecretHash, StoredCode>,
+    refresh_tokens: HashMap<SecretHash, StoredRefresh>,
+    /// Access token `jti` -> (grant, expiry).
+    issued_access_tokens: HashMap<String, (String, Timestamp)>,
+    /// Revoked grant -> when its last known artefact expires.
+    revoked_grants: HashMap<String, Timestamp>,
+    sessions: HashMap<SecretHash, Session>,
+    requests: HashMap<String, (serde_json::Value, Timestamp)>,
+    consents: HashMap<(String, String), Vec<String>>,
+    /// Key -> (failures, end of window).
+    failures: HashMap<String, (u32, Timestamp)>,
+    secrets: HashMap<String, Vec<u8>>,
+}
+
+struct StoredCode {
+    grant: PendingGrant,
+    expires_at: Timestamp,
+    consumed: bool,
+}
+
+struct StoredRefresh {
+    record: RefreshRecord,
+    used: bool,
+    revoked: bool,
+}
+
+impl State {
+    /// Whether the token can no longer be used because it or its grant was used up.
+    fn refresh_replayed(&self, token: &StoredRefresh) -> bool {
+        token.used || token.revoked || self.revoked_grants.contains_key(&token.record.grant_id)
+    }
+}
+
+/// Removes at most `limit` entries for which `expired` holds; returns how many went.
+fn purge_map<K: Clone + Eq + Hash, V>(
+    map: &mut HashMap<K, V>,
+    limit: usize,
+    expired: impl Fn(&V) -> bool,
+) -> u64 {
+    let keys: Vec<K> = map.iter().filter(|(_, v)| expired(v)).map(|(k, _)| k.clone()).take(limit).collect();
+    for key in &keys {
+        map.remove(key);
+    }
+    keys.len() as u64
+}
+
+fn duplicate(what: &str) -> StoreError {
+    StoreError::new(format!("duplicate {what}"))
 }
 
 /// Everything in one mutex: each call is atomic.
@@ -70,6 +121,16 @@ impl UserStore for MemoryStore {
     }
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
         Ok(self.state().users.get(username).cloned())
+    }
+    async fn user_by_subject(&self, subject: &str) -> StoreResult<Option<User>> {
+        let state = self.state();
+        // Lowest username first, as the SQL backends order it.
+        Ok(state
+            .users
+            .values()
+            .filter(|u| u.subject == subject)
+            .min_by(|a, b| a.username.cmp(&b.username))
+            .cloned())
     }
     async fn users(&self) -> StoreResult<Vec<User>> {
         let mut users: Vec<User> = self.state().users.values().cloned().collect();
@@ -167,9 +228,224 @@ impl MaintenanceStore for MemoryStore {
             keep
         });
         purged += (before - state.reference_tokens.len() - state.keys.len()) as u64;
+        purged += purge_map(&mut state.codes, limit, |code| code.expires_at <= now);
+        purged += purge_map(&mut state.refresh_tokens, limit, |token| token.record.expires_at <= now);
+        purged += purge_map(&mut state.issued_access_tokens, limit, |(_, expires)| *expires <= now);
+        purged += purge_map(&mut state.revoked_grants, limit, |expires| *expires <= now);
+        purged += purge_map(&mut state.sessions, limit, |session| session.expires_at <= now);
+        purged += purge_map(&mut state.requests, limit, |(_, expires)| *expires <= now);
+        purged += purge_map(&mut state.failures, limit, |(_, window_ends)| *window_ends <= now);
         Ok(purged)
     }
     async fn ping(&self) -> StoreResult<()> {
         Ok(())
+    }
+}
+
+#[async_trait]
+impl CodeStore for MemoryStore {
+    async fn put_code(
+        &self,
+        hash: &SecretHash,
+        grant: &PendingGrant,
+        expires_at: Timestamp,
+    ) -> StoreResult<()> {
+        match self.state().codes.entry(*hash) {
+            Entry::Occupied(_) => Err(duplicate("authorization code")),
+            Entry::Vacant(slot) => {
+                slot.insert(StoredCode { grant: grant.clone(), expires_at, consumed: false });
+                Ok(())
+            }
+        }
+    }
+
+    async fn consume_code(&self, hash: &SecretHash, now: Timestamp) -> StoreResult<Consumed<PendingGrant>> {
+        let mut state = self.state();
+        let Some(code) = state.codes.get_mut(hash).filter(|code| code.expires_at > now) else {
+            return Ok(Consumed::Missing);
+        };
+        if code.consumed {
+            return Ok(Consumed::Replayed { grant_id: code.grant.grant_id.clone() });
+        }
+        code.consumed = true;
+        Ok(Consumed::Fresh(code.grant.clone()))
+    }
+}
+
+#[async_trait]
+impl RefreshStore for MemoryStore {
+    async fn put_refresh_token(&self, hash: &SecretHash, record: &RefreshRecord) -> StoreResult<()> {
+        match self.state().refresh_tokens.entry(*hash) {
+            Entry::Occupied(_) => Err(duplicate("refresh token")),
+            Entry::Vacant(slot) => {
+                slot.insert(StoredRefresh { record: record.clone(), used: false, revoked: false });
+                Ok(())
+            }
+        }
+    }
+
+    async fn refresh_token(&self, hash: &SecretHash) -> StoreResult<Consumed<RefreshRecord>> {
+        let state = self.state();
+        Ok(match state.refresh_tokens.get(hash) {
+            None => Consumed::Missing,
+            Some(token) if state.refresh_replayed(token) => {
+                Consumed::Replayed { grant_id: token.record.grant_id.clone() }
+            }
+            Some(token) => Consumed::Fresh(token.record.clone()),
+        })
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        old: &SecretHash,
+        new: &SecretHash,
+        successor: &RefreshRecord,
+        now: Timestamp,
+    ) -> StoreResult<Consumed<()>> {
+        let mut state = self.state();
+        let Some(token) = state.refresh_tokens.get(old) else { return Ok(Consumed::Missing) };
+        if state.refresh_replayed(token) {
+            return Ok(Consumed::Replayed { grant_id: token.record.grant_id.clone() });
+        }
+        let record = &token.record;
+        if record.expires_at <= now || record.idle_expires_at.is_some_and(|idle| idle <= now) {
+            return Ok(Consumed::Missing);
+        }
+        if record.grant_id != successor.grant_id {
+            return Err(StoreError::new("a refresh token's successor must belong to the same grant"));
+        }
+        if state.refresh_tokens.contains_key(new) {
+            return Err(duplicate("refresh token"));
+        }
+        if let Some(token) = state.refresh_tokens.get_mut(old) {
+            token.used = true;
+        }
+        state
+            .refresh_tokens
+            .insert(*new, StoredRefresh { record: successor.clone(), used: false, revoked: false });
+        Ok(Consumed::Fresh(()))
+    }
+}
+
+#[async_trait]
+impl GrantStore for MemoryStore {
+    async fn record_access_token(&self, jti: &str, grant_id: &str, expires_at: Timestamp) -> StoreResult<()> {
+        let mut state = self.state();
+        if state.issued_access_tokens.contains_key(jti) {
+            return Err(duplicate("access token jti"));
+        }
+        state.issued_access_tokens.insert(jti.to_owned(), (grant_id.to_owned(), expires_at));
+        // A token minted while (or after) its grant was revoked is born revoked.
+        if state.revoked_grants.contains_key(grant_id) {
+            state.revoked_jtis.entry(jti.to_owned()).or_insert(expires_at);
+        }
+        Ok(())
+    }
+
+    async fn revoke_grant(&self, grant_id: &str, now: Timestamp) -> StoreResult<()> {
+        let mut state = self.state();
+        let State { codes, refresh_tokens, issued_access_tokens, revoked_grants, revoked_jtis, .. } =
+            &mut *state;
+        let mut until = now;
+        for token in refresh_tokens.values_mut().filter(|t| t.record.grant_id == grant_id) {
+            token.revoked = true;
+            until = until.max(token.record.expires_at);
+        }
+        for (jti, (_, expires)) in issued_access_tokens.iter().filter(|(_, (grant, _))| grant == grant_id) {
+            revoked_jtis.entry(jti.clone()).or_insert(*expires);
+            until = until.max(*expires);
+        }
+        for code in codes.values_mut().filter(|code| code.grant.grant_id == grant_id) {
+            code.consumed = true;
+            until = until.max(code.expires_at);
+        }
+        let remembered = revoked_grants.entry(grant_id.to_owned()).or_insert(until);
+        *remembered = (*remembered).max(until);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    async fn put_session(&self, hash: &SecretHash, session: &Session) -> StoreResult<()> {
+        self.state().sessions.insert(*hash, session.clone());
+        Ok(())
+    }
+
+    async fn session(&self, hash: &SecretHash, now: Timestamp) -> StoreResult<Option<Session>> {
+        Ok(self.state().sessions.get(hash).filter(|session| session.expires_at > now).cloned())
+    }
+
+    async fn delete_session(&self, hash: &SecretHash) -> StoreResult<()> {
+        self.state().sessions.remove(hash);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl RequestStore for MemoryStore {
+    async fn put_request(
+        &self,
+        key: &str,
+        document: &serde_json::Value,
+        expires_at: Timestamp,
+    ) -> StoreResult<()> {
+        self.state().requests.insert(key.to_owned(), (document.clone(), expires_at));
+        Ok(())
+    }
+
+    async fn request(&self, key: &str, now: Timestamp) -> StoreResult<Option<serde_json::Value>> {
+        Ok(self.state().requests.get(key).filter(|(_, expires)| *expires > now).map(|(doc, _)| doc.clone()))
+    }
+
+    async fn consume_request(&self, key: &str, now: Timestamp) -> StoreResult<Option<serde_json::Value>> {
+        let mut state = self.state();
+        if state.requests.get(key).is_none_or(|(_, expires)| *expires <= now) {
+            return Ok(None);
+        }
+        Ok(state.requests.remove(key).map(|(document, _)| document))
+    }
+}
+
+#[async_trait]
+impl ConsentStore for MemoryStore {
+    async fn consented_scopes(&self, subject: &str, client_id: &str) -> StoreResult<Vec<String>> {
+        let key = (subject.to_owned(), client_id.to_owned());
+        Ok(self.state().consents.get(&key).cloned().unwrap_or_default())
+    }
+
+    async fn put_consent(&self, subject: &str, client_id: &str, scopes: &[String]) -> StoreResult<()> {
+        self.state().consents.insert((subject.to_owned(), client_id.to_owned()), scopes.to_vec());
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ThrottleStore for MemoryStore {
+    async fn record_failure(&self, key: &str, now: Timestamp, window: i64) -> StoreResult<u32> {
+        let mut state = self.state();
+        let entry = state.failures.entry(key.to_owned()).or_insert((0, now));
+        if entry.1 <= now {
+            *entry = (0, now.saturating_add(window));
+        }
+        entry.0 = entry.0.saturating_add(1);
+        Ok(entry.0)
+    }
+
+    async fn failures(&self, key: &str, now: Timestamp) -> StoreResult<u32> {
+        let state = self.state();
+        Ok(state.failures.get(key).filter(|(_, window_ends)| *window_ends > now).map_or(0, |(n, _)| *n))
+    }
+
+    async fn clear_failures(&self, key: &str) -> StoreResult<()> {
+        self.state().failures.remove(key);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SecretStore for MemoryStore {
+    async fn shared_secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>> {
+        Ok(self.state().secrets.entry(name.to_owned()).or_insert_with(|| candidate.to_vec()).clone())
     }
 }

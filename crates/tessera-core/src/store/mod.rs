@@ -5,6 +5,12 @@
 pub mod contract;
 #[cfg(any(test, feature = "test-util"))]
 pub mod memory;
+mod session;
+
+pub use session::{
+    CodeStore, ConsentStore, Consumed, GrantStore, PendingGrant, RefreshRecord, RefreshStore, RequestStore,
+    SecretStore, Session, SessionStore, ThrottleStore,
+};
 
 use async_trait::async_trait;
 
@@ -53,6 +59,8 @@ pub trait UserStore: Send + Sync {
     async fn put_user(&self, user: &User) -> StoreResult<()>;
     /// The user with this username.
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
+    /// The user with this subject (`sub`).
+    async fn user_by_subject(&self, subject: &str) -> StoreResult<Option<User>>;
     /// Every user, ordered by username.
     async fn users(&self) -> StoreResult<Vec<User>>;
 }
@@ -144,11 +152,39 @@ pub trait MaintenanceStore: Send + Sync {
 
 /// Every store trait together; implemented for anything that implements them all.
 pub trait Store:
-    ClientStore + ResourceStore + UserStore + KeyStore + ReplayStore + TokenStore + MaintenanceStore
+    ClientStore
+    + ResourceStore
+    + UserStore
+    + KeyStore
+    + ReplayStore
+    + TokenStore
+    + MaintenanceStore
+    + CodeStore
+    + RefreshStore
+    + GrantStore
+    + SessionStore
+    + RequestStore
+    + ConsentStore
+    + ThrottleStore
+    + SecretStore
 {
 }
 
 impl<T> Store for T where
-    T: ClientStore + ResourceStore + UserStore + KeyStore + ReplayStore + TokenStore + MaintenanceStore
+    T: ClientStore
+        + ResourceStore
+        + UserStore
+        + KeyStore
+        + ReplayStore
+        + TokenStore
+        + MaintenanceStore
+        + CodeStore
+        + RefreshStore
+        + GrantStore
+        + SessionStore
+        + RequestStore
+        + ConsentStore
+        + ThrottleStore
+        + SecretStore
 {
 }

@@ -58,6 +58,7 @@ pub struct IssuedAccessToken {
     /// The token (a JWT, or the opaque value of a reference token).
     pub value: crate::secret::Secret,
     pub expires_in: i64,
+    pub jti: String,
 }
 
 use crate::OAuthError;
@@ -82,15 +83,21 @@ pub async fn mint(
     let format = client.access_token_format.unwrap_or(provider.settings.tokens.access_token_format);
     let jti = provider.rng.identifier();
     let scope = (!issue.scopes.is_empty()).then(|| issue.scopes.join(" "));
+    // With identity scopes only, the token is for the userinfo endpoint (RFC 9068 §3).
+    let audience = if issue.audience.is_empty() {
+        vec![provider.settings.endpoint("/userinfo")]
+    } else {
+        issue.audience.clone()
+    };
     let value = match format {
         AccessTokenFormat::Jwt => {
             let claims = AccessTokenClaims {
                 iss: provider.settings.issuer.clone(),
                 sub: issue.subject.clone(),
-                aud: Audience::of(issue.audience.clone()),
+                aud: Audience::of(audience),
                 exp: now + lifetime,
                 iat: now,
-                jti,
+                jti: jti.clone(),
                 client_id: client.client_id.to_string(),
                 scope,
             };
@@ -100,11 +107,11 @@ pub async fn mint(
         AccessTokenFormat::Reference => {
             let value = provider.rng.token();
             let record = TokenRecord {
-                jti,
+                jti: jti.clone(),
                 client_id: client.client_id.to_string(),
                 subject: issue.subject.clone(),
                 scope: issue.scopes.clone(),
-                audience: issue.audience.clone(),
+                audience,
                 issued_at: now,
                 expires_at: now + lifetime,
             };
@@ -112,7 +119,7 @@ pub async fn mint(
             value
         }
     };
-    Ok(IssuedAccessToken { value: Secret::new(value), expires_in: lifetime })
+    Ok(IssuedAccessToken { value: Secret::new(value), expires_in: lifetime, jti })
 }
 
 /// An access token Tessera issued, whichever its format, as found at introspection

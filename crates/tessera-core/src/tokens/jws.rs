@@ -26,8 +26,24 @@ pub enum JwsError {
 /// # Errors
 /// When signing fails.
 pub fn sign_access_token(claims: &impl Serialize, key: &SigningKey, rng: &Rng) -> Result<String, KeyError> {
+    sign_compact(key.access_token_header(), claims, key, rng)
+}
+
+/// Signs `claims` as an ID token (`typ: JWT`, OpenID Connect Core §2).
+///
+/// # Errors
+/// When signing fails.
+pub fn sign_id_token(claims: &impl Serialize, key: &SigningKey, rng: &Rng) -> Result<String, KeyError> {
+    sign_compact(key.id_token_header(), claims, key, rng)
+}
+
+fn sign_compact(
+    header: &str,
+    claims: &impl Serialize,
+    key: &SigningKey,
+    rng: &Rng,
+) -> Result<String, KeyError> {
     let payload = serde_json::to_vec(claims).map_err(|_| KeyError::Sign)?;
-    let header = key.access_token_header();
     let mut token = String::with_capacity(header.len() + payload.len() * 4 / 3 + 100);
     token.push_str(header);
     token.push('.');

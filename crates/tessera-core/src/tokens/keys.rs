@@ -22,6 +22,19 @@ pub enum SigningAlgorithm {
 }
 
 impl SigningAlgorithm {
+    /// OpenID Connect Core §3.1.3.6: `at_hash` is the left half of the hash the
+    /// algorithm uses (SHA-512 for Ed25519), base64url-encoded.
+    #[must_use]
+    pub fn half_hash(self, value: &str) -> String {
+        let algorithm = match self {
+            Self::EdDsa => &aws_lc_rs::digest::SHA512,
+            Self::Es256 | Self::Rs256 | Self::Ps256 => &aws_lc_rs::digest::SHA256,
+        };
+        let digest = aws_lc_rs::digest::digest(algorithm, value.as_bytes());
+        let bytes = digest.as_ref();
+        b64url(&bytes[..bytes.len() / 2])
+    }
+
     /// The JWA name (RFC 7518 §3.1, RFC 8037 §3.1).
     #[must_use]
     pub fn as_str(self) -> &'static str {
@@ -81,6 +94,8 @@ pub struct SigningKey {
     pair: KeyPair,
     /// base64url of `{"alg":…,"typ":"at+jwt","kid":…}`.
     access_token_header: String,
+    /// base64url of `{"alg":…,"typ":"JWT","kid":…}`, for ID tokens.
+    id_token_header: String,
 }
 
 impl std::fmt::Debug for SigningKey {
@@ -136,8 +151,15 @@ impl SigningKey {
                 .map(|pair| KeyPair::Rsa(pair, &signature::RSA_PSS_SHA256))
                 .map_err(|e| load_error(e.to_string()))?,
         };
-        let header = json!({ "alg": algorithm.as_str(), "typ": "at+jwt", "kid": kid });
-        Ok(Self { kid: kid.to_owned(), algorithm, pair, access_token_header: b64url(header.to_string()) })
+        let header =
+            |typ: &str| b64url(json!({ "alg": algorithm.as_str(), "typ": typ, "kid": kid }).to_string());
+        Ok(Self {
+            kid: kid.to_owned(),
+            algorithm,
+            pair,
+            access_token_header: header("at+jwt"),
+            id_token_header: header("JWT"),
+        })
     }
 
     /// The key id (`kid`).
@@ -156,6 +178,12 @@ impl SigningKey {
     #[must_use]
     pub fn access_token_header(&self) -> &str {
         &self.access_token_header
+    }
+
+    /// The encoded protected header for ID tokens.
+    #[must_use]
+    pub fn id_token_header(&self) -> &str {
+        &self.id_token_header
     }
 
     /// Signs `message` (the JWS signing input).

@@ -1,6 +1,7 @@
 //! Signing keys, their rotation, and the tokens signed with them.
 
 pub mod access_token;
+pub mod id_token;
 pub mod jws;
 mod key_ring;
 mod keys;

@@ -1,7 +1,8 @@
-//! HTTP details the core must not see: form bodies and client credentials.
+//! HTTP details the core must not see: form bodies, cookies and client credentials.
 
+pub mod cookies;
 mod credentials;
 mod form;
 
 pub use credentials::credentials;
-pub use form::OAuthForm;
+pub use form::{OAuthForm, parse as parse_form};

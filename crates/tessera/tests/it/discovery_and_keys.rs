@@ -23,7 +23,16 @@ async fn both_discovery_documents_list_what_is_implemented() {
         assert_eq!(metadata["jwks_uri"], app.url("/jwks"));
         assert_eq!(metadata["introspection_endpoint"], app.url("/introspect"));
         assert_eq!(metadata["revocation_endpoint"], app.url("/revoke"));
-        assert_eq!(metadata["grant_types_supported"], serde_json::json!(["client_credentials"]));
+        assert_eq!(
+            metadata["grant_types_supported"],
+            serde_json::json!(["client_credentials", "authorization_code", "refresh_token"])
+        );
+        assert_eq!(metadata["response_types_supported"], serde_json::json!(["code"]));
+        assert_eq!(metadata["authorization_endpoint"], app.url("/authorize"));
+        assert_eq!(metadata["userinfo_endpoint"], app.url("/userinfo"));
+        assert_eq!(metadata["end_session_endpoint"], app.url("/logout"));
+        assert_eq!(metadata["pushed_authorization_request_endpoint"], app.url("/par"));
+        assert_eq!(metadata["authorization_response_iss_parameter_supported"], true);
         assert_eq!(metadata["code_challenge_methods_supported"], serde_json::json!(["S256"]));
         let methods = metadata["token_endpoint_auth_methods_supported"].as_array().unwrap();
         for method in ["client_secret_basic", "client_secret_post", "private_key_jwt"] {

@@ -1,11 +1,15 @@
 //! Integration tests: the real server on a loopback port, real clients over HTTP.
 #![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests: a failed expectation is a panic")]
 
+mod authorize_errors;
+mod browser;
 mod client_credentials;
+mod code_flow;
 mod command;
 mod discovery_and_keys;
 mod introspection;
 mod multi_instance;
 mod private_key_jwt;
+mod refresh_and_reuse;
 mod requests;
 mod support;

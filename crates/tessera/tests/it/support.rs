@@ -38,6 +38,61 @@ secrets = [{ value = "api2-secret" }]
 
 [[identity_resources]]
 name = "openid"
+[[identity_resources]]
+name = "profile"
+[[identity_resources]]
+name = "email"
+
+[[users]]
+username = "alice"
+password = "alice-password-1"
+subject = "alice-sub"
+claims = { name = "Alice Smith", email = "alice@example.com", email_verified = true }
+
+[[users]]
+username = "bob"
+password = "bob-password-1"
+subject = "bob-sub"
+claims = { name = "Bob Jones" }
+
+[[clients]]
+client_id = "web"
+client_name = "Web App"
+allowed_grant_types = ["authorization_code"]
+client_secrets = [{ value = "web-secret" }]
+redirect_uris = ["https://web.example/cb", "https://web.example/other-cb"]
+post_logout_redirect_uris = ["https://web.example/signed-out"]
+allowed_scopes = ["openid", "profile", "email", "api1.read"]
+allow_offline_access = true
+
+[[clients]]
+client_id = "native"
+client_name = "Native App"
+allowed_grant_types = ["authorization_code"]
+require_client_secret = false
+redirect_uris = ["http://127.0.0.1/callback", "com.example.app:/callback"]
+allowed_scopes = ["openid", "profile", "api1.read"]
+allow_offline_access = true
+
+[[clients]]
+client_id = "trusted"
+client_name = "First-party App"
+allowed_grant_types = ["authorization_code"]
+client_secrets = [{ value = "trusted-secret" }]
+redirect_uris = ["https://trusted.example/cb"]
+allowed_scopes = ["openid", "profile", "api1.read"]
+allow_offline_access = true
+require_consent = false
+
+[[clients]]
+client_id = "pushy"
+client_name = "PAR-only App"
+allowed_grant_types = ["authorization_code"]
+client_secrets = [{ value = "pushy-secret" }]
+redirect_uris = ["https://pushy.example/cb"]
+allowed_scopes = ["openid", "api1.read"]
+require_pushed_authorization = true
+require_consent = false
 
 [[clients]]
 client_id = "svc"

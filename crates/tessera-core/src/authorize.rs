@@ -1,0 +1,440 @@
+//! The authorization endpoint (RFC 6749 §4.1.1, OAuth 2.1 §4.1, OpenID Connect Core
+//! §3.1.2): `response_type=code` with PKCE S256 only. Decides whether the user must
+//! sign in or consent, and issues the code.
+
+use serde::{Deserialize, Serialize};
+use tracing::info;
+
+use crate::catalog::OFFLINE_ACCESS;
+use crate::model::{Client, ClientId, GrantType};
+use crate::request::Params;
+use crate::secret::SecretHash;
+use crate::store::{PendingGrant, Session};
+use crate::{OAuthError, Provider, Timestamp, pkce, redirect_uri};
+
+/// How long a pending request waits for the user to sign in and consent.
+pub const INTERACTION_LIFETIME: i64 = 600;
+/// How long a pushed request's `request_uri` is valid (RFC 9126 §2.2).
+pub const PUSHED_REQUEST_LIFETIME: i64 = 60;
+/// The `request_uri` prefix of pushed requests (RFC 9126 §2.2).
+pub const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
+
+/// How the response travels back to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseMode {
+    /// Query parameters on a 302 redirect (RFC 6749 §4.1.2).
+    Query,
+    /// An auto-submitting HTML form (OAuth 2.0 Form Post Response Mode).
+    FormPost,
+}
+
+/// A validated authorization request, kept while the user signs in and consents.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizationRequest {
+    pub client_id: String,
+    /// Where the response goes: the registered URI the request named (or the only one).
+    pub redirect_uri: String,
+    /// Whether `redirect_uri` was sent; then the token request must repeat it.
+    pub redirect_uri_sent: bool,
+    pub response_mode: ResponseMode,
+    pub state: Option<String>,
+    pub scopes: Vec<String>,
+    pub resources: Vec<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: String,
+    pub prompt: Vec<String>,
+    pub max_age: Option<i64>,
+    pub login_hint: Option<String>,
+    /// RFC 9449 §10: binds the code to this DPoP key.
+    pub dpop_jkt: Option<String>,
+    /// Set when the user signed in during this request (answers `prompt=login`).
+    #[serde(default)]
+    pub authenticated_at: Option<Timestamp>,
+    /// Set when the user consented during this request (answers `prompt=consent`).
+    #[serde(default)]
+    pub consented: bool,
+}
+
+/// A response on its way to the client's redirect URI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientRedirect {
+    pub redirect_uri: String,
+    pub response_mode: ResponseMode,
+    pub params: Vec<(String, String)>,
+}
+
+impl ClientRedirect {
+    /// The `Location` for a query-mode response.
+    #[must_use]
+    pub fn location(&self) -> String {
+        let mut url = self.redirect_uri.clone();
+        let mut serializer = url::form_urlencoded::Serializer::new(String::new());
+        for (name, value) in &self.params {
+            serializer.append_pair(name, value);
+        }
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str(&serializer.finish());
+        url
+    }
+}
+
+/// Why an authorization request failed, and how the failure is shown.
+#[derive(Debug)]
+pub enum AuthorizeError {
+    /// The client or redirect URI cannot be trusted: an error page, never a redirect
+    /// (RFC 6749 §4.1.2.1; no open redirector).
+    Untrusted(OAuthError),
+    /// Sent to the client's redirect URI with `error`, `state` and `iss`.
+    Redirect { to: Box<ClientRedirect>, error: OAuthError },
+}
+
+/// Builds an error response for the client (RFC 6749 §4.1.2.1, RFC 9207 `iss`).
+fn error_redirect(
+    provider: &Provider,
+    redirect_uri: &str,
+    response_mode: ResponseMode,
+    state: Option<&str>,
+    error: &OAuthError,
+) -> AuthorizeError {
+    info!(error = error.code.as_str(), description = %error.description, "authorization request refused");
+    let mut params = vec![
+        ("error".to_owned(), error.code.as_str().to_owned()),
+        ("error_description".to_owned(), error.description.to_string()),
+    ];
+    if let Some(state) = state {
+        params.push(("state".to_owned(), state.to_owned()));
+    }
+    params.push(("iss".to_owned(), provider.settings.issuer.clone()));
+    let to = Box::new(ClientRedirect { redirect_uri: redirect_uri.to_owned(), response_mode, params });
+    AuthorizeError::Redirect { to, error: OAuthError::new(error.code, error.description.clone()) }
+}
+
+impl AuthorizationRequest {
+    /// The error response for this request.
+    #[must_use]
+    pub fn error(&self, provider: &Provider, error: &OAuthError) -> AuthorizeError {
+        error_redirect(provider, &self.redirect_uri, self.response_mode, self.state.as_deref(), error)
+    }
+
+    fn prompts(&self, value: &str) -> bool {
+        self.prompt.iter().any(|p| p == value)
+    }
+}
+
+/// Reads an authorization request, from its parameters or from a pushed request
+/// named by `request_uri` (RFC 9126 §4).
+///
+/// # Errors
+/// [`AuthorizeError`]: untrusted client or redirect URI as a page, the rest redirected.
+pub async fn read_request(
+    provider: &Provider,
+    params: &Params,
+) -> Result<AuthorizationRequest, AuthorizeError> {
+    let Some(request_uri) = params.get("request_uri") else {
+        return validate(provider, params, false).await;
+    };
+    let client_id = params.get("client_id").ok_or_else(|| {
+        AuthorizeError::Untrusted(OAuthError::invalid_request("missing parameter `client_id`"))
+    })?;
+    let now = provider.clock.now();
+    let invalid =
+        || AuthorizeError::Untrusted(OAuthError::invalid_request_uri("unknown, used or expired request_uri"));
+    let key = request_uri.strip_prefix(REQUEST_URI_PREFIX).ok_or_else(invalid)?;
+    // RFC 9126 §4: single use, so a leaked request_uri cannot be replayed.
+    let document =
+        provider.store.consume_request(&format!("par:{key}"), now).await.map_err(untrusted_server_error)?;
+    let request: AuthorizationRequest =
+        document.and_then(|document| serde_json::from_value(document).ok()).ok_or_else(invalid)?;
+    if request.client_id != client_id {
+        return Err(AuthorizeError::Untrusted(OAuthError::invalid_request_uri(
+            "request_uri of another client",
+        )));
+    }
+    Ok(request)
+}
+
+fn untrusted_server_error(error: crate::store::StoreError) -> AuthorizeError {
+    AuthorizeError::Untrusted(OAuthError::from(error))
+}
+
+/// Validates authorization request parameters: from the front channel (`/authorize`)
+/// or `pushed` to the PAR endpoint.
+///
+/// # Errors
+/// [`AuthorizeError`]: untrusted client or redirect URI as a page, the rest redirected.
+pub async fn validate(
+    provider: &Provider,
+    params: &Params,
+    pushed: bool,
+) -> Result<AuthorizationRequest, AuthorizeError> {
+    let untrusted =
+        |description: &'static str| AuthorizeError::Untrusted(OAuthError::invalid_request(description));
+    let client_id = params.get("client_id").ok_or_else(|| untrusted("missing parameter `client_id`"))?;
+    let now = provider.clock.now();
+    let client = provider
+        .clients
+        .get(&ClientId(client_id.to_owned()), now)
+        .await
+        .map_err(untrusted_server_error)?
+        .ok_or_else(|| untrusted("unknown client"))?;
+    let (redirect_uri, redirect_uri_sent) = match params.get("redirect_uri") {
+        Some(sent) => {
+            redirect_uri::find(&client.redirect_uris, sent)
+                .ok_or_else(|| untrusted("redirect_uri is not registered"))?;
+            (sent.to_owned(), true)
+        }
+        None => match client.redirect_uris.as_slice() {
+            [only] => (only.clone(), false),
+            _ => return Err(untrusted("missing parameter `redirect_uri`")),
+        },
+    };
+    let state = params.get("state");
+    let (response_mode, mode_error) = match params.get("response_mode") {
+        None | Some("query") => (ResponseMode::Query, None),
+        Some("form_post") => (ResponseMode::FormPost, None),
+        Some(_) => (ResponseMode::Query, Some(OAuthError::invalid_request("unsupported response_mode"))),
+    };
+    let fail = |error: OAuthError| error_redirect(provider, &redirect_uri, response_mode, state, &error);
+    if let Some(error) = mode_error {
+        return Err(fail(error));
+    }
+    check_request_parameters(&client, params, pushed).map_err(fail)?;
+    let grant =
+        provider.catalog.grant_user_access(&client, params.get("scope"), params.resources()).map_err(fail)?;
+    let is_openid = grant.scopes.iter().any(|s| s == "openid");
+    if is_openid && !redirect_uri_sent {
+        // OpenID Connect Core §3.1.2.1: redirect_uri is required.
+        return Err(fail(OAuthError::invalid_request("missing parameter `redirect_uri`")));
+    }
+    if grant.scopes.iter().any(|s| s == OFFLINE_ACCESS) && !client.allow_offline_access {
+        return Err(fail(OAuthError::invalid_scope("offline_access is not allowed for this client")));
+    }
+    let prompt: Vec<String> =
+        params.get("prompt").map(|p| p.split(' ').map(str::to_owned).collect()).unwrap_or_default();
+    if prompt.iter().any(|p| !matches!(p.as_str(), "none" | "login" | "consent" | "select_account")) {
+        return Err(fail(OAuthError::invalid_request("unsupported prompt value")));
+    }
+    if prompt.len() > 1 && prompt.iter().any(|p| p == "none") {
+        // OpenID Connect Core §3.1.2.1: none with any other value is an error.
+        return Err(fail(OAuthError::invalid_request("prompt=none cannot be combined")));
+    }
+    let max_age =
+        match params.get("max_age") {
+            Some(text) => Some(text.parse::<i64>().ok().filter(|age| *age >= 0).ok_or_else(|| {
+                fail(OAuthError::invalid_request("max_age must be a non-negative integer"))
+            })?),
+            None => None,
+        };
+    Ok(AuthorizationRequest {
+        client_id: client.client_id.to_string(),
+        redirect_uri,
+        redirect_uri_sent,
+        response_mode,
+        state: state.map(str::to_owned),
+        scopes: grant.scopes,
+        resources: params.resources().to_vec(),
+        nonce: params.get("nonce").map(str::to_owned),
+        code_challenge: params.get("code_challenge").unwrap_or_default().to_owned(),
+        prompt,
+        max_age,
+        login_hint: params.get("login_hint").map(str::to_owned),
+        dpop_jkt: params.get("dpop_jkt").map(str::to_owned),
+        authenticated_at: None,
+        consented: false,
+    })
+}
+
+/// Checks what must hold before scopes are looked at: PAR, response type, grant, PKCE.
+fn check_request_parameters(client: &Client, params: &Params, pushed: bool) -> Result<(), OAuthError> {
+    if params.get("request").is_some() {
+        return Err(OAuthError::request_not_supported("request objects are not supported; use PAR"));
+    }
+    if pushed && params.get("request_uri").is_some() {
+        return Err(OAuthError::invalid_request("request_uri cannot be pushed (RFC 9126 §2.1)"));
+    }
+    if client.require_pushed_authorization && !pushed {
+        // RFC 9126 §5: this client may only authorize with a pushed request.
+        return Err(OAuthError::invalid_request("this client must use pushed authorization requests"));
+    }
+    match params.get("response_type") {
+        None => return Err(OAuthError::invalid_request("missing parameter `response_type`")),
+        Some("code") => {}
+        // OAuth 2.1 §10.1: the implicit and hybrid flows are gone.
+        Some(_) => return Err(OAuthError::unsupported_response_type("only response_type=code is supported")),
+    }
+    if !client.allows_grant(GrantType::AuthorizationCode) {
+        return Err(OAuthError::unauthorized_client("client may not use the authorization code grant"));
+    }
+    // OAuth 2.1 §4.1.1: PKCE is required, and S256 is the only method Tessera knows.
+    let challenge = params
+        .get("code_challenge")
+        .ok_or_else(|| OAuthError::invalid_request("code_challenge required (PKCE)"))?;
+    if params.get("code_challenge_method") != Some("S256") {
+        return Err(OAuthError::invalid_request("code_challenge_method must be S256"));
+    }
+    if challenge.len() != 43 || !pkce::is_well_formed(challenge) {
+        return Err(OAuthError::invalid_request("code_challenge is not a base64url SHA-256"));
+    }
+    Ok(())
+}
+
+/// What the user must do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    SignIn,
+    Consent,
+    Complete,
+}
+
+/// Decides the next step for `request` given the browser's session.
+///
+/// # Errors
+/// `login_required` / `consent_required` when `prompt=none` forbids the step.
+pub async fn next_step(
+    provider: &Provider,
+    request: &AuthorizationRequest,
+    session: Option<&Session>,
+    now: Timestamp,
+) -> Result<Step, AuthorizeError> {
+    let too_old =
+        |session: &Session| request.max_age.is_some_and(|max_age| now - session.auth_time > max_age);
+    let sign_in = match session {
+        None => true,
+        Some(session) => request.authenticated_at.is_none() && (request.prompts("login") || too_old(session)),
+    };
+    if sign_in {
+        if request.prompts("none") {
+            return Err(request.error(provider, &OAuthError::login_required("the user is not signed in")));
+        }
+        return Ok(Step::SignIn);
+    }
+    let Some(session) = session else { return Ok(Step::SignIn) };
+    if !request.consented
+        && needs_consent(provider, request, session).await.map_err(|e| request.error(provider, &e))?
+    {
+        if request.prompts("none") {
+            return Err(request.error(provider, &OAuthError::consent_required("the user has not consented")));
+        }
+        return Ok(Step::Consent);
+    }
+    Ok(Step::Complete)
+}
+
+async fn needs_consent(
+    provider: &Provider,
+    request: &AuthorizationRequest,
+    session: &Session,
+) -> Result<bool, OAuthError> {
+    let client = provider
+        .clients
+        .get(&ClientId(request.client_id.clone()), provider.clock.now())
+        .await?
+        .ok_or_else(|| OAuthError::invalid_request("unknown client"))?;
+    if !client.require_consent {
+        return Ok(false);
+    }
+    if request.prompts("consent") {
+        return Ok(true);
+    }
+    let granted = provider.store.consented_scopes(&session.subject, &request.client_id).await?;
+    Ok(!request.scopes.iter().all(|scope| granted.contains(scope)))
+}
+
+/// Issues the authorization code for a signed-in, consenting user (RFC 6749 §4.1.2).
+///
+/// # Errors
+/// `server_error` when the store fails.
+pub async fn issue_code(
+    provider: &Provider,
+    request: &AuthorizationRequest,
+    session: &Session,
+    now: Timestamp,
+) -> Result<ClientRedirect, OAuthError> {
+    let code = provider.rng.token();
+    let grant = PendingGrant {
+        grant_id: provider.rng.identifier(),
+        client_id: request.client_id.clone(),
+        subject: session.subject.clone(),
+        redirect_uri: request.redirect_uri_sent.then(|| request.redirect_uri.clone()),
+        code_challenge: request.code_challenge.clone(),
+        scopes: request.scopes.clone(),
+        resources: request.resources.clone(),
+        nonce: request.nonce.clone(),
+        auth_time: session.auth_time,
+        sid: session.sid.clone(),
+        dpop_jkt: request.dpop_jkt.clone(),
+    };
+    let expires_at = now + provider.settings.tokens.authorization_code_lifetime;
+    provider.store.put_code(&SecretHash::of(&code), &grant, expires_at).await?;
+    info!(client_id = %request.client_id, subject = %session.subject, "issued authorization code");
+    let mut params = vec![("code".to_owned(), code)];
+    if let Some(state) = &request.state {
+        params.push(("state".to_owned(), state.clone()));
+    }
+    // RFC 9207: the issuer identifies who answered, against mix-up attacks.
+    params.push(("iss".to_owned(), provider.settings.issuer.clone()));
+    Ok(ClientRedirect {
+        redirect_uri: request.redirect_uri.clone(),
+        response_mode: request.response_mode,
+        params,
+    })
+}
+
+/// The response when the user denies the request.
+#[must_use]
+pub fn denied(provider: &Provider, request: &AuthorizationRequest) -> AuthorizeError {
+    request.error(provider, &OAuthError::access_denied("the user denied the request"))
+}
+
+/// Keeps a request while the user signs in or consents; returns its interaction id.
+///
+/// # Errors
+/// When the store fails.
+pub async fn save_interaction(
+    provider: &Provider,
+    request: &AuthorizationRequest,
+    id: Option<&str>,
+) -> Result<String, OAuthError> {
+    let id = id.map_or_else(|| provider.rng.identifier(), str::to_owned);
+    let document = serde_json::to_value(request).map_err(OAuthError::server_error)?;
+    let expires_at = provider.clock.now() + INTERACTION_LIFETIME;
+    provider.store.put_request(&format!("interaction:{id}"), &document, expires_at).await?;
+    Ok(id)
+}
+
+/// The request waiting under interaction `id`.
+///
+/// # Errors
+/// When the store fails.
+pub async fn load_interaction(
+    provider: &Provider,
+    id: &str,
+) -> Result<Option<AuthorizationRequest>, OAuthError> {
+    let document = provider.store.request(&format!("interaction:{id}"), provider.clock.now()).await?;
+    Ok(document.and_then(|document| serde_json::from_value(document).ok()))
+}
+
+/// Ends interaction `id`, so its request cannot complete twice.
+///
+/// # Errors
+/// When the store fails.
+pub async fn finish_interaction(
+    provider: &Provider,
+    id: &str,
+) -> Result<Option<AuthorizationRequest>, OAuthError> {
+    let document = provider.store.consume_request(&format!("interaction:{id}"), provider.clock.now()).await?;
+    Ok(document.and_then(|document| serde_json::from_value(document).ok()))
+}
+
+/// Stores a pushed authorization request (RFC 9126 §2.2) and returns its `request_uri`.
+///
+/// # Errors
+/// When the store fails.
+pub async fn push(provider: &Provider, request: &AuthorizationRequest) -> Result<String, OAuthError> {
+    let key = provider.rng.token();
+    let document = serde_json::to_value(request).map_err(OAuthError::server_error)?;
+    let expires_at = provider.clock.now() + PUSHED_REQUEST_LIFETIME;
+    provider.store.put_request(&format!("par:{key}"), &document, expires_at).await?;
+    Ok(format!("{REQUEST_URI_PREFIX}{key}"))
+}

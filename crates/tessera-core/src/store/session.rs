@@ -1,0 +1,195 @@
+//! Store traits for human sign-in: codes, refresh tokens, grants, sessions, pending
+//! authorization requests, consent, sign-in throttling and server secrets.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::StoreResult;
+use crate::Timestamp;
+use crate::secret::SecretHash;
+
+/// The result of redeeming a single-use artefact (code, refresh token, PAR request).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Consumed<T> {
+    /// First use: here is what it stood for.
+    Fresh(T),
+    /// Already used: the grant it belongs to must be revoked (RFC 6749 §4.1.2,
+    /// RFC 9700 §4.14.2).
+    Replayed { grant_id: String },
+    /// Unknown, expired or revoked.
+    Missing,
+}
+
+/// What an authorization code stands for (RFC 6749 §4.1.2), bound to its client,
+/// `redirect_uri` and PKCE challenge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingGrant {
+    /// Every token issued from this code carries it: revoking it revokes them all.
+    pub grant_id: String,
+    /// The client the code was issued to (RFC 6749 §4.1.3).
+    pub client_id: String,
+    /// The user who authorized.
+    pub subject: String,
+    /// The `redirect_uri` sent to `/authorize`, if one was (RFC 6749 §4.1.3).
+    pub redirect_uri: Option<String>,
+    /// BASE64URL(SHA256(code_verifier)) (RFC 7636 §4.2, S256 only).
+    pub code_challenge: String,
+    /// The granted scopes.
+    pub scopes: Vec<String>,
+    /// RFC 8707 resource indicators of the request.
+    pub resources: Vec<String>,
+    /// Echoed in the ID token (OpenID Connect Core §3.1.2.1).
+    pub nonce: Option<String>,
+    /// When the user authenticated.
+    pub auth_time: Timestamp,
+    /// The session id for the ID token's `sid`.
+    pub sid: String,
+    /// RFC 9449 §10: the DPoP key the code is bound to.
+    pub dpop_jkt: Option<String>,
+}
+
+/// Authorization codes.
+#[async_trait]
+pub trait CodeStore: Send + Sync {
+    /// Stores a code by the hash of its value.
+    async fn put_code(
+        &self,
+        hash: &SecretHash,
+        grant: &PendingGrant,
+        expires_at: Timestamp,
+    ) -> StoreResult<()>;
+    /// Marks the code used and returns its grant in one step: of any number of racing
+    /// redemptions exactly one sees `Fresh`; later ones see `Replayed`. An expired
+    /// or unknown code is `Missing`.
+    async fn consume_code(&self, hash: &SecretHash, now: Timestamp) -> StoreResult<Consumed<PendingGrant>>;
+}
+
+/// What a refresh token stands for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshRecord {
+    /// The family: every token descended from one authorization.
+    pub grant_id: String,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// The user.
+    pub subject: String,
+    /// The scopes of the original grant: a refresh may narrow, never widen.
+    pub scopes: Vec<String>,
+    /// RFC 8707 resource indicators of the original request.
+    pub resources: Vec<String>,
+    /// When the user authenticated.
+    pub auth_time: Timestamp,
+    /// The session id for ID tokens issued on refresh.
+    pub sid: String,
+    /// When this token was issued.
+    pub issued_at: Timestamp,
+    /// Absolute end of the family, fixed at the first issue.
+    pub expires_at: Timestamp,
+    /// Sliding expiry of this token, when the client uses sliding lifetimes.
+    pub idle_expires_at: Option<Timestamp>,
+    /// RFC 9449 §5: a public client's refresh tokens stay bound to its DPoP key.
+    pub dpop_jkt: Option<String>,
+}
+
+/// Refresh tokens, rotated on every use (RFC 9700 §4.14.2).
+#[async_trait]
+pub trait RefreshStore: Send + Sync {
+    /// Stores the first refresh token of a grant.
+    async fn put_refresh_token(&self, hash: &SecretHash, record: &RefreshRecord) -> StoreResult<()>;
+    /// The record behind a live (unused, unrevoked) token, for validation before rotating.
+    /// A used or revoked token is `Replayed`; an unknown one `Missing`.
+    async fn refresh_token(&self, hash: &SecretHash) -> StoreResult<Consumed<RefreshRecord>>;
+    /// Marks `old` used and stores `new` as its successor in one transaction. `Fresh`
+    /// when this call used `old`; `Replayed` when it was already used or revoked (the
+    /// caller revokes the family); `Missing` when unknown. At most one successor of
+    /// a token ever exists.
+    async fn rotate_refresh_token(
+        &self,
+        old: &SecretHash,
+        new: &SecretHash,
+        successor: &RefreshRecord,
+        now: Timestamp,
+    ) -> StoreResult<Consumed<()>>;
+}
+
+/// Grants: the family of everything issued from one authorization.
+#[async_trait]
+pub trait GrantStore: Send + Sync {
+    /// Remembers that access token `jti` descends from `grant_id`, until it expires.
+    async fn record_access_token(&self, jti: &str, grant_id: &str, expires_at: Timestamp) -> StoreResult<()>;
+    /// Revokes the whole family: every refresh token of the grant, every recorded
+    /// access token `jti` (into the revoked list), and its unused codes. Other grants
+    /// of the same user or client are untouched.
+    async fn revoke_grant(&self, grant_id: &str, now: Timestamp) -> StoreResult<()>;
+}
+
+/// A signed-in browser session, kept server-side so any instance can continue it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// The signed-in user's `sub`.
+    pub subject: String,
+    /// The username, for pages.
+    pub username: String,
+    /// When the user authenticated (`auth_time`).
+    pub auth_time: Timestamp,
+    /// Public session id (`sid`, OpenID Connect Front-Channel Logout §3).
+    pub sid: String,
+    /// When the session ends.
+    pub expires_at: Timestamp,
+}
+
+/// Browser sessions, by the hash of the cookie value.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Stores (or replaces) a session by the hash of its cookie value.
+    async fn put_session(&self, hash: &SecretHash, session: &Session) -> StoreResult<()>;
+    /// The unexpired session.
+    async fn session(&self, hash: &SecretHash, now: Timestamp) -> StoreResult<Option<Session>>;
+    /// Ends a session (sign-out).
+    async fn delete_session(&self, hash: &SecretHash) -> StoreResult<()>;
+}
+
+/// Authorization requests waiting for sign-in or consent, and pushed requests (PAR),
+/// as JSON documents by key.
+#[async_trait]
+pub trait RequestStore: Send + Sync {
+    async fn put_request(
+        &self,
+        key: &str,
+        document: &serde_json::Value,
+        expires_at: Timestamp,
+    ) -> StoreResult<()>;
+    /// Reads an unexpired request without using it up.
+    async fn request(&self, key: &str, now: Timestamp) -> StoreResult<Option<serde_json::Value>>;
+    /// Deletes and returns an unexpired request in one step: single use (RFC 9126 §2.2).
+    async fn consume_request(&self, key: &str, now: Timestamp) -> StoreResult<Option<serde_json::Value>>;
+}
+
+/// Remembered consent per user and client.
+#[async_trait]
+pub trait ConsentStore: Send + Sync {
+    /// The scopes the user already granted the client.
+    async fn consented_scopes(&self, subject: &str, client_id: &str) -> StoreResult<Vec<String>>;
+    /// Replaces the scopes the user granted the client.
+    async fn put_consent(&self, subject: &str, client_id: &str, scopes: &[String]) -> StoreResult<()>;
+}
+
+/// Failure counters that guard sign-in against guessing.
+#[async_trait]
+pub trait ThrottleStore: Send + Sync {
+    /// Counts one failure for `key` and returns the count in the current window,
+    /// which starts with the first failure and lasts `window` seconds.
+    async fn record_failure(&self, key: &str, now: Timestamp, window: i64) -> StoreResult<u32>;
+    /// The failures for `key` in its current window (0 once it passed).
+    async fn failures(&self, key: &str, now: Timestamp) -> StoreResult<u32>;
+    /// Forgets `key`'s failures (after a successful sign-in).
+    async fn clear_failures(&self, key: &str) -> StoreResult<()>;
+}
+
+/// Secrets the instances share (the cookie and CSRF key).
+#[async_trait]
+pub trait SecretStore: Send + Sync {
+    /// The secret called `name`; stores `candidate` first if there is none, so every
+    /// instance ends up with the same value.
+    async fn shared_secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>>;
+}

@@ -1,0 +1,74 @@
+//! ID tokens (OpenID Connect Core §2, §3.1.3.6).
+
+use serde::{Deserialize, Serialize};
+
+use super::jws;
+use crate::provider::Provider;
+use crate::{OAuthError, Timestamp};
+
+/// The claims of an ID token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdTokenClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub exp: Timestamp,
+    pub iat: Timestamp,
+    pub auth_time: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+}
+
+/// What an ID token says about the user's authentication.
+#[derive(Debug, Clone)]
+pub struct Authentication<'a> {
+    pub subject: &'a str,
+    pub auth_time: Timestamp,
+    pub nonce: Option<&'a str>,
+    pub sid: &'a str,
+}
+
+/// Mints an ID token for `client_id`, with `at_hash` of the access token issued beside it.
+///
+/// # Errors
+/// `server_error` when no key signs.
+pub async fn mint(
+    provider: &Provider,
+    client_id: &str,
+    authentication: &Authentication<'_>,
+    access_token: &str,
+    now: Timestamp,
+) -> Result<String, OAuthError> {
+    let keys = provider.keys.key_set(now).await?;
+    let signer = keys.signer()?;
+    let claims = IdTokenClaims {
+        iss: provider.settings.issuer.clone(),
+        sub: authentication.subject.to_owned(),
+        aud: client_id.to_owned(),
+        exp: now + provider.settings.tokens.id_token_lifetime,
+        iat: now,
+        auth_time: authentication.auth_time,
+        nonce: authentication.nonce.map(str::to_owned),
+        at_hash: Some(signer.algorithm().half_hash(access_token)),
+        sid: Some(authentication.sid.to_owned()),
+    };
+    Ok(jws::sign_id_token(&claims, signer, &provider.rng)?)
+}
+
+/// Reads an ID token this server issued, even expired (for `id_token_hint`).
+///
+/// # Errors
+/// `invalid_request` when it is not a valid ID token of this issuer.
+pub async fn read_hint(provider: &Provider, token: &str) -> Result<IdTokenClaims, OAuthError> {
+    let keys = provider.keys.key_set(provider.clock.now()).await?;
+    let claims: IdTokenClaims = jws::verify_own(token, &keys, "JWT")
+        .map_err(|_| OAuthError::invalid_request("id_token_hint is not an ID token of this server"))?;
+    if claims.iss != provider.settings.issuer {
+        return Err(OAuthError::invalid_request("id_token_hint is from another issuer"));
+    }
+    Ok(claims)
+}

@@ -1,0 +1,195 @@
+//! Server-rendered pages: askama templates (auto-escaped), strict security headers
+//! (no framing, no scripts but the form-post nonce), and CSRF tokens.
+
+use askama::Template;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use tessera_core::authorize::ClientRedirect;
+
+use crate::App;
+use crate::extract::cookies::{CSRF_COOKIE, cookie, set_cookie};
+
+/// The sign-in form.
+#[derive(Template)]
+#[template(path = "login.html")]
+pub(crate) struct LoginPage {
+    pub base: String,
+    pub csrf_token: String,
+    pub interaction: Option<String>,
+    pub return_to: Option<String>,
+    pub client_name: Option<String>,
+    pub username: String,
+    pub message: Option<String>,
+}
+
+/// The consent form.
+#[derive(Template)]
+#[template(path = "consent.html")]
+pub(crate) struct ConsentPage {
+    pub base: String,
+    pub csrf_token: String,
+    pub interaction: String,
+    pub client_name: String,
+    pub scopes: Vec<String>,
+    pub username: String,
+}
+
+/// The sign-out confirmation.
+#[derive(Template)]
+#[template(path = "logout.html")]
+pub(crate) struct LogoutPage {
+    pub base: String,
+    pub csrf_token: String,
+    pub signed_in: bool,
+    pub client_name: Option<String>,
+    pub hidden: Vec<(String, String)>,
+}
+
+/// A message: errors that must not redirect, and confirmations.
+#[derive(Template)]
+#[template(path = "message.html")]
+pub(crate) struct MessagePage {
+    pub base: String,
+    pub heading: String,
+    pub message: String,
+    pub detail: Option<String>,
+}
+
+/// The form-post response mode page.
+#[derive(Template)]
+#[template(path = "form_post.html")]
+struct FormPostPage {
+    action: String,
+    params: Vec<(String, String)>,
+    nonce: String,
+}
+
+/// A CSRF token for the page about to be rendered, and the cookie it pairs with
+/// when the browser has none yet (double-submit, the token an HMAC of the cookie).
+pub(crate) struct Csrf {
+    pub token: String,
+    pub set_cookie: Option<HeaderValue>,
+}
+
+impl App {
+    /// The CSRF token for this browser, minting its cookie when it has none.
+    pub(crate) fn csrf(&self, headers: &HeaderMap) -> Csrf {
+        match cookie(headers, CSRF_COOKIE) {
+            Some(value) => Csrf { token: self.csrf_token(value), set_cookie: None },
+            None => {
+                let value = self.provider.rng.token();
+                let set = set_cookie(CSRF_COOKIE, &value, &self.base_path, self.secure_cookies, None);
+                Csrf { token: self.csrf_token(&value), set_cookie: Some(set) }
+            }
+        }
+    }
+
+    fn csrf_token(&self, cookie_value: &str) -> String {
+        URL_SAFE_NO_PAD.encode(aws_lc_rs::hmac::sign(&self.csrf_key, cookie_value.as_bytes()))
+    }
+
+    /// Whether a submitted form's token belongs to this browser's CSRF cookie
+    /// (compared in constant time by `hmac::verify`).
+    pub(crate) fn csrf_valid(&self, headers: &HeaderMap, submitted: Option<&str>) -> bool {
+        let (Some(cookie_value), Some(submitted)) = (cookie(headers, CSRF_COOKIE), submitted) else {
+            return false;
+        };
+        let Ok(tag) = URL_SAFE_NO_PAD.decode(submitted) else { return false };
+        aws_lc_rs::hmac::verify(&self.csrf_key, cookie_value.as_bytes(), &tag).is_ok()
+    }
+
+    /// A link to `path` under the issuer's path.
+    pub(crate) fn link(&self, path: &str) -> String {
+        format!("{}{path}", self.base_path)
+    }
+
+    pub(crate) fn base(&self) -> String {
+        self.base_path.clone()
+    }
+
+    /// A `Set-Cookie` under the issuer's path.
+    pub(crate) fn cookie(&self, name: &str, value: &str, max_age: Option<i64>) -> HeaderValue {
+        set_cookie(name, value, &self.base_path, self.secure_cookies, max_age)
+    }
+
+    /// A message page with `status`.
+    pub(crate) fn message(
+        &self,
+        status: StatusCode,
+        heading: &str,
+        message: &str,
+        detail: Option<String>,
+    ) -> Response {
+        let page =
+            MessagePage { base: self.base(), heading: heading.into(), message: message.into(), detail };
+        html(status, &page, Vec::new(), None)
+    }
+}
+
+/// Renders a page with the security headers every page carries.
+pub(crate) fn html(
+    status: StatusCode,
+    page: &impl Template,
+    cookies: Vec<HeaderValue>,
+    script_nonce: Option<&str>,
+) -> Response {
+    let body = match page.render() {
+        Ok(body) => body,
+        Err(error) => {
+            tracing::error!(%error, "template failed");
+            return (StatusCode::INTERNAL_SERVER_ERROR, "page could not be rendered").into_response();
+        }
+    };
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // No framing (clickjacking), no scripts but a nonce'd one, no plugins, no base tag.
+    // No form-action: Chrome applies it to the redirect chain that ends at the client.
+    let script = script_nonce.map_or_else(String::new, |nonce| format!("; script-src 'nonce-{nonce}'"));
+    let csp = format!(
+        "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'{script}"
+    );
+    if let Ok(csp) = HeaderValue::from_str(&csp) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    for cookie in cookies {
+        headers.append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// Sends an authorization response to the client: a 303 for `query`, an
+/// auto-submitting form for `form_post`.
+pub(crate) fn to_client(app: &App, redirect: &ClientRedirect, cookies: Vec<HeaderValue>) -> Response {
+    match redirect.response_mode {
+        tessera_core::authorize::ResponseMode::Query => see_other(&redirect.location(), cookies),
+        tessera_core::authorize::ResponseMode::FormPost => {
+            let nonce = app.provider.rng.identifier();
+            let page = FormPostPage {
+                action: redirect.redirect_uri.clone(),
+                params: redirect.params.clone(),
+                nonce,
+            };
+            html(StatusCode::OK, &page, cookies, Some(&page.nonce))
+        }
+    }
+}
+
+/// A 303 See Other to `location`.
+pub(crate) fn see_other(location: &str, cookies: Vec<HeaderValue>) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    let headers = response.headers_mut();
+    if let Ok(location) = HeaderValue::from_str(location) {
+        headers.insert(header::LOCATION, location);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    for cookie in cookies {
+        headers.append(header::SET_COOKIE, cookie);
+    }
+    response
+}

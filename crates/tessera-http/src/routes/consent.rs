@@ -1,0 +1,82 @@
+//! `GET|POST /consent`: the user grants the requested scopes to a client, or denies.
+
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use tessera_core::{authorize, sign_in};
+
+use super::authorize::{expired, failed, proceed, untrusted};
+use super::login::{client_display_name, stale_form};
+use crate::AppState;
+use crate::extract::cookies::{SESSION_COOKIE, cookie};
+use crate::extract::{OAuthForm, parse_form};
+use crate::pages::{ConsentPage, html, see_other};
+
+pub(super) async fn consent_page(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let params = parse_form(query.unwrap_or_default().as_bytes()).unwrap_or_default();
+    let Some(id) = params.get("interaction") else { return expired(&app) };
+    let request = match authorize::load_interaction(&app, id).await {
+        Ok(Some(request)) => request,
+        Ok(None) => return expired(&app),
+        Err(error) => return untrusted(&app, &error),
+    };
+    let Ok(Some(session)) = sign_in::session(&app, cookie(&headers, SESSION_COOKIE)).await else {
+        return see_other(&format!("{}?interaction={id}", app.link("/login")), Vec::new());
+    };
+    let client_name =
+        client_display_name(&app, &request.client_id).await.unwrap_or_else(|| request.client_id.clone());
+    let scopes = request.scopes.iter().map(|scope| app.catalog.display_name(scope).to_owned()).collect();
+    let csrf = app.csrf(&headers);
+    let page = ConsentPage {
+        base: app.base(),
+        csrf_token: csrf.token,
+        interaction: id.to_owned(),
+        client_name,
+        scopes,
+        username: session.username,
+    };
+    html(StatusCode::OK, &page, csrf.set_cookie.into_iter().collect(), None)
+}
+
+pub(super) async fn consent_submit(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    OAuthForm(form): OAuthForm,
+) -> Response {
+    if !app.csrf_valid(&headers, form.get("csrf_token")) {
+        return stale_form(&app);
+    }
+    let Some(id) = form.get("interaction") else { return expired(&app) };
+    let mut request = match authorize::load_interaction(&app, id).await {
+        Ok(Some(request)) => request,
+        Ok(None) => return expired(&app),
+        Err(error) => return untrusted(&app, &error),
+    };
+    let Ok(Some(session)) = sign_in::session(&app, cookie(&headers, SESSION_COOKIE)).await else {
+        return see_other(&format!("{}?interaction={id}", app.link("/login")), Vec::new());
+    };
+    if form.get("decision") != Some("allow") {
+        return match authorize::finish_interaction(&app, id).await {
+            Ok(Some(request)) => failed(&app, authorize::denied(&app, &request)),
+            Ok(None) => expired(&app),
+            Err(error) => untrusted(&app, &error),
+        };
+    }
+    // Remembered per user and client, so the next request for these scopes skips the page.
+    let mut granted =
+        app.store.consented_scopes(&session.subject, &request.client_id).await.unwrap_or_default();
+    for scope in &request.scopes {
+        if !granted.contains(scope) {
+            granted.push(scope.clone());
+        }
+    }
+    if let Err(error) = app.store.put_consent(&session.subject, &request.client_id, &granted).await {
+        return untrusted(&app, &error.into());
+    }
+    request.consented = true;
+    proceed(&app, &headers, request, Some(id.to_owned())).await
+}

@@ -1,0 +1,435 @@
+//! The sign-in stores on SQL: codes, refresh tokens, grants, sessions, pending
+//! requests, consent, throttling and shared secrets.
+//!
+//! Every check-and-mark is one statement (`UPDATE … RETURNING`, `DELETE … RETURNING`,
+//! `INSERT … ON CONFLICT`) or one transaction that starts by taking the row it
+//! changes, so racing requests on any number of instances see one winner.
+
+use async_trait::async_trait;
+use sqlx::Row as _;
+use sqlx::any::AnyRow;
+use tessera_core::Timestamp;
+use tessera_core::secret::SecretHash;
+use tessera_core::store::{
+    CodeStore, ConsentStore, Consumed, GrantStore, PendingGrant, RefreshRecord, RefreshStore, RequestStore,
+    SecretStore, Session, SessionStore, StoreError, StoreResult, ThrottleStore,
+};
+
+use crate::rows::{from_json, to_json};
+use crate::{SqlStore, store_error};
+
+/// A counter column as the trait's `u32`, saturating (it only guards a threshold).
+fn count(row: &AnyRow, column: &str) -> StoreResult<u32> {
+    let n: i64 = row.try_get(column).map_err(store_error)?;
+    Ok(u32::try_from(n.max(0)).unwrap_or(u32::MAX))
+}
+
+#[async_trait]
+impl CodeStore for SqlStore {
+    async fn put_code(
+        &self,
+        hash: &SecretHash,
+        grant: &PendingGrant,
+        expires_at: Timestamp,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO authorization_codes (code_hash, grant_id, document, expires_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(hash.to_base64url())
+        .bind(&grant.grant_id)
+        .bind(to_json(grant)?)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn consume_code(&self, hash: &SecretHash, now: Timestamp) -> StoreResult<Consumed<PendingGrant>> {
+        let code_hash = hash.to_base64url();
+        // One statement checks and marks: racing redemptions queue on the row and
+        // only the first finds `consumed_at` still NULL (RFC 6749 §4.1.2).
+        let fresh = sqlx::query(
+            "UPDATE authorization_codes SET consumed_at = $2 \
+             WHERE code_hash = $1 AND consumed_at IS NULL AND expires_at > $2 RETURNING document",
+        )
+        .bind(&code_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(store_error)?;
+        if let Some(row) = fresh {
+            return Ok(Consumed::Fresh(from_json(&row, "document")?));
+        }
+        let used = sqlx::query(
+            "SELECT grant_id FROM authorization_codes \
+             WHERE code_hash = $1 AND consumed_at IS NOT NULL AND expires_at > $2",
+        )
+        .bind(&code_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(store_error)?;
+        match used {
+            Some(row) => Ok(Consumed::Replayed { grant_id: row.try_get("grant_id").map_err(store_error)? }),
+            None => Ok(Consumed::Missing),
+        }
+    }
+}
+
+/// `Replayed` for a token that exists but is used, revoked or of a revoked grant;
+/// `Missing` for one that does not exist (or only expired). Read after a failed
+/// rotation, and by `refresh_token`.
+const REFRESH_STATE: &str = "SELECT t.grant_id, t.document, t.used_at, t.revoked, g.grant_id AS revoked_grant \
+     FROM refresh_tokens t LEFT JOIN revoked_grants g ON g.grant_id = t.grant_id WHERE t.token_hash = $1";
+
+/// A refresh token row read with [`REFRESH_STATE`].
+struct RefreshState {
+    grant_id: String,
+    /// Used, revoked, or its grant revoked.
+    spent: bool,
+    row: AnyRow,
+}
+
+impl RefreshState {
+    fn from_row(row: AnyRow) -> StoreResult<Self> {
+        let used_at: Option<i64> = row.try_get("used_at").map_err(store_error)?;
+        let revoked: i64 = row.try_get("revoked").map_err(store_error)?;
+        let revoked_grant: Option<String> = row.try_get("revoked_grant").map_err(store_error)?;
+        Ok(Self {
+            grant_id: row.try_get("grant_id").map_err(store_error)?,
+            spent: used_at.is_some() || revoked != 0 || revoked_grant.is_some(),
+            row,
+        })
+    }
+}
+
+#[async_trait]
+impl RefreshStore for SqlStore {
+    async fn put_refresh_token(&self, hash: &SecretHash, record: &RefreshRecord) -> StoreResult<()> {
+        insert_refresh_token(&self.pool, hash, record).await
+    }
+
+    async fn refresh_token(&self, hash: &SecretHash) -> StoreResult<Consumed<RefreshRecord>> {
+        let row = sqlx::query(REFRESH_STATE)
+            .bind(hash.to_base64url())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?;
+        let Some(state) = row.map(RefreshState::from_row).transpose()? else { return Ok(Consumed::Missing) };
+        if state.spent {
+            return Ok(Consumed::Replayed { grant_id: state.grant_id });
+        }
+        Ok(Consumed::Fresh(from_json(&state.row, "document")?))
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        old: &SecretHash,
+        new: &SecretHash,
+        successor: &RefreshRecord,
+        now: Timestamp,
+    ) -> StoreResult<Consumed<()>> {
+        let old_hash = old.to_base64url();
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        // The UPDATE takes the old row first: a racing rotation waits for this
+        // transaction and then finds `used_at` set, so at most one successor is ever
+        // inserted (RFC 9700 §4.14.2). Expired tokens and revoked grants never rotate.
+        let used = sqlx::query(
+            "UPDATE refresh_tokens SET used_at = $2 \
+             WHERE token_hash = $1 AND used_at IS NULL AND revoked = 0 \
+             AND expires_at > $2 AND (idle_expires_at IS NULL OR idle_expires_at > $2) \
+             AND NOT EXISTS (SELECT 1 FROM revoked_grants g WHERE g.grant_id = refresh_tokens.grant_id) \
+             RETURNING grant_id",
+        )
+        .bind(&old_hash)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        let Some(used) = used else {
+            let row = sqlx::query(REFRESH_STATE)
+                .bind(&old_hash)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(store_error)?;
+            tx.rollback().await.map_err(store_error)?;
+            return Ok(match row.map(RefreshState::from_row).transpose()? {
+                Some(state) if state.spent => Consumed::Replayed { grant_id: state.grant_id },
+                _ => Consumed::Missing,
+            });
+        };
+        let grant_id: String = used.try_get("grant_id").map_err(store_error)?;
+        if grant_id != successor.grant_id {
+            // Dropping `tx` rolls the use of `old` back.
+            return Err(StoreError::new("a refresh token's successor must belong to the same grant"));
+        }
+        insert_refresh_token(&mut *tx, new, successor).await?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(Consumed::Fresh(()))
+    }
+}
+
+async fn insert_refresh_token<'e>(
+    executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    hash: &SecretHash,
+    record: &RefreshRecord,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, grant_id, document, expires_at, idle_expires_at, revoked) \
+         VALUES ($1, $2, $3, $4, $5, 0)",
+    )
+    .bind(hash.to_base64url())
+    .bind(&record.grant_id)
+    .bind(to_json(record)?)
+    .bind(record.expires_at)
+    .bind(record.idle_expires_at)
+    .execute(executor)
+    .await
+    .map_err(store_error)?;
+    Ok(())
+}
+
+/// Copies the recorded access tokens of grant `$1` into the revoked list.
+const REVOKE_ACCESS_TOKENS: &str = "INSERT INTO revoked_jtis (jti, expires_at) \
+     SELECT jti, expires_at FROM issued_access_tokens WHERE grant_id = $1 ON CONFLICT (jti) DO NOTHING";
+
+#[async_trait]
+impl GrantStore for SqlStore {
+    async fn record_access_token(&self, jti: &str, grant_id: &str, expires_at: Timestamp) -> StoreResult<()> {
+        sqlx::query("INSERT INTO issued_access_tokens (jti, grant_id, expires_at) VALUES ($1, $2, $3)")
+            .bind(jti)
+            .bind(grant_id)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        // Committed record, then check for a revocation: with `revoke_grant` doing the
+        // reverse (commit the revocation, then copy the records), a token minted
+        // while its grant is being revoked is caught by one side or the other.
+        sqlx::query(
+            "INSERT INTO revoked_jtis (jti, expires_at) SELECT $1, $3 \
+             WHERE EXISTS (SELECT 1 FROM revoked_grants WHERE grant_id = $2) ON CONFLICT (jti) DO NOTHING",
+        )
+        .bind(jti)
+        .bind(grant_id)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn revoke_grant(&self, grant_id: &str, now: Timestamp) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        // Remember the revocation until the last artefact of the family expires (a
+        // refresh token's expiry is the family's, fixed at the first issue). A write
+        // first: a SQLite transaction that reads before writing fails at once with
+        // SQLITE_BUSY_SNAPSHOT when another writer commits in between.
+        sqlx::query(
+            "INSERT INTO revoked_grants (grant_id, expires_at) SELECT $1, MAX(until) FROM ( \
+             SELECT $2 AS until \
+             UNION ALL SELECT expires_at FROM refresh_tokens WHERE grant_id = $1 \
+             UNION ALL SELECT expires_at FROM issued_access_tokens WHERE grant_id = $1 \
+             UNION ALL SELECT expires_at FROM authorization_codes WHERE grant_id = $1) AS family WHERE true \
+             ON CONFLICT (grant_id) DO UPDATE SET expires_at = excluded.expires_at \
+             WHERE revoked_grants.expires_at < excluded.expires_at",
+        )
+        .bind(grant_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        // RFC 9700 §4.14.2: the whole family, and nothing of other grants.
+        sqlx::query("UPDATE refresh_tokens SET revoked = 1 WHERE grant_id = $1 AND revoked = 0")
+            .bind(grant_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        sqlx::query(REVOKE_ACCESS_TOKENS).bind(grant_id).execute(&mut *tx).await.map_err(store_error)?;
+        // Unused codes become used: a later redemption is refused as a replay.
+        sqlx::query(
+            "UPDATE authorization_codes SET consumed_at = $2 WHERE grant_id = $1 AND consumed_at IS NULL",
+        )
+        .bind(grant_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
+        // Access tokens recorded while the transaction ran: `record_access_token`
+        // checked before our commit, so we must see their records now.
+        sqlx::query(REVOKE_ACCESS_TOKENS).bind(grant_id).execute(&self.pool).await.map_err(store_error)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SessionStore for SqlStore {
+    async fn put_session(&self, hash: &SecretHash, session: &Session) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO sessions (session_hash, document, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (session_hash) DO UPDATE SET document = excluded.document, \
+             expires_at = excluded.expires_at",
+        )
+        .bind(hash.to_base64url())
+        .bind(to_json(session)?)
+        .bind(session.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn session(&self, hash: &SecretHash, now: Timestamp) -> StoreResult<Option<Session>> {
+        let row = sqlx::query("SELECT document FROM sessions WHERE session_hash = $1 AND expires_at > $2")
+            .bind(hash.to_base64url())
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?;
+        row.map(|row| from_json(&row, "document")).transpose()
+    }
+
+    async fn delete_session(&self, hash: &SecretHash) -> StoreResult<()> {
+        sqlx::query("DELETE FROM sessions WHERE session_hash = $1")
+            .bind(hash.to_base64url())
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl RequestStore for SqlStore {
+    async fn put_request(
+        &self,
+        key: &str,
+        document: &serde_json::Value,
+        expires_at: Timestamp,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO pending_requests (key, document, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (key) DO UPDATE SET document = excluded.document, expires_at = excluded.expires_at",
+        )
+        .bind(key)
+        .bind(to_json(document)?)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn request(&self, key: &str, now: Timestamp) -> StoreResult<Option<serde_json::Value>> {
+        let row = sqlx::query("SELECT document FROM pending_requests WHERE key = $1 AND expires_at > $2")
+            .bind(key)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?;
+        row.map(|row| from_json(&row, "document")).transpose()
+    }
+
+    async fn consume_request(&self, key: &str, now: Timestamp) -> StoreResult<Option<serde_json::Value>> {
+        // RFC 9126 §2.2: single use. Of racing deletes only one gets the row back.
+        let row =
+            sqlx::query("DELETE FROM pending_requests WHERE key = $1 AND expires_at > $2 RETURNING document")
+                .bind(key)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(store_error)?;
+        row.map(|row| from_json(&row, "document")).transpose()
+    }
+}
+
+#[async_trait]
+impl ConsentStore for SqlStore {
+    async fn consented_scopes(&self, subject: &str, client_id: &str) -> StoreResult<Vec<String>> {
+        let row = sqlx::query("SELECT scopes FROM consents WHERE subject = $1 AND client_id = $2")
+            .bind(subject)
+            .bind(client_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(row.map(|row| from_json(&row, "scopes")).transpose()?.unwrap_or_default())
+    }
+
+    async fn put_consent(&self, subject: &str, client_id: &str, scopes: &[String]) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO consents (subject, client_id, scopes) VALUES ($1, $2, $3) \
+             ON CONFLICT (subject, client_id) DO UPDATE SET scopes = excluded.scopes",
+        )
+        .bind(subject)
+        .bind(client_id)
+        .bind(to_json(&scopes)?)
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ThrottleStore for SqlStore {
+    async fn record_failure(&self, key: &str, now: Timestamp, window: i64) -> StoreResult<u32> {
+        // One upsert counts: concurrent failures on many instances each add one. A
+        // passed window restarts at 1 (both SETs read the old row).
+        let row = sqlx::query(
+            "INSERT INTO login_failures (key, failures, window_ends_at) VALUES ($1, 1, $3) \
+             ON CONFLICT (key) DO UPDATE SET \
+             failures = CASE WHEN login_failures.window_ends_at <= $2 THEN 1 \
+             ELSE login_failures.failures + 1 END, \
+             window_ends_at = CASE WHEN login_failures.window_ends_at <= $2 THEN $3 \
+             ELSE login_failures.window_ends_at END \
+             RETURNING failures",
+        )
+        .bind(key)
+        .bind(now)
+        .bind(now.saturating_add(window))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(store_error)?;
+        count(&row, "failures")
+    }
+
+    async fn failures(&self, key: &str, now: Timestamp) -> StoreResult<u32> {
+        let row = sqlx::query("SELECT failures FROM login_failures WHERE key = $1 AND window_ends_at > $2")
+            .bind(key)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?;
+        row.map_or(Ok(0), |row| count(&row, "failures"))
+    }
+
+    async fn clear_failures(&self, key: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM login_failures WHERE key = $1")
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SecretStore for SqlStore {
+    async fn shared_secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>> {
+        // The first insert wins; every instance then reads the winner.
+        sqlx::query("INSERT INTO shared_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(candidate.to_vec())
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        let row = sqlx::query("SELECT value FROM shared_secrets WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(store_error)?;
+        row.try_get("value").map_err(store_error)
+    }
+}
