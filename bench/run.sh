@@ -1,39 +1,62 @@
 #!/usr/bin/env bash
-# Token-endpoint benchmark: starts the release server on a fresh SQLite file with
-# examples/quickstart.toml and drives client_credentials (client_secret_basic, ES256
-# JWT access tokens) with wrk. Prints requests/s, p50/p99 latency, errors and the
-# server's peak RSS.
+# Token-endpoint benchmark. Starts the release server on a fresh SQLite file with
+# examples/quickstart.toml and drives, with wrk:
+#   cc       client_credentials (client_secret_basic, ES256 JWT access tokens)
+#   codes    redemption of pre-issued authorization codes (PKCE S256, ID token + access token)
+#   refresh  rotation of pre-issued refresh tokens (new refresh, access and ID token)
+# Prints requests/s, p50/p99 latency and errors per run, and the server's peak RSS.
 #
-#   bench/run.sh                       # 32 connections, 10 s
-#   CONNECTIONS=64 DURATION=30 bench/run.sh
+#   bench/run.sh                        # all three, 32 connections, 10 s each
+#   RUNS="cc" CONNECTIONS=64 DURATION=30 bench/run.sh
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+RUNS="${RUNS:-cc codes refresh}"
 CONNECTIONS="${CONNECTIONS:-32}"
 DURATION="${DURATION:-10}"
 THREADS="${THREADS:-1}"
 PORT="${PORT:-38500}"
+# Single-use values to seed: enough for the fastest rate seen here with room to spare.
+SEED="${SEED:-$((DURATION * 40000))}"
 
 command -v wrk >/dev/null || { echo "installing wrk"; apt-get install -y wrk >/dev/null; }
-cargo build --release --locked -p tessera >&2
+[ -n "${SKIP_BUILD:-}" ] || cargo build --release --locked -p tessera -p tessera-bench >&2
 
 work="$(mktemp -d)"
-trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
+server=""
+trap '[ -n "$server" ] && kill "$server" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+store="sqlite://$work/bench.db"
+url="http://127.0.0.1:$PORT/token"
+
 TESSERA__ISSUER="http://127.0.0.1:$PORT" TESSERA__SERVER__LISTEN="127.0.0.1:$PORT" \
-TESSERA__STORAGE__URL="sqlite://$work/bench.db" RUST_LOG="${RUST_LOG:-warn}" \
+TESSERA__STORAGE__URL="$store" RUST_LOG="${RUST_LOG:-warn}" \
   target/release/tessera serve --config examples/quickstart.toml 2>"$work/server.log" &
 server=$!
-
-url="http://127.0.0.1:$PORT/token"
-export BENCH_AUTH="$(printf 'service-a:service-a-secret' | base64 -w0)"
-export BENCH_BODY="grant_type=client_credentials&scope=api1.read"
+cc_auth="$(printf 'service-a:service-a-secret' | base64 -w0)"
 for _ in $(seq 1 100); do
-  curl -sf -o /dev/null -H "Authorization: Basic $BENCH_AUTH" -d "$BENCH_BODY" "$url" && break
+  curl -sf -o /dev/null -H "Authorization: Basic $cc_auth" -d grant_type=client_credentials "$url" && break
   sleep 0.1
 done
-curl -sf -H "Authorization: Basic $BENCH_AUTH" -d "$BENCH_BODY" "$url" | grep -q access_token \
+curl -sf -H "Authorization: Basic $cc_auth" -d grant_type=client_credentials "$url" | grep -q access_token \
   || { echo "server did not come up:"; cat "$work/server.log"; exit 1; }
 
-wrk -t"$THREADS" -c"$CONNECTIONS" -d3s -s bench/cc.lua "$url" >/dev/null  # warm-up
-echo "client_credentials, client_secret_basic, ES256 JWT: $CONNECTIONS connections, ${DURATION}s"
-wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s bench/cc.lua "$url" | tail -n 1
+echo "# $(date -u +%FT%TZ) $CONNECTIONS connections, ${DURATION}s per run, wrk threads $THREADS, nproc $(nproc)"
+for run in $RUNS; do
+  case "$run" in
+    cc)
+      export BENCH_AUTH="$cc_auth" BENCH_BODY="grant_type=client_credentials&scope=api1.read"
+      wrk -t"$THREADS" -c"$CONNECTIONS" -d3s -s bench/cc.lua "$url" >/dev/null
+      printf 'client_credentials  '
+      wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s bench/cc.lua "$url" | tail -n 1 ;;
+    codes|refresh)
+      kind=code; what="codes"; scope="openid profile api1.read"
+      if [ "$run" = refresh ]; then kind=refresh; what="refresh-tokens"; scope="openid api1.read offline_access"; fi
+      target/release/tessera-bench "$what" --store "$store" --count "$SEED" --scope "$scope" >"$work/values"
+      export BENCH_AUTH="$(printf 'web-app:web-app-secret' | base64 -w0)" BENCH_VALUES="$work/values" \
+        BENCH_KIND="$kind" BENCH_THREADS="$THREADS" BENCH_REDIRECT_URI="https://webapp.example.com/signin-oidc" \
+        BENCH_VERIFIER="bench-verifier-0123456789-abcdefghijklmnopqrstuvwxyz"
+      if [ "$run" = codes ]; then printf 'authorization_code   '; else printf 'refresh_token        '; fi
+      wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s bench/redeem.lua "$url" | tail -n 1 ;;
+    *) echo "unknown run $run (cc, codes, refresh)" >&2; exit 2 ;;
+  esac
+done
 echo "server peak RSS: $(awk '/^VmHWM:/{printf "%.1f MiB", $2/1024}' "/proc/$server/status")"

@@ -53,8 +53,10 @@ impl Backend {
 
     pub(crate) fn max_connections(self) -> u32 {
         match self {
-            // One writer at a time anyway; a few readers beside it under WAL.
-            Self::Sqlite => 4,
+            // SQLite has one writer: several connections only queue on its lock, sleeping
+            // in busy_timeout back-offs. One connection serves them in order instead.
+            Self::Sqlite => 1,
+
             Self::Postgres => 10,
         }
     }

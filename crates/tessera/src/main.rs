@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use tessera_core::SystemClock;
+use tessera_core::random::Rng;
 use tracing::error;
 use tracing_subscriber::EnvFilter;
 
@@ -44,6 +45,15 @@ enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Manage local user accounts in the configured store (the server need not run).
+    ///
+    /// A user added here is kept across starts unless the configuration file has a
+    /// `[[users]]` entry with the same username: the configuration wins then, and every
+    /// start writes its password and claims back over the store's.
+    Users {
+        #[command(subcommand)]
+        action: UsersAction,
+    },
 }
 
 #[derive(Subcommand)]
@@ -55,6 +65,54 @@ enum KeysAction {
     },
     /// List the stored signing keys and their schedule (no key material).
     List {
+        #[arg(long, short, env = "TESSERA_CONFIG")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersAction {
+    /// Add a user; refused if the username exists.
+    ///
+    /// The password is prompted for twice without echo when standard input is a
+    /// terminal; otherwise (or with --password-stdin) it is the first line of standard
+    /// input. It must have at least 8 characters. A username also named in the
+    /// configuration file is rewritten from it at every start.
+    Add {
+        /// The configuration file; its store is the one changed.
+        #[arg(long, short, env = "TESSERA_CONFIG")]
+        config: PathBuf,
+        /// The sign-in name.
+        username: String,
+        /// The stable `sub`; a random one is generated when absent.
+        #[arg(long)]
+        subject: Option<String>,
+        /// A claim released through identity scopes, as name=value (repeatable);
+        /// `true` and `false` become booleans, anything else a string.
+        #[arg(long = "claim", value_name = "NAME=VALUE", value_parser = tessera::users::parse_claim)]
+        claims: Vec<(String, serde_json::Value)>,
+        /// Read the password from the first line of standard input, without prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Replace a user's password, keeping its subject and claims.
+    ///
+    /// Read as for `add`. For a username named in the configuration file, the next
+    /// start puts the configuration's password back.
+    SetPassword {
+        /// The configuration file; its store is the one changed.
+        #[arg(long, short, env = "TESSERA_CONFIG")]
+        config: PathBuf,
+        /// The sign-in name.
+        username: String,
+        /// Read the password from the first line of standard input, without prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List the users, one a line: username, subject and claim names, tab-separated
+    /// (never a password hash). Users from the configuration file are included.
+    List {
+        /// The configuration file; its store is the one read.
         #[arg(long, short, env = "TESSERA_CONFIG")]
         config: PathBuf,
     },
@@ -96,6 +154,7 @@ async fn main() -> ExitCode {
             serve(config).await
         }
         Command::Keys { action } => keys(action).await,
+        Command::Users { action } => users(action).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -129,6 +188,45 @@ async fn keys(action: KeysAction) -> Result<(), tessera::server::StartError> {
             "generation {:>3}  kid {}  {}  activates {}  retires {}  unpublished {}",
             key.generation, key.kid, key.algorithm, key.activates_at, key.retires_at, key.expires_at
         );
+    }
+    Ok(())
+}
+
+async fn users(action: UsersAction) -> Result<(), tessera::server::StartError> {
+    use tessera::users::{self, NewUser, PasswordSource};
+
+    let source = |stdin: bool| if stdin { PasswordSource::Stdin } else { PasswordSource::Prompt };
+    let path = match &action {
+        UsersAction::Add { config, .. }
+        | UsersAction::SetPassword { config, .. }
+        | UsersAction::List { config } => config,
+    };
+    let config = load_config(path).map_err(|_| "invalid configuration")?;
+    let rng = Rng::default();
+    let store = users::open_store(&config, &rng).await?;
+    match action {
+        UsersAction::Add { username, subject, claims, password_stdin, .. } => {
+            let new = NewUser { username, subject, claims: users::claims_from(claims)? };
+            let read = || users::read_password(source(password_stdin));
+            let user = users::add(&store, new, read, &rng).await?;
+            println!("added user {} (subject {})", user.username, user.subject);
+        }
+        UsersAction::SetPassword { username, password_stdin, .. } => {
+            let read = || users::read_password(source(password_stdin));
+            let user = users::set_password(&store, &username, read, &rng).await?;
+            println!("password set for user {}", user.username);
+            if users::named_in_config(&config, &username) {
+                eprintln!(
+                    "note: user {username} is in {}: the next start (or users command) puts its password back from there",
+                    config.source
+                );
+            }
+        }
+        UsersAction::List { .. } => {
+            for line in users::list(&store).await? {
+                println!("{line}");
+            }
+        }
     }
     Ok(())
 }

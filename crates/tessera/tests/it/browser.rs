@@ -36,6 +36,11 @@ impl<'a> Browser<'a> {
         Self { app, cookies: BTreeMap::new() }
     }
 
+    /// The same browser (its cookies) talking to another instance.
+    pub fn moved_to<'b>(&self, app: &'b TestServer) -> Browser<'b> {
+        Browser { app, cookies: self.cookies.clone() }
+    }
+
     fn absolute(&self, url: &str) -> String {
         if url.starts_with('/') { self.app.url(url) } else { url.to_owned() }
     }

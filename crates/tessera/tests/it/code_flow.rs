@@ -349,3 +349,44 @@ async fn a_token_request_for_another_clients_code_is_invalid_grant() {
     let response = app.post_form("/token", Some(("trusted", "trusted-secret")), &form).await;
     assert_eq!(oauth_error(response).await, (400, "invalid_grant".into()));
 }
+
+#[tokio::test]
+async fn max_age_asks_a_user_who_signed_in_too_long_ago_to_sign_in_again() {
+    let app = TestServer::spawn().await;
+    let mut browser = Browser::new(&app);
+    web_tokens(&app, &mut browser, "openid").await;
+    app.clock.advance(120);
+    let (url, _) = authorization_url(&app, "web", "https://web.example/cb", "openid", &[("max_age", "600")]);
+    let page = browser.open(&url).await;
+    assert!(page.location.as_deref().is_some_and(|l| l.contains("code=")), "recent enough: no sign-in");
+    let (url, _) = authorization_url(&app, "web", "https://web.example/cb", "openid", &[("max_age", "60")]);
+    let page = browser.open(&url).await;
+    assert!(page.body.contains("name=\"password\""), "signed in 120 s ago, max_age 60: sign in again");
+}
+
+#[tokio::test]
+async fn a_session_started_on_one_instance_continues_on_another() {
+    let Ok(base_url) = std::env::var("TESSERA_TEST_POSTGRES") else {
+        eprintln!("TESSERA_TEST_POSTGRES is not set: skipping the PostgreSQL run");
+        return;
+    };
+    let schema = tessera_store_sql::testing::fresh_postgres_schema(&base_url).await.unwrap();
+    let issuer = "https://tessera.example";
+    let a = TestServer::spawn_instance(issuer, &schema.url, crate::support::temp_dir("sess-a")).await;
+    let b = TestServer::spawn_instance(issuer, &schema.url, crate::support::temp_dir("sess-b")).await;
+    // Sign in on A...
+    let mut on_a = Browser::new(&a);
+    let (url, _) = authorization_url(&a, "trusted", "https://trusted.example/cb", "openid", &[]);
+    let login = on_a.open(&url).await;
+    let done = on_a.sign_in(&login, "alice", "alice-password-1").await;
+    assert!(done.location.unwrap().contains("code="));
+    // ...and the same browser cookies are a session on B (prompt=none succeeds there).
+    let mut on_b = on_a.moved_to(&b);
+    let (url, _) =
+        authorization_url(&b, "trusted", "https://trusted.example/cb", "openid", &[("prompt", "none")]);
+    let page = on_b.get(&url).await;
+    assert!(page.location.as_deref().is_some_and(|l| l.contains("code=")), "session continued on B");
+    a.stop().await;
+    b.stop().await;
+    schema.drop().await;
+}

@@ -1,9 +1,15 @@
 //! The `tessera` command as an operator runs it.
 
-use std::process::{Command, Stdio};
+use std::io::Write as _;
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use crate::support::temp_dir;
+use sqlx::Row as _;
+use tessera_core::password::verify_password;
+
+use crate::browser::{Browser, query};
+use crate::code_flow::{authorization_url, redeem};
+use crate::support::{TestServer, temp_dir};
 
 fn tessera() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tessera"))
@@ -90,4 +96,194 @@ async fn serve_issues_tokens_and_stops_gracefully_on_sigterm() {
     assert!(logs.contains("shutting down"), "{logs}");
     assert!(!logs.contains("service-a-secret"), "no secret in the logs");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `tessera users ARGS` on the quickstart configuration with its store at `storage_url`,
+/// `stdin` piped in (so never a terminal: no prompt).
+fn users(storage_url: &str, args: &[&str], stdin: &str) -> Output {
+    let mut child = tessera()
+        .arg("users")
+        .args(args)
+        .arg("--config")
+        .arg(quickstart())
+        .env("TESSERA__STORAGE__URL", storage_url)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A refused command may exit before reading: a broken pipe here is fine.
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+    child.wait_with_output().unwrap()
+}
+
+/// Asserts `output` succeeded and returns its stdout.
+fn succeeded(output: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "exit {:?}:\n{stderr}", output.status);
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Asserts `output` failed and returns its stderr.
+fn failed(output: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!output.status.success(), "unexpected success:\n{}", String::from_utf8_lossy(&output.stdout));
+    stderr
+}
+
+/// The stored row of `username`, read with plain SQL: (subject, password_hash, claims).
+async fn stored_user(storage_url: &str, username: &str) -> Option<(String, String, serde_json::Value)> {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(storage_url).await.unwrap();
+    let row = sqlx::query("SELECT subject, password_hash, claims FROM users WHERE username = $1")
+        .bind(username)
+        .fetch_optional(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    row.map(|row| {
+        let claims: String = row.get("claims");
+        (row.get("subject"), row.get("password_hash"), serde_json::from_str(&claims).unwrap())
+    })
+}
+
+fn sqlite_url(dir: &std::path::Path) -> String {
+    format!("sqlite://{}", dir.join("users.db").display())
+}
+
+/// Add, list and set-password on one store; passwords and hashes never printed.
+async fn users_add_list_and_set_password(url: &str) {
+    let add = users(
+        url,
+        &[
+            "add",
+            "carol",
+            "--password-stdin",
+            "--claim",
+            "email=carol@example.com",
+            "--claim",
+            "email_verified=true",
+        ],
+        "carol-password-1\n",
+    );
+    let added = succeeded(&add);
+    assert!(added.contains("added user carol"), "{added}");
+    let (subject, hash, claims) = stored_user(url, "carol").await.expect("carol stored");
+    assert!(!subject.is_empty(), "a subject is generated");
+    assert!(hash.starts_with("$argon2id$"), "stored as an argon2id PHC string");
+    assert!(verify_password("carol-password-1", &hash));
+    assert_eq!(claims, serde_json::json!({ "email": "carol@example.com", "email_verified": true }));
+
+    let list = users(url, &["list"], "");
+    let listed = succeeded(&list);
+    let lines: Vec<&str> = listed.lines().collect();
+    assert!(lines.contains(&format!("carol\t{subject}\temail,email_verified").as_str()), "{listed}");
+    assert!(lines.contains(&"alice\ta1b2c3\temail,email_verified,name"), "config users too:\n{listed}");
+    // No `--password-stdin` and stdin not a terminal: the password is still read from stdin.
+    let set = users(url, &["set-password", "carol"], "carol-password-2\n");
+    assert!(succeeded(&set).contains("password set for user carol"));
+    let (kept_subject, new_hash, kept_claims) = stored_user(url, "carol").await.unwrap();
+    assert_eq!(kept_subject, subject);
+    assert_eq!(kept_claims, claims);
+    assert!(!verify_password("carol-password-1", &new_hash), "the old password no longer works");
+    assert!(verify_password("carol-password-2", &new_hash));
+
+    for output in [&add, &list, &set] {
+        let all =
+            format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        assert!(!all.contains("$argon2"), "no hash printed:\n{all}");
+        assert!(!all.contains("carol-password"), "no password printed:\n{all}");
+    }
+}
+
+#[tokio::test]
+async fn users_add_list_and_set_password_manage_the_store() {
+    let dir = temp_dir("users");
+    users_add_list_and_set_password(&sqlite_url(&dir)).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn users_add_list_and_set_password_work_on_postgres() {
+    let Ok(base_url) = std::env::var("TESSERA_TEST_POSTGRES") else {
+        eprintln!("TESSERA_TEST_POSTGRES is not set: skipping the PostgreSQL run");
+        return;
+    };
+    let schema = tessera_store_sql::testing::fresh_postgres_schema(&base_url).await.unwrap();
+    users_add_list_and_set_password(&schema.url).await;
+    schema.drop().await;
+}
+
+#[tokio::test]
+async fn users_refuses_taken_names_unknown_users_and_weak_passwords() {
+    let dir = temp_dir("users-refused");
+    let url = sqlite_url(&dir);
+    succeeded(&users(&url, &["add", "carol", "--password-stdin"], "carol-password-1\n"));
+
+    let stderr = failed(&users(&url, &["add", "carol", "--password-stdin"], "other-password-1\n"));
+    assert!(stderr.contains("user `carol` already exists"), "{stderr}");
+    let (_, hash, _) = stored_user(&url, "carol").await.unwrap();
+    assert!(verify_password("carol-password-1", &hash), "the existing user is untouched");
+    // A username from the configuration is taken as well.
+    let stderr = failed(&users(&url, &["add", "alice", "--password-stdin"], "other-password-1\n"));
+    assert!(stderr.contains("user `alice` already exists"), "{stderr}");
+
+    let stderr = failed(&users(&url, &["set-password", "dave", "--password-stdin"], "dave-password-1\n"));
+    assert!(stderr.contains("no user `dave`"), "{stderr}");
+
+    let stderr = failed(&users(&url, &["add", "dave", "--password-stdin"], "short\n"));
+    assert!(stderr.contains("shorter than 8 characters"), "{stderr}");
+    let stderr = failed(&users(&url, &["add", "dave", "--password-stdin"], "\n"));
+    assert!(stderr.contains("the password is empty"), "{stderr}");
+    let stderr = failed(&users(&url, &["set-password", "carol"], "short\n"));
+    assert!(stderr.contains("shorter than 8 characters"), "{stderr}");
+    assert!(stored_user(&url, "dave").await.is_none());
+    let (_, hash, _) = stored_user(&url, "carol").await.unwrap();
+    assert!(verify_password("carol-password-1", &hash));
+
+    let stderr =
+        failed(&users(&url, &["add", "erin", "--claim", "sub=x", "--password-stdin"], "erin-password-1\n"));
+    assert!(stderr.contains("--subject"), "{stderr}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn the_configuration_wins_for_a_username_it_names() {
+    let dir = temp_dir("users-config-wins");
+    let url = sqlite_url(&dir);
+    let set = users(&url, &["set-password", "alice"], "temporary-password\n");
+    succeeded(&set);
+    assert!(String::from_utf8_lossy(&set.stderr).contains("next start"), "the operator is told");
+    // Any later start (here, the next command) writes the configuration's password back.
+    succeeded(&users(&url, &["list"], ""));
+    let (subject, hash, _) = stored_user(&url, "alice").await.unwrap();
+    assert_eq!(subject, "a1b2c3");
+    assert!(verify_password("alice-password-1", &hash));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_user_added_on_the_command_line_survives_a_start_and_signs_in() {
+    let dir = temp_dir("users-sign-in");
+    let url = sqlite_url(&dir);
+    let add =
+        users(&url, &["add", "carol", "--subject", "carol-sub", "--password-stdin"], "carol-password-1\n");
+    succeeded(&add);
+
+    // A start with a configuration that does not name carol leaves her alone.
+    let app = TestServer::spawn_instance("https://tessera.example", &url, dir).await;
+    let (authorize, verifier) =
+        authorization_url(&app, "web", "https://web.example/cb", "openid api1.read", &[]);
+    let mut browser = Browser::new(&app);
+    let login = browser.open(&authorize).await;
+    let refused = browser.sign_in(&login, "carol", "carol-password-2").await;
+    assert!(refused.location.is_none(), "a wrong password does not sign in");
+    let redirect = browser.authorize(&authorize, "carol", "carol-password-1").await;
+    let code = query(&redirect, "code").expect("a code");
+    let response = redeem(&app, &code, &verifier, "https://web.example/cb").await;
+    assert_eq!(response.status(), 200);
+    let tokens: serde_json::Value = response.json().await.unwrap();
+    let claims = app.verify_jwt(tokens["access_token"].as_str().unwrap()).await;
+    assert_eq!(claims["sub"], "carol-sub");
+    app.stop().await;
 }

@@ -3,6 +3,7 @@
 
 mod authorize_errors;
 mod browser;
+mod chromium;
 mod client_credentials;
 mod code_flow;
 mod command;

@@ -175,3 +175,52 @@ async fn fifty_racing_refreshes_of_one_token_give_exactly_one_successor() {
     }
     assert_eq!(statuses.iter().filter(|&&s| s == 200).count(), 1, "{statuses:?}");
 }
+
+#[tokio::test]
+async fn sliding_refresh_tokens_lapse_when_unused_for_the_sliding_lifetime() {
+    let app = TestServer::spawn_with(
+        r#"
+[[clients]]
+client_id = "slider"
+allowed_grant_types = ["authorization_code"]
+client_secrets = [{ value = "slider-secret" }]
+redirect_uris = ["https://slider.example/cb"]
+allowed_scopes = ["openid"]
+allow_offline_access = true
+require_consent = false
+refresh_token_expiration = "sliding"
+sliding_refresh_token_lifetime = "1h"
+"#,
+    )
+    .await;
+    let mut browser = Browser::new(&app);
+    let (url, verifier) =
+        authorization_url(&app, "slider", "https://slider.example/cb", "openid offline_access", &[]);
+    let code = query(&browser.authorize(&url, "alice", "alice-password-1").await, "code").unwrap();
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("code_verifier", verifier.as_str()),
+        ("redirect_uri", "https://slider.example/cb"),
+    ];
+    let tokens: Value =
+        app.post_form("/token", Some(("slider", "slider-secret")), &form).await.json().await.unwrap();
+    let refresh_with = |token: String| {
+        let app = &app;
+        async move {
+            let form = [("grant_type", "refresh_token"), ("refresh_token", token.as_str())];
+            app.post_form("/token", Some(("slider", "slider-secret")), &form).await
+        }
+    };
+    app.clock.advance(50 * 60);
+    let response = refresh_with(tokens["refresh_token"].as_str().unwrap().to_owned()).await;
+    assert_eq!(response.status(), 200, "used within the hour");
+    let next: Value = response.json().await.unwrap();
+    app.clock.advance(61 * 60);
+    let response = refresh_with(next["refresh_token"].as_str().unwrap().to_owned()).await;
+    assert_eq!(
+        oauth_error(response).await,
+        (400, "invalid_grant".into()),
+        "idle longer than the sliding hour"
+    );
+}

@@ -1,0 +1,111 @@
+//! `tessera-bench seed`: writes pre-issued authorization codes or refresh tokens into a
+//! store, as `/authorize` and the token endpoint would, and prints their values one per
+//! line, for `bench/run.sh` to redeem under load. Benchmark support only: it never runs
+//! beside a production store.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use clap::{Parser, ValueEnum};
+use tessera_core::clock::{Clock as _, SystemClock};
+use tessera_core::random::Rng;
+use tessera_core::secret::{SecretHash, b64url, sha256};
+use tessera_core::store::{CodeStore as _, PendingGrant, RefreshRecord, RefreshStore as _};
+use tessera_store_sql::SqlStore;
+
+/// The PKCE verifier of every seeded code (its S256 challenge is stored with them).
+pub const VERIFIER: &str = "bench-verifier-0123456789-abcdefghijklmnopqrstuvwxyz";
+
+#[derive(Parser)]
+#[command(about = "Seed pre-issued codes or refresh tokens for the token-endpoint benchmark")]
+struct Args {
+    /// What to seed.
+    #[arg(value_enum)]
+    kind: Kind,
+    /// The store URL (the server's `storage.url`).
+    #[arg(long)]
+    store: String,
+    /// How many.
+    #[arg(long, default_value_t = 100_000)]
+    count: u32,
+    /// The client they are issued to.
+    #[arg(long, default_value = "web-app")]
+    client_id: String,
+    /// The redirect URI the codes were requested with.
+    #[arg(long, default_value = "https://webapp.example.com/signin-oidc")]
+    redirect_uri: String,
+    /// Space-separated scopes.
+    #[arg(long, default_value = "openid profile api1.read")]
+    scope: String,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Kind {
+    Codes,
+    RefreshTokens,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    match seed(&args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("tessera-bench: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn seed(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    let store = SqlStore::connect(&args.store).await?;
+    let rng = Rng::default();
+    let now = SystemClock.now();
+    let scopes: Vec<String> = args.scope.split(' ').map(str::to_owned).collect();
+    let challenge = b64url(sha256(VERIFIER.as_bytes()));
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for _ in 0..args.count {
+        let value = rng.token();
+        let hash = SecretHash::of(&value);
+        let grant_id = rng.identifier();
+        match args.kind {
+            Kind::Codes => {
+                let grant = PendingGrant {
+                    grant_id,
+                    client_id: args.client_id.clone(),
+                    subject: "a1b2c3".into(),
+                    redirect_uri: Some(args.redirect_uri.clone()),
+                    code_challenge: challenge.clone(),
+                    scopes: scopes.clone(),
+                    resources: Vec::new(),
+                    nonce: Some("bench".into()),
+                    auth_time: now,
+                    sid: "bench-session".into(),
+                    dpop_jkt: None,
+                };
+                // Ten minutes: the benchmark redeems them long before.
+                store.put_code(&hash, &grant, now + 600).await?;
+            }
+            Kind::RefreshTokens => {
+                let record = RefreshRecord {
+                    grant_id,
+                    client_id: args.client_id.clone(),
+                    subject: "a1b2c3".into(),
+                    scopes: scopes.clone(),
+                    resources: Vec::new(),
+                    auth_time: now,
+                    sid: "bench-session".into(),
+                    issued_at: now,
+                    expires_at: now + 86_400,
+                    idle_expires_at: None,
+                    dpop_jkt: None,
+                };
+                store.put_refresh_token(&hash, &record).await?;
+            }
+        }
+        writeln!(out, "{value}")?;
+    }
+    out.flush()?;
+    store.close().await;
+    Ok(())
+}
