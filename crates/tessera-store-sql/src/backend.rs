@@ -56,7 +56,6 @@ impl Backend {
             // SQLite has one writer: several connections only queue on its lock, sleeping
             // in busy_timeout back-offs. One connection serves them in order instead.
             Self::Sqlite => 1,
-
             Self::Postgres => 10,
         }
     }

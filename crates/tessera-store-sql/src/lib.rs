@@ -66,7 +66,9 @@ impl SqlStore {
         let url = backend.connect_url(url);
         let mut options = AnyPoolOptions::new().max_connections(backend.max_connections());
         if backend == Backend::Sqlite {
-            options = options.after_connect(|connection, _| {
+            // A local file cannot drop its connection: pinging it before every use
+            // only doubles the cost of each statement.
+            options = options.test_before_acquire(false).after_connect(|connection, _| {
                 Box::pin(async move {
                     // WAL lets readers run beside the one writer; busy_timeout makes
                     // writers queue instead of failing with SQLITE_BUSY.
@@ -349,11 +351,17 @@ impl TokenStore for SqlStore {
     }
 
     async fn is_jti_revoked(&self, jti: &str) -> StoreResult<bool> {
-        let row = sqlx::query("SELECT 1 AS found FROM revoked_jtis WHERE jti = $1")
-            .bind(jti)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(store_error)?;
+        // Revoked by itself, or through its grant: judged when read, so a token minted
+        // while its grant is being revoked cannot slip between the two writes.
+        let row = sqlx::query(
+            "SELECT 1 AS found FROM revoked_jtis WHERE jti = $1 UNION ALL \
+             SELECT 1 FROM issued_access_tokens t JOIN revoked_grants g ON g.grant_id = t.grant_id \
+             WHERE t.jti = $1 LIMIT 1",
+        )
+        .bind(jti)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(store_error)?;
         Ok(row.is_some())
     }
 }

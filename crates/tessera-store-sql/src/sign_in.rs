@@ -204,19 +204,6 @@ impl GrantStore for SqlStore {
             .execute(&self.pool)
             .await
             .map_err(store_error)?;
-        // Committed record, then check for a revocation: with `revoke_grant` doing the
-        // reverse (commit the revocation, then copy the records), a token minted
-        // while its grant is being revoked is caught by one side or the other.
-        sqlx::query(
-            "INSERT INTO revoked_jtis (jti, expires_at) SELECT $1, $3 \
-             WHERE EXISTS (SELECT 1 FROM revoked_grants WHERE grant_id = $2) ON CONFLICT (jti) DO NOTHING",
-        )
-        .bind(jti)
-        .bind(grant_id)
-        .bind(expires_at)
-        .execute(&self.pool)
-        .await
-        .map_err(store_error)?;
         Ok(())
     }
 

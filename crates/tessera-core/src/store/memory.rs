@@ -185,7 +185,12 @@ impl TokenStore for MemoryStore {
         Ok(())
     }
     async fn is_jti_revoked(&self, jti: &str) -> StoreResult<bool> {
-        Ok(self.state().revoked_jtis.contains_key(jti))
+        let state = self.state();
+        let grant_revoked = state
+            .issued_access_tokens
+            .get(jti)
+            .is_some_and(|(grant_id, _)| state.revoked_grants.contains_key(grant_id));
+        Ok(grant_revoked || state.revoked_jtis.contains_key(jti))
     }
 }
 
@@ -335,10 +340,6 @@ impl GrantStore for MemoryStore {
             return Err(duplicate("access token jti"));
         }
         state.issued_access_tokens.insert(jti.to_owned(), (grant_id.to_owned(), expires_at));
-        // A token minted while (or after) its grant was revoked is born revoked.
-        if state.revoked_grants.contains_key(grant_id) {
-            state.revoked_jtis.entry(jti.to_owned()).or_insert(expires_at);
-        }
         Ok(())
     }
 

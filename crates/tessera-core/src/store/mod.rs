@@ -136,7 +136,7 @@ pub trait TokenStore: Send + Sync {
     async fn revoke_reference_token(&self, hash: &SecretHash) -> StoreResult<bool>;
     /// Marks a JWT's `jti` revoked until the token would have expired anyway.
     async fn revoke_jti(&self, jti: &str, expires: Timestamp) -> StoreResult<()>;
-    /// Whether the `jti` was revoked.
+    /// Whether the `jti` was revoked, by itself or with its grant (`GrantStore`).
     async fn is_jti_revoked(&self, jti: &str) -> StoreResult<bool>;
 }
 

@@ -115,7 +115,8 @@ pub trait RefreshStore: Send + Sync {
 /// Grants: the family of everything issued from one authorization.
 #[async_trait]
 pub trait GrantStore: Send + Sync {
-    /// Remembers that access token `jti` descends from `grant_id`, until it expires.
+    /// Remembers that access token `jti` descends from `grant_id`, until it expires:
+    /// one write. `TokenStore::is_jti_revoked` then also answers for a revoked grant.
     async fn record_access_token(&self, jti: &str, grant_id: &str, expires_at: Timestamp) -> StoreResult<()>;
     /// Revokes the whole family: every refresh token of the grant, every recorded
     /// access token `jti` (into the revoked list), and its unused codes. Other grants
