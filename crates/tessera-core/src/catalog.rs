@@ -90,21 +90,10 @@ impl Catalog {
         requested: Option<&str>,
         resources: &[String],
     ) -> Result<ApiGrant, OAuthError> {
-        let scopes = match requested {
-            Some(text) => {
-                let scopes = parse_scope(text)?;
-                for scope in &scopes {
-                    self.check_client_may_request(client, scope)?;
-                    if !self.is_api_scope(scope) {
-                        return Err(OAuthError::invalid_scope(format!(
-                            "scope `{scope}` needs a signed-in user"
-                        )));
-                    }
-                }
-                scopes
-            }
-            None => client.allowed_scopes.iter().filter(|scope| self.is_api_scope(scope)).cloned().collect(),
-        };
+        let scopes = self.requested_scopes(client, requested, |scope| self.is_api_scope(scope))?;
+        if let Some(user_scope) = scopes.iter().find(|scope| !self.is_api_scope(scope)) {
+            return Err(OAuthError::invalid_scope(format!("scope `{user_scope}` needs a signed-in user")));
+        }
         if scopes.is_empty() {
             return Err(OAuthError::invalid_scope("no API scope requested or allowed"));
         }
@@ -124,16 +113,7 @@ impl Catalog {
         requested: Option<&str>,
         resources: &[String],
     ) -> Result<ApiGrant, OAuthError> {
-        let scopes = match requested {
-            Some(text) => {
-                let scopes = parse_scope(text)?;
-                for scope in &scopes {
-                    self.check_client_may_request(client, scope)?;
-                }
-                scopes
-            }
-            None => client.allowed_scopes.clone(),
-        };
+        let scopes = self.requested_scopes(client, requested, |_| true)?;
         if scopes.is_empty() {
             return Err(OAuthError::invalid_scope("no scope requested or allowed"));
         }
@@ -177,6 +157,24 @@ impl Catalog {
             }
         }
         claims
+    }
+
+    /// The requested scopes, each defined and allowed for the client; absent `scope`,
+    /// the client's allowed scopes that `by_default` picks (RFC 6749 §3.3).
+    fn requested_scopes(
+        &self,
+        client: &Client,
+        requested: Option<&str>,
+        by_default: impl Fn(&str) -> bool,
+    ) -> Result<Vec<String>, OAuthError> {
+        let Some(text) = requested else {
+            return Ok(client.allowed_scopes.iter().filter(|scope| by_default(scope)).cloned().collect());
+        };
+        let scopes = parse_scope(text)?;
+        for scope in &scopes {
+            self.check_client_may_request(client, scope)?;
+        }
+        Ok(scopes)
     }
 
     /// Checks that `scope` is defined and allowed for the client.

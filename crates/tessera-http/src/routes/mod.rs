@@ -50,6 +50,25 @@ async fn stylesheet() -> Response {
     response
 }
 
+/// Authenticates the calling client (RFC 6749 §2.3) at the endpoint at `path`; a
+/// failure after Basic credentials is a 401.
+pub(crate) async fn authenticated_client(
+    app: &crate::App,
+    headers: &axum::http::HeaderMap,
+    params: &tessera_core::request::Params,
+    path: &str,
+) -> Result<tessera_core::client_auth::AuthenticatedClient, crate::error::HttpError> {
+    let credentials = crate::extract::credentials(headers, params)?;
+    let endpoint = app.settings.endpoint(path);
+    let endpoint = tessera_core::client_auth::Endpoint { url: &endpoint };
+    let client =
+        tessera_core::client_auth::authenticate(app, &credentials, endpoint).await.map_err(|error| {
+            crate::error::HttpError::after_header_auth(error, credentials.used_authorization_header())
+        })?;
+    tracing::Span::current().record("client_id", client.client.client_id.as_str());
+    Ok(client)
+}
+
 /// A JSON body that must not be cached (RFC 6749 §5.1, RFC 7662 §2.2).
 pub(crate) fn no_store_json(body: String) -> Response {
     let mut response = body.into_response();

@@ -7,12 +7,11 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tessera_core::OAuthError;
 use tessera_core::authorize::{self, AuthorizeError, PUSHED_REQUEST_LIFETIME};
-use tessera_core::client_auth::{self, Endpoint};
 use tracing::instrument;
 
 use crate::AppState;
 use crate::error::HttpError;
-use crate::extract::{OAuthForm, credentials};
+use crate::extract::OAuthForm;
 
 #[instrument(skip_all, fields(client_id))]
 pub(super) async fn par(
@@ -20,13 +19,7 @@ pub(super) async fn par(
     headers: HeaderMap,
     OAuthForm(params): OAuthForm,
 ) -> Result<Response, HttpError> {
-    let credentials = credentials(&headers, &params)?;
-    let header_auth = credentials.used_authorization_header();
-    let endpoint = app.settings.endpoint("/par");
-    let client = client_auth::authenticate(&app, &credentials, Endpoint { url: &endpoint })
-        .await
-        .map_err(|error| HttpError::after_header_auth(error, header_auth))?;
-    tracing::Span::current().record("client_id", client.client.client_id.as_str());
+    let client = super::authenticated_client(&app, &headers, &params, "/par").await?;
     if params.get("client_id").is_some_and(|id| id != client.client.client_id.as_str()) {
         return Err(OAuthError::invalid_request("client_id differs from the authenticated client").into());
     }
