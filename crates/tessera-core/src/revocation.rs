@@ -4,10 +4,13 @@ use tracing::info;
 
 use crate::client_auth::AuthenticatedClient;
 use crate::request::Params;
+use crate::secret::SecretHash;
+use crate::store::Consumed;
 use crate::tokens::access_token;
 use crate::{OAuthError, Provider};
 
-/// Revokes `token` if it is a live token of the calling client. Unknown, expired or
+/// Revokes `token` if it is a live access or refresh token of the calling client.
+/// Unknown, expired or
 /// malformed tokens succeed silently (RFC 7009 §2.2): the client's goal is reached.
 ///
 /// # Errors
@@ -19,11 +22,10 @@ pub async fn revoke(
     params: &Params,
 ) -> Result<(), OAuthError> {
     let token = params.require("token")?;
-    // RFC 7009 §2.1: the hint only speeds up the search; an unknown one is ignored,
-    // since access tokens are the only kind this server hands out here.
+    // RFC 7009 §2.1: the hint only speeds up the search; an unknown one is ignored.
     let now = provider.clock.now();
     let Some(resolved) = access_token::resolve(provider, token, now).await? else {
-        return Ok(());
+        return revoke_refresh_token(provider, caller, token, now).await;
     };
     if resolved.client_id != caller.client.client_id.as_str() {
         info!(client_id = %caller.client.client_id, "revocation refused: token belongs to another client");
@@ -36,5 +38,26 @@ pub async fn revoke(
         None => provider.store.revoke_jti(&resolved.jti, resolved.expires_at).await?,
     }
     info!(client_id = %caller.client.client_id, jti = %resolved.jti, "revoked access token");
+    Ok(())
+}
+
+/// RFC 7009 §2.1: revoking a refresh token revokes its grant, and with it the access
+/// tokens issued from the same authorization.
+async fn revoke_refresh_token(
+    provider: &Provider,
+    caller: &AuthenticatedClient,
+    token: &str,
+    now: crate::Timestamp,
+) -> Result<(), OAuthError> {
+    let Consumed::Fresh(record) = provider.store.refresh_token(&SecretHash::of(token)).await? else {
+        // Unknown, or already used or revoked: nothing left to revoke.
+        return Ok(());
+    };
+    if record.client_id != caller.client.client_id.as_str() {
+        info!(client_id = %caller.client.client_id, "revocation refused: token belongs to another client");
+        return Err(OAuthError::unauthorized_client("the token was not issued to this client"));
+    }
+    provider.store.revoke_grant(&record.grant_id, now).await?;
+    info!(client_id = %caller.client.client_id, "revoked refresh token and its grant");
     Ok(())
 }

@@ -224,3 +224,22 @@ sliding_refresh_token_lifetime = "1h"
         "idle longer than the sliding hour"
     );
 }
+
+#[tokio::test]
+async fn revoking_a_refresh_token_revokes_its_grant() {
+    let app = TestServer::spawn().await;
+    let mut browser = Browser::new(&app);
+    let tokens = web_tokens(&app, &mut browser, "openid api1.read offline_access").await;
+    let refresh_token = tokens["refresh_token"].as_str().unwrap();
+    let access_token = tokens["access_token"].as_str().unwrap();
+
+    let response =
+        app.post_form("/revoke", Some(("trusted", "trusted-secret")), &[("token", refresh_token)]).await;
+    assert_eq!(oauth_error(response).await, (400, "unauthorized_client".into()), "not the owner");
+    assert!(introspect_active(&app, access_token).await, "a refused revocation changes nothing");
+
+    let form = [("token", refresh_token), ("token_type_hint", "refresh_token")];
+    assert_eq!(app.post_form("/revoke", Some(("web", "web-secret")), &form).await.status(), 200);
+    assert_eq!(oauth_error(refresh(&app, refresh_token, None).await).await, (400, "invalid_grant".into()));
+    assert!(!introspect_active(&app, access_token).await, "RFC 7009 §2.1: the grant's access tokens go too");
+}
