@@ -10,8 +10,8 @@ use crate::tokens::access_token;
 use crate::{OAuthError, Provider};
 
 /// Revokes `token` if it is a live access or refresh token of the calling client.
-/// Unknown, expired or
-/// malformed tokens succeed silently (RFC 7009 §2.2): the client's goal is reached.
+/// Unknown, expired or malformed tokens succeed silently (RFC 7009 §2.2): the
+/// client's goal is reached.
 ///
 /// # Errors
 /// `invalid_request` without `token`; `unauthorized_client` for another client's
