@@ -4,7 +4,9 @@ use std::collections::BTreeSet;
 
 use serde::Deserialize;
 use tessera_core::catalog::{OFFLINE_ACCESS, Resources};
-use tessera_core::model::{AccessTokenFormat, AuthMethod, Client, ClientCredential, ClientId, GrantType};
+use tessera_core::model::{
+    AccessTokenFormat, AuthMethod, Client, ClientCredential, ClientId, GrantType, TokenExchangePolicy,
+};
 use tessera_core::secret::SecretHash;
 use tessera_core::settings::RefreshExpiration;
 
@@ -168,9 +170,9 @@ fn client(cx: &mut Cx, place: &Place, raw: RawClient, resources: &Resources) -> 
         raw.ciba_delivery_mode.as_deref(),
         raw.backchannel_client_notification_endpoint.as_deref(),
     );
-    if let Some(table) = raw.token_exchange {
-        token_exchange(cx, &place.inner("token_exchange", None), table, resources);
-    }
+    let token_exchange = raw
+        .token_exchange
+        .map(|table| token_exchange(cx, &place.inner("token_exchange", None), table, resources));
     let access_token_lifetime = raw
         .access_token_lifetime
         .map(|lifetime| positive(cx, place, "access_token_lifetime", Some(lifetime), 1));
@@ -197,6 +199,7 @@ fn client(cx: &mut Cx, place: &Place, raw: RawClient, resources: &Resources) -> 
         },
         // Default sliding window: 15 days, as IdentityServer does.
         sliding_refresh_token_lifetime: raw.sliding_refresh_token_lifetime.map_or(15 * 86_400, |s| s.0),
+        token_exchange,
     })
 }
 
@@ -444,7 +447,12 @@ fn ciba(cx: &mut Cx, place: &Place, mode: Option<&str>, endpoint: Option<&str>) 
     }
 }
 
-fn token_exchange(cx: &mut Cx, place: &Place, table: toml::Table, resources: &Resources) {
+fn token_exchange(
+    cx: &mut Cx,
+    place: &Place,
+    table: toml::Table,
+    resources: &Resources,
+) -> TokenExchangePolicy {
     let raw: RawTokenExchange = cx.decode(place, table).unwrap_or_default();
     cx.unknown(place, &raw.unknown);
     for audience in &raw.audiences {
@@ -452,8 +460,11 @@ fn token_exchange(cx: &mut Cx, place: &Place, table: toml::Table, resources: &Re
             cx.error(place, "audiences", format!("`{audience}` is not defined in [[api_resources]]"));
         }
     }
-    // Delegation and impersonation are read by the token exchange grant once it exists.
-    let _ = (raw.delegation, raw.impersonation);
+    TokenExchangePolicy {
+        audiences: raw.audiences,
+        delegation: raw.delegation,
+        impersonation: raw.impersonation,
+    }
 }
 
 #[cfg(test)]

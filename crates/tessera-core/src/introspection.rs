@@ -86,5 +86,8 @@ pub async fn introspect(provider: &Provider, caller: &Caller, params: &Params) -
     response.insert("iat".into(), resolved.issued_at.into());
     response.insert("jti".into(), resolved.jti.into());
     response.insert("token_type".into(), "Bearer".into());
+    if let Some(act) = resolved.act {
+        response.insert("act".into(), act);
+    }
     Ok(Value::Object(response))
 }

@@ -26,6 +26,7 @@ pub fn service_client(client_id: &str, scopes: &[&str]) -> Client {
         access_token_format: None,
         refresh_token_expiration: crate::settings::RefreshExpiration::Absolute,
         sliding_refresh_token_lifetime: 0,
+        token_exchange: None,
     }
 }
 

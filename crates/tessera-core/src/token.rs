@@ -31,6 +31,8 @@ pub struct TokenResponse {
     pub scope: String,
     pub refresh_token: Option<Secret>,
     pub id_token: Option<String>,
+    /// RFC 8693 §2.2.1, for token exchange.
+    pub issued_token_type: Option<&'static str>,
 }
 
 impl Serialize for TokenResponse {
@@ -46,6 +48,8 @@ impl Serialize for TokenResponse {
             refresh_token: Option<&'a str>,
             #[serde(skip_serializing_if = "Option::is_none")]
             id_token: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            issued_token_type: Option<&'a str>,
         }
         Wire {
             access_token: self.access_token.expose(),
@@ -54,6 +58,7 @@ impl Serialize for TokenResponse {
             scope: &self.scope,
             refresh_token: self.refresh_token.as_ref().map(Secret::expose),
             id_token: self.id_token.as_deref(),
+            issued_token_type: self.issued_token_type,
         }
         .serialize(serializer)
     }
@@ -100,6 +105,7 @@ pub async fn exchange(provider: &Provider, request: &TokenRequest) -> Result<Tok
         scope: issue.scopes.join(" "),
         refresh_token,
         id_token,
+        issued_token_type: issue.issued_token_type,
     })
 }
 

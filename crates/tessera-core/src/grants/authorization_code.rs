@@ -90,6 +90,8 @@ impl GrantHandler for AuthorizationCode {
                 nonce: grant.nonce,
                 refresh,
             }),
+            act: None,
+            issued_token_type: None,
         })
     }
 }

@@ -30,6 +30,8 @@ impl GrantHandler for ClientCredentials {
             scopes: grant.scopes,
             audience: grant.audience,
             user: None,
+            act: None,
+            issued_token_type: None,
         })
     }
 }

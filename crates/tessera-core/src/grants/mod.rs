@@ -4,12 +4,14 @@
 mod authorization_code;
 mod client_credentials;
 mod refresh_token;
+mod token_exchange;
 
 use async_trait::async_trait;
 
 pub use authorization_code::AuthorizationCode;
 pub use client_credentials::ClientCredentials;
 pub use refresh_token::RefreshToken;
+pub use token_exchange::TokenExchange;
 
 use crate::model::{Client, GrantType};
 use crate::provider::Provider;
@@ -34,6 +36,10 @@ pub struct Issue {
     pub audience: Vec<String>,
     /// Present when a user granted the access.
     pub user: Option<UserGrant>,
+    /// The `act` claim of a delegated token (RFC 8693 §4.1).
+    pub act: Option<serde_json::Value>,
+    /// `issued_token_type` of the response (RFC 8693 §2.2.1), for token exchange.
+    pub issued_token_type: Option<&'static str>,
 }
 
 /// A grant by a signed-in user: what ties its tokens together.
@@ -77,7 +83,12 @@ impl GrantRegistry {
     #[must_use]
     pub fn standard() -> Self {
         Self {
-            handlers: vec![Box::new(ClientCredentials), Box::new(AuthorizationCode), Box::new(RefreshToken)],
+            handlers: vec![
+                Box::new(ClientCredentials),
+                Box::new(AuthorizationCode),
+                Box::new(RefreshToken),
+                Box::new(TokenExchange),
+            ],
         }
     }
 

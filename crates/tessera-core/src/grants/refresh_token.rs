@@ -79,6 +79,8 @@ impl GrantHandler for RefreshToken {
                 nonce: None,
                 refresh: RefreshPlan::Rotated(next),
             }),
+            act: None,
+            issued_token_type: None,
         })
     }
 }

@@ -151,6 +151,20 @@ pub struct Client {
     /// Seconds a sliding refresh token lives unused.
     #[serde(default)]
     pub sliding_refresh_token_lifetime: i64,
+    /// What the client may do with token exchange (RFC 8693), if anything.
+    #[serde(default)]
+    pub token_exchange: Option<TokenExchangePolicy>,
+}
+
+/// A client's token exchange policy (RFC 8693).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct TokenExchangePolicy {
+    /// The API resources the client may exchange tokens for.
+    pub audiences: Vec<String>,
+    /// May act on a user's behalf: the new token names the actor in `act` (§4.1).
+    pub delegation: bool,
+    /// May become the user: the new token has no `act` (§1.1).
+    pub impersonation: bool,
 }
 
 impl Client {

@@ -50,6 +50,9 @@ pub struct AccessTokenClaims {
     pub client_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// The acting party of a delegated token (RFC 8693 §4.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<serde_json::Value>,
 }
 
 /// An access token as handed to the client.
@@ -100,6 +103,7 @@ pub async fn mint(
                 jti: jti.clone(),
                 client_id: client.client_id.to_string(),
                 scope,
+                act: issue.act.clone(),
             };
             let keys = provider.keys.key_set(now).await?;
             super::jws::sign_access_token(&claims, keys.signer()?, &provider.rng)?
@@ -135,6 +139,8 @@ pub struct ResolvedToken {
     pub expires_at: Timestamp,
     /// `None` for a JWT; the store key for a reference token.
     pub reference: Option<SecretHash>,
+    /// The acting party, for a delegated JWT (RFC 8693 §4.1).
+    pub act: Option<serde_json::Value>,
 }
 
 impl ResolvedToken {
@@ -148,6 +154,7 @@ impl ResolvedToken {
             issued_at: record.issued_at,
             expires_at: record.expires_at,
             reference: Some(hash),
+            act: None,
         }
     }
 }
@@ -186,5 +193,6 @@ pub async fn resolve(
         issued_at: claims.iat,
         expires_at: claims.exp,
         reference: None,
+        act: claims.act,
     }))
 }

@@ -25,7 +25,12 @@ async fn both_discovery_documents_list_what_is_implemented() {
         assert_eq!(metadata["revocation_endpoint"], app.url("/revoke"));
         assert_eq!(
             metadata["grant_types_supported"],
-            serde_json::json!(["client_credentials", "authorization_code", "refresh_token"])
+            serde_json::json!([
+                "client_credentials",
+                "authorization_code",
+                "refresh_token",
+                "urn:ietf:params:oauth:grant-type:token-exchange"
+            ])
         );
         assert_eq!(metadata["response_types_supported"], serde_json::json!(["code"]));
         assert_eq!(metadata["authorization_endpoint"], app.url("/authorize"));

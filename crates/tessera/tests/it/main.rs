@@ -14,3 +14,4 @@ mod private_key_jwt;
 mod refresh_and_reuse;
 mod requests;
 mod support;
+mod token_exchange;
