@@ -20,6 +20,7 @@ pub fn metadata(provider: &Provider) -> Value {
         "userinfo_endpoint": settings.endpoint("/userinfo"),
         "end_session_endpoint": settings.endpoint("/logout"),
         "pushed_authorization_request_endpoint": settings.endpoint("/par"),
+        "device_authorization_endpoint": settings.endpoint("/device_authorization"),
         "require_pushed_authorization_requests": false,
         "jwks_uri": settings.endpoint("/jwks"),
         "introspection_endpoint": settings.endpoint("/introspect"),

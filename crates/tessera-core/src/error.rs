@@ -34,6 +34,14 @@ pub enum ErrorCode {
     RequestNotSupported,
     /// RFC 6750 §3.1.
     InsufficientScope,
+    /// RFC 8628 §3.5 (reused by CIBA): the user has not decided yet.
+    AuthorizationPending,
+    /// RFC 8628 §3.5: poll more slowly.
+    SlowDown,
+    /// RFC 8628 §3.5: the device code (or `auth_req_id`) expired.
+    ExpiredToken,
+    /// CIBA Core §13: `login_hint` names no user.
+    UnknownUserId,
 }
 
 impl ErrorCode {
@@ -60,6 +68,10 @@ impl ErrorCode {
             Self::InvalidRequestUri => "invalid_request_uri",
             Self::RequestNotSupported => "request_not_supported",
             Self::InsufficientScope => "insufficient_scope",
+            Self::AuthorizationPending => "authorization_pending",
+            Self::SlowDown => "slow_down",
+            Self::ExpiredToken => "expired_token",
+            Self::UnknownUserId => "unknown_user_id",
         }
     }
 }
@@ -108,6 +120,10 @@ constructors! {
     invalid_request_uri => InvalidRequestUri,
     request_not_supported => RequestNotSupported,
     insufficient_scope => InsufficientScope,
+    authorization_pending => AuthorizationPending,
+    slow_down => SlowDown,
+    expired_token => ExpiredToken,
+    unknown_user_id => UnknownUserId,
 }
 
 impl OAuthError {

@@ -6,6 +6,8 @@ pub mod authorize;
 pub mod catalog;
 pub mod client_auth;
 pub mod clock;
+pub mod decoupled;
+pub mod device;
 pub mod discovery;
 pub mod end_session;
 pub mod error;

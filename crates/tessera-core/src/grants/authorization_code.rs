@@ -3,13 +3,11 @@
 use async_trait::async_trait;
 use tracing::warn;
 
-use super::{GrantContext, GrantHandler, Issue, RefreshPlan, UserGrant};
-use crate::catalog::OFFLINE_ACCESS;
+use super::{GrantContext, GrantFacts, GrantHandler, Issue, UserGrant, first_refresh};
 use crate::model::GrantType;
 use crate::request::Params;
 use crate::secret::SecretHash;
-use crate::settings::RefreshExpiration;
-use crate::store::{Consumed, RefreshRecord};
+use crate::store::Consumed;
 use crate::{OAuthError, pkce};
 
 /// Redeems a code for tokens.
@@ -58,27 +56,17 @@ impl GrantHandler for AuthorizationCode {
             .catalog
             .grant_user_access(cx.client, Some(&grant.scopes.join(" ")), &grant.resources)?
             .audience;
-        let refresh = if grant.scopes.iter().any(|s| s == OFFLINE_ACCESS) && cx.client.allow_offline_access {
-            let tokens = &cx.provider.settings.tokens;
-            let expires_at = cx.now + tokens.refresh_token_lifetime;
-            let idle_expires_at = (cx.client.refresh_token_expiration == RefreshExpiration::Sliding)
-                .then(|| (cx.now + cx.client.sliding_refresh_token_lifetime).min(expires_at));
-            RefreshPlan::Start(RefreshRecord {
-                grant_id: grant.grant_id.clone(),
-                client_id: grant.client_id.clone(),
-                subject: grant.subject.clone(),
-                scopes: grant.scopes.clone(),
-                resources: grant.resources.clone(),
+        let refresh = first_refresh(
+            cx,
+            &GrantFacts {
+                grant_id: &grant.grant_id,
+                subject: &grant.subject,
+                scopes: &grant.scopes,
+                resources: &grant.resources,
                 auth_time: grant.auth_time,
-                sid: grant.sid.clone(),
-                issued_at: cx.now,
-                expires_at,
-                idle_expires_at,
-                dpop_jkt: None,
-            })
-        } else {
-            RefreshPlan::None
-        };
+                sid: &grant.sid,
+            },
+        );
         Ok(Issue {
             subject: grant.subject,
             scopes: grant.scopes,

@@ -3,6 +3,7 @@
 
 mod authorization_code;
 mod client_credentials;
+mod device_code;
 mod refresh_token;
 mod token_exchange;
 
@@ -10,6 +11,7 @@ use async_trait::async_trait;
 
 pub use authorization_code::AuthorizationCode;
 pub use client_credentials::ClientCredentials;
+pub use device_code::DeviceCode;
 pub use refresh_token::RefreshToken;
 pub use token_exchange::TokenExchange;
 
@@ -88,6 +90,7 @@ impl GrantRegistry {
                 Box::new(AuthorizationCode),
                 Box::new(RefreshToken),
                 Box::new(TokenExchange),
+                Box::new(DeviceCode),
             ],
         }
     }
@@ -104,4 +107,40 @@ impl GrantRegistry {
     pub fn supported(&self) -> Vec<GrantType> {
         self.handlers.iter().map(|h| h.grant_type()).collect()
     }
+}
+
+/// The facts a user grant's first refresh token records.
+pub(crate) struct GrantFacts<'a> {
+    pub grant_id: &'a str,
+    pub subject: &'a str,
+    pub scopes: &'a [String],
+    pub resources: &'a [String],
+    pub auth_time: Timestamp,
+    pub sid: &'a str,
+}
+
+/// The first refresh token of a user grant: when `offline_access` was granted to a
+/// client allowed to have one, with the client's absolute or sliding lifetime.
+pub(crate) fn first_refresh(cx: &GrantContext<'_>, facts: &GrantFacts<'_>) -> RefreshPlan {
+    let offline = facts.scopes.iter().any(|s| s == crate::catalog::OFFLINE_ACCESS);
+    if !offline || !cx.client.allow_offline_access {
+        return RefreshPlan::None;
+    }
+    let expires_at = cx.now + cx.provider.settings.tokens.refresh_token_lifetime;
+    let sliding = cx.client.refresh_token_expiration == crate::settings::RefreshExpiration::Sliding;
+    let idle_expires_at =
+        sliding.then(|| (cx.now + cx.client.sliding_refresh_token_lifetime).min(expires_at));
+    RefreshPlan::Start(crate::store::RefreshRecord {
+        grant_id: facts.grant_id.to_owned(),
+        client_id: cx.client.client_id.to_string(),
+        subject: facts.subject.to_owned(),
+        scopes: facts.scopes.to_vec(),
+        resources: facts.resources.to_vec(),
+        auth_time: facts.auth_time,
+        sid: facts.sid.to_owned(),
+        issued_at: cx.now,
+        expires_at,
+        idle_expires_at,
+        dpop_jkt: None,
+    })
 }

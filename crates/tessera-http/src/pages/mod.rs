@@ -36,6 +36,20 @@ pub(crate) struct ConsentPage {
     pub username: String,
 }
 
+/// The device code entry and approval page.
+#[derive(Template)]
+#[template(path = "device.html")]
+pub(crate) struct DevicePage {
+    pub base: String,
+    pub csrf_token: String,
+    pub user_code: String,
+    /// Set once the code is found: the approval step.
+    pub client_name: Option<String>,
+    pub scopes: Vec<String>,
+    pub username: String,
+    pub message: Option<String>,
+}
+
 /// The sign-out confirmation.
 #[derive(Template)]
 #[template(path = "logout.html")]

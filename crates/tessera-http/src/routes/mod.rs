@@ -2,6 +2,7 @@
 
 mod authorize;
 mod consent;
+mod device;
 mod discovery;
 mod health;
 mod introspect;
@@ -38,6 +39,9 @@ pub(crate) fn all() -> Router<AppState> {
         .route("/logout", get(logout::logout_page).post(logout::logout_submit))
         .route("/userinfo", get(userinfo::userinfo_get).post(userinfo::userinfo_post))
         .route("/par", post(par::par))
+        .route("/device_authorization", post(device::device_authorization))
+        .route("/device", get(device::device_page).post(device::device_submit))
+        .route("/device/decision", post(device::device_decision))
         .route("/assets/tessera.css", get(stylesheet))
 }
 

@@ -100,6 +100,10 @@ impl<'a> Browser<'a> {
         if let Some(interaction) = &interaction {
             form.push(("interaction", interaction));
         }
+        let return_to = page.input("return_to");
+        if let Some(return_to) = &return_to {
+            form.push(("return_to", return_to));
+        }
         let response = self.post("/login", &form).await;
         self.follow(response).await
     }

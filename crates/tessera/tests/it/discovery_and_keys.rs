@@ -29,7 +29,8 @@ async fn both_discovery_documents_list_what_is_implemented() {
                 "client_credentials",
                 "authorization_code",
                 "refresh_token",
-                "urn:ietf:params:oauth:grant-type:token-exchange"
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+                "urn:ietf:params:oauth:grant-type:device_code"
             ])
         );
         assert_eq!(metadata["response_types_supported"], serde_json::json!(["code"]));
@@ -37,6 +38,7 @@ async fn both_discovery_documents_list_what_is_implemented() {
         assert_eq!(metadata["userinfo_endpoint"], app.url("/userinfo"));
         assert_eq!(metadata["end_session_endpoint"], app.url("/logout"));
         assert_eq!(metadata["pushed_authorization_request_endpoint"], app.url("/par"));
+        assert_eq!(metadata["device_authorization_endpoint"], app.url("/device_authorization"));
         assert_eq!(metadata["authorization_response_iss_parameter_supported"], true);
         assert_eq!(metadata["code_challenge_methods_supported"], serde_json::json!(["S256"]));
         let methods = metadata["token_endpoint_auth_methods_supported"].as_array().unwrap();

@@ -7,6 +7,7 @@ mod chromium;
 mod client_credentials;
 mod code_flow;
 mod command;
+mod device_flow;
 mod discovery_and_keys;
 mod introspection;
 mod multi_instance;

@@ -1,0 +1,189 @@
+//! What the device flow (RFC 8628) and CIBA share: a request the user approves on
+//! another device while the client polls. The request lives in the store's
+//! [`RequestStore`](crate::store::RequestStore) under one key and is redeemed by
+//! deleting it (one atomic step); polling pace is kept under a second key, so a poll
+//! can never overwrite the user's decision.
+
+use serde::{Deserialize, Serialize};
+
+use crate::grants::{GrantContext, GrantFacts, Issue, UserGrant, first_refresh};
+use crate::store::Session;
+use crate::{OAuthError, Timestamp};
+
+/// How long a decided or expired request is kept, so a late poll learns `expired_token`
+/// rather than `invalid_grant`.
+pub const KEPT_AFTER_EXPIRY: i64 = 3600;
+/// RFC 8628 §3.5: each `slow_down` adds five seconds to the interval.
+pub const SLOW_DOWN_STEP: i64 = 5;
+
+/// The user's decision on a pending request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Decision {
+    Pending,
+    Approved { subject: String, auth_time: Timestamp, sid: String },
+    Denied,
+}
+
+/// A request waiting for the user, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingAuthorization {
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    pub resources: Vec<String>,
+    pub decision: Decision,
+    /// When the client must stop polling (`expires_in`).
+    pub expires_at: Timestamp,
+    /// Device flow: the code the user types. CIBA: none.
+    #[serde(default)]
+    pub user_code: Option<String>,
+    /// CIBA: the user asked, and the message shown on both devices.
+    #[serde(default)]
+    pub subject: Option<String>,
+    #[serde(default)]
+    pub binding_message: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct Pace {
+    last_poll: Timestamp,
+    interval: i64,
+}
+
+/// Stores a new pending request under `key`.
+///
+/// # Errors
+/// When the store fails.
+pub async fn save(cx: &crate::Provider, key: &str, request: &PendingAuthorization) -> Result<(), OAuthError> {
+    let document = serde_json::to_value(request).map_err(OAuthError::server_error)?;
+    cx.store.put_request(key, &document, request.expires_at + KEPT_AFTER_EXPIRY).await?;
+    Ok(())
+}
+
+/// The request under `key`, if it exists (expired ones included, until kept no longer).
+///
+/// # Errors
+/// When the store fails.
+pub async fn load(cx: &crate::Provider, key: &str) -> Result<Option<PendingAuthorization>, OAuthError> {
+    let document = cx.store.request(key, cx.clock.now()).await?;
+    Ok(document.and_then(|document| serde_json::from_value(document).ok()))
+}
+
+/// Records the user's decision on a still-pending, unexpired request.
+///
+/// # Errors
+/// `invalid_request` when the request is gone, expired or already decided.
+pub async fn decide(
+    cx: &crate::Provider,
+    key: &str,
+    decision: Decision,
+) -> Result<PendingAuthorization, OAuthError> {
+    let now = cx.clock.now();
+    let mut request = load(cx, key).await?.ok_or_else(|| OAuthError::invalid_request("unknown request"))?;
+    if request.expires_at <= now {
+        return Err(OAuthError::expired_token("the request expired"));
+    }
+    if request.decision != Decision::Pending {
+        return Err(OAuthError::invalid_request("the request was already decided"));
+    }
+    request.decision = decision;
+    save(cx, key, &request).await?;
+    Ok(request)
+}
+
+/// One poll at the token endpoint (RFC 8628 §3.4, §3.5; CIBA Core §11): the tokens'
+/// grant when approved (redeemed exactly once), else the error telling the client
+/// what to do.
+///
+/// # Errors
+/// `authorization_pending`, `slow_down`, `access_denied`, `expired_token`, or
+/// `invalid_grant` for an unknown, redeemed or foreign request.
+pub async fn poll(cx: &GrantContext<'_>, key: &str, interval: i64) -> Result<Issue, OAuthError> {
+    let provider = cx.provider;
+    let Some(request) = load(provider, key).await? else {
+        return Err(OAuthError::invalid_grant("unknown or already redeemed"));
+    };
+    if request.client_id != cx.client.client_id.as_str() {
+        return Err(OAuthError::invalid_grant("issued to another client"));
+    }
+    if request.expires_at <= cx.now {
+        return Err(OAuthError::expired_token("the request expired; start again"));
+    }
+    pace(cx, key, interval).await?;
+    let (subject, auth_time, sid) = match &request.decision {
+        Decision::Pending => return Err(OAuthError::authorization_pending("the user has not decided yet")),
+        Decision::Denied => {
+            provider.store.consume_request(key, cx.now).await?;
+            return Err(OAuthError::access_denied("the user denied the request"));
+        }
+        Decision::Approved { subject, auth_time, sid } => (subject.clone(), *auth_time, sid.clone()),
+    };
+    // Redeemed by deleting: of racing polls exactly one gets the document back.
+    if provider.store.consume_request(key, cx.now).await?.is_none() {
+        return Err(OAuthError::invalid_grant("already redeemed"));
+    }
+    issue(cx, &request, subject, auth_time, sid)
+}
+
+/// RFC 8628 §3.5: a poll sooner than the interval gets `slow_down`, and the interval
+/// grows by five seconds for the rest of the request.
+async fn pace(cx: &GrantContext<'_>, key: &str, interval: i64) -> Result<(), OAuthError> {
+    let pace_key = format!("pace:{key}");
+    let store = &cx.provider.store;
+    let previous: Option<Pace> =
+        store.request(&pace_key, cx.now).await?.and_then(|document| serde_json::from_value(document).ok());
+    let mut pace = previous.unwrap_or(Pace { last_poll: i64::MIN / 2, interval });
+    let too_soon = cx.now - pace.last_poll < pace.interval;
+    if too_soon {
+        pace.interval += SLOW_DOWN_STEP;
+    }
+    pace.last_poll = cx.now;
+    let document = serde_json::to_value(pace).map_err(OAuthError::server_error)?;
+    store.put_request(&pace_key, &document, cx.now + 2 * KEPT_AFTER_EXPIRY).await?;
+    if too_soon {
+        return Err(OAuthError::slow_down(format!("poll at most every {} seconds", pace.interval)));
+    }
+    Ok(())
+}
+
+fn issue(
+    cx: &GrantContext<'_>,
+    request: &PendingAuthorization,
+    subject: String,
+    auth_time: Timestamp,
+    sid: String,
+) -> Result<Issue, OAuthError> {
+    let grant_id = cx.provider.rng.identifier();
+    let audience = cx
+        .provider
+        .catalog
+        .grant_user_access(cx.client, Some(&request.scopes.join(" ")), &request.resources)?
+        .audience;
+    let facts = GrantFacts {
+        grant_id: &grant_id,
+        subject: &subject,
+        scopes: &request.scopes,
+        resources: &request.resources,
+        auth_time,
+        sid: &sid,
+    };
+    let refresh = first_refresh(cx, &facts);
+    Ok(Issue {
+        subject,
+        scopes: request.scopes.clone(),
+        audience,
+        user: Some(UserGrant { grant_id, auth_time, sid, nonce: None, refresh }),
+        act: None,
+        issued_token_type: None,
+    })
+}
+
+/// The approval a signed-in user gives.
+#[must_use]
+pub fn approval(session: &Session) -> Decision {
+    Decision::Approved {
+        subject: session.subject.clone(),
+        auth_time: session.auth_time,
+        sid: session.sid.clone(),
+    }
+}

@@ -1,0 +1,169 @@
+//! The device authorization endpoint (RFC 8628 §3.1, §3.2) and user codes (§6.1).
+
+use serde::Serialize;
+use tracing::info;
+
+use crate::decoupled::{self, Decision, PendingAuthorization};
+use crate::model::{Client, GrantType};
+use crate::request::Params;
+use crate::secret::SecretHash;
+use crate::store::Session;
+use crate::{OAuthError, Provider};
+
+/// How long the user has to enter the code.
+pub const DEVICE_CODE_LIFETIME: i64 = 600;
+/// RFC 8628 §3.2: the default minimum polling interval.
+pub const POLL_INTERVAL: i64 = 5;
+/// RFC 8628 §6.1: consonants only (no vowels, no look-alikes), so no words and no
+/// confusion; 8 characters give 20^8 ≈ 2^34.6 codes.
+const USER_CODE_ALPHABET: &[u8; 20] = b"BCDFGHJKLMNPQRSTVWXZ";
+const USER_CODE_LENGTH: usize = 8;
+
+/// The response of the device authorization endpoint (RFC 8628 §3.2).
+#[derive(Debug, Serialize)]
+pub struct DeviceAuthorization {
+    pub device_code: String,
+    pub user_code: String,
+    pub verification_uri: String,
+    pub verification_uri_complete: String,
+    pub expires_in: i64,
+    pub interval: i64,
+}
+
+/// The store key of a device code (kept hashed).
+#[must_use]
+pub fn device_key(device_code: &str) -> String {
+    format!("device:{}", SecretHash::of(device_code).to_base64url())
+}
+
+fn user_code_key(normalized: &str) -> String {
+    format!("device-user-code:{normalized}")
+}
+
+/// A user code as typed: case-insensitive, hyphens and spaces ignored (§6.1).
+#[must_use]
+pub fn normalize_user_code(typed: &str) -> String {
+    typed.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_uppercase()).collect()
+}
+
+/// `BCDF-GHJK`: the code as shown.
+#[must_use]
+pub fn display(normalized: &str) -> String {
+    let (left, right) = normalized.split_at(normalized.len() / 2);
+    format!("{left}-{right}")
+}
+
+/// Starts a device authorization for `client` (RFC 8628 §3.1).
+///
+/// # Errors
+/// `unauthorized_client` without the device grant; `invalid_scope` for bad scopes.
+pub async fn authorize(
+    provider: &Provider,
+    client: &Client,
+    params: &Params,
+) -> Result<DeviceAuthorization, OAuthError> {
+    if !client.allows_grant(GrantType::DeviceCode) {
+        return Err(OAuthError::unauthorized_client("client may not use the device grant"));
+    }
+    let scopes = provider.catalog.grant_user_access(client, params.get("scope"), params.resources())?.scopes;
+    let now = provider.clock.now();
+    let device_code = provider.rng.token();
+    let user_code = unused_user_code(provider).await?;
+    let request = PendingAuthorization {
+        client_id: client.client_id.to_string(),
+        scopes,
+        resources: params.resources().to_vec(),
+        decision: Decision::Pending,
+        expires_at: now + DEVICE_CODE_LIFETIME,
+        user_code: Some(user_code.clone()),
+        subject: None,
+        binding_message: None,
+    };
+    let key = device_key(&device_code);
+    decoupled::save(provider, &key, &request).await?;
+    let index = serde_json::json!({ "device": key });
+    provider.store.put_request(&user_code_key(&user_code), &index, request.expires_at).await?;
+    info!(client_id = %client.client_id, "device authorization started");
+    let verification_uri = provider.settings.endpoint("/device");
+    Ok(DeviceAuthorization {
+        device_code,
+        verification_uri_complete: format!("{verification_uri}?user_code={}", display(&user_code)),
+        user_code: display(&user_code),
+        verification_uri,
+        expires_in: DEVICE_CODE_LIFETIME,
+        interval: POLL_INTERVAL,
+    })
+}
+
+async fn unused_user_code(provider: &Provider) -> Result<String, OAuthError> {
+    for _ in 0..5 {
+        let bytes = provider.rng.bytes::<USER_CODE_LENGTH>();
+        // 256 is not a multiple of 20: reject the top values so every letter is equally likely.
+        if bytes.iter().any(|&b| b >= 240) {
+            continue;
+        }
+        let code: String =
+            bytes.iter().map(|&b| char::from(USER_CODE_ALPHABET[usize::from(b) % 20])).collect();
+        if provider.store.request(&user_code_key(&code), provider.clock.now()).await?.is_none() {
+            return Ok(code);
+        }
+    }
+    Err(OAuthError::server_error("no free user code"))
+}
+
+/// The pending request a typed user code names, with its store key.
+///
+/// # Errors
+/// When the store fails.
+pub async fn find(
+    provider: &Provider,
+    typed: &str,
+) -> Result<Option<(String, PendingAuthorization)>, OAuthError> {
+    let normalized = normalize_user_code(typed);
+    if normalized.len() != USER_CODE_LENGTH {
+        return Ok(None);
+    }
+    let now = provider.clock.now();
+    let Some(index) = provider.store.request(&user_code_key(&normalized), now).await? else {
+        return Ok(None);
+    };
+    let Some(key) = index.get("device").and_then(|key| key.as_str()).map(str::to_owned) else {
+        return Ok(None);
+    };
+    let request = decoupled::load(provider, &key).await?;
+    Ok(request
+        .filter(|request| request.decision == Decision::Pending && request.expires_at > now)
+        .map(|r| (key, r)))
+}
+
+/// Records the signed-in user's approval or denial of the request behind `user_code`.
+///
+/// # Errors
+/// `invalid_request` when the code is unknown, expired or already used.
+pub async fn decide(
+    provider: &Provider,
+    typed: &str,
+    session: &Session,
+    approve: bool,
+) -> Result<(), OAuthError> {
+    let (key, _) =
+        find(provider, typed).await?.ok_or_else(|| OAuthError::invalid_request("unknown or expired code"))?;
+    let decision = if approve { decoupled::approval(session) } else { Decision::Denied };
+    decoupled::decide(provider, &key, decision).await?;
+    // The code is spent once decided: it cannot be entered again.
+    provider.store.consume_request(&user_code_key(&normalize_user_code(typed)), provider.clock.now()).await?;
+    info!(subject = %session.subject, approve, "device authorization decided");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_codes_are_case_and_hyphen_tolerant() {
+        assert_eq!(normalize_user_code("bcdf-ghjk"), "BCDFGHJK");
+        assert_eq!(normalize_user_code(" BCDF GHJK "), "BCDFGHJK");
+        assert_eq!(display("BCDFGHJK"), "BCDF-GHJK");
+    }
+}

@@ -1,0 +1,150 @@
+//! The device flow (RFC 8628): `POST /device_authorization` for the device, and the
+//! `/device` page where the user enters the code, signs in and approves.
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tessera_core::{device, sign_in};
+use tracing::instrument;
+
+use super::authorize::untrusted;
+use super::login::{client_display_name, stale_form};
+use crate::error::HttpError;
+use crate::extract::cookies::{SESSION_COOKIE, cookie};
+use crate::extract::{OAuthForm, parse_form};
+use crate::pages::{DevicePage, html, see_other};
+use crate::{App, AppState};
+
+/// Wrong codes allowed per address in the throttle window before entry pauses.
+const MAX_WRONG_CODES: u32 = 10;
+
+#[instrument(skip_all, fields(client_id))]
+pub(super) async fn device_authorization(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    OAuthForm(params): OAuthForm,
+) -> Result<Response, HttpError> {
+    let client = super::authenticated_client(&app, &headers, &params, "/device_authorization").await?;
+    let authorization = device::authorize(&app, &client.client, &params).await?;
+    let mut response = Json(authorization).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// `GET /device[?user_code=…]`: the code entry form, prefilled from
+/// `verification_uri_complete`; the user still confirms on the next page (§5.4).
+pub(super) async fn device_page(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let params = parse_form(query.unwrap_or_default().as_bytes()).unwrap_or_default();
+    let user_code = params.get("user_code").unwrap_or_default().to_owned();
+    entry_page(&app, &headers, StatusCode::OK, user_code, None)
+}
+
+/// `POST /device`: checks the code, then asks the signed-in user to approve.
+pub(super) async fn device_submit(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    OAuthForm(form): OAuthForm,
+) -> Response {
+    if !app.csrf_valid(&headers, form.get("csrf_token")) {
+        return stale_form(&app);
+    }
+    let user_code = form.get("user_code").unwrap_or_default().to_owned();
+    let Ok(Some(session)) = sign_in::session(&app, cookie(&headers, SESSION_COOKIE)).await else {
+        let return_to = format!("{}?user_code={}", app.link("/device"), urlencode(&user_code));
+        return see_other(&format!("{}?return_to={}", app.link("/login"), urlencode(&return_to)), Vec::new());
+    };
+    // RFC 8628 §5.1: user codes are short, so wrong guesses are rate-limited.
+    let throttle_key = format!("user-code:{}", peer.ip());
+    let now = app.clock.now();
+    match app.store.failures(&throttle_key, now).await {
+        Ok(failures) if failures >= MAX_WRONG_CODES => {
+            let message = "Too many wrong codes. Wait 15 minutes and try again.";
+            return entry_page(&app, &headers, StatusCode::TOO_MANY_REQUESTS, user_code, Some(message));
+        }
+        Ok(_) => {}
+        Err(error) => return untrusted(&app, &error.into()),
+    }
+    let request = match device::find(&app, &user_code).await {
+        Ok(Some((_, request))) => request,
+        Ok(None) => {
+            let _ = app.store.record_failure(&throttle_key, now, tessera_core::sign_in::FAILURE_WINDOW).await;
+            tracing::info!("device code not recognised");
+            let message = "That code is not valid or has expired. Check your device and try again.";
+            return entry_page(&app, &headers, StatusCode::BAD_REQUEST, user_code, Some(message));
+        }
+        Err(error) => return untrusted(&app, &error),
+    };
+    let client_name =
+        client_display_name(&app, &request.client_id).await.unwrap_or_else(|| request.client_id.clone());
+    let scopes = request.scopes.iter().map(|scope| app.catalog.display_name(scope).to_owned()).collect();
+    let csrf = app.csrf(&headers);
+    let page = DevicePage {
+        base: app.base(),
+        csrf_token: csrf.token,
+        user_code: request.user_code.as_deref().map(device::display).unwrap_or(user_code),
+        client_name: Some(client_name),
+        scopes,
+        username: session.username,
+        message: None,
+    };
+    html(StatusCode::OK, &page, csrf.set_cookie.into_iter().collect(), None)
+}
+
+/// `POST /device/decision`: Approve or Deny.
+pub(super) async fn device_decision(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    OAuthForm(form): OAuthForm,
+) -> Response {
+    if !app.csrf_valid(&headers, form.get("csrf_token")) {
+        return stale_form(&app);
+    }
+    let Ok(Some(session)) = sign_in::session(&app, cookie(&headers, SESSION_COOKIE)).await else {
+        return see_other(&app.link("/device"), Vec::new());
+    };
+    let approve = form.get("decision") == Some("approve");
+    match device::decide(&app, form.get("user_code").unwrap_or_default(), &session, approve).await {
+        Ok(()) if approve => {
+            app.message(StatusCode::OK, "Device connected", "You can return to your device now.", None)
+        }
+        Ok(()) => app.message(StatusCode::OK, "Request denied", "The device was not connected.", None),
+        Err(_) => app.message(
+            StatusCode::BAD_REQUEST,
+            "This code can no longer be used",
+            "It expired or was already used. Start again on your device.",
+            None,
+        ),
+    }
+}
+
+fn entry_page(
+    app: &App,
+    headers: &HeaderMap,
+    status: StatusCode,
+    user_code: String,
+    message: Option<&str>,
+) -> Response {
+    let csrf = app.csrf(headers);
+    let page = DevicePage {
+        base: app.base(),
+        csrf_token: csrf.token,
+        user_code,
+        client_name: None,
+        scopes: Vec::new(),
+        username: String::new(),
+        message: message.map(str::to_owned),
+    };
+    html(status, &page, csrf.set_cookie.into_iter().collect(), None)
+}
+
+fn urlencode(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
