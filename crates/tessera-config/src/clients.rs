@@ -5,7 +5,8 @@ use std::collections::BTreeSet;
 use serde::Deserialize;
 use tessera_core::catalog::{OFFLINE_ACCESS, Resources};
 use tessera_core::model::{
-    AccessTokenFormat, AuthMethod, Client, ClientCredential, ClientId, GrantType, TokenExchangePolicy,
+    AccessTokenFormat, AuthMethod, CibaDeliveryMode, Client, ClientCredential, ClientId, GrantType,
+    TokenExchangePolicy,
 };
 use tessera_core::secret::SecretHash;
 use tessera_core::settings::RefreshExpiration;
@@ -200,6 +201,12 @@ fn client(cx: &mut Cx, place: &Place, raw: RawClient, resources: &Resources) -> 
         // Default sliding window: 15 days, as IdentityServer does.
         sliding_refresh_token_lifetime: raw.sliding_refresh_token_lifetime.map_or(15 * 86_400, |s| s.0),
         token_exchange,
+        ciba_delivery_mode: if raw.ciba_delivery_mode.as_deref() == Some("ping") {
+            CibaDeliveryMode::Ping
+        } else {
+            CibaDeliveryMode::Poll
+        },
+        backchannel_client_notification_endpoint: raw.backchannel_client_notification_endpoint.clone(),
     })
 }
 

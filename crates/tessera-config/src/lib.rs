@@ -132,6 +132,7 @@ struct RawRoot {
     signing: toml::Table,
     tokens: toml::Table,
     client_authentication: toml::Table,
+    ciba: toml::Table,
     api_scopes: Vec<toml::Table>,
     api_resources: Vec<toml::Table>,
     identity_resources: Vec<toml::Table>,
@@ -206,6 +207,7 @@ fn check(
     let signing = sections::signing(&mut cx, raw.signing);
     let tokens = sections::tokens(&mut cx, raw.tokens);
     let client_authentication = sections::client_authentication(&mut cx, raw.client_authentication);
+    let ciba_notification_webhook = sections::ciba(&mut cx, raw.ciba);
     let resources = resources::resources(
         &mut cx,
         resources::RawResources {
@@ -230,6 +232,7 @@ fn check(
             client_authentication,
             client_cache_ttl: timings.client_cache_ttl,
             session_lifetime: timings.session_lifetime,
+            ciba_notification_webhook,
         },
         server,
         storage,

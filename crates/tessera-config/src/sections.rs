@@ -276,6 +276,25 @@ pub(crate) fn client_authentication(cx: &mut Cx, table: toml::Table) -> ClientAu
     }
 }
 
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct RawCiba {
+    notification_webhook: Option<String>,
+    #[serde(flatten)]
+    unknown: Unknown,
+}
+
+/// Checks `[ciba]`; returns the webhook that announces new requests, if any.
+pub(crate) fn ciba(cx: &mut Cx, table: toml::Table) -> Option<String> {
+    let place = Place::section("ciba");
+    let raw: RawCiba = cx.decode(&place, table).unwrap_or_default();
+    cx.unknown(&place, &raw.unknown);
+    if let Some(Err(message)) = raw.notification_webhook.as_deref().map(crate::decode::http_url) {
+        cx.error(&place, "notification_webhook", message);
+    }
+    raw.notification_webhook
+}
+
 /// A lifetime: zero would make whatever it governs expire as it is issued.
 pub(crate) fn positive(cx: &mut Cx, place: &Place, key: &str, value: Option<Seconds>, default: i64) -> i64 {
     match value {

@@ -16,7 +16,7 @@ fn quickstart_path() -> PathBuf {
 fn the_quickstart_example_loads_with_its_clients_and_scopes() {
     let config = load(&quickstart_path()).unwrap_or_else(|errors| panic!("{errors}"));
     let ids: Vec<&str> = config.clients.iter().map(|client| client.client_id.as_str()).collect();
-    assert_eq!(ids, ["web-app", "native-app", "device-app", "service-a"]);
+    assert_eq!(ids, ["web-app", "native-app", "device-app", "service-a", "teller", "gateway"]);
     let scopes: Vec<&str> = config.resources.api_scopes.iter().map(|scope| scope.name.as_str()).collect();
     assert_eq!(scopes, ["api1.read", "api1.write"]);
     let identity: Vec<&str> = config.resources.identity_resources.iter().map(|r| r.name.as_str()).collect();

@@ -42,6 +42,19 @@ pub struct PendingAuthorization {
     pub subject: Option<String>,
     #[serde(default)]
     pub binding_message: Option<String>,
+    /// CIBA ping mode: where and how to tell the client the result is ready.
+    #[serde(default)]
+    pub ping: Option<PingTarget>,
+}
+
+/// A ping-mode client's notification endpoint (CIBA Core §10.2). The `auth_req_id`
+/// is kept to send it back; alone it redeems nothing, since the token endpoint also
+/// authenticates the confidential client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PingTarget {
+    pub endpoint: String,
+    pub client_notification_token: String,
+    pub auth_req_id: String,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]

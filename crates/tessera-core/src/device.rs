@@ -78,6 +78,7 @@ pub async fn authorize(
         user_code: Some(user_code.clone()),
         subject: None,
         binding_message: None,
+        ping: None,
     };
     let key = device_key(&device_code);
     decoupled::save(provider, &key, &request).await?;
@@ -97,18 +98,26 @@ pub async fn authorize(
 
 async fn unused_user_code(provider: &Provider) -> Result<String, OAuthError> {
     for _ in 0..5 {
-        let bytes = provider.rng.bytes::<USER_CODE_LENGTH>();
-        // 256 is not a multiple of 20: reject the top values so every letter is equally likely.
-        if bytes.iter().any(|&b| b >= 240) {
-            continue;
-        }
-        let code: String =
-            bytes.iter().map(|&b| char::from(USER_CODE_ALPHABET[usize::from(b) % 20])).collect();
+        let code = random_user_code(&provider.rng);
         if provider.store.request(&user_code_key(&code), provider.clock.now()).await?.is_none() {
             return Ok(code);
         }
     }
     Err(OAuthError::server_error("no free user code"))
+}
+
+/// Eight letters drawn uniformly: a byte of 240 or more is skipped, since 256 is not
+/// a multiple of 20 and the top values would favour the first letters.
+fn random_user_code(rng: &crate::random::Rng) -> String {
+    let mut code = String::with_capacity(USER_CODE_LENGTH);
+    while code.len() < USER_CODE_LENGTH {
+        for byte in rng.bytes::<16>() {
+            if byte < 240 && code.len() < USER_CODE_LENGTH {
+                code.push(char::from(USER_CODE_ALPHABET[usize::from(byte) % USER_CODE_ALPHABET.len()]));
+            }
+        }
+    }
+    code
 }
 
 /// The pending request a typed user code names, with its store key.
@@ -159,6 +168,16 @@ pub async fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_codes_are_eight_letters_of_the_alphabet() {
+        let rng = crate::random::Rng::default();
+        for _ in 0..1000 {
+            let code = random_user_code(&rng);
+            assert_eq!(code.len(), 8);
+            assert!(code.bytes().all(|b| USER_CODE_ALPHABET.contains(&b)), "{code}");
+        }
+    }
 
     #[test]
     fn user_codes_are_case_and_hyphen_tolerant() {

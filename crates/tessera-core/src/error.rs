@@ -42,6 +42,8 @@ pub enum ErrorCode {
     ExpiredToken,
     /// CIBA Core §13: `login_hint` names no user.
     UnknownUserId,
+    /// CIBA Core §13: the binding message is too long or has control characters.
+    InvalidBindingMessage,
 }
 
 impl ErrorCode {
@@ -72,6 +74,7 @@ impl ErrorCode {
             Self::SlowDown => "slow_down",
             Self::ExpiredToken => "expired_token",
             Self::UnknownUserId => "unknown_user_id",
+            Self::InvalidBindingMessage => "invalid_binding_message",
         }
     }
 }
@@ -124,6 +127,7 @@ constructors! {
     slow_down => SlowDown,
     expired_token => ExpiredToken,
     unknown_user_id => UnknownUserId,
+    invalid_binding_message => InvalidBindingMessage,
 }
 
 impl OAuthError {

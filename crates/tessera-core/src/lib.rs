@@ -4,6 +4,7 @@
 
 pub mod authorize;
 pub mod catalog;
+pub mod ciba;
 pub mod client_auth;
 pub mod clock;
 pub mod decoupled;
@@ -14,6 +15,7 @@ pub mod error;
 pub mod grants;
 pub mod introspection;
 pub mod model;
+pub mod notify;
 pub mod password;
 pub mod pkce;
 pub mod provider;

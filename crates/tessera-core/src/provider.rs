@@ -6,6 +6,7 @@ use crate::catalog::Catalog;
 use crate::client_auth::{ClientRegistry, JwksCache, JwksSource};
 use crate::clock::Clock;
 use crate::grants::GrantRegistry;
+use crate::notify::Notifier;
 use crate::random::Rng;
 use crate::settings::Settings;
 use crate::store::Store;
@@ -22,6 +23,8 @@ pub struct Provider {
     pub clients: ClientRegistry,
     pub jwks: JwksCache,
     pub grants: GrantRegistry,
+    /// Sends CIBA pings and webhook announcements.
+    pub notifier: Arc<dyn Notifier>,
 }
 
 impl Provider {
@@ -35,6 +38,7 @@ impl Provider {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         jwks_source: Arc<dyn JwksSource>,
+        notifier: Arc<dyn Notifier>,
     ) -> Result<Self, KeyRingError> {
         let rng = Rng::default();
         let keys = KeyRing::load(store.clone(), settings.signing.clone(), rng.clone(), clock.now()).await?;
@@ -49,6 +53,7 @@ impl Provider {
             clients,
             jwks: JwksCache::new(jwks_source),
             grants: GrantRegistry::standard(),
+            notifier,
         })
     }
 }

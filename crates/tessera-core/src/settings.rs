@@ -16,6 +16,8 @@ pub struct Settings {
     pub client_cache_ttl: i64,
     /// How long a browser session lasts after sign-in.
     pub session_lifetime: i64,
+    /// Where new CIBA requests are announced, for an operator's phone app.
+    pub ciba_notification_webhook: Option<String>,
 }
 
 /// Token lifetimes and format.
@@ -88,6 +90,7 @@ impl Settings {
             client_authentication: ClientAuthSettings { clock_skew: 60, assertion_max_lifetime: 300 },
             client_cache_ttl: 30,
             session_lifetime: 8 * 3600,
+            ciba_notification_webhook: None,
         }
     }
 

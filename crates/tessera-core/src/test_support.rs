@@ -27,6 +27,8 @@ pub fn service_client(client_id: &str, scopes: &[&str]) -> Client {
         refresh_token_expiration: crate::settings::RefreshExpiration::Absolute,
         sliding_refresh_token_lifetime: 0,
         token_exchange: None,
+        ciba_delivery_mode: crate::model::CibaDeliveryMode::Poll,
+        backchannel_client_notification_endpoint: None,
     }
 }
 

@@ -330,6 +330,26 @@ impl RequestStore for SqlStore {
                 .map_err(store_error)?;
         row.map(|row| from_json(&row, "document")).transpose()
     }
+
+    async fn requests_with_prefix(
+        &self,
+        prefix: &str,
+        now: Timestamp,
+    ) -> StoreResult<Vec<(String, serde_json::Value)>> {
+        // LIKE with `%` and `_` escaped: the prefix matches literally on both backends.
+        let pattern = format!("{}%", prefix.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+        let rows = sqlx::query(
+            "SELECT key, document FROM pending_requests WHERE key LIKE $1 ESCAPE '\\' AND expires_at > $2 ORDER BY key",
+        )
+        .bind(pattern)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("key").map_err(store_error)?, from_json(row, "document")?)))
+            .collect()
+    }
 }
 
 #[async_trait]

@@ -54,6 +54,40 @@ enum Command {
         #[command(subcommand)]
         action: UsersAction,
     },
+    /// Sign in to an issuer with the device flow (RFC 8628), as a command-line tool does.
+    ///
+    /// Prints the page to open and the code to enter there (and a QR code of a link
+    /// that carries the code), then waits for approval, polling at the server's pace.
+    /// On success prints who signed in, the granted scope and when the access token
+    /// expires, never the tokens: they are stored only with --save. Instructions and
+    /// progress go to standard error, the summary to standard output.
+    ///
+    /// Exit status: 0 signed in, 1 failed, 2 usage error (or the --save file exists),
+    /// 3 denied, 4 the code expired, 130 interrupted (Ctrl-C).
+    Login {
+        /// The issuer URL; `/.well-known/openid-configuration` below it names the endpoints.
+        #[arg(long, value_parser = tessera::login::parse_issuer)]
+        issuer: url::Url,
+        /// The client to sign in with; it must be allowed the device grant.
+        #[arg(long)]
+        client_id: String,
+        /// For a confidential client. Prefer the environment variable: other users can
+        /// see a process's arguments.
+        #[arg(long, env = "TESSERA_CLIENT_SECRET", hide_env_values = true)]
+        client_secret: Option<String>,
+        /// The scopes to ask for, space-separated.
+        #[arg(long, default_value = "openid profile offline_access")]
+        scope: String,
+        /// Write the token response (JSON) to FILE, readable by you only (mode 0600).
+        #[arg(long, value_name = "FILE")]
+        save: Option<PathBuf>,
+        /// Replace the --save file if it exists.
+        #[arg(long, requires = "save")]
+        force: bool,
+        /// Do not print the QR code.
+        #[arg(long)]
+        no_qr: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -155,6 +189,18 @@ async fn main() -> ExitCode {
         }
         Command::Keys { action } => keys(action).await,
         Command::Users { action } => users(action).await,
+        Command::Login { issuer, client_id, client_secret, scope, save, force, no_qr } => {
+            let options = tessera::login::Options {
+                issuer,
+                client_id,
+                client_secret: client_secret.map(tessera_core::secret::Secret::new),
+                scope,
+                save,
+                force,
+                qr: !no_qr,
+            };
+            return tessera::login::run(&options).await;
+        }
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

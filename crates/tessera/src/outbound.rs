@@ -1,14 +1,17 @@
-//! Outbound HTTP: fetching client JWK Sets for `private_key_jwt` (RFC 7523).
+//! Outbound HTTP: fetching client JWK Sets for `private_key_jwt` (RFC 7523), and
+//! notifications (CIBA ping delivery, the operator's webhook).
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use tessera_core::client_auth::JwksSource;
+use tessera_core::notify::Notifier;
 
 /// The largest JWK Set accepted from a client.
 const MAX_JWKS_BYTES: usize = 256 * 1024;
 
-/// Fetches JWK Sets with reqwest: short timeouts, no redirects, bounded size.
+/// Fetches JWK Sets and sends notifications with reqwest: short timeouts, no
+/// redirects, bounded responses.
 #[derive(Debug, Clone)]
 pub struct HttpJwksSource {
     client: reqwest::Client,
@@ -45,5 +48,22 @@ impl JwksSource for HttpJwksSource {
             return Err("JWK Set too large".into());
         }
         serde_json::from_slice(&body).map_err(|e| format!("not JSON: {e}"))
+    }
+}
+
+#[async_trait]
+impl Notifier for HttpJwksSource {
+    async fn post_json(
+        &self,
+        url: &str,
+        bearer: Option<&str>,
+        body: &serde_json::Value,
+    ) -> Result<(), String> {
+        let mut request = self.client.post(url).json(body);
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.map_err(|e| format!("send failed: {e}"))?;
+        if response.status().is_success() { Ok(()) } else { Err(format!("HTTP {}", response.status())) }
     }
 }

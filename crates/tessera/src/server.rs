@@ -27,12 +27,14 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<Provi
     let store = SqlStore::connect(&config.storage.url).await?;
     info!(backend = ?store.backend(), "store ready");
     seed(&store, config, &Rng::default()).await?;
+    let outbound = Arc::new(HttpJwksSource::new()?);
     let provider = Provider::new(
         config.settings.clone(),
         Catalog::new(config.resources.clone()),
         Arc::new(store),
         clock,
-        Arc::new(HttpJwksSource::new()?),
+        outbound.clone(),
+        outbound,
     )
     .await?;
     Ok(Arc::new(provider))

@@ -2,6 +2,7 @@
 //! share (authenticate, check the grant is allowed, mint); a grant decides what to issue.
 
 mod authorization_code;
+mod ciba;
 mod client_credentials;
 mod device_code;
 mod refresh_token;
@@ -10,6 +11,7 @@ mod token_exchange;
 use async_trait::async_trait;
 
 pub use authorization_code::AuthorizationCode;
+pub use ciba::Ciba;
 pub use client_credentials::ClientCredentials;
 pub use device_code::DeviceCode;
 pub use refresh_token::RefreshToken;
@@ -91,6 +93,7 @@ impl GrantRegistry {
                 Box::new(RefreshToken),
                 Box::new(TokenExchange),
                 Box::new(DeviceCode),
+                Box::new(Ciba),
             ],
         }
     }

@@ -154,6 +154,23 @@ pub struct Client {
     /// What the client may do with token exchange (RFC 8693), if anything.
     #[serde(default)]
     pub token_exchange: Option<TokenExchangePolicy>,
+    /// How CIBA results reach the client (CIBA Core §5).
+    #[serde(default)]
+    pub ciba_delivery_mode: CibaDeliveryMode,
+    /// Where ping notifications go (CIBA Core §10.2).
+    #[serde(default)]
+    pub backchannel_client_notification_endpoint: Option<String>,
+}
+
+/// CIBA token delivery modes Tessera supports (CIBA Core §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CibaDeliveryMode {
+    /// The client polls the token endpoint.
+    #[default]
+    Poll,
+    /// The server tells the client's notification endpoint when to fetch the tokens.
+    Ping,
 }
 
 /// A client's token exchange policy (RFC 8693).

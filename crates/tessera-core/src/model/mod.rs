@@ -5,7 +5,9 @@ mod grant_type;
 mod resource;
 mod user;
 
-pub use client::{AccessTokenFormat, AuthMethod, Client, ClientCredential, ClientId, TokenExchangePolicy};
+pub use client::{
+    AccessTokenFormat, AuthMethod, CibaDeliveryMode, Client, ClientCredential, ClientId, TokenExchangePolicy,
+};
 pub use grant_type::GrantType;
 pub use resource::{ApiResource, ApiScope, IdentityResource};
 pub use user::User;

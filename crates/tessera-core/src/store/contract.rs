@@ -10,8 +10,25 @@ use crate::model::{ApiResource, ApiScope, ClientId, User};
 use crate::secret::SecretHash;
 use crate::test_support::service_client;
 
+/// Requests are listed by key prefix, literally (no wildcards), unexpired only.
+pub async fn requests_are_listed_by_prefix(store: &dyn Store) {
+    let doc = serde_json::json!({ "n": 1 });
+    store.put_request("list:alice:1", &doc, 100).await.unwrap();
+    store.put_request("list:alice:2", &doc, 100).await.unwrap();
+    store.put_request("list:alice:old", &doc, 10).await.unwrap();
+    store.put_request("list:alicex:1", &doc, 100).await.unwrap();
+    store.put_request("list_bob_1", &doc, 100).await.unwrap();
+    let listed = store.requests_with_prefix("list:alice:", 50).await.unwrap();
+    let keys: Vec<String> = listed.into_iter().map(|(key, _)| key).collect();
+    assert_eq!(keys, ["list:alice:1", "list:alice:2"]);
+    let underscored = store.requests_with_prefix("list_", 50).await.unwrap();
+    assert!(underscored.iter().all(|(key, _)| key.starts_with("list_")), "`_` is no wildcard");
+    assert_eq!(store.requests_with_prefix("list%", 50).await.unwrap(), Vec::new());
+}
+
 /// Runs every check in order against one fresh store. Panics on the first failure.
 pub async fn run_all(store: Arc<dyn Store>) {
+    requests_are_listed_by_prefix(store.as_ref()).await;
     clients_round_trip(store.as_ref()).await;
     resources_round_trip(store.as_ref()).await;
     users_round_trip(store.as_ref()).await;

@@ -406,6 +406,22 @@ impl RequestStore for MemoryStore {
         }
         Ok(state.requests.remove(key).map(|(document, _)| document))
     }
+
+    async fn requests_with_prefix(
+        &self,
+        prefix: &str,
+        now: Timestamp,
+    ) -> StoreResult<Vec<(String, serde_json::Value)>> {
+        let mut found: Vec<(String, serde_json::Value)> = self
+            .state()
+            .requests
+            .iter()
+            .filter(|(key, (_, expires))| key.starts_with(prefix) && *expires > now)
+            .map(|(key, (document, _))| (key.clone(), document.clone()))
+            .collect();
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(found)
+    }
 }
 
 #[async_trait]

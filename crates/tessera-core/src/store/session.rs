@@ -164,6 +164,12 @@ pub trait RequestStore: Send + Sync {
     async fn request(&self, key: &str, now: Timestamp) -> StoreResult<Option<serde_json::Value>>;
     /// Deletes and returns an unexpired request in one step: single use (RFC 9126 §2.2).
     async fn consume_request(&self, key: &str, now: Timestamp) -> StoreResult<Option<serde_json::Value>>;
+    /// Every unexpired request whose key starts with `prefix`, ordered by key.
+    async fn requests_with_prefix(
+        &self,
+        prefix: &str,
+        now: Timestamp,
+    ) -> StoreResult<Vec<(String, serde_json::Value)>>;
 }
 
 /// Remembered consent per user and client.

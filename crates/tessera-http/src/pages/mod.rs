@@ -50,6 +50,24 @@ pub(crate) struct DevicePage {
     pub message: Option<String>,
 }
 
+/// The signed-in user's pending CIBA requests.
+#[derive(Template)]
+#[template(path = "approvals.html")]
+pub(crate) struct ApprovalsPage {
+    pub base: String,
+    pub csrf_token: String,
+    pub username: String,
+    pub requests: Vec<PendingApproval>,
+}
+
+/// One request on the approvals page.
+pub(crate) struct PendingApproval {
+    pub id: String,
+    pub client_name: String,
+    pub binding_message: Option<String>,
+    pub scopes: String,
+}
+
 /// The sign-out confirmation.
 #[derive(Template)]
 #[template(path = "logout.html")]

@@ -1,6 +1,7 @@
 //! Routes, one module per endpoint, mirroring the core's endpoints.
 
 mod authorize;
+mod ciba;
 mod consent;
 mod device;
 mod discovery;
@@ -42,6 +43,8 @@ pub(crate) fn all() -> Router<AppState> {
         .route("/device_authorization", post(device::device_authorization))
         .route("/device", get(device::device_page).post(device::device_submit))
         .route("/device/decision", post(device::device_decision))
+        .route("/bc-authorize", post(ciba::backchannel_authentication))
+        .route("/approvals", get(ciba::approvals_page).post(ciba::approvals_submit))
         .route("/assets/tessera.css", get(stylesheet))
 }
 

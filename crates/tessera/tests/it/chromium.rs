@@ -1,4 +1,4 @@
-//! Sign-in in a real browser: headless Chromium (Debian's `chromium`), driven over
+//! Sign-in in a real browser (the code flow, and the device flow's `/device` page): headless Chromium (Debian's `chromium`), driven over
 //! WebDriver by `chromedriver` and fantoccini, through the real pages, their labels
 //! and buttons, their stylesheet and their Content-Security-Policy.
 //!
@@ -18,7 +18,8 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::code_flow::authorization_url;
-use crate::support::{TestServer, temp_dir};
+use crate::device_flow;
+use crate::support::{TestServer, oauth_error, temp_dir};
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -349,20 +350,98 @@ async fn chromium_shows_a_wrong_password_on_the_login_page() {
         assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
 
         sign_in(&client, "alice", "not-alices-password").await;
-        let page = wait_for_page(&client, "Sign in").await;
         let alert = client
             .wait()
             .at_most(PAGE_WAIT)
             .for_element(Locator::Css("[role=alert]"))
             .await
-            .unwrap_or_else(|error| panic!("no alert: {error}\n{page}"));
+            .unwrap_or_else(|error| panic!("no alert: {error}"));
         assert_eq!(alert.text().await.unwrap(), "Incorrect username or password.");
+        // Read once the alert is there: the page before the answer has the same heading.
+        let page = wait_for_page(&client, "Sign in").await;
         assert!(page.contains("Incorrect username or password."), "{page}");
         let user = field_labelled(&client, "Username").await;
         assert_eq!(user.prop("value").await.unwrap().as_deref(), Some("alice"), "the username is kept");
         let secret = field_labelled(&client, "Password").await;
         assert_eq!(secret.prop("value").await.unwrap().as_deref(), Some(""), "the password is not echoed");
         screenshot(&client, &shots.0, "login-error.png").await;
+        app.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn chromium_enters_a_device_code_signs_in_and_approves_while_the_device_polls() {
+    in_chromium(|client| async move {
+        let app = TestServer::spawn_with(device_flow::TV).await;
+        let started = device_flow::start(&app, "openid profile").await;
+        let user_code = started["user_code"].as_str().unwrap();
+        let device_code = started["device_code"].as_str().unwrap();
+        let link = started["verification_uri_complete"].as_str().unwrap();
+
+        let person = async {
+            client.goto(link).await.unwrap();
+            wait_for_page(&client, "Connect a device").await;
+            let code = field_labelled(&client, "Code").await;
+            assert_eq!(
+                code.prop("value").await.unwrap().as_deref(),
+                Some(user_code),
+                "prefilled from the link"
+            );
+            click_button(&client, "Continue").await;
+
+            wait_for_page(&client, "Sign in").await;
+            sign_in(&client, "alice", "alice-password-1").await;
+            // Signed in, the browser returns to the device page; the code is entered
+            // again only if it is still the entry form.
+            let confirm = "Connect Living Room TV?";
+            let heading = client
+                .wait()
+                .at_most(PAGE_WAIT)
+                .for_element(Locator::XPath(&format!(
+                    "//h1[normalize-space()='Connect a device' or normalize-space()='{confirm}']"
+                )))
+                .await
+                .unwrap_or_else(|error| panic!("not back on the device page: {error}"));
+            if heading.text().await.unwrap() == "Connect a device" {
+                let code = field_labelled(&client, "Code").await;
+                assert_eq!(code.prop("value").await.unwrap().as_deref(), Some(user_code), "the code is kept");
+                click_button(&client, "Continue").await;
+            }
+            let page = wait_for_page(&client, confirm).await;
+            assert!(page.contains(&format!("Check that your device shows the code {user_code}.")), "{page}");
+            assert!(page.contains("Signed in as alice."), "{page}");
+            click_button(&client, "Approve").await;
+            let done = wait_for_page(&client, "Device connected").await;
+            assert!(done.contains("You can return to your device now."), "{done}");
+        };
+        // The device polls meanwhile at its interval: the server's clock moves 5 s a poll.
+        let device = async {
+            let mut pending = 0;
+            loop {
+                app.clock.advance(5);
+                let response = device_flow::poll(&app, device_code).await;
+                if response.status() == 200 {
+                    return (response.json::<Value>().await.unwrap(), pending);
+                }
+                assert_eq!(oauth_error(response).await, (400, "authorization_pending".into()));
+                pending += 1;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        };
+        let ((), (tokens, pending)) = tokio::join!(person, device);
+        assert!(pending > 0, "the device was polling while the user approved");
+
+        let access = app.verify_jwt(tokens["access_token"].as_str().unwrap()).await;
+        assert_eq!(
+            (access["sub"].as_str(), access["client_id"].as_str()),
+            (Some("alice-sub"), Some("living-room"))
+        );
+        let id_token = jwt_claims(tokens["id_token"].as_str().expect("an ID token for openid"));
+        assert_eq!(
+            (id_token["sub"].as_str(), id_token["aud"].as_str()),
+            (Some("alice-sub"), Some("living-room"))
+        );
         app.stop().await;
     })
     .await;

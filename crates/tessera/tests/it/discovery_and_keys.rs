@@ -30,7 +30,8 @@ async fn both_discovery_documents_list_what_is_implemented() {
                 "authorization_code",
                 "refresh_token",
                 "urn:ietf:params:oauth:grant-type:token-exchange",
-                "urn:ietf:params:oauth:grant-type:device_code"
+                "urn:ietf:params:oauth:grant-type:device_code",
+                "urn:openid:params:grant-type:ciba"
             ])
         );
         assert_eq!(metadata["response_types_supported"], serde_json::json!(["code"]));
@@ -39,6 +40,11 @@ async fn both_discovery_documents_list_what_is_implemented() {
         assert_eq!(metadata["end_session_endpoint"], app.url("/logout"));
         assert_eq!(metadata["pushed_authorization_request_endpoint"], app.url("/par"));
         assert_eq!(metadata["device_authorization_endpoint"], app.url("/device_authorization"));
+        assert_eq!(metadata["backchannel_authentication_endpoint"], app.url("/bc-authorize"));
+        assert_eq!(
+            metadata["backchannel_token_delivery_modes_supported"],
+            serde_json::json!(["poll", "ping"])
+        );
         assert_eq!(metadata["authorization_response_iss_parameter_supported"], true);
         assert_eq!(metadata["code_challenge_methods_supported"], serde_json::json!(["S256"]));
         let methods = metadata["token_endpoint_auth_methods_supported"].as_array().unwrap();

@@ -4,12 +4,14 @@
 mod authorize_errors;
 mod browser;
 mod chromium;
+mod ciba;
 mod client_credentials;
 mod code_flow;
 mod command;
 mod device_flow;
 mod discovery_and_keys;
 mod introspection;
+mod login_command;
 mod multi_instance;
 mod private_key_jwt;
 mod refresh_and_reuse;

@@ -1,0 +1,219 @@
+//! Client-Initiated Backchannel Authentication (OpenID Connect CIBA Core 1.0): a
+//! confidential client asks for a user's approval, which the user gives on the
+//! `/approvals` page of their own device (or an operator's app, told by webhook).
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::json;
+use tracing::{info, warn};
+
+use crate::decoupled::{self, Decision, PendingAuthorization, PingTarget};
+use crate::model::{CibaDeliveryMode, Client, GrantType};
+use crate::notify::Notifier;
+use crate::request::Params;
+use crate::secret::SecretHash;
+use crate::store::Session;
+use crate::tokens::id_token;
+use crate::{OAuthError, Provider};
+
+/// Lifetime of a request when the client asks for none.
+pub const DEFAULT_EXPIRY: i64 = 300;
+/// The longest `requested_expiry` granted.
+pub const MAX_EXPIRY: i64 = 1800;
+/// Minimum polling interval (CIBA Core §7.3).
+pub const POLL_INTERVAL: i64 = 5;
+const MAX_BINDING_MESSAGE: usize = 100;
+
+/// The successful response (CIBA Core §7.3).
+#[derive(Debug, Serialize)]
+pub struct BackchannelResponse {
+    pub auth_req_id: String,
+    pub expires_in: i64,
+    pub interval: i64,
+}
+
+/// The store key of an `auth_req_id` (kept hashed).
+#[must_use]
+pub fn request_key(auth_req_id: &str) -> String {
+    key_of(&SecretHash::of(auth_req_id).to_base64url())
+}
+
+fn key_of(id: &str) -> String {
+    format!("ciba:{id}")
+}
+
+fn user_index(subject: &str, id: &str) -> String {
+    format!("ciba-user:{subject}:{id}")
+}
+
+/// Handles an authentication request (CIBA Core §7.1) from an authenticated client.
+///
+/// # Errors
+/// `unauthorized_client`, `invalid_request`, `invalid_scope`, `unknown_user_id`,
+/// `invalid_binding_message` (CIBA Core §13).
+pub async fn authentication_request(
+    provider: &Provider,
+    client: &Client,
+    params: &Params,
+) -> Result<BackchannelResponse, OAuthError> {
+    if !client.allows_grant(GrantType::Ciba) || client.is_public() {
+        return Err(OAuthError::unauthorized_client("client may not use CIBA"));
+    }
+    let scope = params.require("scope")?;
+    let scopes = provider.catalog.grant_user_access(client, Some(scope), params.resources())?.scopes;
+    if !scopes.iter().any(|s| s == "openid") {
+        return Err(OAuthError::invalid_scope("CIBA requests need the openid scope"));
+    }
+    let user = hinted_user(provider, params).await?;
+    let binding_message = params.get("binding_message").map(str::to_owned);
+    if binding_message
+        .as_ref()
+        .is_some_and(|m| m.chars().count() > MAX_BINDING_MESSAGE || m.chars().any(char::is_control))
+    {
+        return Err(OAuthError::new(
+            crate::ErrorCode::InvalidBindingMessage,
+            "binding_message too long or not printable",
+        ));
+    }
+    let expires_in = match params.get("requested_expiry") {
+        None => DEFAULT_EXPIRY,
+        Some(text) => text
+            .parse::<i64>()
+            .ok()
+            .filter(|seconds| *seconds > 0)
+            .ok_or_else(|| OAuthError::invalid_request("requested_expiry must be a positive integer"))?
+            .min(MAX_EXPIRY),
+    };
+    let auth_req_id = provider.rng.token();
+    let ping = match client.ciba_delivery_mode {
+        CibaDeliveryMode::Poll => None,
+        CibaDeliveryMode::Ping => {
+            let token = params.get("client_notification_token").ok_or_else(|| {
+                OAuthError::invalid_request("client_notification_token is required in ping mode")
+            })?;
+            let endpoint = client
+                .backchannel_client_notification_endpoint
+                .clone()
+                .ok_or_else(|| OAuthError::server_error("ping client without a notification endpoint"))?;
+            Some(PingTarget {
+                endpoint,
+                client_notification_token: token.to_owned(),
+                auth_req_id: auth_req_id.clone(),
+            })
+        }
+    };
+    let now = provider.clock.now();
+    let request = PendingAuthorization {
+        client_id: client.client_id.to_string(),
+        scopes,
+        resources: params.resources().to_vec(),
+        decision: Decision::Pending,
+        expires_at: now + expires_in,
+        user_code: None,
+        subject: Some(user.subject.clone()),
+        binding_message,
+        ping,
+    };
+    let id = SecretHash::of(&auth_req_id).to_base64url();
+    decoupled::save(provider, &key_of(&id), &request).await?;
+    let index = json!({ "key": key_of(&id) });
+    provider.store.put_request(&user_index(&user.subject, &id), &index, request.expires_at).await?;
+    info!(client_id = %client.client_id, subject = %user.subject, "backchannel authentication requested");
+    announce(provider, client, &user.username, &request);
+    Ok(BackchannelResponse { auth_req_id, expires_in, interval: POLL_INTERVAL })
+}
+
+/// The user a request names: exactly one of `login_hint` (a username) and
+/// `id_token_hint` (CIBA Core §7.1).
+async fn hinted_user(provider: &Provider, params: &Params) -> Result<crate::model::User, OAuthError> {
+    let hints = ["login_hint", "id_token_hint", "login_hint_token"];
+    if hints.iter().filter(|hint| params.get(hint).is_some()).count() != 1 {
+        return Err(OAuthError::invalid_request("exactly one of login_hint and id_token_hint is required"));
+    }
+    let store = &provider.store;
+    let user = if let Some(username) = params.get("login_hint") {
+        store.user_by_username(username).await?
+    } else if let Some(hint) = params.get("id_token_hint") {
+        store.user_by_subject(&id_token::read_hint(provider, hint).await?.sub).await?
+    } else {
+        return Err(OAuthError::invalid_request("login_hint_token is not supported"));
+    };
+    user.ok_or_else(|| OAuthError::new(crate::ErrorCode::UnknownUserId, "no such user"))
+}
+
+/// Tells the operator's webhook about a new request, in the background.
+fn announce(provider: &Provider, client: &Client, username: &str, request: &PendingAuthorization) {
+    let Some(url) = provider.settings.ciba_notification_webhook.clone() else { return };
+    let body = json!({
+        "event": "backchannel_authentication_request",
+        "subject": request.subject,
+        "username": username,
+        "client_id": client.client_id,
+        "client_name": client.client_name,
+        "binding_message": request.binding_message,
+        "scope": request.scopes.join(" "),
+        "approvals_uri": provider.settings.endpoint("/approvals"),
+        "expires_at": request.expires_at,
+    });
+    send_later(provider.notifier.clone(), url, None, body);
+}
+
+fn send_later(notifier: Arc<dyn Notifier>, url: String, bearer: Option<String>, body: serde_json::Value) {
+    tokio::spawn(async move {
+        if let Err(error) = notifier.post_json(&url, bearer.as_deref(), &body).await {
+            warn!(%url, %error, "notification failed");
+        }
+    });
+}
+
+/// The user's pending requests, with the ids the approvals page uses.
+///
+/// # Errors
+/// When the store fails.
+pub async fn pending_for(
+    provider: &Provider,
+    subject: &str,
+) -> Result<Vec<(String, PendingAuthorization)>, OAuthError> {
+    let now = provider.clock.now();
+    let prefix = format!("ciba-user:{subject}:");
+    let mut pending = Vec::new();
+    for (key, _) in provider.store.requests_with_prefix(&prefix, now).await? {
+        let id = key.trim_start_matches(&prefix).to_owned();
+        if let Some(request) = decoupled::load(provider, &key_of(&id)).await?
+            && request.decision == Decision::Pending
+            && request.expires_at > now
+        {
+            pending.push((id, request));
+        }
+    }
+    Ok(pending)
+}
+
+/// The signed-in user approves or denies their request `id`; a ping-mode client is
+/// then told to fetch the result (CIBA Core §10.2).
+///
+/// # Errors
+/// `invalid_request` when the request is not this user's, or no longer pending.
+pub async fn decide(
+    provider: &Provider,
+    session: &Session,
+    id: &str,
+    approve: bool,
+) -> Result<(), OAuthError> {
+    let key = key_of(id);
+    let request = decoupled::load(provider, &key).await?;
+    // Only the named user may answer; others learn nothing about the request.
+    if request.as_ref().and_then(|r| r.subject.as_deref()) != Some(session.subject.as_str()) {
+        return Err(OAuthError::invalid_request("unknown request"));
+    }
+    let decision = if approve { decoupled::approval(session) } else { Decision::Denied };
+    let request = decoupled::decide(provider, &key, decision).await?;
+    provider.store.consume_request(&user_index(&session.subject, id), provider.clock.now()).await?;
+    info!(subject = %session.subject, approve, "backchannel authentication decided");
+    if let Some(ping) = request.ping {
+        let body = json!({ "auth_req_id": ping.auth_req_id });
+        send_later(provider.notifier.clone(), ping.endpoint, Some(ping.client_notification_token), body);
+    }
+    Ok(())
+}
