@@ -9,7 +9,7 @@ use tessera_core::{ciba, sign_in};
 use tracing::instrument;
 
 use super::authorize::untrusted;
-use super::login::{client_display_name, stale_form};
+use super::login::client_display_name;
 use crate::AppState;
 use crate::error::HttpError;
 use crate::extract::OAuthForm;
@@ -64,11 +64,9 @@ pub(super) async fn approvals_submit(
     headers: HeaderMap,
     OAuthForm(form): OAuthForm,
 ) -> Response {
-    if !app.csrf_valid(&headers, form.get("csrf_token")) {
-        return stale_form(&app);
-    }
-    let Ok(Some(session)) = sign_in::session(&app, cookie(&headers, SESSION_COOKIE)).await else {
-        return see_other(&app.link("/login"), Vec::new());
+    let session = match super::signed_in_form(&app, &headers, &form, &app.link("/login")).await {
+        Ok(session) => session,
+        Err(response) => return response,
     };
     let approve = form.get("decision") == Some("approve");
     match ciba::decide(&app, &session, form.get("request").unwrap_or_default(), approve).await {

@@ -6,7 +6,7 @@ use axum::response::Response;
 use tessera_core::{authorize, sign_in};
 
 use super::authorize::{expired, failed, proceed, untrusted};
-use super::login::{client_display_name, stale_form};
+use super::login::client_display_name;
 use crate::AppState;
 use crate::extract::cookies::{SESSION_COOKIE, cookie};
 use crate::extract::{OAuthForm, parse_form};
@@ -47,17 +47,16 @@ pub(super) async fn consent_submit(
     headers: HeaderMap,
     OAuthForm(form): OAuthForm,
 ) -> Response {
-    if !app.csrf_valid(&headers, form.get("csrf_token")) {
-        return stale_form(&app);
-    }
     let Some(id) = form.get("interaction") else { return expired(&app) };
+    let sign_in_at = format!("{}?interaction={id}", app.link("/login"));
+    let session = match super::signed_in_form(&app, &headers, &form, &sign_in_at).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
     let mut request = match authorize::load_interaction(&app, id).await {
         Ok(Some(request)) => request,
         Ok(None) => return expired(&app),
         Err(error) => return untrusted(&app, &error),
-    };
-    let Ok(Some(session)) = sign_in::session(&app, cookie(&headers, SESSION_COOKIE)).await else {
-        return see_other(&format!("{}?interaction={id}", app.link("/login")), Vec::new());
     };
     if form.get("decision") != Some("allow") {
         return match authorize::finish_interaction(&app, id).await {

@@ -104,11 +104,9 @@ pub(super) async fn device_decision(
     headers: HeaderMap,
     OAuthForm(form): OAuthForm,
 ) -> Response {
-    if !app.csrf_valid(&headers, form.get("csrf_token")) {
-        return stale_form(&app);
-    }
-    let Ok(Some(session)) = sign_in::session(&app, cookie(&headers, SESSION_COOKIE)).await else {
-        return see_other(&app.link("/device"), Vec::new());
+    let session = match super::signed_in_form(&app, &headers, &form, &app.link("/device")).await {
+        Ok(session) => session,
+        Err(response) => return response,
     };
     let approve = form.get("decision") == Some("approve");
     match device::decide(&app, form.get("user_code").unwrap_or_default(), &session, approve).await {

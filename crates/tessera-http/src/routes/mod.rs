@@ -76,6 +76,25 @@ pub(crate) async fn authenticated_client(
     Ok(client)
 }
 
+/// What every state-changing page form checks first: its CSRF token, then that a
+/// user is signed in. Otherwise the response to send instead (a refusal, or a
+/// redirect to `sign_in_at`).
+pub(crate) async fn signed_in_form(
+    app: &crate::App,
+    headers: &axum::http::HeaderMap,
+    form: &tessera_core::request::Params,
+    sign_in_at: &str,
+) -> Result<tessera_core::store::Session, Response> {
+    if !app.csrf_valid(headers, form.get("csrf_token")) {
+        return Err(login::stale_form(app));
+    }
+    let cookie = crate::extract::cookies::cookie(headers, crate::extract::cookies::SESSION_COOKIE);
+    match tessera_core::sign_in::session(app, cookie).await {
+        Ok(Some(session)) => Ok(session),
+        _ => Err(crate::pages::see_other(sign_in_at, Vec::new())),
+    }
+}
+
 /// A JSON body that must not be cached (RFC 6749 §5.1, RFC 7662 §2.2).
 pub(crate) fn no_store_json(body: String) -> Response {
     let mut response = body.into_response();
