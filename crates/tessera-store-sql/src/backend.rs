@@ -1,4 +1,4 @@
-//! What differs between SQLite and PostgreSQL: URLs, pool size, migrations, purging.
+//! What differs between SQLite and PostgreSQL: pool size, migrations, purging.
 
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 
@@ -40,27 +40,16 @@ impl Backend {
         }
     }
 
-    /// The URL to connect with: a SQLite file is created when missing.
-    pub(crate) fn connect_url(self, url: &str) -> String {
-        match self {
-            Self::Sqlite if !url.contains("mode=") => {
-                let separator = if url.contains('?') { '&' } else { '?' };
-                format!("{url}{separator}mode=rwc")
-            }
-            _ => url.to_owned(),
-        }
-    }
-
+    /// PostgreSQL's pool size. (SQLite has one connection, used inline.)
     pub(crate) fn max_connections(self) -> u32 {
         match self {
-            // SQLite has one writer: several connections only queue on its lock, sleeping
-            // in busy_timeout back-offs. One connection serves them in order instead.
             Self::Sqlite => 1,
             Self::Postgres => 10,
         }
     }
 
-    pub(crate) fn migrator(self) -> Migrator {
+    /// The migrations: version, description, SQL.
+    pub(crate) fn migrations(self) -> [(i64, &'static str, &'static str); 2] {
         let (initial, sign_in) = match self {
             Self::Sqlite => (
                 include_str!("../migrations/sqlite/0001_initial.sql"),
@@ -71,18 +60,25 @@ impl Backend {
                 include_str!("../migrations/postgres/0002_sign_in.sql"),
             ),
         };
-        let migration = |version, description: &'static str, sql: &'static str| {
-            Migration::new(
-                version,
-                description.into(),
-                MigrationType::Simple,
-                sqlx::SqlSafeStr::into_sql_str(sql),
-                false,
-            )
-        };
-        Migrator::with_migrations(vec![migration(1, "initial", initial), migration(2, "sign_in", sign_in)])
+        [(1, "initial", initial), (2, "sign_in", sign_in)]
     }
 
+    pub(crate) fn migrator(self) -> Migrator {
+        Migrator::with_migrations(
+            self.migrations()
+                .into_iter()
+                .map(|(version, description, sql)| {
+                    Migration::new(
+                        version,
+                        description.into(),
+                        MigrationType::Simple,
+                        sqlx::SqlSafeStr::into_sql_str(sql),
+                        false,
+                    )
+                })
+                .collect(),
+        )
+    }
     /// One bounded `DELETE` per expiring table. On PostgreSQL, `SKIP LOCKED` lets
     /// several instances purge at once without waiting on (or deadlocking over) the
     /// same rows; SQLite has a single writer, so a plain bounded delete is enough.

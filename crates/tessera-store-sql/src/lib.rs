@@ -1,98 +1,96 @@
-//! Tessera's store on sqlx: an embedded SQLite file (the default) or a PostgreSQL
-//! database shared by many instances. One implementation of every `tessera-core`
-//! store trait; each backend has its own migrations, and the one statement that
-//! differs (purging under concurrency) is chosen per backend at connect time.
+//! Tessera's store on SQL: an embedded SQLite file (the default) or a PostgreSQL
+//! database shared by many instances, chosen by the URL scheme. Each backend
+//! implements every `tessera-core` store trait with the same schema and statements:
+//!
+//! - SQLite through `rusqlite`, one connection used inline on the calling task: a
+//!   statement on a local file takes microseconds, less than handing it to another
+//!   thread and back;
+//! - PostgreSQL through a sqlx pool.
 //!
 //! Single-use values are consumed in one statement (`INSERT … ON CONFLICT`,
 //! `UPDATE`/`DELETE … RETURNING`) or one transaction that first takes the row it
 //! changes, never read-then-write. Depends on `tessera-core` only; knows nothing of HTTP.
 
 mod backend;
-mod rows;
-mod sign_in;
+mod postgres;
+mod sqlite;
 pub mod testing;
 
-use std::sync::Once;
-
 use async_trait::async_trait;
-use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, AssertSqlSafe, Row as _};
 use tessera_core::Timestamp;
 use tessera_core::catalog::Resources;
 use tessera_core::model::{Client, ClientId, User};
 use tessera_core::secret::SecretHash;
 use tessera_core::store::{
-    ClientStore, KeyStore, MaintenanceStore, ReplayStore, ResourceStore, StoreError, StoreResult, StoredKey,
-    TokenRecord, TokenStore, UserStore,
+    ClientStore, CodeStore, ConsentStore, Consumed, GrantStore, KeyStore, MaintenanceStore, PendingGrant,
+    RefreshRecord, RefreshStore, ReplayStore, RequestStore, ResourceStore, SecretStore, Session,
+    SessionStore, StoreError, StoreResult, StoredKey, ThrottleStore, TokenRecord, TokenStore, UserStore,
 };
 
 pub use backend::Backend;
-use rows::{from_json, to_json};
+use postgres::PgStore;
+use sqlite::SqliteStore;
 
 /// A store on SQLite or PostgreSQL, chosen by the URL scheme.
 #[derive(Clone)]
 pub struct SqlStore {
-    pool: AnyPool,
-    backend: Backend,
-    purge_statements: Vec<String>,
+    inner: Inner,
+}
+
+#[derive(Clone)]
+enum Inner {
+    Sqlite(SqliteStore),
+    Postgres(PgStore),
 }
 
 impl std::fmt::Debug for SqlStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqlStore").field("backend", &self.backend).finish_non_exhaustive()
+        f.debug_struct("SqlStore").field("backend", &self.backend()).finish_non_exhaustive()
     }
 }
 
-fn store_error(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
+pub(crate) fn store_error(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
     StoreError::new(error)
 }
 
 impl SqlStore {
     /// Connects to `url` (`sqlite://FILE` — created if missing — or `postgres://…`)
     /// and applies pending migrations. Safe when several instances start at once:
-    /// PostgreSQL migrations run under an advisory lock.
+    /// SQLite migrations run in one `BEGIN IMMEDIATE` transaction, PostgreSQL ones
+    /// under an advisory lock.
     ///
     /// # Errors
     /// When the URL is not SQLite or PostgreSQL, or connecting or migrating fails.
     pub async fn connect(url: &str) -> StoreResult<Self> {
-        static DRIVERS: Once = Once::new();
-        DRIVERS.call_once(sqlx::any::install_default_drivers);
-        let backend = Backend::from_url(url).ok_or_else(|| {
-            store_error(format!(
-                "storage.url must start with sqlite:// or postgres:// (got `{}`)",
-                redact(url)
-            ))
-        })?;
-        let url = backend.connect_url(url);
-        let mut options = AnyPoolOptions::new().max_connections(backend.max_connections());
-        if backend == Backend::Sqlite {
-            // A local file cannot drop its connection: pinging it before every use
-            // only doubles the cost of each statement.
-            options = options.test_before_acquire(false).after_connect(|connection, _| {
-                Box::pin(async move {
-                    // WAL lets readers run beside the one writer; busy_timeout makes
-                    // writers queue instead of failing with SQLITE_BUSY.
-                    sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *connection).await?;
-                    sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut *connection).await?;
-                    sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *connection).await?;
-                    Ok(())
-                })
-            });
-        }
-        let pool = options.connect(&url).await.map_err(store_error)?;
-        backend.migrator().run(&pool).await.map_err(store_error)?;
-        Ok(Self { pool, backend, purge_statements: backend.purge_statements() })
+        let inner = match Backend::from_url(url) {
+            Some(Backend::Sqlite) => Inner::Sqlite(SqliteStore::open(url).await?),
+            Some(Backend::Postgres) => Inner::Postgres(PgStore::connect(url).await?),
+            None => {
+                return Err(store_error(format!(
+                    "storage.url must start with sqlite:// or postgres:// (got `{}`)",
+                    redact(url)
+                )));
+            }
+        };
+        Ok(Self { inner })
     }
 
     /// Which database this store talks to.
     #[must_use]
     pub fn backend(&self) -> Backend {
-        self.backend
+        match self.inner {
+            Inner::Sqlite(_) => Backend::Sqlite,
+            Inner::Postgres(_) => Backend::Postgres,
+        }
     }
 
-    /// Closes the pool, waiting for connections in use.
+    /// Closes the store: PostgreSQL waits for the connections in use; the SQLite
+    /// connection closes with the last clone of the store.
     pub async fn close(&self) {
-        self.pool.close().await;
+        match &self.inner {
+            Inner::Sqlite(_) => {}
+            Inner::Postgres(store) => store.close().await,
+        }
     }
 }
 
@@ -106,288 +104,97 @@ fn redact(url: &str) -> String {
     }
 }
 
-#[async_trait]
-impl ClientStore for SqlStore {
-    async fn client(&self, client_id: &ClientId) -> StoreResult<Option<Client>> {
-        let row = sqlx::query("SELECT document FROM clients WHERE client_id = $1")
-            .bind(client_id.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(store_error)?;
-        row.map(|row| from_json(&row, "document")).transpose()
-    }
-
-    async fn put_clients(&self, clients: &[Client]) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
-        for client in clients {
-            sqlx::query(
-                "INSERT INTO clients (client_id, document) VALUES ($1, $2) \
-                 ON CONFLICT (client_id) DO UPDATE SET document = excluded.document",
-            )
-            .bind(client.client_id.as_str())
-            .bind(to_json(client)?)
-            .execute(&mut *tx)
-            .await
-            .map_err(store_error)?;
+/// Implements a store trait for [`SqlStore`] by handing each method to the backend.
+macro_rules! forward {
+    ($trait:ident { $(fn $name:ident(&self $(, $arg:ident: $ty:ty)* $(,)?) -> $ret:ty;)* }) => {
+        #[async_trait]
+        impl $trait for SqlStore {
+            $(
+                async fn $name(&self $(, $arg: $ty)*) -> $ret {
+                    match &self.inner {
+                        Inner::Sqlite(store) => store.$name($($arg),*).await,
+                        Inner::Postgres(store) => store.$name($($arg),*).await,
+                    }
+                }
+            )*
         }
-        tx.commit().await.map_err(store_error)
-    }
+    };
 }
 
-#[async_trait]
-impl ResourceStore for SqlStore {
-    async fn put_resources(&self, resources: &Resources) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO resources (id, document) VALUES (1, $1) \
-             ON CONFLICT (id) DO UPDATE SET document = excluded.document",
-        )
-        .bind(to_json(resources)?)
-        .execute(&self.pool)
-        .await
-        .map_err(store_error)?;
-        Ok(())
-    }
-
-    async fn resources(&self) -> StoreResult<Resources> {
-        let row = sqlx::query("SELECT document FROM resources WHERE id = 1")
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(store_error)?;
-        Ok(row.map(|row| from_json(&row, "document")).transpose()?.unwrap_or_default())
-    }
-}
-
-fn user_from_row(row: &AnyRow) -> StoreResult<User> {
-    Ok(User {
-        subject: row.try_get("subject").map_err(store_error)?,
-        username: row.try_get("username").map_err(store_error)?,
-        password_hash: row.try_get("password_hash").map_err(store_error)?,
-        claims: from_json(row, "claims")?,
-    })
-}
-
-#[async_trait]
-impl UserStore for SqlStore {
-    async fn put_user(&self, user: &User) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO users (username, subject, password_hash, claims) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (username) DO UPDATE SET subject = excluded.subject, \
-             password_hash = excluded.password_hash, claims = excluded.claims",
-        )
-        .bind(&user.username)
-        .bind(&user.subject)
-        .bind(&user.password_hash)
-        .bind(to_json(&user.claims)?)
-        .execute(&self.pool)
-        .await
-        .map_err(store_error)?;
-        Ok(())
-    }
-
-    async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
-        let row =
-            sqlx::query("SELECT username, subject, password_hash, claims FROM users WHERE username = $1")
-                .bind(username)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(store_error)?;
-        row.as_ref().map(user_from_row).transpose()
-    }
-
-    async fn user_by_subject(&self, subject: &str) -> StoreResult<Option<User>> {
-        let row = sqlx::query(
-            "SELECT username, subject, password_hash, claims FROM users WHERE subject = $1 \
-             ORDER BY username LIMIT 1",
-        )
-        .bind(subject)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(store_error)?;
-        row.as_ref().map(user_from_row).transpose()
-    }
-
-    async fn users(&self) -> StoreResult<Vec<User>> {
-        let rows =
-            sqlx::query("SELECT username, subject, password_hash, claims FROM users ORDER BY username")
-                .fetch_all(&self.pool)
-                .await
-                .map_err(store_error)?;
-        rows.iter().map(user_from_row).collect()
-    }
-}
-
-fn key_from_row(row: &AnyRow) -> Result<StoredKey, sqlx::Error> {
-    Ok(StoredKey {
-        generation: row.try_get("generation")?,
-        kid: row.try_get("kid")?,
-        algorithm: row.try_get("algorithm")?,
-        private_key: row.try_get("private_key")?,
-        sealed: row.try_get::<i64, _>("sealed")? != 0,
-        created_at: row.try_get("created_at")?,
-        activates_at: row.try_get("activates_at")?,
-        retires_at: row.try_get("retires_at")?,
-        expires_at: row.try_get("expires_at")?,
-    })
-}
-
-#[async_trait]
-impl KeyStore for SqlStore {
-    async fn signing_keys(&self) -> StoreResult<Vec<StoredKey>> {
-        let rows = sqlx::query(
-            "SELECT generation, kid, algorithm, private_key, sealed, created_at, activates_at, retires_at, \
-             expires_at FROM signing_keys ORDER BY generation",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(store_error)?;
-        rows.iter().map(key_from_row).collect::<Result<_, _>>().map_err(store_error)
-    }
-
-    async fn insert_signing_key(&self, key: &StoredKey) -> StoreResult<bool> {
-        // The unique generation decides which instance's "next key" exists.
-        let result = sqlx::query(
-            "INSERT INTO signing_keys (generation, kid, algorithm, private_key, sealed, created_at, \
-             activates_at, retires_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(key.generation)
-        .bind(&key.kid)
-        .bind(&key.algorithm)
-        .bind(key.private_key.clone())
-        .bind(i64::from(key.sealed))
-        .bind(key.created_at)
-        .bind(key.activates_at)
-        .bind(key.retires_at)
-        .bind(key.expires_at)
-        .execute(&self.pool)
-        .await
-        .map_err(store_error)?;
-        Ok(result.rows_affected() == 1)
-    }
-}
-
-#[async_trait]
-impl ReplayStore for SqlStore {
-    async fn remember_once(&self, key: &str, expires: Timestamp, now: Timestamp) -> StoreResult<bool> {
-        // One statement checks and marks: a live row blocks the insert, an expired
-        // one is taken over. Of racing calls exactly one affects a row.
-        let result = sqlx::query(
-            "INSERT INTO replay_cache (key, expires_at) VALUES ($1, $2) \
-             ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at \
-             WHERE replay_cache.expires_at <= $3",
-        )
-        .bind(key)
-        .bind(expires)
-        .bind(now)
-        .execute(&self.pool)
-        .await
-        .map_err(store_error)?;
-        Ok(result.rows_affected() == 1)
-    }
-}
-
-#[async_trait]
-impl TokenStore for SqlStore {
-    async fn put_reference_token(&self, hash: &SecretHash, record: &TokenRecord) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO reference_tokens (token_hash, jti, client_id, subject, scope, audience, issued_at, \
-             expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(hash.to_base64url())
-        .bind(&record.jti)
-        .bind(&record.client_id)
-        .bind(&record.subject)
-        .bind(to_json(&record.scope)?)
-        .bind(to_json(&record.audience)?)
-        .bind(record.issued_at)
-        .bind(record.expires_at)
-        .execute(&self.pool)
-        .await
-        .map_err(store_error)?;
-        Ok(())
-    }
-
-    async fn reference_token(&self, hash: &SecretHash, now: Timestamp) -> StoreResult<Option<TokenRecord>> {
-        let row = sqlx::query(
-            "SELECT jti, client_id, subject, scope, audience, issued_at, expires_at FROM reference_tokens \
-             WHERE token_hash = $1 AND expires_at > $2",
-        )
-        .bind(hash.to_base64url())
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(store_error)?;
-        let Some(row) = row else { return Ok(None) };
-        Ok(Some(TokenRecord {
-            jti: row.try_get("jti").map_err(store_error)?,
-            client_id: row.try_get("client_id").map_err(store_error)?,
-            subject: row.try_get("subject").map_err(store_error)?,
-            scope: from_json(&row, "scope")?,
-            audience: from_json(&row, "audience")?,
-            issued_at: row.try_get("issued_at").map_err(store_error)?,
-            expires_at: row.try_get("expires_at").map_err(store_error)?,
-        }))
-    }
-
-    async fn revoke_reference_token(&self, hash: &SecretHash) -> StoreResult<bool> {
-        let result = sqlx::query("DELETE FROM reference_tokens WHERE token_hash = $1")
-            .bind(hash.to_base64url())
-            .execute(&self.pool)
-            .await
-            .map_err(store_error)?;
-        Ok(result.rows_affected() > 0)
-    }
-
-    async fn revoke_jti(&self, jti: &str, expires: Timestamp) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO revoked_jtis (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING",
-        )
-        .bind(jti)
-        .bind(expires)
-        .execute(&self.pool)
-        .await
-        .map_err(store_error)?;
-        Ok(())
-    }
-
-    async fn is_jti_revoked(&self, jti: &str) -> StoreResult<bool> {
-        // Revoked by itself, or through its grant: judged when read, so a token minted
-        // while its grant is being revoked cannot slip between the two writes.
-        let row = sqlx::query(
-            "SELECT 1 AS found FROM revoked_jtis WHERE jti = $1 UNION ALL \
-             SELECT 1 FROM issued_access_tokens t JOIN revoked_grants g ON g.grant_id = t.grant_id \
-             WHERE t.jti = $1 LIMIT 1",
-        )
-        .bind(jti)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(store_error)?;
-        Ok(row.is_some())
-    }
-}
-
-#[async_trait]
-impl MaintenanceStore for SqlStore {
-    async fn purge_expired(&self, now: Timestamp, batch: u32) -> StoreResult<u64> {
-        let mut purged = 0;
-        for statement in &self.purge_statements {
-            // Each statement is its own short transaction over at most `batch` rows.
-            let result = sqlx::query(AssertSqlSafe(statement.clone()))
-                .bind(now)
-                .bind(i64::from(batch))
-                .execute(&self.pool)
-                .await
-                .map_err(store_error)?;
-            purged += result.rows_affected();
-        }
-        Ok(purged)
-    }
-
-    async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(store_error)?;
-        Ok(())
-    }
-}
+forward!(ClientStore {
+    fn client(&self, client_id: &ClientId) -> StoreResult<Option<Client>>;
+    fn put_clients(&self, clients: &[Client]) -> StoreResult<()>;
+});
+forward!(ResourceStore {
+    fn put_resources(&self, resources: &Resources) -> StoreResult<()>;
+    fn resources(&self) -> StoreResult<Resources>;
+});
+forward!(UserStore {
+    fn put_user(&self, user: &User) -> StoreResult<()>;
+    fn user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
+    fn user_by_subject(&self, subject: &str) -> StoreResult<Option<User>>;
+    fn users(&self) -> StoreResult<Vec<User>>;
+});
+forward!(KeyStore {
+    fn signing_keys(&self) -> StoreResult<Vec<StoredKey>>;
+    fn insert_signing_key(&self, key: &StoredKey) -> StoreResult<bool>;
+});
+forward!(ReplayStore {
+    fn remember_once(&self, key: &str, expires: Timestamp, now: Timestamp) -> StoreResult<bool>;
+});
+forward!(TokenStore {
+    fn put_reference_token(&self, hash: &SecretHash, record: &TokenRecord) -> StoreResult<()>;
+    fn reference_token(&self, hash: &SecretHash, now: Timestamp) -> StoreResult<Option<TokenRecord>>;
+    fn revoke_reference_token(&self, hash: &SecretHash) -> StoreResult<bool>;
+    fn revoke_jti(&self, jti: &str, expires: Timestamp) -> StoreResult<()>;
+    fn is_jti_revoked(&self, jti: &str) -> StoreResult<bool>;
+});
+forward!(MaintenanceStore {
+    fn purge_expired(&self, now: Timestamp, batch: u32) -> StoreResult<u64>;
+    fn ping(&self) -> StoreResult<()>;
+});
+forward!(CodeStore {
+    fn put_code(&self, hash: &SecretHash, grant: &PendingGrant, expires_at: Timestamp) -> StoreResult<()>;
+    fn consume_code(&self, hash: &SecretHash, now: Timestamp) -> StoreResult<Consumed<PendingGrant>>;
+});
+forward!(RefreshStore {
+    fn put_refresh_token(&self, hash: &SecretHash, record: &RefreshRecord) -> StoreResult<()>;
+    fn refresh_token(&self, hash: &SecretHash) -> StoreResult<Consumed<RefreshRecord>>;
+    fn rotate_refresh_token(
+        &self,
+        old: &SecretHash,
+        new: &SecretHash,
+        successor: &RefreshRecord,
+        now: Timestamp,
+    ) -> StoreResult<Consumed<()>>;
+});
+forward!(GrantStore {
+    fn record_access_token(&self, jti: &str, grant_id: &str, expires_at: Timestamp) -> StoreResult<()>;
+    fn revoke_grant(&self, grant_id: &str, now: Timestamp) -> StoreResult<()>;
+});
+forward!(SessionStore {
+    fn put_session(&self, hash: &SecretHash, session: &Session) -> StoreResult<()>;
+    fn session(&self, hash: &SecretHash, now: Timestamp) -> StoreResult<Option<Session>>;
+    fn delete_session(&self, hash: &SecretHash) -> StoreResult<()>;
+});
+forward!(RequestStore {
+    fn put_request(&self, key: &str, document: &serde_json::Value, expires_at: Timestamp) -> StoreResult<()>;
+    fn request(&self, key: &str, now: Timestamp) -> StoreResult<Option<serde_json::Value>>;
+    fn consume_request(&self, key: &str, now: Timestamp) -> StoreResult<Option<serde_json::Value>>;
+    fn requests_with_prefix(&self, prefix: &str, now: Timestamp) -> StoreResult<Vec<(String, serde_json::Value)>>;
+});
+forward!(ConsentStore {
+    fn consented_scopes(&self, subject: &str, client_id: &str) -> StoreResult<Vec<String>>;
+    fn put_consent(&self, subject: &str, client_id: &str, scopes: &[String]) -> StoreResult<()>;
+});
+forward!(ThrottleStore {
+    fn record_failure(&self, key: &str, now: Timestamp, window: i64) -> StoreResult<u32>;
+    fn failures(&self, key: &str, now: Timestamp) -> StoreResult<u32>;
+    fn clear_failures(&self, key: &str) -> StoreResult<()>;
+});
+forward!(SecretStore {
+    fn shared_secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>>;
+});
 
 #[cfg(test)]
 mod tests {

@@ -26,6 +26,108 @@ async fn sqlite_store_migrates_an_existing_file_again_without_harm() {
     SqlStore::connect(&url).await.unwrap().close().await;
 }
 
+fn temp_sqlite(name: &str) -> (std::path::PathBuf, String) {
+    let path = std::env::temp_dir().join(format!("tessera-{name}-{}.db", std::process::id()));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    let url = format!("sqlite://{}", path.display());
+    (path, url)
+}
+
+/// A file made by the sqlx migrator (Tessera before the inline SQLite store) opens
+/// without migrating again, and keeps its rows.
+#[tokio::test]
+async fn sqlite_store_adopts_a_file_migrated_by_sqlx() {
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    use tessera_core::store::ReplayStore as _;
+    let (_, url) = temp_sqlite("from-sqlx");
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&format!("{url}?mode=rwc")).await.unwrap();
+    let migration = |version, description: &'static str, sql: &'static str| {
+        Migration::new(
+            version,
+            description.into(),
+            MigrationType::Simple,
+            sqlx::SqlSafeStr::into_sql_str(sql),
+            false,
+        )
+    };
+    Migrator::with_migrations(vec![
+        migration(1, "initial", include_str!("../migrations/sqlite/0001_initial.sql")),
+        migration(2, "sign_in", include_str!("../migrations/sqlite/0002_sign_in.sql")),
+    ])
+    .run(&pool)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO replay_cache (key, expires_at) VALUES ('old', 1000)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let store = SqlStore::connect(&url).await.unwrap();
+    assert!(!store.remember_once("old", 2_000, 10).await.unwrap(), "the old row is still there");
+    assert!(store.remember_once("new", 2_000, 10).await.unwrap());
+    store.close().await;
+}
+
+/// Two stores on one file (as two processes would be) still see one winner of each
+/// single-use value: the file's write lock orders their connections. Starting together,
+/// one migrates the new file and the other finds it done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_stores_sharing_a_file_consume_once() {
+    use tessera_core::secret::SecretHash;
+    use tessera_core::store::{CodeStore as _, Consumed, PendingGrant, ReplayStore as _};
+    let (_, url) = temp_sqlite("two-stores");
+    // Both create and migrate the fresh file at once.
+    let (a, b) = tokio::join!(SqlStore::connect(&url), SqlStore::connect(&url));
+    let stores = [a.unwrap(), b.unwrap()];
+    let grant = PendingGrant {
+        grant_id: "g-two".into(),
+        client_id: "web".into(),
+        subject: "a1".into(),
+        redirect_uri: None,
+        code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
+        scopes: vec!["openid".into()],
+        resources: vec![],
+        nonce: None,
+        auth_time: 90,
+        sid: "sid-1".into(),
+        dpop_jkt: None,
+    };
+    for round in 0..10 {
+        let code = SecretHash::of(&format!("code-two-{round}"));
+        stores[0].put_code(&code, &grant, 200).await.unwrap();
+        let racers: Vec<_> = (0..50)
+            .map(|i| {
+                let store = stores[i % 2].clone();
+                let key = format!("jti-two-{round}");
+                tokio::spawn(async move {
+                    (
+                        store.consume_code(&code, 100).await.unwrap(),
+                        store.remember_once(&key, 200, 100).await.unwrap(),
+                    )
+                })
+            })
+            .collect();
+        let (mut fresh, mut remembered) = (0, 0);
+        for racer in racers {
+            let (consumed, first) = racer.await.unwrap();
+            match consumed {
+                Consumed::Fresh(_) => fresh += 1,
+                Consumed::Replayed { grant_id } => assert_eq!(grant_id, "g-two"),
+                Consumed::Missing => panic!("a racing redemption saw Missing"),
+            }
+            remembered += usize::from(first);
+        }
+        assert_eq!((fresh, remembered), (1, 1), "round {round}: one winner of each");
+    }
+    for store in stores {
+        store.close().await;
+    }
+}
+
 /// The PostgreSQL URL of the test server, from `TESSERA_TEST_POSTGRES` (set by
 /// `scripts/test`); the test is skipped with a message when it is unset.
 fn postgres_url() -> Option<String> {

@@ -1,4 +1,4 @@
-//! The sign-in stores on SQL: codes, refresh tokens, grants, sessions, pending
+//! The sign-in stores on PostgreSQL: codes, refresh tokens, grants, sessions, pending
 //! requests, consent, throttling and shared secrets.
 //!
 //! Every check-and-mark is one statement (`UPDATE … RETURNING`, `DELETE … RETURNING`,
@@ -15,8 +15,9 @@ use tessera_core::store::{
     SecretStore, Session, SessionStore, StoreError, StoreResult, ThrottleStore,
 };
 
-use crate::rows::{from_json, to_json};
-use crate::{SqlStore, store_error};
+use super::PgStore;
+use super::rows::{from_json, to_json};
+use crate::store_error;
 
 /// A counter column as the trait's `u32`, saturating (it only guards a threshold).
 fn count(row: &AnyRow, column: &str) -> StoreResult<u32> {
@@ -25,7 +26,7 @@ fn count(row: &AnyRow, column: &str) -> StoreResult<u32> {
 }
 
 #[async_trait]
-impl CodeStore for SqlStore {
+impl CodeStore for PgStore {
     async fn put_code(
         &self,
         hash: &SecretHash,
@@ -105,7 +106,7 @@ impl RefreshState {
 }
 
 #[async_trait]
-impl RefreshStore for SqlStore {
+impl RefreshStore for PgStore {
     async fn put_refresh_token(&self, hash: &SecretHash, record: &RefreshRecord) -> StoreResult<()> {
         insert_refresh_token(&self.pool, hash, record).await
     }
@@ -195,7 +196,7 @@ const REVOKE_ACCESS_TOKENS: &str = "INSERT INTO revoked_jtis (jti, expires_at) \
      SELECT jti, expires_at FROM issued_access_tokens WHERE grant_id = $1 ON CONFLICT (jti) DO NOTHING";
 
 #[async_trait]
-impl GrantStore for SqlStore {
+impl GrantStore for PgStore {
     async fn record_access_token(&self, jti: &str, grant_id: &str, expires_at: Timestamp) -> StoreResult<()> {
         sqlx::query("INSERT INTO issued_access_tokens (jti, grant_id, expires_at) VALUES ($1, $2, $3)")
             .bind(jti)
@@ -252,7 +253,7 @@ impl GrantStore for SqlStore {
 }
 
 #[async_trait]
-impl SessionStore for SqlStore {
+impl SessionStore for PgStore {
     async fn put_session(&self, hash: &SecretHash, session: &Session) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO sessions (session_hash, document, expires_at) VALUES ($1, $2, $3) \
@@ -289,7 +290,7 @@ impl SessionStore for SqlStore {
 }
 
 #[async_trait]
-impl RequestStore for SqlStore {
+impl RequestStore for PgStore {
     async fn put_request(
         &self,
         key: &str,
@@ -353,7 +354,7 @@ impl RequestStore for SqlStore {
 }
 
 #[async_trait]
-impl ConsentStore for SqlStore {
+impl ConsentStore for PgStore {
     async fn consented_scopes(&self, subject: &str, client_id: &str) -> StoreResult<Vec<String>> {
         let row = sqlx::query("SELECT scopes FROM consents WHERE subject = $1 AND client_id = $2")
             .bind(subject)
@@ -380,7 +381,7 @@ impl ConsentStore for SqlStore {
 }
 
 #[async_trait]
-impl ThrottleStore for SqlStore {
+impl ThrottleStore for PgStore {
     async fn record_failure(&self, key: &str, now: Timestamp, window: i64) -> StoreResult<u32> {
         // One upsert counts: concurrent failures on many instances each add one. A
         // passed window restarts at 1 (both SETs read the old row).
@@ -423,7 +424,7 @@ impl ThrottleStore for SqlStore {
 }
 
 #[async_trait]
-impl SecretStore for SqlStore {
+impl SecretStore for PgStore {
     async fn shared_secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>> {
         // The first insert wins; every instance then reads the winner.
         sqlx::query("INSERT INTO shared_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
