@@ -6,6 +6,8 @@ use tracing::info;
 use crate::client_auth::{self, Credentials, Endpoint};
 use crate::model::ClientId;
 use crate::request::Params;
+use crate::secret::SecretHash;
+use crate::store::Consumed;
 use crate::tokens::{ResolvedToken, access_token};
 use crate::{OAuthError, Provider};
 
@@ -64,7 +66,7 @@ pub async fn introspect(provider: &Provider, caller: &Caller, params: &Params) -
     let token = params.require("token")?;
     let now = provider.clock.now();
     let Some(resolved) = access_token::resolve(provider, token, now).await? else {
-        return Ok(json!({ "active": false }));
+        return refresh_token(provider, caller, token, now).await;
     };
     if !caller.may_see(&resolved) {
         return Ok(json!({ "active": false }));
@@ -90,4 +92,32 @@ pub async fn introspect(provider: &Provider, caller: &Caller, params: &Params) -
         response.insert("act".into(), act);
     }
     Ok(Value::Object(response))
+}
+
+/// RFC 7662 §2.1: a client may also introspect its own refresh tokens.
+async fn refresh_token(
+    provider: &Provider,
+    caller: &Caller,
+    token: &str,
+    now: crate::Timestamp,
+) -> Result<Value, OAuthError> {
+    let inactive = json!({ "active": false });
+    let Consumed::Fresh(record) = provider.store.refresh_token(&SecretHash::of(token)).await? else {
+        return Ok(inactive);
+    };
+    let expires_at = record.idle_expires_at.map_or(record.expires_at, |idle| idle.min(record.expires_at));
+    let own = matches!(caller, Caller::Client(client_id) if client_id.as_str() == record.client_id);
+    if !own || expires_at <= now {
+        return Ok(inactive);
+    }
+    Ok(json!({
+        "active": true,
+        "scope": record.scopes.join(" "),
+        "client_id": record.client_id,
+        "sub": record.subject,
+        "iss": provider.settings.issuer,
+        "iat": record.issued_at,
+        "exp": expires_at,
+        "token_type": "refresh_token",
+    }))
 }

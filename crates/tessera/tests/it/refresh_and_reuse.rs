@@ -243,3 +243,25 @@ async fn revoking_a_refresh_token_revokes_its_grant() {
     assert_eq!(oauth_error(refresh(&app, refresh_token, None).await).await, (400, "invalid_grant".into()));
     assert!(!introspect_active(&app, access_token).await, "RFC 7009 §2.1: the grant's access tokens go too");
 }
+
+#[tokio::test]
+async fn a_client_introspects_its_own_live_refresh_tokens() {
+    let app = TestServer::spawn().await;
+    let mut browser = Browser::new(&app);
+    let tokens = web_tokens(&app, &mut browser, "openid api1.read offline_access").await;
+    let refresh_token = tokens["refresh_token"].as_str().unwrap();
+    let response =
+        app.post_form("/introspect", Some(("web", "web-secret")), &[("token", refresh_token)]).await;
+    let body: Value = response.json().await.unwrap();
+    assert_eq!((body["active"].as_bool(), body["token_type"].as_str()), (Some(true), Some("refresh_token")));
+    assert_eq!(body["sub"], "alice-sub");
+    // Not another client's, not an API's, and not once used.
+    let response =
+        app.post_form("/introspect", Some(("trusted", "trusted-secret")), &[("token", refresh_token)]).await;
+    assert_eq!(response.json::<Value>().await.unwrap()["active"], false);
+    let response =
+        app.post_form("/introspect", Some(("api1", "api1-secret")), &[("token", refresh_token)]).await;
+    assert_eq!(response.json::<Value>().await.unwrap()["active"], false);
+    assert_eq!(refresh(&app, refresh_token, None).await.status(), 200);
+    assert!(!introspect_active(&app, refresh_token).await, "rotated away");
+}
