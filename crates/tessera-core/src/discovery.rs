@@ -43,6 +43,7 @@ pub fn metadata(provider: &Provider) -> Value {
         "pushed_authorization_request_endpoint_auth_methods_supported": auth_methods,
         "scopes_supported": provider.catalog.scope_names(),
         "code_challenge_methods_supported": ["S256"],
+        "dpop_signing_alg_values_supported": crate::sender::dpop::algorithm_names(),
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [settings.signing.algorithm.as_str()],
         "access_token_signing_alg_values_supported": [settings.signing.algorithm.as_str()],

@@ -44,6 +44,8 @@ pub enum ErrorCode {
     UnknownUserId,
     /// CIBA Core §13: the binding message is too long or has control characters.
     InvalidBindingMessage,
+    /// RFC 9449 §5: the DPoP proof is missing, malformed, replayed or does not match.
+    InvalidDpopProof,
 }
 
 impl ErrorCode {
@@ -75,6 +77,7 @@ impl ErrorCode {
             Self::ExpiredToken => "expired_token",
             Self::UnknownUserId => "unknown_user_id",
             Self::InvalidBindingMessage => "invalid_binding_message",
+            Self::InvalidDpopProof => "invalid_dpop_proof",
         }
     }
 }

@@ -87,9 +87,14 @@ pub async fn introspect(provider: &Provider, caller: &Caller, params: &Params) -
     response.insert("exp".into(), resolved.expires_at.into());
     response.insert("iat".into(), resolved.issued_at.into());
     response.insert("jti".into(), resolved.jti.into());
-    response.insert("token_type".into(), "Bearer".into());
+    let bound = resolved.cnf.as_ref().is_some_and(|cnf| cnf.jkt.is_some());
+    response.insert("token_type".into(), if bound { "DPoP" } else { "Bearer" }.into());
     if let Some(act) = resolved.act {
         response.insert("act".into(), act);
+    }
+    // RFC 9449 §6.2: the resource server learns the binding from `cnf`.
+    if let Some(cnf) = resolved.cnf {
+        response.insert("cnf".into(), serde_json::to_value(cnf).map_err(OAuthError::server_error)?);
     }
     Ok(Value::Object(response))
 }

@@ -8,6 +8,9 @@ use crate::grants::{GrantContext, Issue, RefreshPlan, UserGrant};
 use crate::model::Client;
 use crate::request::Params;
 use crate::secret::{Secret, SecretHash};
+use crate::sender::Confirmation;
+use crate::sender::dpop;
+use crate::store::RefreshRecord;
 use crate::tokens::id_token::{self, Authentication};
 use crate::tokens::{IssuedAccessToken, access_token};
 use crate::{OAuthError, Provider, Timestamp};
@@ -20,6 +23,8 @@ const REMOVED_GRANTS: [&str; 2] = ["password", "implicit"];
 pub struct TokenRequest {
     pub params: Params,
     pub credentials: Credentials,
+    /// The `DPoP` header's proof (RFC 9449 §5), if any.
+    pub dpop: Option<crate::sender::dpop::DpopProof>,
 }
 
 /// A successful token response (RFC 6749 §5.1, OpenID Connect Core §3.1.3.3).
@@ -88,18 +93,24 @@ pub async fn exchange(provider: &Provider, request: &TokenRequest) -> Result<Tok
         return Err(OAuthError::unauthorized_client(format!("client may not use grant_type `{grant_type}`")));
     }
     let now = provider.clock.now();
-    let cx = GrantContext { provider, client, now };
+    // RFC 9449 §5: a valid proof binds what is issued to the proof's key.
+    let dpop_jkt = match &request.dpop {
+        Some(proof) => Some(dpop::verify(provider, proof, None, now).await?),
+        None => None,
+    };
+    let cx = GrantContext { provider, client, now, dpop_jkt: dpop_jkt.as_deref() };
     let issue = handler.handle(&cx, &request.params).await?;
-    let token = access_token::mint(provider, client, &issue, now).await?;
+    let confirmation = dpop_jkt.clone().map(|jkt| Confirmation { jkt: Some(jkt) });
+    let token = access_token::mint(provider, client, &issue, confirmation, now).await?;
     let (refresh_token, id_token) = match &issue.user {
         None => (None, None),
-        Some(user) => user_tokens(provider, client, &issue, user, &token, now).await?,
+        Some(user) => user_tokens(provider, client, &issue, user, &token, dpop_jkt, now).await?,
     };
     // Debug, not info: one line per token would dominate the cost of issuing it.
     debug!(client_id = %client.client_id, grant_type, scope = %issue.scopes.join(" "), "issued access token");
     Ok(TokenResponse {
         access_token: token.value,
-        token_type: "Bearer",
+        token_type: token.token_type,
         expires_in: token.expires_in,
         // RFC 6749 §5.1: always say which scope was granted.
         scope: issue.scopes.join(" "),
@@ -117,6 +128,7 @@ async fn user_tokens(
     issue: &Issue,
     user: &UserGrant,
     token: &IssuedAccessToken,
+    dpop_jkt: Option<String>,
     now: Timestamp,
 ) -> Result<(Option<Secret>, Option<String>), OAuthError> {
     let store = &provider.store;
@@ -126,7 +138,12 @@ async fn user_tokens(
         RefreshPlan::Rotated(value) => Some(value.clone()),
         RefreshPlan::Start(record) => {
             let value = Secret::new(provider.rng.token());
-            store.put_refresh_token(&SecretHash::of(value.expose()), record).await?;
+            // RFC 9449 §5: a public client's refresh tokens stay bound to its DPoP key.
+            let record = RefreshRecord {
+                dpop_jkt: if client.is_public() { dpop_jkt } else { None },
+                ..record.clone()
+            };
+            store.put_refresh_token(&SecretHash::of(value.expose()), &record).await?;
             Some(value)
         }
     };

@@ -3,20 +3,46 @@
 
 use serde_json::{Map, Value};
 
+use crate::sender::dpop::{self, DpopProof};
 use crate::tokens::access_token;
 use crate::{OAuthError, Provider};
+
+/// An access token as presented to a protected resource.
+#[derive(Debug)]
+pub struct Presented<'a> {
+    pub token: &'a str,
+    /// `Authorization: DPoP` (with its proof) rather than `Bearer` (RFC 9449 §7.1).
+    pub dpop: Option<&'a DpopProof>,
+}
 
 /// The claims the token's identity scopes release, `sub` always first.
 ///
 /// # Errors
-/// `invalid_token` for a missing, unknown, expired or revoked token (RFC 6750 §3.1);
-/// `insufficient_scope` without `openid`.
-pub async fn userinfo(provider: &Provider, token: Option<&str>) -> Result<Value, OAuthError> {
-    let token = token.ok_or_else(|| OAuthError::invalid_token("missing access token"))?;
+/// `invalid_token` for a missing, unknown, expired or revoked token (RFC 6750 §3.1),
+/// or a DPoP-bound token presented without its key; `invalid_dpop_proof` for a bad
+/// proof; `insufficient_scope` without `openid`.
+pub async fn userinfo(provider: &Provider, presented: Option<Presented<'_>>) -> Result<Value, OAuthError> {
+    let presented = presented.ok_or_else(|| OAuthError::invalid_token("missing access token"))?;
+    let token = presented.token;
     let now = provider.clock.now();
     let resolved = access_token::resolve(provider, token, now)
         .await?
         .ok_or_else(|| OAuthError::invalid_token("the access token is invalid, expired or revoked"))?;
+    let bound = resolved.cnf.as_ref().and_then(|cnf| cnf.jkt.as_deref());
+    match (presented.dpop, bound) {
+        (None, None) => {}
+        // RFC 9449 §7.2: a bound token is worthless without a proof from its key.
+        (None, Some(_)) => {
+            return Err(OAuthError::invalid_token("the token is DPoP-bound: use the DPoP scheme"));
+        }
+        (Some(_), None) => return Err(OAuthError::invalid_token("the token is not DPoP-bound")),
+        (Some(proof), Some(bound)) => {
+            let jkt = dpop::verify(provider, proof, Some(token), now).await?;
+            if jkt != bound {
+                return Err(OAuthError::invalid_token("the proof is from another key than the token's"));
+            }
+        }
+    }
     if !resolved.scope.iter().any(|s| s == "openid") {
         return Err(OAuthError::insufficient_scope("the access token lacks the openid scope"));
     }

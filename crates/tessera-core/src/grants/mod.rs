@@ -28,6 +28,8 @@ pub struct GrantContext<'a> {
     /// The authenticated client.
     pub client: &'a Client,
     pub now: Timestamp,
+    /// The thumbprint of the request's verified DPoP key, if it sent a proof.
+    pub dpop_jkt: Option<&'a str>,
 }
 
 /// What to issue: the token endpoint mints it.

@@ -32,9 +32,18 @@ impl GrantHandler for RefreshToken {
                 return Err(OAuthError::invalid_grant("unknown, expired or revoked refresh token"));
             }
         };
-        // Checked before anything changes: a wrong client or scope uses nothing up.
+        // Checked before anything changes: a wrong client, key or scope uses nothing up.
         if record.client_id != cx.client.client_id.as_str() {
             return Err(OAuthError::invalid_grant("the refresh token was issued to another client"));
+        }
+        // RFC 9449 §5: a bound refresh token needs a proof from the same key.
+        if let Some(bound) = &record.dpop_jkt
+            && cx.dpop_jkt != Some(bound.as_str())
+        {
+            return Err(OAuthError::new(
+                crate::ErrorCode::InvalidDpopProof,
+                "the refresh token is bound to another DPoP key",
+            ));
         }
         let scopes = match params.get("scope") {
             // RFC 6749 §6: the scope may narrow, never widen.

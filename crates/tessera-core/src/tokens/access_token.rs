@@ -53,6 +53,9 @@ pub struct AccessTokenClaims {
     /// The acting party of a delegated token (RFC 8693 §4.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub act: Option<serde_json::Value>,
+    /// The key the token is bound to (RFC 7800, RFC 9449 §6.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<crate::sender::Confirmation>,
 }
 
 /// An access token as handed to the client.
@@ -62,6 +65,8 @@ pub struct IssuedAccessToken {
     pub value: crate::secret::Secret,
     pub expires_in: i64,
     pub jti: String,
+    /// `Bearer`, or `DPoP` when bound to a DPoP key (RFC 9449 §5).
+    pub token_type: &'static str,
 }
 
 use crate::OAuthError;
@@ -80,6 +85,7 @@ pub async fn mint(
     provider: &Provider,
     client: &Client,
     issue: &Issue,
+    confirmation: Option<crate::sender::Confirmation>,
     now: Timestamp,
 ) -> Result<IssuedAccessToken, OAuthError> {
     let lifetime = client.access_token_lifetime.unwrap_or(provider.settings.tokens.access_token_lifetime);
@@ -92,8 +98,14 @@ pub async fn mint(
     } else {
         issue.audience.clone()
     };
+    // Reference tokens carry no `cnf` yet: they are issued as plain Bearer tokens, which
+    // RFC 9449 §5 allows (the client learns it from `token_type`).
+    let mut token_type = "Bearer";
     let value = match format {
         AccessTokenFormat::Jwt => {
+            if confirmation.is_some() {
+                token_type = "DPoP";
+            }
             let claims = AccessTokenClaims {
                 iss: provider.settings.issuer.clone(),
                 sub: issue.subject.clone(),
@@ -104,6 +116,7 @@ pub async fn mint(
                 client_id: client.client_id.to_string(),
                 scope,
                 act: issue.act.clone(),
+                cnf: confirmation,
             };
             let keys = provider.keys.key_set(now).await?;
             super::jws::sign_access_token(&claims, keys.signer()?, &provider.rng)?
@@ -123,7 +136,7 @@ pub async fn mint(
             value
         }
     };
-    Ok(IssuedAccessToken { value: Secret::new(value), expires_in: lifetime, jti })
+    Ok(IssuedAccessToken { value: Secret::new(value), expires_in: lifetime, jti, token_type })
 }
 
 /// An access token Tessera issued, whichever its format, as found at introspection
@@ -141,6 +154,8 @@ pub struct ResolvedToken {
     pub reference: Option<SecretHash>,
     /// The acting party, for a delegated JWT (RFC 8693 §4.1).
     pub act: Option<serde_json::Value>,
+    /// The key a JWT is bound to.
+    pub cnf: Option<crate::sender::Confirmation>,
 }
 
 impl ResolvedToken {
@@ -155,6 +170,7 @@ impl ResolvedToken {
             expires_at: record.expires_at,
             reference: Some(hash),
             act: None,
+            cnf: None,
         }
     }
 }
@@ -194,5 +210,6 @@ pub async fn resolve(
         expires_at: claims.exp,
         reference: None,
         act: claims.act,
+        cnf: claims.cnf,
     }))
 }

@@ -2,7 +2,9 @@
 
 pub mod cookies;
 mod credentials;
+mod dpop;
 mod form;
 
 pub use credentials::credentials;
+pub use dpop::dpop_proof;
 pub use form::{OAuthForm, parse as parse_form};

@@ -9,7 +9,7 @@ use tracing::instrument;
 use super::no_store_json;
 use crate::AppState;
 use crate::error::HttpError;
-use crate::extract::{OAuthForm, credentials};
+use crate::extract::{OAuthForm, credentials, dpop_proof};
 
 #[instrument(skip_all, fields(client_id, grant_type))]
 pub(super) async fn token(
@@ -20,7 +20,8 @@ pub(super) async fn token(
     tracing::Span::current().record("grant_type", params.get("grant_type"));
     let credentials = credentials(&headers, &params)?;
     let header_auth = credentials.used_authorization_header();
-    let request = TokenRequest { params, credentials };
+    let dpop = dpop_proof(&headers, "POST", &provider.settings.endpoint("/token"))?;
+    let request = TokenRequest { params, credentials, dpop };
     let response = token::exchange(&provider, &request)
         .await
         .map_err(|error| HttpError::after_header_auth(error, header_auth))?;

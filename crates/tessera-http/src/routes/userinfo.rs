@@ -6,11 +6,11 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tessera_core::{ErrorCode, OAuthError, userinfo};
 
-use crate::AppState;
-use crate::extract::parse_form;
+use crate::extract::{dpop_proof, parse_form};
+use crate::{App, AppState};
 
 pub(super) async fn userinfo_get(State(app): State<AppState>, headers: HeaderMap) -> Response {
-    respond(userinfo::userinfo(&app, bearer(&headers)).await)
+    answer(&app, &headers, "GET", None).await
 }
 
 pub(super) async fn userinfo_post(
@@ -18,21 +18,55 @@ pub(super) async fn userinfo_post(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    // RFC 6750 §2.2: the token may come in a form body instead of the header.
+    // RFC 6750 §2.2: a bearer token may come in a form body instead of the header.
     let form = parse_form(&body).unwrap_or_default();
-    let token = bearer(&headers).or_else(|| form.get("access_token"));
-    respond(userinfo::userinfo(&app, token).await)
+    answer(&app, &headers, "POST", form.get("access_token")).await
 }
 
-/// `Authorization: Bearer …` (RFC 6750 §2.1; the scheme is case-insensitive).
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+async fn answer(app: &App, headers: &HeaderMap, method: &str, form_token: Option<&str>) -> Response {
+    let (scheme, token) = match authorization(headers) {
+        Some((scheme, token)) => (scheme, Some(token)),
+        None => (Scheme::Bearer, form_token),
+    };
+    let proof = match (scheme, dpop_proof(headers, method, &app.settings.endpoint("/userinfo"))) {
+        (Scheme::Dpop, Ok(Some(proof))) => Some(proof),
+        (Scheme::Dpop, Ok(None)) => {
+            return respond(scheme, Err(OAuthError::new(ErrorCode::InvalidDpopProof, "missing DPoP proof")));
+        }
+        (_, Err(error)) => return respond(scheme, Err(error)),
+        (Scheme::Bearer, Ok(_)) => None,
+    };
+    let presented = token.map(|token| userinfo::Presented { token, dpop: proof.as_ref() });
+    respond(scheme, userinfo::userinfo(app, presented).await)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    Bearer,
+    /// RFC 9449 §7.1.
+    Dpop,
+}
+
+/// `Authorization: Bearer …` or `DPoP …` (schemes are case-insensitive).
+fn authorization(headers: &HeaderMap) -> Option<(Scheme, &str)> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|token| !token.is_empty())
+    let token = token.trim();
+    if token.is_empty() {
+        return None;
+    }
+    if scheme.eq_ignore_ascii_case("bearer") {
+        Some((Scheme::Bearer, token))
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        Some((Scheme::Dpop, token))
+    } else {
+        None
+    }
 }
 
-/// RFC 6750 §3: errors in `WWW-Authenticate`, 401 for a bad token, 403 for scope.
-fn respond(result: Result<serde_json::Value, OAuthError>) -> Response {
+/// RFC 6750 §3 and RFC 9449 §7.1: errors in `WWW-Authenticate` under the scheme the
+/// client used, 401 for a bad token or proof, 403 for scope.
+fn respond(scheme: Scheme, result: Result<serde_json::Value, OAuthError>) -> Response {
     let error = match result {
         Ok(claims) => {
             let mut response = Json(claims).into_response();
@@ -42,13 +76,14 @@ fn respond(result: Result<serde_json::Value, OAuthError>) -> Response {
         Err(error) => error,
     };
     let status = match error.code {
-        ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
+        ErrorCode::InvalidToken | ErrorCode::InvalidDpopProof => StatusCode::UNAUTHORIZED,
         ErrorCode::InsufficientScope => StatusCode::FORBIDDEN,
         _ => return crate::error::HttpError::from(error).into_response(),
     };
     tracing::info!(error = error.code.as_str(), description = %error.description, "userinfo refused");
+    let scheme_name = if scheme == Scheme::Dpop { "DPoP" } else { "Bearer" };
     let challenge = format!(
-        r#"Bearer realm="tessera", error="{}", error_description="{}""#,
+        r#"{scheme_name} realm="tessera", error="{}", error_description="{}""#,
         error.code.as_str(),
         error.description.replace('"', "'")
     );

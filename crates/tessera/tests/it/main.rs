@@ -10,6 +10,7 @@ mod code_flow;
 mod command;
 mod device_flow;
 mod discovery_and_keys;
+mod dpop;
 mod introspection;
 mod login_command;
 mod multi_instance;
