@@ -174,6 +174,10 @@ fn client(cx: &mut Cx, place: &Place, raw: RawClient, resources: &Resources) -> 
     let token_exchange = raw
         .token_exchange
         .map(|table| token_exchange(cx, &place.inner("token_exchange", None), table, resources));
+    if raw.require_dpop && raw.access_token_format == Some(AccessTokenFormat::Reference) {
+        // DPoP binding lives in the JWT's `cnf`; reference tokens would go out unbound.
+        cx.error(place, "require_dpop", "needs JWT access tokens, not access_token_format = \"reference\"");
+    }
     let access_token_lifetime = raw
         .access_token_lifetime
         .map(|lifetime| positive(cx, place, "access_token_lifetime", Some(lifetime), 1));
@@ -779,14 +783,21 @@ mod tests {
     fn per_client_overrides_and_flags_are_kept() {
         let config = load_ok(&web(
             "client_name = \"Web\"\naccess_token_lifetime = \"10m\"\naccess_token_format = \"reference\"\n\
-             require_dpop = true\nrequire_pushed_authorization = true\nallow_offline_access = true",
+             require_pushed_authorization = true\nallow_offline_access = true",
         ));
         let client = &config.clients[0];
         assert_eq!(client.client_name, "Web");
         assert_eq!(client.access_token_lifetime, Some(600));
         assert_eq!(client.access_token_format, Some(AccessTokenFormat::Reference));
-        assert!(client.require_dpop && client.require_pushed_authorization && client.allow_offline_access);
+        assert!(client.require_pushed_authorization && client.allow_offline_access);
         assert_eq!(client.allowed_grant_types, [GrantType::AuthorizationCode]);
+        assert!(load_ok(&web("require_dpop = true")).clients[0].require_dpop);
+    }
+
+    #[test]
+    fn dpop_is_not_required_of_reference_tokens() {
+        let errors = errors_of(&web("require_dpop = true\naccess_token_format = \"reference\""));
+        assert!(has_error(&errors, WEB, "require_dpop"), "{errors:#?}");
     }
 
     #[test]

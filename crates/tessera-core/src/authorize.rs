@@ -219,6 +219,10 @@ pub async fn validate(
         // OpenID Connect Core §3.1.2.1: none with any other value is an error.
         return Err(fail(OAuthError::invalid_request("prompt=none cannot be combined")));
     }
+    // RFC 9449 §10: a JWK thumbprint is a base64url SHA-256.
+    if params.get("dpop_jkt").is_some_and(|jkt| jkt.len() != 43 || !pkce::is_well_formed(jkt)) {
+        return Err(fail(OAuthError::invalid_request("dpop_jkt is not a JWK SHA-256 thumbprint")));
+    }
     let max_age =
         match params.get("max_age") {
             Some(text) => Some(text.parse::<i64>().ok().filter(|age| *age >= 0).ok_or_else(|| {

@@ -13,7 +13,7 @@ use crate::sender::dpop;
 use crate::store::RefreshRecord;
 use crate::tokens::id_token::{self, Authentication};
 use crate::tokens::{IssuedAccessToken, access_token};
-use crate::{OAuthError, Provider, Timestamp};
+use crate::{ErrorCode, OAuthError, Provider, Timestamp};
 
 /// Grants OAuth 2.1 removed: refused by name so the client learns why.
 const REMOVED_GRANTS: [&str; 2] = ["password", "implicit"];
@@ -96,6 +96,9 @@ pub async fn exchange(provider: &Provider, request: &TokenRequest) -> Result<Tok
     // RFC 9449 §5: a valid proof binds what is issued to the proof's key.
     let dpop_jkt = match &request.dpop {
         Some(proof) => Some(dpop::verify(provider, proof, None, now).await?),
+        None if client.require_dpop => {
+            return Err(OAuthError::new(ErrorCode::InvalidDpopProof, "this client must send a DPoP proof"));
+        }
         None => None,
     };
     let cx = GrantContext { provider, client, now, dpop_jkt: dpop_jkt.as_deref() };

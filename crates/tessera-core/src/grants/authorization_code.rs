@@ -51,6 +51,15 @@ impl GrantHandler for AuthorizationCode {
         if !pkce::verify(verifier, &grant.code_challenge) {
             return Err(OAuthError::invalid_grant("code_verifier does not match the code_challenge"));
         }
+        // RFC 9449 §10: a code requested with `dpop_jkt` is redeemed only with that key.
+        if let Some(bound) = &grant.dpop_jkt
+            && cx.dpop_jkt != Some(bound.as_str())
+        {
+            return Err(OAuthError::new(
+                crate::ErrorCode::InvalidDpopProof,
+                "the code is bound to another DPoP key",
+            ));
+        }
         let audience = cx
             .provider
             .catalog

@@ -238,3 +238,62 @@ async fn a_public_clients_refresh_token_stays_bound_to_its_key() {
     let response = token_with(&app, None, &next, Some(&stranger.proof(&app, "POST", &token_url))).await;
     assert_eq!(oauth_error(response).await, (400, "invalid_dpop_proof".into()));
 }
+
+#[tokio::test]
+async fn a_client_that_requires_dpop_gets_no_token_without_a_proof() {
+    let app = TestServer::spawn_with(
+        r#"
+[[clients]]
+client_id = "strict"
+allowed_grant_types = ["client_credentials"]
+client_secrets = [{ value = "strict-secret" }]
+allowed_scopes = ["api1.read"]
+require_dpop = true
+"#,
+    )
+    .await;
+    let form = [("grant_type", "client_credentials")];
+    let response = token_with(&app, Some(("strict", "strict-secret")), &form, None).await;
+    assert_eq!(oauth_error(response).await, (400, "invalid_dpop_proof".into()));
+    let proof = Prover::new().proof(&app, "POST", &app.url("/token"));
+    let response = token_with(&app, Some(("strict", "strict-secret")), &form, Some(&proof)).await;
+    assert_eq!(response.json::<Value>().await.unwrap()["token_type"], "DPoP");
+}
+
+#[tokio::test]
+async fn dpop_jkt_at_authorize_binds_the_code_to_the_key() {
+    let app = TestServer::spawn().await;
+    let prover = Prover::new();
+    let token_url = app.url("/token");
+    let redeem = async |browser: &mut Browser<'_>, proof: Option<String>| {
+        let jkt = prover.thumbprint();
+        let (url, verifier) = authorization_url(
+            &app,
+            "trusted",
+            "https://trusted.example/cb",
+            "openid",
+            &[("dpop_jkt", jkt.as_str())],
+        );
+        let code = query(&browser.authorize(&url, "alice", "alice-password-1").await, "code").unwrap();
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("code_verifier", verifier.as_str()),
+            ("redirect_uri", "https://trusted.example/cb"),
+        ];
+        token_with(&app, Some(("trusted", "trusted-secret")), &form, proof.as_deref()).await
+    };
+    let mut browser = Browser::new(&app);
+    let response = redeem(&mut browser, None).await;
+    assert_eq!(oauth_error(response).await, (400, "invalid_dpop_proof".into()), "no proof");
+    let response = redeem(&mut browser, Some(Prover::new().proof(&app, "POST", &token_url))).await;
+    assert_eq!(oauth_error(response).await, (400, "invalid_dpop_proof".into()), "another key");
+    let response = redeem(&mut browser, Some(prover.proof(&app, "POST", &token_url))).await;
+    assert_eq!(response.status(), 200);
+
+    let (url, _) =
+        authorization_url(&app, "trusted", "https://trusted.example/cb", "openid", &[("dpop_jkt", "short")]);
+    let page = browser.get(&url).await;
+    let location = page.location.unwrap();
+    assert!(location.contains("error=invalid_request"), "{location}");
+}
