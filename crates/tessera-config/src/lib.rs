@@ -133,6 +133,7 @@ struct RawRoot {
     tokens: toml::Table,
     client_authentication: toml::Table,
     ciba: toml::Table,
+    dpop: toml::Table,
     api_scopes: Vec<toml::Table>,
     api_resources: Vec<toml::Table>,
     identity_resources: Vec<toml::Table>,
@@ -208,6 +209,7 @@ fn check(
     let tokens = sections::tokens(&mut cx, raw.tokens);
     let client_authentication = sections::client_authentication(&mut cx, raw.client_authentication);
     let ciba_notification_webhook = sections::ciba(&mut cx, raw.ciba);
+    let dpop_require_nonce = sections::dpop(&mut cx, raw.dpop);
     let resources = resources::resources(
         &mut cx,
         resources::RawResources {
@@ -233,6 +235,7 @@ fn check(
             client_cache_ttl: timings.client_cache_ttl,
             session_lifetime: timings.session_lifetime,
             ciba_notification_webhook,
+            dpop_require_nonce,
         },
         server,
         storage,

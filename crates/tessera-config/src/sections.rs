@@ -295,6 +295,22 @@ pub(crate) fn ciba(cx: &mut Cx, table: toml::Table) -> Option<String> {
     raw.notification_webhook
 }
 
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct RawDpop {
+    require_nonce: bool,
+    #[serde(flatten)]
+    unknown: Unknown,
+}
+
+/// Checks `[dpop]`; returns whether proofs need a server nonce (RFC 9449 §8).
+pub(crate) fn dpop(cx: &mut Cx, table: toml::Table) -> bool {
+    let place = Place::section("dpop");
+    let raw: RawDpop = cx.decode(&place, table).unwrap_or_default();
+    cx.unknown(&place, &raw.unknown);
+    raw.require_nonce
+}
+
 /// A lifetime: zero would make whatever it governs expire as it is issued.
 pub(crate) fn positive(cx: &mut Cx, place: &Place, key: &str, value: Option<Seconds>, default: i64) -> i64 {
     match value {

@@ -46,6 +46,8 @@ pub enum ErrorCode {
     InvalidBindingMessage,
     /// RFC 9449 §5: the DPoP proof is missing, malformed, replayed or does not match.
     InvalidDpopProof,
+    /// RFC 9449 §8: send the proof again with the server's nonce.
+    UseDpopNonce,
 }
 
 impl ErrorCode {
@@ -78,6 +80,7 @@ impl ErrorCode {
             Self::UnknownUserId => "unknown_user_id",
             Self::InvalidBindingMessage => "invalid_binding_message",
             Self::InvalidDpopProof => "invalid_dpop_proof",
+            Self::UseDpopNonce => "use_dpop_nonce",
         }
     }
 }

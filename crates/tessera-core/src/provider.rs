@@ -12,6 +12,9 @@ use crate::settings::Settings;
 use crate::store::Store;
 use crate::tokens::{KeyRing, KeyRingError};
 
+/// How long a DPoP nonce is issued for; it stays valid one window more.
+const DPOP_NONCE_WINDOW: i64 = 300;
+
 /// The OAuth provider: settings, catalog, store, clock, keys and caches.
 pub struct Provider {
     pub settings: Settings,
@@ -25,6 +28,8 @@ pub struct Provider {
     pub grants: GrantRegistry,
     /// Sends CIBA pings and webhook announcements.
     pub notifier: Arc<dyn Notifier>,
+    /// Makes DPoP nonces; shared through the store, so any instance accepts them.
+    dpop_nonce_key: aws_lc_rs::hmac::Key,
 }
 
 impl Provider {
@@ -43,6 +48,8 @@ impl Provider {
         let rng = Rng::default();
         let keys = KeyRing::load(store.clone(), settings.signing.clone(), rng.clone(), clock.now()).await?;
         let clients = ClientRegistry::new(store.clone(), settings.client_cache_ttl);
+        let nonce_secret = store.shared_secret("dpop-nonce", &rng.bytes::<32>()).await?;
+        let dpop_nonce_key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &nonce_secret);
         Ok(Self {
             settings,
             catalog,
@@ -54,6 +61,28 @@ impl Provider {
             jwks: JwksCache::new(jwks_source),
             grants: GrantRegistry::standard(),
             notifier,
+            dpop_nonce_key,
         })
+    }
+
+    /// The DPoP nonce for the time window holding `now` (RFC 9449 §8): stateless, the
+    /// HMAC of the window number, so every instance makes and accepts the same ones.
+    #[must_use]
+    pub fn dpop_nonce(&self, now: crate::Timestamp) -> String {
+        self.dpop_nonce_for_window(now.div_euclid(DPOP_NONCE_WINDOW))
+    }
+
+    /// Whether `nonce` is the current or the previous window's nonce.
+    #[must_use]
+    pub fn dpop_nonce_is_fresh(&self, nonce: &str, now: crate::Timestamp) -> bool {
+        let window = now.div_euclid(DPOP_NONCE_WINDOW);
+        [window, window - 1].into_iter().any(|w| {
+            let expected = self.dpop_nonce_for_window(w);
+            bool::from(subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), nonce.as_bytes()))
+        })
+    }
+
+    fn dpop_nonce_for_window(&self, window: i64) -> String {
+        crate::secret::b64url(aws_lc_rs::hmac::sign(&self.dpop_nonce_key, &window.to_be_bytes()))
     }
 }

@@ -18,6 +18,8 @@ pub struct Settings {
     pub session_lifetime: i64,
     /// Where new CIBA requests are announced, for an operator's phone app.
     pub ciba_notification_webhook: Option<String>,
+    /// Whether DPoP proofs must carry a server nonce (RFC 9449 §8).
+    pub dpop_require_nonce: bool,
 }
 
 /// Token lifetimes and format.
@@ -91,6 +93,7 @@ impl Settings {
             client_cache_ttl: 30,
             session_lifetime: 8 * 3600,
             ciba_notification_webhook: None,
+            dpop_require_nonce: false,
         }
     }
 

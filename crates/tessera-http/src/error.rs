@@ -15,11 +15,13 @@ pub struct HttpError {
     pub error: OAuthError,
     /// The client authenticated (or tried to) with the `Authorization` header.
     pub used_authorization_header: bool,
+    /// A fresh DPoP nonce to send along (RFC 9449 §8).
+    pub dpop_nonce: Option<String>,
 }
 
 impl From<OAuthError> for HttpError {
     fn from(error: OAuthError) -> Self {
-        Self { error, used_authorization_header: false }
+        Self { error, used_authorization_header: false, dpop_nonce: None }
     }
 }
 
@@ -27,7 +29,14 @@ impl HttpError {
     /// An error that follows credentials sent in the `Authorization` header.
     #[must_use]
     pub fn after_header_auth(error: OAuthError, used_authorization_header: bool) -> Self {
-        Self { error, used_authorization_header }
+        Self { error, used_authorization_header, dpop_nonce: None }
+    }
+
+    /// Adds the `DPoP-Nonce` header the client must use next.
+    #[must_use]
+    pub fn with_dpop_nonce(mut self, nonce: Option<String>) -> Self {
+        self.dpop_nonce = nonce;
+        self
     }
 }
 
@@ -44,7 +53,7 @@ fn status_of(code: ErrorCode, used_authorization_header: bool) -> StatusCode {
 
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
-        let HttpError { error, used_authorization_header } = self;
+        let HttpError { error, used_authorization_header, dpop_nonce } = self;
         let status = status_of(error.code, used_authorization_header);
         if status.is_server_error() {
             error!(error = error.code.as_str(), description = %error.description, cause = ?error.source, "request failed");
@@ -56,6 +65,9 @@ impl IntoResponse for HttpError {
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        if let Some(nonce) = dpop_nonce.and_then(|nonce| HeaderValue::from_str(&nonce).ok()) {
+            headers.insert("dpop-nonce", nonce);
+        }
         if status == StatusCode::UNAUTHORIZED && error.code == ErrorCode::InvalidClient {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Basic realm="tessera""#));
         }

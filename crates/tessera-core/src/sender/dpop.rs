@@ -37,6 +37,7 @@ struct Claims {
     htu: Option<String>,
     iat: Option<i64>,
     ath: Option<String>,
+    nonce: Option<String>,
 }
 
 fn invalid(description: &'static str) -> OAuthError {
@@ -90,6 +91,12 @@ pub async fn verify(
         && claims.ath.as_deref() != Some(b64url(sha256(token.as_bytes())).as_str())
     {
         return Err(invalid("ath does not match the access token"));
+    }
+    // RFC 9449 §8: when nonces are on, a proof without a fresh one is answered with one.
+    if provider.settings.dpop_require_nonce
+        && !claims.nonce.as_deref().is_some_and(|nonce| provider.dpop_nonce_is_fresh(nonce, now))
+    {
+        return Err(OAuthError::new(ErrorCode::UseDpopNonce, "send the proof again with the DPoP-Nonce"));
     }
     let jti = claims.jti.ok_or_else(|| invalid("the proof has no jti"))?;
     let jkt = jwk.thumbprint(ThumbprintHash::SHA256).map_err(|_| invalid("unusable jwk"))?;

@@ -22,9 +22,15 @@ pub(super) async fn token(
     let header_auth = credentials.used_authorization_header();
     let dpop = dpop_proof(&headers, "POST", &provider.settings.endpoint("/token"))?;
     let request = TokenRequest { params, credentials, dpop };
+    // RFC 9449 §8: with nonces on, every answer carries the nonce to use next.
+    let nonce = provider.settings.dpop_require_nonce.then(|| provider.dpop_nonce(provider.clock.now()));
     let response = token::exchange(&provider, &request)
         .await
-        .map_err(|error| HttpError::after_header_auth(error, header_auth))?;
+        .map_err(|error| HttpError::after_header_auth(error, header_auth).with_dpop_nonce(nonce.clone()))?;
     let body = serde_json::to_string(&response).map_err(tessera_core::OAuthError::server_error)?;
-    Ok(no_store_json(body))
+    let mut response = no_store_json(body);
+    if let Some(nonce) = nonce.and_then(|nonce| axum::http::HeaderValue::from_str(&nonce).ok()) {
+        response.headers_mut().insert("dpop-nonce", nonce);
+    }
+    Ok(response)
 }

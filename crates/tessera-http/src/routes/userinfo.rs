@@ -37,7 +37,14 @@ async fn answer(app: &App, headers: &HeaderMap, method: &str, form_token: Option
         (Scheme::Bearer, Ok(_)) => None,
     };
     let presented = token.map(|token| userinfo::Presented { token, dpop: proof.as_ref() });
-    respond(scheme, userinfo::userinfo(app, presented).await)
+    let mut response = respond(scheme, userinfo::userinfo(app, presented).await);
+    // RFC 9449 §8, §9: the nonce to use next, on every answer while nonces are on.
+    if app.settings.dpop_require_nonce
+        && let Ok(nonce) = HeaderValue::from_str(&app.dpop_nonce(app.clock.now()))
+    {
+        response.headers_mut().insert("dpop-nonce", nonce);
+    }
+    response
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,7 +83,9 @@ fn respond(scheme: Scheme, result: Result<serde_json::Value, OAuthError>) -> Res
         Err(error) => error,
     };
     let status = match error.code {
-        ErrorCode::InvalidToken | ErrorCode::InvalidDpopProof => StatusCode::UNAUTHORIZED,
+        ErrorCode::InvalidToken | ErrorCode::InvalidDpopProof | ErrorCode::UseDpopNonce => {
+            StatusCode::UNAUTHORIZED
+        }
         ErrorCode::InsufficientScope => StatusCode::FORBIDDEN,
         _ => return crate::error::HttpError::from(error).into_response(),
     };

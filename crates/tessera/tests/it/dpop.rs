@@ -297,3 +297,28 @@ async fn dpop_jkt_at_authorize_binds_the_code_to_the_key() {
     let location = page.location.unwrap();
     assert!(location.contains("error=invalid_request"), "{location}");
 }
+
+#[tokio::test]
+async fn with_nonces_on_a_proof_must_carry_a_fresh_server_nonce() {
+    let app = TestServer::spawn_with("[dpop]\nrequire_nonce = true\n").await;
+    let prover = Prover::new();
+    let token_url = app.url("/token");
+    let form = [("grant_type", "client_credentials")];
+    let svc = Some(("svc", "svc-secret"));
+    let response = token_with(&app, svc, &form, Some(&prover.proof(&app, "POST", &token_url))).await;
+    let nonce = response.headers()["dpop-nonce"].to_str().unwrap().to_owned();
+    assert_eq!(oauth_error(response).await, (400, "use_dpop_nonce".into()), "RFC 9449 §8");
+    let with_nonce =
+        |nonce: String| prover.proof_with(&app, "POST", &token_url, &move |c| c["nonce"] = json!(nonce));
+    let response = token_with(&app, svc, &form, Some(&with_nonce(nonce.clone()))).await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().contains_key("dpop-nonce"), "the next nonce comes with every answer");
+    // Still good in the next window; stale after that.
+    app.clock.advance(300);
+    assert_eq!(token_with(&app, svc, &form, Some(&with_nonce(nonce.clone()))).await.status(), 200);
+    app.clock.advance(600);
+    let response = token_with(&app, svc, &form, Some(&with_nonce(nonce))).await;
+    assert_eq!(oauth_error(response).await, (400, "use_dpop_nonce".into()));
+    let forged = token_with(&app, svc, &form, Some(&with_nonce("made-up".into()))).await;
+    assert_eq!(oauth_error(forged).await, (400, "use_dpop_nonce".into()));
+}
