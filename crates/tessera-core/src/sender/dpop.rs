@@ -44,18 +44,61 @@ fn invalid(description: &'static str) -> OAuthError {
     OAuthError::new(ErrorCode::InvalidDpopProof, description)
 }
 
+/// A proof that passed every check but single use and the nonce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedProof {
+    /// The RFC 7638 thumbprint of the proof's key.
+    pub jkt: String,
+    pub jti: String,
+    pub iat: Timestamp,
+    pub nonce: Option<String>,
+}
+
+impl CheckedProof {
+    /// Until when the proof's `jti` must be remembered to refuse a replay.
+    #[must_use]
+    pub fn replay_until(&self) -> Timestamp {
+        self.iat + MAX_AGE + LEEWAY
+    }
+}
+
 /// Verifies a proof (RFC 9449 §4.3) and returns the key's thumbprint. With an
 /// access token, the proof must also carry its hash (`ath`, §4.2). Each proof is
 /// accepted once: its `jti` goes through the replay cache.
 ///
 /// # Errors
-/// `invalid_dpop_proof` for any failed check.
+/// `invalid_dpop_proof` for any failed check; `use_dpop_nonce` without a fresh nonce.
 pub async fn verify(
     provider: &Provider,
     proof: &DpopProof,
     access_token: Option<&str>,
     now: Timestamp,
 ) -> Result<String, OAuthError> {
+    let checked = check(proof, access_token, now)?;
+    // RFC 9449 §8: when nonces are on, a proof without a fresh one is answered with one.
+    if provider.settings.dpop_require_nonce
+        && !checked.nonce.as_deref().is_some_and(|nonce| provider.dpop_nonce_is_fresh(nonce, now))
+    {
+        return Err(OAuthError::new(ErrorCode::UseDpopNonce, "send the proof again with the DPoP-Nonce"));
+    }
+    // RFC 9449 §11.1: a proof is used once.
+    let replay_key = format!("dpop:{}:{}", checked.jkt, checked.jti);
+    if !provider.store.remember_once(&replay_key, checked.replay_until(), now).await? {
+        return Err(invalid("the DPoP proof was already used"));
+    }
+    Ok(checked.jkt)
+}
+
+/// Every check of RFC 9449 §4.3 that needs no state: header, key, signature, `htm`,
+/// `htu`, `iat` window and `ath`. For resource servers as well as this server.
+///
+/// # Errors
+/// `invalid_dpop_proof` for any failed check.
+pub fn check(
+    proof: &DpopProof,
+    access_token: Option<&str>,
+    now: Timestamp,
+) -> Result<CheckedProof, OAuthError> {
     let header = jsonwebtoken::decode_header(&proof.jwt).map_err(|_| invalid("malformed DPoP proof"))?;
     if header.typ.as_deref() != Some("dpop+jwt") {
         return Err(invalid("typ must be dpop+jwt"));
@@ -92,20 +135,9 @@ pub async fn verify(
     {
         return Err(invalid("ath does not match the access token"));
     }
-    // RFC 9449 §8: when nonces are on, a proof without a fresh one is answered with one.
-    if provider.settings.dpop_require_nonce
-        && !claims.nonce.as_deref().is_some_and(|nonce| provider.dpop_nonce_is_fresh(nonce, now))
-    {
-        return Err(OAuthError::new(ErrorCode::UseDpopNonce, "send the proof again with the DPoP-Nonce"));
-    }
     let jti = claims.jti.ok_or_else(|| invalid("the proof has no jti"))?;
     let jkt = jwk.thumbprint(ThumbprintHash::SHA256).map_err(|_| invalid("unusable jwk"))?;
-    // RFC 9449 §11.1: a proof is used once.
-    let replay_key = format!("dpop:{jkt}:{jti}");
-    if !provider.store.remember_once(&replay_key, iat + MAX_AGE + LEEWAY, now).await? {
-        return Err(invalid("the DPoP proof was already used"));
-    }
-    Ok(jkt)
+    Ok(CheckedProof { jkt, jti, iat, nonce: claims.nonce })
 }
 
 /// RFC 9449 §4.3 item 9: compare without query and fragment, after RFC 3986 §6

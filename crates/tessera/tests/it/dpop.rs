@@ -7,12 +7,12 @@ use crate::code_flow::{authorization_url, web_tokens};
 use crate::support::{ClientKey, TestServer, oauth_error};
 
 /// Makes DPoP proofs with one key.
-struct Prover {
+pub struct Prover {
     key: ClientKey,
 }
 
 impl Prover {
-    fn new() -> Self {
+    pub fn new() -> Self {
         Self { key: ClientKey::generate("dpop") }
     }
 
@@ -38,12 +38,12 @@ impl Prover {
             .unwrap()
     }
 
-    fn proof(&self, app: &TestServer, method: &str, url: &str) -> String {
+    pub fn proof(&self, app: &TestServer, method: &str, url: &str) -> String {
         self.proof_with(app, method, url, &|_| {})
     }
 
     /// A proof for a resource request with `access_token` (`ath`, RFC 9449 §4.2).
-    fn proof_for(&self, app: &TestServer, method: &str, url: &str, access_token: &str) -> String {
+    pub fn proof_for(&self, app: &TestServer, method: &str, url: &str, access_token: &str) -> String {
         let ath = tessera_core::secret::b64url(tessera_core::secret::sha256(access_token.as_bytes()));
         self.proof_with(app, method, url, &|claims| claims["ath"] = json!(ath))
     }

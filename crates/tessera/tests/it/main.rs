@@ -17,5 +17,6 @@ mod multi_instance;
 mod private_key_jwt;
 mod refresh_and_reuse;
 mod requests;
+mod resource;
 mod support;
 mod token_exchange;

@@ -1,0 +1,329 @@
+//! Protecting an API with Tessera's access tokens. [`Verifier`] checks a request's
+//! token the way RFC 9068 §4 and RFC 9449 §7 ask (signature against the issuer's
+//! JWKS, `typ`, `iss`, `aud`, `exp`, and the DPoP proof when the token is bound);
+//! [`Authenticated`] is the axum extractor that runs it.
+//!
+//! ```ignore
+//! let verifier = Arc::new(Verifier::new("https://id.example.com", "api1"));
+//! let app = Router::new().route("/orders", get(orders)).with_state(verifier);
+//! async fn orders(Authenticated(token): Authenticated) -> Result<String, Rejection> {
+//!     token.require_scope("api1.read")?;
+//!     Ok(format!("orders of {}", token.subject))
+//! }
+//! ```
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{DecodingKey, Validation};
+use serde::Deserialize;
+use tessera_core::clock::{Clock as _, SystemClock};
+use tessera_core::sender::dpop::{self, DpopProof};
+
+/// How long fetched keys are trusted before the JWKS is read again.
+const KEYS_FRESH_FOR: Duration = Duration::from_secs(300);
+/// The least time between refetches forced by an unknown `kid`.
+const REFETCH_AFTER: Duration = Duration::from_secs(30);
+
+/// Checks access tokens for one API (`audience`) of one issuer.
+pub struct Verifier {
+    issuer: String,
+    audience: String,
+    jwks_uri: String,
+    http: reqwest::Client,
+    keys: RwLock<Option<(Instant, JwkSet)>>,
+    seen_proofs: Mutex<HashMap<String, i64>>,
+    api_base: Option<String>,
+}
+
+/// A verified access token.
+#[derive(Debug, Clone)]
+pub struct AccessToken {
+    pub subject: String,
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    /// Every claim, for what this helper does not interpret.
+    pub claims: serde_json::Value,
+}
+
+impl AccessToken {
+    /// Refuses with 403 `insufficient_scope` unless the token carries `scope`.
+    ///
+    /// # Errors
+    /// [`Rejection`] when the scope is missing.
+    pub fn require_scope(&self, scope: &str) -> Result<(), Rejection> {
+        if self.scopes.iter().any(|s| s == scope) {
+            Ok(())
+        } else {
+            Err(Rejection::new(
+                Scheme::Bearer,
+                StatusCode::FORBIDDEN,
+                "insufficient_scope",
+                "the token lacks a needed scope",
+            ))
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    Bearer,
+    Dpop,
+}
+
+/// Why a request was refused: a 401 (or 403) with `WWW-Authenticate` (RFC 6750 §3,
+/// RFC 9449 §7.1).
+#[derive(Debug)]
+pub struct Rejection {
+    scheme: Scheme,
+    status: StatusCode,
+    error: &'static str,
+    description: &'static str,
+}
+
+impl Rejection {
+    fn new(scheme: Scheme, status: StatusCode, error: &'static str, description: &'static str) -> Self {
+        Self { scheme, status, error, description }
+    }
+
+    fn invalid_token(scheme: Scheme, description: &'static str) -> Self {
+        Self::new(scheme, StatusCode::UNAUTHORIZED, "invalid_token", description)
+    }
+
+    /// The OAuth `error` code.
+    #[must_use]
+    pub fn error(&self) -> &'static str {
+        self.error
+    }
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        let scheme = if self.scheme == Scheme::Dpop { "DPoP" } else { "Bearer" };
+        let challenge =
+            format!(r#"{scheme} error="{}", error_description="{}""#, self.error, self.description);
+        let mut response = self.status.into_response();
+        if let Ok(value) = HeaderValue::from_str(&challenge) {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        }
+        response
+    }
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    iss: String,
+    sub: String,
+    aud: serde_json::Value,
+    exp: i64,
+    client_id: Option<String>,
+    scope: Option<String>,
+    cnf: Option<Cnf>,
+}
+
+#[derive(Deserialize)]
+struct Cnf {
+    jkt: Option<String>,
+}
+
+impl Verifier {
+    /// A verifier for tokens of `issuer` meant for `audience`; keys come from
+    /// `{issuer}/jwks` (Tessera's `jwks_uri`).
+    ///
+    /// # Panics
+    /// Never in practice: only if no TLS backend can be set up.
+    #[must_use]
+    pub fn new(issuer: &str, audience: &str) -> Self {
+        let issuer = issuer.trim_end_matches('/').to_owned();
+        Self {
+            jwks_uri: format!("{issuer}/jwks"),
+            issuer,
+            audience: audience.to_owned(),
+            http: reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap_or_default(),
+            keys: RwLock::new(None),
+            seen_proofs: Mutex::new(HashMap::new()),
+            api_base: None,
+        }
+    }
+
+    /// The API's public base URL (`https://api.example.com`), which DPoP proofs name
+    /// in `htu`. Without it the extractor uses `http://` and the `Host` header.
+    #[must_use]
+    pub fn with_api_base(mut self, base: &str) -> Self {
+        self.api_base = Some(base.trim_end_matches('/').to_owned());
+        self
+    }
+
+    /// Checks the request's access token (and DPoP proof) for `method` and the
+    /// request's public `url`.
+    ///
+    /// # Errors
+    /// [`Rejection`]: 401 `invalid_token` or `invalid_dpop_proof`.
+    pub async fn verify(
+        &self,
+        headers: &axum::http::HeaderMap,
+        method: &str,
+        url: &str,
+    ) -> Result<AccessToken, Rejection> {
+        let authorization =
+            headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let (scheme, token) = match authorization.split_once(' ') {
+            Some((s, t)) if s.eq_ignore_ascii_case("bearer") => (Scheme::Bearer, t.trim()),
+            Some((s, t)) if s.eq_ignore_ascii_case("dpop") => (Scheme::Dpop, t.trim()),
+            _ => return Err(Rejection::invalid_token(Scheme::Bearer, "no access token")),
+        };
+        let claims = self.check_token(scheme, token).await?;
+        let now = SystemClock.now();
+        let bound = claims.cnf.as_ref().and_then(|cnf| cnf.jkt.clone());
+        match (scheme, bound) {
+            (Scheme::Bearer, None) => {}
+            (Scheme::Bearer, Some(_)) => {
+                return Err(Rejection::invalid_token(scheme, "a DPoP-bound token needs the DPoP scheme"));
+            }
+            (Scheme::Dpop, None) => {
+                return Err(Rejection::invalid_token(scheme, "the token is not DPoP-bound"));
+            }
+            (Scheme::Dpop, Some(jkt)) => self.check_proof(headers, method, url, token, &jkt, now)?,
+        }
+        let scopes = claims
+            .scope
+            .as_deref()
+            .unwrap_or_default()
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let all =
+            serde_json::json!({ "sub": claims.sub, "client_id": claims.client_id, "scope": claims.scope });
+        Ok(AccessToken {
+            subject: claims.sub,
+            client_id: claims.client_id.unwrap_or_default(),
+            scopes,
+            claims: all,
+        })
+    }
+
+    async fn check_token(&self, scheme: Scheme, token: &str) -> Result<Claims, Rejection> {
+        let bad = |description| Rejection::invalid_token(scheme, description);
+        let header = jsonwebtoken::decode_header(token).map_err(|_| bad("malformed token"))?;
+        // RFC 9068 §4: only `at+jwt` tokens are access tokens (an ID token is not).
+        if header.typ.as_deref().map(str::to_ascii_lowercase).as_deref() != Some("at+jwt") {
+            return Err(bad("not an access token"));
+        }
+        let kid = header.kid.ok_or_else(|| bad("no kid"))?;
+        let jwk = self.key(&kid).await.ok_or_else(|| bad("unknown signing key"))?;
+        let key = DecodingKey::from_jwk(&jwk).map_err(|_| bad("unusable signing key"))?;
+        // Never trust the header's `alg` alone: it must be the key's.
+        let alg = jwk.common.key_algorithm.and_then(|alg| jsonwebtoken::Algorithm::try_from(alg).ok());
+        if alg != Some(header.alg) {
+            return Err(bad("algorithm does not match the key"));
+        }
+        let mut validation = Validation::new(header.alg);
+        validation.validate_exp = false;
+        validation.validate_aud = false;
+        validation.required_spec_claims.clear();
+        let claims = jsonwebtoken::decode::<Claims>(token, &key, &validation)
+            .map_err(|_| bad("bad signature"))?
+            .claims;
+        let audience_matches = match &claims.aud {
+            serde_json::Value::String(aud) => aud == &self.audience,
+            serde_json::Value::Array(auds) => {
+                auds.iter().any(|aud| aud.as_str() == Some(self.audience.as_str()))
+            }
+            _ => false,
+        };
+        if claims.iss != self.issuer || !audience_matches {
+            return Err(bad("the token is for another issuer or audience"));
+        }
+        if claims.exp <= SystemClock.now() {
+            return Err(bad("the token expired"));
+        }
+        Ok(claims)
+    }
+
+    fn check_proof(
+        &self,
+        headers: &axum::http::HeaderMap,
+        method: &str,
+        url: &str,
+        token: &str,
+        jkt: &str,
+        now: i64,
+    ) -> Result<(), Rejection> {
+        let bad = |description| {
+            Rejection::new(Scheme::Dpop, StatusCode::UNAUTHORIZED, "invalid_dpop_proof", description)
+        };
+        let mut proofs = headers.get_all("dpop").iter();
+        let (Some(proof), None) = (proofs.next(), proofs.next()) else {
+            return Err(bad("exactly one DPoP proof is needed"));
+        };
+        let jwt = proof.to_str().map_err(|_| bad("malformed DPoP proof"))?.to_owned();
+        let proof = DpopProof { jwt, method: method.to_owned(), url: url.to_owned() };
+        let checked =
+            dpop::check(&proof, Some(token), now).map_err(|_| bad("the DPoP proof does not check out"))?;
+        if checked.jkt != jkt {
+            return Err(Rejection::invalid_token(
+                Scheme::Dpop,
+                "the proof is from another key than the token's",
+            ));
+        }
+        // RFC 9449 §11.1: each proof once, remembered until it would be too old anyway.
+        let mut seen = self.seen_proofs.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        seen.retain(|_, until| *until > now);
+        if seen.insert(format!("{jkt}:{}", checked.jti), checked.replay_until()).is_some() {
+            return Err(bad("the DPoP proof was already used"));
+        }
+        Ok(())
+    }
+
+    /// The issuer's key `kid`, fetching the JWKS when stale or when the key is new.
+    async fn key(&self, kid: &str) -> Option<jsonwebtoken::jwk::Jwk> {
+        let cached = self.keys.read().ok().and_then(|keys| keys.clone());
+        if let Some((fetched, set)) = &cached {
+            let found = set.find(kid).cloned();
+            if found.is_some() && fetched.elapsed() < KEYS_FRESH_FOR {
+                return found;
+            }
+            if found.is_none() && fetched.elapsed() < REFETCH_AFTER {
+                return None;
+            }
+        }
+        let set: JwkSet = self.http.get(&self.jwks_uri).send().await.ok()?.json().await.ok()?;
+        let found = set.find(kid).cloned();
+        if let Ok(mut keys) = self.keys.write() {
+            *keys = Some((Instant::now(), set));
+        }
+        found
+    }
+}
+
+/// The axum extractor: a verified access token, or the [`Rejection`].
+/// Needs `Arc<Verifier>` in the router's state and the request's public URL, taken
+/// as the verifier's issuer origin plus the request path.
+pub struct Authenticated(pub AccessToken);
+
+impl<S> FromRequestParts<S> for Authenticated
+where
+    Arc<Verifier>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = Rejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let verifier = Arc::<Verifier>::from_ref(state);
+        let url = match &verifier.api_base {
+            Some(base) => format!("{base}{}", parts.uri.path()),
+            None => {
+                let host = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
+                format!("http://{host}{}", parts.uri.path())
+            }
+        };
+        verifier.verify(&parts.headers, parts.method.as_str(), &url).await.map(Authenticated)
+    }
+}
