@@ -50,7 +50,7 @@ for run in $RUNS; do
     codes|refresh)
       kind=code; what="codes"; scope="openid profile api1.read"
       if [ "$run" = refresh ]; then kind=refresh; what="refresh-tokens"; scope="openid api1.read offline_access"; fi
-      target/release/tessera-bench "$what" --store "$store" --count "$SEED" --scope "$scope" >"$work/values"
+      target/release/tessera-bench seed "$what" --store "$store" --count "$SEED" --scope "$scope" >"$work/values"
       export BENCH_AUTH="$(printf 'web-app:web-app-secret' | base64 -w0)" BENCH_VALUES="$work/values" \
         BENCH_KIND="$kind" BENCH_THREADS="$THREADS" BENCH_REDIRECT_URI="https://webapp.example.com/signin-oidc" \
         BENCH_VERIFIER="bench-verifier-0123456789-abcdefghijklmnopqrstuvwxyz"

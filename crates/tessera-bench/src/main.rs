@@ -1,7 +1,11 @@
-//! `tessera-bench seed`: writes pre-issued authorization codes or refresh tokens into a
-//! store, as `/authorize` and the token endpoint would, and prints their values one per
-//! line, for `bench/run.sh` to redeem under load. Benchmark support only: it never runs
-//! beside a production store.
+//! Benchmark support, never run beside a production store:
+//! - `tessera-bench seed codes|refresh-tokens`: writes pre-issued authorization codes or
+//!   refresh tokens into a store, as `/authorize` and the token endpoint would, and
+//!   prints their values one per line, for `bench/run.sh` to redeem under load;
+//! - `tessera-bench load`: a client-credentials load generator that can add a fresh
+//!   DPoP proof (RFC 9449) to every request, which wrk cannot (`bench/dpop.sh`).
+
+mod load;
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -17,7 +21,15 @@ use tessera_store_sql::SqlStore;
 pub const VERIFIER: &str = "bench-verifier-0123456789-abcdefghijklmnopqrstuvwxyz";
 
 #[derive(Parser)]
-#[command(about = "Seed pre-issued codes or refresh tokens for the token-endpoint benchmark")]
+#[command(about = "Token-endpoint benchmark support")]
+enum Command {
+    /// Seed pre-issued codes or refresh tokens.
+    Seed(Args),
+    /// Drive client_credentials, optionally with DPoP proofs.
+    Load(load::LoadArgs),
+}
+
+#[derive(clap::Args)]
 struct Args {
     /// What to seed.
     #[arg(value_enum)]
@@ -45,10 +57,13 @@ enum Kind {
     RefreshTokens,
 }
 
-#[tokio::main(flavor = "current_thread")]
+#[tokio::main]
 async fn main() -> ExitCode {
-    let args = Args::parse();
-    match seed(&args).await {
+    let outcome = match Command::parse() {
+        Command::Seed(args) => seed(&args).await,
+        Command::Load(args) => load::run(&args).await,
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("tessera-bench: {error}");
