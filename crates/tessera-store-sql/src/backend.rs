@@ -98,3 +98,9 @@ impl Backend {
             .collect()
     }
 }
+
+/// A `LIKE … ESCAPE '\'` pattern matching keys that start with `prefix` literally:
+/// `%`, `_` and the escape character itself lose their wildcard meaning.
+pub(crate) fn like_prefix(prefix: &str) -> String {
+    format!("{}%", prefix.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"))
+}

@@ -754,8 +754,7 @@ impl RequestStore for SqliteStore {
         prefix: &str,
         now: Timestamp,
     ) -> StoreResult<Vec<(String, serde_json::Value)>> {
-        // LIKE with `%` and `_` escaped: the prefix matches literally.
-        let pattern = format!("{}%", prefix.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+        let pattern = crate::backend::like_prefix(prefix);
         let rows: Vec<(String, String)> = self.call(|c| {
             c.prepare_cached(
                 "SELECT key, document FROM pending_requests WHERE key LIKE ?1 ESCAPE '\\' AND expires_at > ?2 \

@@ -337,8 +337,7 @@ impl RequestStore for PgStore {
         prefix: &str,
         now: Timestamp,
     ) -> StoreResult<Vec<(String, serde_json::Value)>> {
-        // LIKE with `%` and `_` escaped: the prefix matches literally on both backends.
-        let pattern = format!("{}%", prefix.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+        let pattern = crate::backend::like_prefix(prefix);
         let rows = sqlx::query(
             "SELECT key, document FROM pending_requests WHERE key LIKE $1 ESCAPE '\\' AND expires_at > $2 ORDER BY key",
         )

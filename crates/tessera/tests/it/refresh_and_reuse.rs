@@ -265,3 +265,17 @@ async fn a_client_introspects_its_own_live_refresh_tokens() {
     assert_eq!(refresh(&app, refresh_token, None).await.status(), 200);
     assert!(!introspect_active(&app, refresh_token).await, "rotated away");
 }
+
+#[tokio::test]
+async fn a_malformed_code_verifier_is_invalid_request_and_leaves_the_code_usable() {
+    let app = TestServer::spawn().await;
+    let mut browser = Browser::new(&app);
+    let (url, verifier) = authorization_url(&app, "web", "https://web.example/cb", "openid", &[]);
+    let code = query(&browser.authorize(&url, "alice", "alice-password-1").await, "code").unwrap();
+    // RFC 7636 §4.1: 43 to 128 unreserved characters.
+    for bad in ["short", &"a".repeat(129), &format!("{}+", "a".repeat(43))] {
+        let response = redeem(&app, &code, bad, "https://web.example/cb").await;
+        assert_eq!(oauth_error(response).await, (400, "invalid_request".into()), "{bad}");
+    }
+    assert_eq!(redeem(&app, &code, &verifier, "https://web.example/cb").await.status(), 200);
+}
