@@ -322,8 +322,9 @@ fn credential(cx: &mut Cx, place: &Place, raw: RawCredential) -> Option<ClientCr
         };
     }
     if let Some(subject) = raw.x509_subject {
-        if subject.trim().is_empty() {
-            cx.error(place, "x509_subject", "must not be empty");
+        // RFC 8705 §2.1.2: an RFC 4514 string, such as "CN=payments,O=Example,C=DE".
+        if let Err(reason) = tessera_core::model::DistinguishedName::parse(&subject) {
+            cx.error(place, "x509_subject", format!("not an RFC 4514 distinguished name: {reason}"));
             return None;
         }
         return Some(ClientCredential::X509Subject { subject, expires });
@@ -711,6 +712,15 @@ mod tests {
         for uri in ["/jwks.json", "file:///etc/jwks.json"] {
             let errors = errors_of(&service(&format!("client_secrets = [{{ jwks_uri = \"{uri}\" }}]")));
             assert!(has_error(&errors, SVC, "client_secrets[0].jwks_uri"), "{uri}: {errors:#?}");
+        }
+    }
+
+    #[test]
+    fn an_x509_subject_must_be_a_distinguished_name() {
+        load_ok(&service("client_secrets = [{ x509_subject = \"CN=svc,O=Example\\\\, Inc.\" }]"));
+        for bad in ["", "svc", "CN="] {
+            let errors = errors_of(&service(&format!("client_secrets = [{{ x509_subject = \"{bad}\" }}]")));
+            assert!(has_error(&errors, SVC, "client_secrets[0].x509_subject"), "{bad}: {errors:#?}");
         }
     }
 

@@ -56,6 +56,21 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// The optional TLS listener (needed for mutual TLS, RFC 8705).
     pub tls: Option<TlsConfig>,
+    /// A TLS-terminating proxy trusted to pass client certificates on.
+    pub proxy: Option<ProxyConfig>,
+}
+
+/// `[server.proxy]`: a TLS-terminating proxy in front of Tessera that forwards the
+/// client's certificate in a header (RFC 9440 `Client-Cert` by default). The header
+/// is believed only on connections from `trusted_addresses`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyConfig {
+    /// The proxies' addresses, each an IP address or a CIDR range.
+    pub trusted_addresses: Vec<(std::net::IpAddr, u8)>,
+    /// The header carrying the certificate.
+    pub client_cert_header: String,
+    /// The CA for `tls_client_auth` behind the proxy; `[server.tls] client_ca` if unset.
+    pub client_ca: Option<PathBuf>,
 }
 
 /// `[server.tls]`. Paths are resolved against the configuration file's directory.
@@ -204,6 +219,7 @@ fn check(
 
     let issuer = sections::issuer(&mut cx, raw.issuer);
     let (server, timings) = sections::server(&mut cx, base_dir, raw.server);
+    let issuer_for_mtls = issuer.clone();
     let storage = sections::storage(&mut cx, base_dir, raw.storage);
     let signing = sections::signing(&mut cx, raw.signing);
     let tokens = sections::tokens(&mut cx, raw.tokens);
@@ -236,6 +252,7 @@ fn check(
             session_lifetime: timings.session_lifetime,
             ciba_notification_webhook,
             dpop_require_nonce,
+            mtls: sections::mtls_settings(&issuer_for_mtls, &server),
         },
         server,
         storage,

@@ -11,7 +11,8 @@ use tessera_core::settings::{ClientAuthSettings, SigningSettings, TokenSettings}
 use tessera_core::tokens::SigningAlgorithm;
 
 use crate::decode::{Cx, Place, Seconds, Unknown};
-use crate::{ServerConfig, StorageConfig, TlsConfig};
+use crate::{ProxyConfig, ServerConfig, StorageConfig, TlsConfig};
+use tessera_core::settings::MtlsSettings;
 
 /// `[server] listen` when absent.
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -54,6 +55,7 @@ pub(crate) fn issuer(cx: &mut Cx, raw: Option<String>) -> String {
 struct RawServer {
     listen: Option<String>,
     tls: Option<toml::Table>,
+    proxy: Option<toml::Table>,
     client_cache_ttl: Option<Seconds>,
     session_lifetime: Option<Seconds>,
     #[serde(flatten)]
@@ -87,8 +89,89 @@ pub(crate) fn server(cx: &mut Cx, base_dir: &Path, table: toml::Table) -> (Serve
         client_cache_ttl: or_default(raw.client_cache_ttl, 30),
         session_lifetime: or_default(raw.session_lifetime, 8 * 3600),
     };
-    let tls = raw.tls.map(|table| tls(cx, base_dir, table));
-    (ServerConfig { listen, tls: tls.flatten() }, timings)
+    let tls = raw.tls.and_then(|table| tls(cx, base_dir, table));
+    let proxy = raw.proxy.and_then(|table| proxy(cx, base_dir, table));
+    (ServerConfig { listen, tls, proxy }, timings)
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct RawProxy {
+    trusted_addresses: Option<Vec<String>>,
+    client_cert_header: Option<String>,
+    client_ca: Option<String>,
+    #[serde(flatten)]
+    unknown: Unknown,
+}
+
+/// RFC 9440 §2.2: the header a proxy passes the client certificate in.
+const DEFAULT_CLIENT_CERT_HEADER: &str = "Client-Cert";
+
+fn proxy(cx: &mut Cx, base_dir: &Path, table: toml::Table) -> Option<ProxyConfig> {
+    let place = Place::subsection("server", "proxy");
+    let raw: RawProxy = cx.decode(&place, table).unwrap_or_default();
+    cx.unknown(&place, &raw.unknown);
+    let Some(addresses) = raw.trusted_addresses.filter(|list| !list.is_empty()) else {
+        cx.error(
+            &place,
+            "trusted_addresses",
+            "missing required key: the proxies' IP addresses or CIDR ranges",
+        );
+        return None;
+    };
+    let mut trusted_addresses = Vec::new();
+    for text in &addresses {
+        match address_range(text) {
+            Some(range) => trusted_addresses.push(range),
+            None => cx.error(
+                &place,
+                "trusted_addresses",
+                format!("{text:?} is not an IP address or CIDR range such as \"10.0.0.0/8\""),
+            ),
+        }
+    }
+    let client_cert_header = raw.client_cert_header.unwrap_or_else(|| DEFAULT_CLIENT_CERT_HEADER.to_owned());
+    let valid_header = !client_cert_header.is_empty()
+        && client_cert_header.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !valid_header {
+        cx.error(&place, "client_cert_header", format!("{client_cert_header:?} is not an HTTP header name"));
+    }
+    Some(ProxyConfig {
+        trusted_addresses,
+        client_cert_header,
+        client_ca: raw.client_ca.map(|path| base_dir.join(path)),
+    })
+}
+
+/// `10.0.0.1` (a single address) or `10.0.0.0/8`.
+fn address_range(text: &str) -> Option<(std::net::IpAddr, u8)> {
+    let (address, prefix) = match text.split_once('/') {
+        Some((address, prefix)) => (address, Some(prefix)),
+        None => (text, None),
+    };
+    let address: std::net::IpAddr = address.trim().parse().ok()?;
+    let longest = if address.is_ipv4() { 32 } else { 128 };
+    let prefix = match prefix {
+        Some(prefix) => prefix.trim().parse::<u8>().ok().filter(|prefix| *prefix <= longest)?,
+        None => longest,
+    };
+    Some((address, prefix))
+}
+
+/// What discovery says about mutual TLS: enabled when certificates can arrive, with
+/// endpoint aliases on the TLS listener's port when the issuer names another.
+pub(crate) fn mtls_settings(issuer: &str, server: &ServerConfig) -> MtlsSettings {
+    let enabled = server.tls.is_some() || server.proxy.is_some();
+    let endpoint_base = server.tls.as_ref().and_then(|tls| {
+        let mut url = url::Url::parse(issuer).ok()?;
+        let issuer_port = url.port_or_known_default();
+        url.set_scheme("https").ok()?;
+        url.set_port(Some(tls.listen.port())).ok()?;
+        let base = url.as_str().trim_end_matches('/').to_owned();
+        // Same scheme and port: the issuer's own endpoints already take certificates.
+        (base != issuer || issuer_port != Some(tls.listen.port())).then_some(base)
+    });
+    MtlsSettings { enabled, endpoint_base }
 }
 
 fn tls(cx: &mut Cx, base_dir: &Path, table: toml::Table) -> Option<TlsConfig> {

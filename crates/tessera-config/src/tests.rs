@@ -178,6 +178,44 @@ fn tls_paths_are_resolved_against_the_config_directory() {
 }
 
 #[test]
+fn a_tls_listener_on_another_port_gives_mtls_endpoint_aliases() {
+    let tls = "[server.tls]\nlisten = \"0.0.0.0:8443\"\ncert = \"s.pem\"\nkey = \"s.key\"";
+    let config = load_ok(&format!("{BASE}\n{tls}"));
+    assert!(config.settings.mtls.enabled);
+    assert_eq!(config.settings.mtls.endpoint_base.as_deref(), Some("https://id.example.com:8443"));
+    assert_eq!(config.settings.mtls_endpoint("/token"), "https://id.example.com:8443/token");
+    // The issuer itself on the TLS listener: its endpoints already take certificates.
+    let same = BASE.replace("https://id.example.com", "https://id.example.com:8443");
+    let config = load_ok(&format!("{same}\n{tls}"));
+    assert_eq!(config.settings.mtls.endpoint_base, None);
+    assert!(!load_ok(BASE).settings.mtls.enabled);
+}
+
+#[test]
+fn a_trusted_proxy_section_is_checked() {
+    let config = load_ok(&format!(
+        "{BASE}\n[server.proxy]\ntrusted_addresses = [\"10.0.0.0/8\", \"::1\"]\nclient_ca = \"ca.pem\""
+    ));
+    let proxy = config.server.proxy.unwrap();
+    assert_eq!(
+        proxy.trusted_addresses,
+        vec![("10.0.0.0".parse().unwrap(), 8), ("::1".parse().unwrap(), 128)]
+    );
+    assert_eq!(proxy.client_cert_header, "Client-Cert");
+    assert_eq!(proxy.client_ca.as_deref(), Some(Path::new("/etc/tessera/ca.pem")));
+    assert!(config.settings.mtls.enabled);
+    assert_eq!(config.settings.mtls.endpoint_base, None);
+
+    let errors = errors_of(&format!("{BASE}\n[server.proxy]\nclient_cert_header = \"X Cert\""));
+    assert!(has_error(&errors, "[server.proxy]", "trusted_addresses"), "{errors:#?}");
+    let errors = errors_of(&format!(
+        "{BASE}\n[server.proxy]\ntrusted_addresses = [\"10.0.0.0/33\", \"proxy.internal\"]\nclient_cert_header = \"X Cert\""
+    ));
+    assert!(has_error(&errors, "[server.proxy]", "trusted_addresses"), "{errors:#?}");
+    assert!(has_error(&errors, "[server.proxy]", "client_cert_header"), "{errors:#?}");
+}
+
+#[test]
 fn a_tls_section_without_certificate_names_the_missing_keys() {
     let errors = errors_of(&format!("{BASE}\n[server.tls]\nlisten = \"127.0.0.1:8443\""));
     assert!(has_error(&errors, "[server.tls]", "cert"), "{errors:#?}");

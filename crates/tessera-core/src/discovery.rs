@@ -10,10 +10,14 @@ use crate::client_auth::allowed_assertion_algorithms;
 #[must_use]
 pub fn metadata(provider: &Provider) -> Value {
     let settings = &provider.settings;
-    let auth_methods = ["client_secret_basic", "client_secret_post", "private_key_jwt"];
-    let token_auth_methods = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"];
+    let mut auth_methods = vec!["client_secret_basic", "client_secret_post", "private_key_jwt"];
+    if settings.mtls.enabled {
+        auth_methods.extend(["tls_client_auth", "self_signed_tls_client_auth"]);
+    }
+    let mut token_auth_methods = auth_methods.clone();
+    token_auth_methods.push("none");
     let grants: Vec<&str> = provider.grants.supported().into_iter().map(|g| g.as_str()).collect();
-    json!({
+    let mut metadata = json!({
         "issuer": settings.issuer,
         "authorization_endpoint": settings.endpoint("/authorize"),
         "token_endpoint": settings.endpoint("/token"),
@@ -47,7 +51,24 @@ pub fn metadata(provider: &Provider) -> Value {
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [settings.signing.algorithm.as_str()],
         "access_token_signing_alg_values_supported": [settings.signing.algorithm.as_str()],
-    })
+    });
+    if settings.mtls.enabled {
+        metadata["tls_client_certificate_bound_access_tokens"] = json!(true);
+    }
+    // RFC 8705 §5: where the endpoints that take client certificates are, when that is
+    // another host or port than the issuer's.
+    if settings.mtls.endpoint_base.is_some() {
+        metadata["mtls_endpoint_aliases"] = json!({
+            "token_endpoint": settings.mtls_endpoint("/token"),
+            "revocation_endpoint": settings.mtls_endpoint("/revoke"),
+            "introspection_endpoint": settings.mtls_endpoint("/introspect"),
+            "pushed_authorization_request_endpoint": settings.mtls_endpoint("/par"),
+            "device_authorization_endpoint": settings.mtls_endpoint("/device_authorization"),
+            "backchannel_authentication_endpoint": settings.mtls_endpoint("/bc-authorize"),
+            "userinfo_endpoint": settings.mtls_endpoint("/userinfo"),
+        });
+    }
+    metadata
 }
 
 /// Every claim the identity resources can release, `sub` and the ID token's own first.

@@ -78,7 +78,7 @@ impl Provider {
         let window = now.div_euclid(DPOP_NONCE_WINDOW);
         [window, window - 1].into_iter().any(|w| {
             let expected = self.dpop_nonce_for_window(w);
-            bool::from(subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), nonce.as_bytes()))
+            crate::secret::constant_time_eq(&expected, nonce)
         })
     }
 

@@ -95,6 +95,13 @@ pub fn b64url(bytes: impl AsRef<[u8]>) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// Compares two public-length values (thumbprints, nonces) without leaking where they
+/// first differ.
+#[must_use]
+pub fn constant_time_eq(a: &str, b: &str) -> bool {
+    bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
 /// SHA-256 of arbitrary bytes.
 #[must_use]
 pub fn sha256(bytes: impl AsRef<[u8]>) -> [u8; 32] {

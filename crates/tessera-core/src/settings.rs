@@ -20,6 +20,19 @@ pub struct Settings {
     pub ciba_notification_webhook: Option<String>,
     /// Whether DPoP proofs must carry a server nonce (RFC 9449 §8).
     pub dpop_require_nonce: bool,
+    /// Mutual TLS (RFC 8705), when a TLS listener or a trusted proxy passes client
+    /// certificates in.
+    pub mtls: MtlsSettings,
+}
+
+/// What discovery says about mutual TLS (RFC 8705 §3.3, §5).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MtlsSettings {
+    /// Whether client certificates can reach the server at all.
+    pub enabled: bool,
+    /// The base URL of the TLS listener when it differs from the issuer's, so that
+    /// clients find the endpoints where certificates are asked for (RFC 8705 §5).
+    pub endpoint_base: Option<String>,
 }
 
 /// Token lifetimes and format.
@@ -94,6 +107,7 @@ impl Settings {
             session_lifetime: 8 * 3600,
             ciba_notification_webhook: None,
             dpop_require_nonce: false,
+            mtls: MtlsSettings::default(),
         }
     }
 
@@ -101,5 +115,15 @@ impl Settings {
     #[must_use]
     pub fn endpoint(&self, path: &str) -> String {
         format!("{}{path}", self.issuer)
+    }
+
+    /// The URL of an endpoint as reached through the TLS listener's alias, if there
+    /// is one (RFC 8705 §5), else as [`Self::endpoint`].
+    #[must_use]
+    pub fn mtls_endpoint(&self, path: &str) -> String {
+        match &self.mtls.endpoint_base {
+            Some(base) => format!("{base}{path}"),
+            None => self.endpoint(path),
+        }
     }
 }

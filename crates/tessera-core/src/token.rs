@@ -25,6 +25,8 @@ pub struct TokenRequest {
     pub credentials: Credentials,
     /// The `DPoP` header's proof (RFC 9449 §5), if any.
     pub dpop: Option<crate::sender::dpop::DpopProof>,
+    /// The TLS client certificate the connection presented (RFC 8705), if any.
+    pub certificate: Option<crate::model::ClientCertificate>,
 }
 
 /// A successful token response (RFC 6749 §5.1, OpenID Connect Core §3.1.3.3).
@@ -103,7 +105,11 @@ pub async fn exchange(provider: &Provider, request: &TokenRequest) -> Result<Tok
     };
     let cx = GrantContext { provider, client, now, dpop_jkt: dpop_jkt.as_deref() };
     let issue = handler.handle(&cx, &request.params).await?;
-    let confirmation = dpop_jkt.clone().map(|jkt| Confirmation { jkt: Some(jkt) });
+    // RFC 8705 §3: whoever presents a certificate gets tokens bound to it, however it
+    // authenticated; RFC 9449 §5 likewise for a DPoP key.
+    let certificate_thumbprint =
+        request.certificate.as_ref().map(|certificate| certificate.thumbprint.clone());
+    let confirmation = Confirmation::of(dpop_jkt.clone(), certificate_thumbprint);
     let token = access_token::mint(provider, client, &issue, confirmation, now).await?;
     let (refresh_token, id_token) = match &issue.user {
         None => (None, None),

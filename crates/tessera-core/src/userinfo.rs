@@ -13,6 +13,8 @@ pub struct Presented<'a> {
     pub token: &'a str,
     /// `Authorization: DPoP` (with its proof) rather than `Bearer` (RFC 9449 §7.1).
     pub dpop: Option<&'a DpopProof>,
+    /// The TLS client certificate of the connection (RFC 8705 §3), if any.
+    pub certificate: Option<&'a crate::model::ClientCertificate>,
 }
 
 /// The claims the token's identity scopes release, `sub` always first.
@@ -41,6 +43,15 @@ pub async fn userinfo(provider: &Provider, presented: Option<Presented<'_>>) -> 
             if jkt != bound {
                 return Err(OAuthError::invalid_token("the proof is from another key than the token's"));
             }
+        }
+    }
+    // RFC 8705 §3: a certificate-bound token only over a connection with that certificate.
+    if let Some(bound) = resolved.cnf.as_ref().and_then(|cnf| cnf.x5t_s256.as_deref()) {
+        let presented = presented.certificate.map(|certificate| certificate.thumbprint.as_str());
+        if !presented.is_some_and(|thumbprint| crate::secret::constant_time_eq(thumbprint, bound)) {
+            return Err(OAuthError::invalid_token(
+                "the token is bound to a client certificate not presented",
+            ));
         }
     }
     if !resolved.scope.iter().any(|s| s == "openid") {

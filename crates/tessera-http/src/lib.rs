@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 mod pages;
 mod routes;
+pub mod tls;
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -32,6 +33,24 @@ pub struct App {
     base_path: String,
     /// Cookies get `Secure` when the issuer is HTTPS.
     secure_cookies: bool,
+    /// Where client certificates come from and which CA issues them.
+    tls: TlsOptions,
+}
+
+/// Client certificates (RFC 8705): the CA that issues `tls_client_auth` certificates
+/// on the TLS listener, and a TLS-terminating proxy trusted to forward them.
+#[derive(Debug, Clone, Default)]
+pub struct TlsOptions {
+    pub client_ca: Option<tls::ClientCa>,
+    pub proxy: Option<TrustedProxy>,
+}
+
+/// A proxy whose certificate header is believed (from its addresses only).
+#[derive(Debug, Clone)]
+pub struct TrustedProxy {
+    pub trusted_addresses: Vec<(std::net::IpAddr, u8)>,
+    pub header: HeaderName,
+    pub client_ca: Option<tls::ClientCa>,
 }
 
 impl Deref for App {
@@ -48,14 +67,14 @@ pub type AppState = Arc<App>;
 ///
 /// # Errors
 /// When the shared CSRF key cannot be read from the store.
-pub async fn router(provider: Arc<Provider>) -> Result<Router, OAuthError> {
+pub async fn router(provider: Arc<Provider>, tls: TlsOptions) -> Result<Router, OAuthError> {
     // One key for every instance, so a form rendered by one verifies on another.
     let candidate = provider.rng.bytes::<32>();
     let secret = provider.store.shared_secret("csrf-hmac", &candidate).await?;
     let csrf_key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &secret);
     let base_path = issuer_path(&provider.settings.issuer);
     let secure_cookies = provider.settings.issuer.starts_with("https://");
-    let app = Arc::new(App { provider, csrf_key, base_path: base_path.clone(), secure_cookies });
+    let app = Arc::new(App { provider, csrf_key, base_path: base_path.clone(), secure_cookies, tls });
     let routes = routes::all().with_state(app);
     let router = if base_path.is_empty() { routes } else { Router::new().nest(&base_path, routes) };
     Ok(router

@@ -1,7 +1,9 @@
 //! Protecting an API with Tessera's access tokens. [`Verifier`] checks a request's
 //! token the way RFC 9068 §4 and RFC 9449 §7 ask (signature against the issuer's
 //! JWKS, `typ`, `iss`, `aud`, `exp`, and the DPoP proof when the token is bound);
-//! [`Authenticated`] is the axum extractor that runs it.
+//! [`Authenticated`] is the axum extractor that runs it. Certificate-bound tokens
+//! (RFC 8705 §3) need the API's TLS layer to put the client's certificate into the
+//! request as a [`PeerCertificate`].
 //!
 //! ```ignore
 //! let verifier = Arc::new(Verifier::new("https://id.example.com", "api1"));
@@ -130,7 +132,15 @@ struct Claims {
 #[derive(Deserialize)]
 struct Cnf {
     jkt: Option<String>,
+    #[serde(rename = "x5t#S256")]
+    x5t_s256: Option<String>,
 }
+
+/// The DER certificate the client presented on this request's TLS connection. The
+/// API's TLS layer inserts it into the request's extensions (RFC 8705 §3); without
+/// it, certificate-bound tokens are refused.
+#[derive(Debug, Clone)]
+pub struct PeerCertificate(pub Vec<u8>);
 
 impl Verifier {
     /// A verifier for tokens of `issuer` meant for `audience`; keys come from
@@ -161,7 +171,8 @@ impl Verifier {
     }
 
     /// Checks the request's access token (and DPoP proof) for `method` and the
-    /// request's public `url`.
+    /// request's public `url`, and its certificate binding against the TLS client
+    /// certificate the request came with.
     ///
     /// # Errors
     /// [`Rejection`]: 401 `invalid_token` or `invalid_dpop_proof`.
@@ -170,6 +181,7 @@ impl Verifier {
         headers: &axum::http::HeaderMap,
         method: &str,
         url: &str,
+        peer_certificate: Option<&PeerCertificate>,
     ) -> Result<AccessToken, Rejection> {
         let authorization =
             headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
@@ -180,6 +192,18 @@ impl Verifier {
         };
         let claims = self.check_token(scheme, token).await?;
         let now = SystemClock.now();
+        // RFC 8705 §3: a certificate-bound token only with the certificate it names.
+        if let Some(bound) = claims.cnf.as_ref().and_then(|cnf| cnf.x5t_s256.as_deref()) {
+            let presented = peer_certificate
+                .map(|PeerCertificate(der)| tessera_core::secret::b64url(tessera_core::secret::sha256(der)));
+            if !presented.is_some_and(|thumbprint| tessera_core::secret::constant_time_eq(&thumbprint, bound))
+            {
+                return Err(Rejection::invalid_token(
+                    scheme,
+                    "the token is bound to another client certificate",
+                ));
+            }
+        }
         let bound = claims.cnf.as_ref().and_then(|cnf| cnf.jkt.clone());
         match (scheme, bound) {
             (Scheme::Bearer, None) => {}
@@ -324,6 +348,7 @@ where
                 format!("http://{host}{}", parts.uri.path())
             }
         };
-        verifier.verify(&parts.headers, parts.method.as_str(), &url).await.map(Authenticated)
+        let certificate = parts.extensions.get::<PeerCertificate>();
+        verifier.verify(&parts.headers, parts.method.as_str(), &url, certificate).await.map(Authenticated)
     }
 }

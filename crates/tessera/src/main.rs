@@ -213,8 +213,10 @@ async fn main() -> ExitCode {
 
 async fn serve(config: tessera_config::Config) -> Result<(), tessera::server::StartError> {
     let provider = tessera::server::prepare(&config, Arc::new(SystemClock)).await?;
-    let listener = tokio::net::TcpListener::bind(config.server.listen).await?;
-    tessera::server::serve(provider, listener, shutdown_signal()).await?;
+    // Unusable TLS files fail here, before anything listens.
+    tessera::server::tls_setup(&config)?;
+    let listeners = tessera::server::Listeners::bind(&config).await?;
+    tessera::server::serve(provider, &config, listeners, shutdown_signal()).await?;
     Ok(())
 }
 

@@ -8,6 +8,8 @@ use tessera_core::Provider;
 use tessera_core::catalog::Catalog;
 use tessera_core::clock::Clock;
 use tessera_core::random::Rng;
+use tessera_http::tls::ClientCa;
+use tessera_http::{TlsOptions, TrustedProxy};
 use tessera_store_sql::SqlStore;
 use tokio::net::TcpListener;
 use tracing::info;
@@ -40,24 +42,109 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<Provi
     Ok(Arc::new(provider))
 }
 
-/// Serves HTTP on `listener` until `shutdown` completes, then drains in-flight
-/// requests; the upkeep tasks run alongside.
+/// The sockets to serve on: plain HTTP, and TLS when `[server.tls]` is configured.
+pub struct Listeners {
+    pub http: TcpListener,
+    pub tls: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds the addresses the configuration names.
+    ///
+    /// # Errors
+    /// When an address cannot be bound.
+    pub async fn bind(config: &Config) -> std::io::Result<Self> {
+        let http = TcpListener::bind(config.server.listen).await?;
+        let tls = match &config.server.tls {
+            Some(tls) => Some(TcpListener::bind(tls.listen).await?),
+            None => None,
+        };
+        Ok(Self { http, tls })
+    }
+}
+
+/// Reads the TLS listener's certificate and key, and the client CAs, as configured.
 ///
 /// # Errors
-/// When the listener fails.
+/// When a file cannot be read or holds no usable certificate or key.
+pub fn tls_setup(config: &Config) -> Result<(Option<rustls::ServerConfig>, TlsOptions), StartError> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|error| format!("cannot read {}: {error}", path.display()))
+    };
+    let client_ca = |path: Option<&std::path::Path>| -> Result<Option<ClientCa>, StartError> {
+        let Some(path) = path else { return Ok(None) };
+        let ca = ClientCa::from_pem(&read(path)?).map_err(|error| format!("{}: {error}", path.display()))?;
+        Ok(Some(ca))
+    };
+    let mut options = TlsOptions::default();
+    let server_config = match &config.server.tls {
+        Some(tls) => {
+            let ca_pem = tls.client_ca.as_deref().map(read).transpose()?;
+            options.client_ca = client_ca(tls.client_ca.as_deref())?;
+            let server_config =
+                tessera_http::tls::server_config(&read(&tls.cert)?, &read(&tls.key)?, ca_pem.as_deref())
+                    .map_err(|error| format!("[server.tls]: {error}"))?;
+            Some(server_config)
+        }
+        None => None,
+    };
+    if let Some(proxy) = &config.server.proxy {
+        let header =
+            axum::http::HeaderName::from_bytes(proxy.client_cert_header.to_ascii_lowercase().as_bytes())?;
+        let client_ca = match proxy.client_ca.as_deref() {
+            Some(path) => client_ca(Some(path))?,
+            None => options.client_ca.clone(),
+        };
+        options.proxy =
+            Some(TrustedProxy { trusted_addresses: proxy.trusted_addresses.clone(), header, client_ca });
+    }
+    Ok((server_config, options))
+}
+
+/// Serves HTTP (and TLS, when configured) until `shutdown` completes, then drains
+/// in-flight requests; the upkeep tasks run alongside.
+///
+/// # Errors
+/// When the TLS files are unusable or a listener fails.
 pub async fn serve(
     provider: Arc<Provider>,
-    listener: TcpListener,
+    config: &Config,
+    listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let router = tessera_http::router(provider.clone()).await.map_err(std::io::Error::other)?;
+) -> Result<(), StartError> {
+    let (tls_config, tls_options) = tls_setup(config)?;
+    let router = tessera_http::router(provider.clone(), tls_options).await.map_err(std::io::Error::other)?;
     let upkeep = crate::upkeep::spawn(&provider);
-    info!(address = %listener.local_addr()?, issuer = %provider.settings.issuer, "serving");
+    info!(address = %listeners.http.local_addr()?, issuer = %provider.settings.issuer, "serving");
+    // One shutdown signal for both listeners.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until_stopped = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }
+    };
+    let tls_task = match (listeners.tls, tls_config) {
+        (Some(listener), Some(tls_config)) => Some(tokio::spawn(tessera_http::tls::serve(
+            listener,
+            Arc::new(tls_config),
+            router.clone(),
+            until_stopped(),
+        ))),
+        _ => None,
+    };
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
     // The peer address feeds the per-address sign-in throttle.
     let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let result = axum::serve(listener, service).with_graceful_shutdown(shutdown).await;
+    let result = axum::serve(listeners.http, service).with_graceful_shutdown(until_stopped()).await;
+    if let Some(task) = tls_task {
+        task.await.map_err(std::io::Error::other)??;
+    }
     for task in upkeep {
         task.abort();
     }
-    result
+    Ok(result?)
 }

@@ -8,7 +8,9 @@ mod jwks;
 mod none;
 mod private_key_jwt;
 mod registry;
+mod self_signed_tls_client_auth;
 mod shared_secret;
+mod tls_client_auth;
 
 use std::sync::Arc;
 
@@ -19,7 +21,7 @@ pub use private_key_jwt::allowed_algorithm_names as allowed_assertion_algorithms
 pub use registry::ClientRegistry;
 
 use crate::OAuthError;
-use crate::model::{AuthMethod, Client, ClientId};
+use crate::model::{AuthMethod, Client, ClientCertificate, ClientId};
 use crate::provider::Provider;
 use crate::secret::Secret;
 
@@ -37,6 +39,10 @@ pub enum Credentials {
     Assertion { assertion_type: String, assertion: Secret, client_id: Option<String> },
     /// `client_id` alone: a public client (RFC 6749 §2.1).
     ClientIdOnly { client_id: String },
+    /// `client_id` and a TLS client certificate (RFC 8705 §2): `tls_client_auth` or
+    /// `self_signed_tls_client_auth`, whichever the client registered, or a public
+    /// client that happens to hold a certificate (RFC 8705 §4).
+    Certificate { client_id: String, certificate: ClientCertificate },
     /// Nothing at all.
     Absent,
 }
@@ -78,6 +84,7 @@ pub async fn authenticate(
         Credentials::Basic { client_id, .. } => (AuthMethod::ClientSecretBasic, client_id.clone()),
         Credentials::Post { client_id, .. } => (AuthMethod::ClientSecretPost, client_id.clone()),
         Credentials::ClientIdOnly { client_id } => (AuthMethod::None, client_id.clone()),
+        Credentials::Certificate { client_id, .. } => (AuthMethod::TlsClientAuth, client_id.clone()),
         Credentials::Assertion { assertion_type, assertion, client_id } => {
             if assertion_type != JWT_BEARER_ASSERTION {
                 return Err(OAuthError::invalid_request("unsupported client_assertion_type"));
@@ -88,22 +95,21 @@ pub async fn authenticate(
         Credentials::Absent => return Err(OAuthError::invalid_client("client authentication required")),
     };
     let client_id = ClientId(client_id);
-    let Some(client) = provider.clients.get(&client_id, provider.clock.now()).await? else {
+    let now = provider.clock.now();
+    let Some(client) = provider.clients.get(&client_id, now).await? else {
         info!(client_id = %client_id, "client authentication failed: unknown client");
         return Err(OAuthError::invalid_client("client authentication failed"));
     };
-    if !client.allows_auth_method(method) {
-        info!(client_id = %client_id, method = method.as_str(), "client authentication failed: method not registered");
-        return Err(OAuthError::invalid_client("client authentication failed"));
-    }
-    let outcome = match credentials {
-        Credentials::Basic { secret, .. } => client_secret_basic::verify(provider, &client, secret),
-        Credentials::Post { secret, .. } => client_secret_post::verify(provider, &client, secret),
-        Credentials::ClientIdOnly { .. } => none::verify(&client),
+    let (method, outcome) = match credentials {
+        Credentials::Certificate { certificate, .. } => by_certificate(&client, certificate, now),
+        _ if !client.allows_auth_method(method) => (method, Err("method not registered".into())),
+        Credentials::Basic { secret, .. } => (method, client_secret_basic::verify(provider, &client, secret)),
+        Credentials::Post { secret, .. } => (method, client_secret_post::verify(provider, &client, secret)),
+        Credentials::ClientIdOnly { .. } => (method, none::verify(&client)),
         Credentials::Assertion { assertion, .. } => {
-            private_key_jwt::verify(provider, &client, assertion, endpoint).await
+            (method, private_key_jwt::verify(provider, &client, assertion, endpoint).await)
         }
-        Credentials::Absent => Err("no credentials".into()),
+        Credentials::Absent => (method, Err("no credentials".into())),
     };
     match outcome {
         Ok(()) => Ok(AuthenticatedClient { client, method }),
@@ -112,6 +118,36 @@ pub async fn authenticate(
             Err(OAuthError::invalid_client("client authentication failed"))
         }
     }
+}
+
+/// RFC 8705 §2: a certificate authenticates by whichever mTLS method the client
+/// registered; a public client may hold one only to bind its tokens (§4).
+fn by_certificate(
+    client: &Client,
+    certificate: &ClientCertificate,
+    now: crate::Timestamp,
+) -> (AuthMethod, Result<(), Refusal>) {
+    let mut refusal: Option<(AuthMethod, Refusal)> = None;
+    for method in [AuthMethod::TlsClientAuth, AuthMethod::SelfSignedTlsClientAuth] {
+        if !client.allows_auth_method(method) {
+            continue;
+        }
+        let outcome = match method {
+            AuthMethod::TlsClientAuth => tls_client_auth::verify(client, certificate, now),
+            _ => self_signed_tls_client_auth::verify(client, certificate, now),
+        };
+        match outcome {
+            Ok(()) => return (method, Ok(())),
+            Err(reason) => refusal = Some((method, reason)),
+        }
+    }
+    if let Some((method, reason)) = refusal {
+        return (method, Err(reason));
+    }
+    if client.allows_auth_method(AuthMethod::None) {
+        return (AuthMethod::None, none::verify(client));
+    }
+    (AuthMethod::TlsClientAuth, Err("client is not registered for mutual TLS".into()))
 }
 
 /// Why a credential was refused: logged, never sent (the client sees `invalid_client`).

@@ -1,10 +1,12 @@
 //! The things the protocol talks about: clients, resources, grants, users.
 
+mod certificate;
 mod client;
 mod grant_type;
 mod resource;
 mod user;
 
+pub use certificate::{ClientCertificate, DistinguishedName};
 pub use client::{
     AccessTokenFormat, AuthMethod, CibaDeliveryMode, Client, ClientCredential, ClientId, TokenExchangePolicy,
 };

@@ -103,7 +103,8 @@ pub async fn mint(
     let mut token_type = "Bearer";
     let value = match format {
         AccessTokenFormat::Jwt => {
-            if confirmation.is_some() {
+            // RFC 8705 §3: a certificate-bound token stays `Bearer`; only DPoP changes it.
+            if confirmation.as_ref().is_some_and(|cnf| cnf.jkt.is_some()) {
                 token_type = "DPoP";
             }
             let claims = AccessTokenClaims {

@@ -5,6 +5,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use tessera_core::OAuthError;
 use tessera_core::client_auth::Credentials;
+use tessera_core::model::ClientCertificate;
 use tessera_core::request::Params;
 use tessera_core::secret::Secret;
 
@@ -15,12 +16,20 @@ use crate::error::HttpError;
 /// # Errors
 /// `invalid_request` when more than one method is used (RFC 6749 §2.3); `invalid_client`
 /// for a malformed Basic header (a 401, since it came in the `Authorization` header).
-pub fn credentials(headers: &HeaderMap, params: &Params) -> Result<Credentials, HttpError> {
-    read_credentials(headers, params)
+pub fn credentials(
+    headers: &HeaderMap,
+    params: &Params,
+    certificate: Option<&ClientCertificate>,
+) -> Result<Credentials, HttpError> {
+    read_credentials(headers, params, certificate)
         .map_err(|error| HttpError::after_header_auth(error, headers.contains_key(header::AUTHORIZATION)))
 }
 
-fn read_credentials(headers: &HeaderMap, params: &Params) -> Result<Credentials, OAuthError> {
+fn read_credentials(
+    headers: &HeaderMap,
+    params: &Params,
+    certificate: Option<&ClientCertificate>,
+) -> Result<Credentials, OAuthError> {
     let basic = basic(headers)?;
     let (client_id, secret) = (params.get("client_id"), params.get("client_secret"));
     let assertion = params.get("client_assertion");
@@ -47,7 +56,13 @@ fn read_credentials(headers: &HeaderMap, params: &Params) -> Result<Credentials,
             Credentials::Post { client_id: client_id.to_owned(), secret: Secret::new(secret) }
         }
         (None, Some(_)) => return Err(OAuthError::invalid_request("client_secret without client_id")),
-        (Some(client_id), None) => Credentials::ClientIdOnly { client_id: client_id.to_owned() },
+        // RFC 8705 §2: `client_id` and a certificate, the mutual-TLS methods.
+        (Some(client_id), None) => match certificate {
+            Some(certificate) => {
+                Credentials::Certificate { client_id: client_id.to_owned(), certificate: certificate.clone() }
+            }
+            None => Credentials::ClientIdOnly { client_id: client_id.to_owned() },
+        },
         (None, None) => Credentials::Absent,
     })
 }
@@ -93,7 +108,7 @@ mod tests {
         // "a%2Bb:s%3Ac+d" -> id "a+b", secret "s:c d"
         let encoded = STANDARD.encode("a%2Bb:s%3Ac+d");
         let credentials =
-            read_credentials(&with_basic(&format!("Basic {encoded}")), &parse(b"").unwrap()).unwrap();
+            read_credentials(&with_basic(&format!("Basic {encoded}")), &parse(b"").unwrap(), None).unwrap();
         let Credentials::Basic { client_id, secret } = credentials else { panic!("not basic") };
         assert_eq!((client_id.as_str(), secret.expose()), ("a+b", "s:c d"));
     }
@@ -102,14 +117,14 @@ mod tests {
     fn two_methods_at_once_are_invalid_request() {
         let encoded = STANDARD.encode("a:b");
         let params = parse(b"client_id=a&client_secret=b").unwrap();
-        let error = read_credentials(&with_basic(&format!("Basic {encoded}")), &params).unwrap_err();
+        let error = read_credentials(&with_basic(&format!("Basic {encoded}")), &params, None).unwrap_err();
         assert_eq!(error.code, tessera_core::ErrorCode::InvalidRequest);
     }
 
     #[test]
     fn malformed_basic_is_invalid_client() {
         for value in ["Basic !!!", "Basic", "Bearer abc"] {
-            let error = read_credentials(&with_basic(value), &parse(b"").unwrap()).unwrap_err();
+            let error = read_credentials(&with_basic(value), &parse(b"").unwrap(), None).unwrap_err();
             assert_eq!(error.code, tessera_core::ErrorCode::InvalidClient, "{value}");
         }
     }

@@ -19,10 +19,11 @@ use crate::pages::{ApprovalsPage, PendingApproval, html, see_other};
 #[instrument(skip_all, fields(client_id))]
 pub(super) async fn backchannel_authentication(
     State(app): State<AppState>,
+    tls: crate::extract::ClientTls,
     headers: HeaderMap,
     OAuthForm(params): OAuthForm,
 ) -> Result<Response, HttpError> {
-    let client = super::authenticated_client(&app, &headers, &params, "/bc-authorize").await?;
+    let client = super::authenticated_client(&app, &headers, &params, &tls, "/bc-authorize").await?;
     let response = ciba::authentication_request(&app, &client.client, &params).await?;
     let mut response = Json(response).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

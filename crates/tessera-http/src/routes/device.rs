@@ -24,10 +24,11 @@ const MAX_WRONG_CODES: u32 = 10;
 #[instrument(skip_all, fields(client_id))]
 pub(super) async fn device_authorization(
     State(app): State<AppState>,
+    tls: crate::extract::ClientTls,
     headers: HeaderMap,
     OAuthForm(params): OAuthForm,
 ) -> Result<Response, HttpError> {
-    let client = super::authenticated_client(&app, &headers, &params, "/device_authorization").await?;
+    let client = super::authenticated_client(&app, &headers, &params, &tls, "/device_authorization").await?;
     let authorization = device::authorize(&app, &client.client, &params).await?;
     let mut response = Json(authorization).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

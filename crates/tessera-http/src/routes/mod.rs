@@ -63,10 +63,11 @@ pub(crate) async fn authenticated_client(
     app: &crate::App,
     headers: &axum::http::HeaderMap,
     params: &tessera_core::request::Params,
+    tls: &crate::extract::ClientTls,
     path: &str,
 ) -> Result<tessera_core::client_auth::AuthenticatedClient, crate::error::HttpError> {
-    let credentials = crate::extract::credentials(headers, params)?;
-    let endpoint = app.settings.endpoint(path);
+    let credentials = crate::extract::credentials(headers, params, tls.certificate.as_ref())?;
+    let endpoint = tls.endpoint(&app.settings, path);
     let endpoint = tessera_core::client_auth::Endpoint { url: &endpoint };
     let client =
         tessera_core::client_auth::authenticate(app, &credentials, endpoint).await.map_err(|error| {

@@ -16,10 +16,11 @@ use crate::extract::OAuthForm;
 #[instrument(skip_all, fields(client_id))]
 pub(super) async fn par(
     State(app): State<AppState>,
+    tls: crate::extract::ClientTls,
     headers: HeaderMap,
     OAuthForm(params): OAuthForm,
 ) -> Result<Response, HttpError> {
-    let client = super::authenticated_client(&app, &headers, &params, "/par").await?;
+    let client = super::authenticated_client(&app, &headers, &params, &tls, "/par").await?;
     if params.get("client_id").is_some_and(|id| id != client.client.client_id.as_str()) {
         return Err(OAuthError::invalid_request("client_id differs from the authenticated client").into());
     }

@@ -6,29 +6,40 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tessera_core::{ErrorCode, OAuthError, userinfo};
 
-use crate::extract::{dpop_proof, parse_form};
+use crate::extract::{ClientTls, dpop_proof, parse_form};
 use crate::{App, AppState};
 
-pub(super) async fn userinfo_get(State(app): State<AppState>, headers: HeaderMap) -> Response {
-    answer(&app, &headers, "GET", None).await
+pub(super) async fn userinfo_get(
+    State(app): State<AppState>,
+    tls: ClientTls,
+    headers: HeaderMap,
+) -> Response {
+    answer(&app, &tls, &headers, "GET", None).await
 }
 
 pub(super) async fn userinfo_post(
     State(app): State<AppState>,
+    tls: ClientTls,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
     // RFC 6750 §2.2: a bearer token may come in a form body instead of the header.
     let form = parse_form(&body).unwrap_or_default();
-    answer(&app, &headers, "POST", form.get("access_token")).await
+    answer(&app, &tls, &headers, "POST", form.get("access_token")).await
 }
 
-async fn answer(app: &App, headers: &HeaderMap, method: &str, form_token: Option<&str>) -> Response {
+async fn answer(
+    app: &App,
+    tls: &ClientTls,
+    headers: &HeaderMap,
+    method: &str,
+    form_token: Option<&str>,
+) -> Response {
     let (scheme, token) = match authorization(headers) {
         Some((scheme, token)) => (scheme, Some(token)),
         None => (Scheme::Bearer, form_token),
     };
-    let proof = match (scheme, dpop_proof(headers, method, &app.settings.endpoint("/userinfo"))) {
+    let proof = match (scheme, dpop_proof(headers, method, &tls.endpoint(&app.settings, "/userinfo"))) {
         (Scheme::Dpop, Ok(Some(proof))) => Some(proof),
         (Scheme::Dpop, Ok(None)) => {
             return respond(scheme, Err(OAuthError::new(ErrorCode::InvalidDpopProof, "missing DPoP proof")));
@@ -36,7 +47,11 @@ async fn answer(app: &App, headers: &HeaderMap, method: &str, form_token: Option
         (_, Err(error)) => return respond(scheme, Err(error)),
         (Scheme::Bearer, Ok(_)) => None,
     };
-    let presented = token.map(|token| userinfo::Presented { token, dpop: proof.as_ref() });
+    let presented = token.map(|token| userinfo::Presented {
+        token,
+        dpop: proof.as_ref(),
+        certificate: tls.certificate.as_ref(),
+    });
     let mut response = respond(scheme, userinfo::userinfo(app, presented).await);
     // RFC 9449 §8, §9: the nonce to use next, on every answer while nonces are on.
     if app.settings.dpop_require_nonce

@@ -13,6 +13,7 @@ mod discovery_and_keys;
 mod dpop;
 mod introspection;
 mod login_command;
+mod mtls;
 mod multi_instance;
 mod private_key_jwt;
 mod refresh_and_reuse;

@@ -160,16 +160,33 @@ impl TestServer {
     pub async fn spawn_with_env(extra: &str, env: &[(&str, &str)]) -> Self {
         let dir = temp_dir("server");
         let url = format!("sqlite://{}", dir.join("tessera.db").display());
-        Self::spawn_configured(&url, extra, env, dir).await
+        Self::spawn_configured(&url, extra, env, dir, None).await
+    }
+
+    /// With a TLS listener too: `extra` names its port as `{tls_port}`, and may refer
+    /// to files `prepare` writes into the server's directory (passed to it).
+    pub async fn spawn_with_tls(extra: &str, prepare: impl FnOnce(&std::path::Path)) -> Self {
+        let dir = temp_dir("server");
+        prepare(&dir);
+        let url = format!("sqlite://{}", dir.join("tessera.db").display());
+        let tls = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let extra = extra.replace("{tls_port}", &tls.local_addr().unwrap().port().to_string());
+        Self::spawn_configured(&url, &extra, &[], dir, Some(tls)).await
     }
 
     /// One of several instances behind a load balancer: they share `issuer`
     /// (the public URL), each listening on its own port.
     pub async fn spawn_instance(issuer: &str, storage_url: &str, dir: PathBuf) -> Self {
-        Self::spawn_configured(storage_url, "", &[("TESSERA__ISSUER", issuer)], dir).await
+        Self::spawn_configured(storage_url, "", &[("TESSERA__ISSUER", issuer)], dir, None).await
     }
 
-    async fn spawn_configured(storage_url: &str, extra: &str, env: &[(&str, &str)], dir: PathBuf) -> Self {
+    async fn spawn_configured(
+        storage_url: &str,
+        extra: &str,
+        env: &[(&str, &str)],
+        dir: PathBuf,
+        tls: Option<TcpListener>,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let base = format!("http://127.0.0.1:{port}");
@@ -186,9 +203,15 @@ impl TestServer {
         let clock = Arc::new(MockClock::starting_now());
         let provider = tessera::server::prepare(&config, clock.clone()).await.unwrap();
         let (shutdown, stop) = oneshot::channel::<()>();
-        let task = tokio::spawn(tessera::server::serve(provider.clone(), listener, async move {
-            let _ = stop.await;
-        }));
+        let listeners = tessera::server::Listeners { http: listener, tls };
+        let serving = provider.clone();
+        let served_config = config.clone();
+        let task = tokio::spawn(async move {
+            let stopped = async move {
+                let _ = stop.await;
+            };
+            tessera::server::serve(serving, &served_config, listeners, stopped).await
+        });
         let task = tokio::spawn(async move {
             task.await.unwrap().unwrap();
         });
