@@ -1,10 +1,8 @@
 //! The device flow (RFC 8628): `POST /device_authorization` for the device, and the
 //! `/device` page where the user enters the code, signs in and approves.
 
-use std::net::SocketAddr;
-
 use axum::Json;
-use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tessera_core::{device, sign_in};
@@ -50,7 +48,7 @@ pub(super) async fn device_page(
 /// `POST /device`: checks the code, then asks the signed-in user to approve.
 pub(super) async fn device_submit(
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    crate::extract::ClientAddress(peer): crate::extract::ClientAddress,
     headers: HeaderMap,
     OAuthForm(form): OAuthForm,
 ) -> Response {
@@ -63,7 +61,7 @@ pub(super) async fn device_submit(
         return see_other(&format!("{}?return_to={}", app.link("/login"), urlencode(&return_to)), Vec::new());
     };
     // RFC 8628 §5.1: user codes are short, so wrong guesses are rate-limited.
-    let throttle_key = format!("user-code:{}", peer.ip());
+    let throttle_key = format!("user-code:{peer}");
     let now = app.clock.now();
     match app.store.failures(&throttle_key, now).await {
         Ok(failures) if failures >= MAX_WRONG_CODES => {

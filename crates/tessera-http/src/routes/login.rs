@@ -1,8 +1,6 @@
 //! `GET|POST /login`: the sign-in page.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use tessera_core::authorize;
@@ -46,7 +44,7 @@ pub(super) async fn login_page(
 
 pub(super) async fn login_submit(
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    crate::extract::ClientAddress(peer): crate::extract::ClientAddress,
     headers: HeaderMap,
     OAuthForm(form): OAuthForm,
 ) -> Response {
@@ -58,7 +56,7 @@ pub(super) async fn login_submit(
     let username = form.get("username").unwrap_or_default().to_owned();
     let password = form.get("password").unwrap_or_default();
     let now = app.clock.now();
-    let outcome = match sign_in::sign_in(&app, &username, password, &peer.ip().to_string(), now).await {
+    let outcome = match sign_in::sign_in(&app, &username, password, &peer.to_string(), now).await {
         Ok(outcome) => outcome,
         Err(error) => return untrusted(&app, &error),
     };

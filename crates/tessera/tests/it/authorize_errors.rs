@@ -153,6 +153,46 @@ async fn failed_sign_ins_do_not_reveal_accounts_and_are_throttled() {
     assert!(page.body.contains("value=\"allow\""), "the pause ends: {}", page.status);
 }
 
+/// Fails 20 sign-ins (the per-address limit) from `browser`, each with another
+/// unknown account so that no per-account limit is reached first.
+async fn exhaust_address_limit(browser: &mut Browser<'_>, url: &str) {
+    let login = browser.open(url).await;
+    for attempt in 0..20 {
+        let page = browser.sign_in(&login, &format!("nobody-{attempt}"), "wrong").await;
+        assert_eq!(page.status, 401);
+    }
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_address_is_throttled() {
+    let app = TestServer::spawn_with("[server.proxy]\ntrusted_addresses = [\"127.0.0.0/8\"]").await;
+    let (url, _) = authorization_url(&app, "web", "https://web.example/cb", "openid", &[]);
+    // What the client wrote first is not believed; the proxy's own entry (last) is.
+    let mut attacker = Browser::forwarded_for(&app, "198.51.100.1, 203.0.113.5");
+    exhaust_address_limit(&mut attacker, &url).await;
+    let mut same_address = Browser::forwarded_for(&app, "192.0.2.77, 203.0.113.5");
+    let login = same_address.open(&url).await;
+    let page = same_address.sign_in(&login, "alice", "alice-password-1").await;
+    assert_eq!(page.status, 429, "203.0.113.5 is paused, whatever it claims before the proxy's entry");
+    // Someone else behind the same proxy signs in.
+    let mut neighbour = Browser::forwarded_for(&app, "203.0.113.6");
+    let login = neighbour.open(&url).await;
+    let page = neighbour.sign_in(&login, "alice", "alice-password-1").await;
+    assert!(page.body.contains("value=\"allow\""), "another address is unaffected: {}", page.status);
+}
+
+#[tokio::test]
+async fn without_a_trusted_proxy_forwarded_for_is_ignored() {
+    let app = TestServer::spawn().await;
+    let (url, _) = authorization_url(&app, "web", "https://web.example/cb", "openid", &[]);
+    let mut attacker = Browser::forwarded_for(&app, "203.0.113.5");
+    exhaust_address_limit(&mut attacker, &url).await;
+    let mut spoofing = Browser::forwarded_for(&app, "203.0.113.6");
+    let login = spoofing.open(&url).await;
+    let page = spoofing.sign_in(&login, "alice", "alice-password-1").await;
+    assert_eq!(page.status, 429, "the header cannot escape the throttle of the real peer");
+}
+
 #[tokio::test]
 async fn pushed_requests_are_required_where_configured_and_single_use() {
     let app = TestServer::spawn().await;

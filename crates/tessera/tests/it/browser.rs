@@ -11,6 +11,8 @@ use crate::support::TestServer;
 pub struct Browser<'a> {
     pub app: &'a TestServer,
     cookies: BTreeMap<String, String>,
+    /// Sent as `X-Forwarded-For`, as a proxy in front of the server would.
+    forwarded_for: Option<String>,
 }
 
 /// A response as the browser saw it.
@@ -33,12 +35,17 @@ impl Page {
 
 impl<'a> Browser<'a> {
     pub fn new(app: &'a TestServer) -> Self {
-        Self { app, cookies: BTreeMap::new() }
+        Self { app, cookies: BTreeMap::new(), forwarded_for: None }
+    }
+
+    /// A browser behind a proxy that sends `X-Forwarded-For: chain`.
+    pub fn forwarded_for(app: &'a TestServer, chain: &str) -> Self {
+        Self { forwarded_for: Some(chain.to_owned()), ..Self::new(app) }
     }
 
     /// The same browser (its cookies) talking to another instance.
     pub fn moved_to<'b>(&self, app: &'b TestServer) -> Browser<'b> {
-        Browser { app, cookies: self.cookies.clone() }
+        Browser { app, cookies: self.cookies.clone(), forwarded_for: self.forwarded_for.clone() }
     }
 
     fn absolute(&self, url: &str) -> String {
@@ -48,6 +55,10 @@ impl<'a> Browser<'a> {
     async fn send(&mut self, request: reqwest::RequestBuilder) -> Page {
         let cookie = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
         let request = if cookie.is_empty() { request } else { request.header(COOKIE, cookie) };
+        let request = match &self.forwarded_for {
+            Some(chain) => request.header("x-forwarded-for", chain),
+            None => request,
+        };
         let response = request.send().await.unwrap();
         for value in response.headers().get_all(SET_COOKIE) {
             let pair = value.to_str().unwrap().split(';').next().unwrap();
