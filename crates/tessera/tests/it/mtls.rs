@@ -138,15 +138,7 @@ async fn mtls_server(pki: &Pki, sensor_cert: &Issued) -> (TestServer, String) {
         CLIENTS.replace("{sensor_thumbprint}", &sensor_cert.thumbprint())
     );
     let app = TestServer::spawn_with_tls(&extra, |dir| write_tls_files(pki, &server_cert, dir)).await;
-    let metadata: Value = app
-        .http
-        .get(app.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let metadata = app.get_json("/.well-known/openid-configuration").await;
     let tls_token_url = metadata["mtls_endpoint_aliases"]["token_endpoint"].as_str().unwrap().to_owned();
     (app, tls_token_url)
 }
@@ -357,15 +349,7 @@ async fn the_resource_helper_accepts_a_bound_token_only_with_its_certificate() {
 async fn discovery_announces_mutual_tls() {
     let pki = Pki::new();
     let (app, tls_token_url) = mtls_server(&pki, &self_signed("sensor", "Example Corp")).await;
-    let metadata: Value = app
-        .http
-        .get(app.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let metadata = app.get_json("/.well-known/oauth-authorization-server").await;
     assert_eq!(metadata["tls_client_certificate_bound_access_tokens"], true);
     let methods = metadata["token_endpoint_auth_methods_supported"].as_array().unwrap();
     assert!(
@@ -383,15 +367,7 @@ async fn discovery_announces_mutual_tls() {
 
     // Without TLS, none of it is announced.
     let plain = TestServer::spawn().await;
-    let metadata: Value = plain
-        .http
-        .get(plain.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let metadata = plain.get_json("/.well-known/openid-configuration").await;
     assert!(metadata.get("mtls_endpoint_aliases").is_none());
     assert!(metadata.get("tls_client_certificate_bound_access_tokens").is_none());
 }

@@ -240,6 +240,11 @@ impl TestServer {
         oauth2::TokenUrl::new(self.url("/token")).unwrap()
     }
 
+    /// GETs `path` and returns its JSON body.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.http.get(self.url(path)).send().await.unwrap().json().await.unwrap()
+    }
+
     /// POSTs a form, with Basic credentials when `basic` is given.
     pub async fn post_form(
         &self,
