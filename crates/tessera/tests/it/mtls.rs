@@ -177,18 +177,27 @@ async fn tls_client_auth_issues_certificate_bound_tokens() {
     assert_eq!(claims["cnf"]["x5t#S256"], payments.thumbprint());
 
     // Introspection tells the API about the binding (RFC 8705 §3.2).
-    let body: Value = response_json(
-        app.post_form(
-            "/introspect",
-            Some(("api1", "api1-secret")),
-            &[("token", &raw_token(&pki, &payments, &tls_token_url).await)],
-        )
-        .await,
-    )
-    .await;
+    let access_token = raw_token(&pki, &payments, &tls_token_url).await;
+    let introspection_form = [("token", access_token.as_str())];
+    let introspect = || app.post_form("/introspect", Some(("api1", "api1-secret")), &introspection_form);
+    let body: Value = response_json(introspect().await).await;
     assert_eq!(body["active"], true);
     assert_eq!(body["cnf"]["x5t#S256"], payments.thumbprint());
     assert_eq!(body["token_type"], "Bearer");
+
+    // The client authenticates the same way at the revocation endpoint's alias.
+    let revoke = tls_token_url.replace("/token", "/revoke");
+    let form = [("token", access_token.as_str()), ("client_id", "payments")];
+    let stranger = pki.client_http(Some(&pki.client("intruder", "Example Corp", false)));
+    assert_invalid_client(stranger.post(&revoke).form(&form).send().await.unwrap(), "revocation").await;
+    assert_eq!(
+        response_json(introspect().await).await["active"],
+        true,
+        "a refused revocation changes nothing"
+    );
+    let revoked = pki.client_http(Some(&payments)).post(&revoke).form(&form).send().await.unwrap();
+    assert_eq!(revoked.status(), 200);
+    assert_eq!(response_json(introspect().await).await["active"], false);
 }
 
 async fn raw_token(pki: &Pki, identity: &Issued, url: &str) -> String {
