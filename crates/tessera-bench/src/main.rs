@@ -114,6 +114,7 @@ async fn seed(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
                     expires_at: now + 86_400,
                     idle_expires_at: None,
                     dpop_jkt: None,
+                    x5t_s256: None,
                 };
                 store.put_refresh_token(&hash, &record).await?;
             }

@@ -103,17 +103,26 @@ pub async fn exchange(provider: &Provider, request: &TokenRequest) -> Result<Tok
         }
         None => None,
     };
-    let cx = GrantContext { provider, client, now, dpop_jkt: dpop_jkt.as_deref() };
+    let certificate_thumbprint =
+        request.certificate.as_ref().map(|certificate| certificate.thumbprint.clone());
+    let cx = GrantContext {
+        provider,
+        client,
+        now,
+        dpop_jkt: dpop_jkt.as_deref(),
+        certificate_thumbprint: certificate_thumbprint.as_deref(),
+    };
     let issue = handler.handle(&cx, &request.params).await?;
     // RFC 8705 §3: whoever presents a certificate gets tokens bound to it, however it
     // authenticated; RFC 9449 §5 likewise for a DPoP key.
-    let certificate_thumbprint =
-        request.certificate.as_ref().map(|certificate| certificate.thumbprint.clone());
-    let confirmation = Confirmation::of(dpop_jkt.clone(), certificate_thumbprint);
+    let confirmation = Confirmation::of(dpop_jkt.clone(), certificate_thumbprint.clone());
     let token = access_token::mint(provider, client, &issue, confirmation, now).await?;
     let (refresh_token, id_token) = match &issue.user {
         None => (None, None),
-        Some(user) => user_tokens(provider, client, &issue, user, &token, dpop_jkt, now).await?,
+        Some(user) => {
+            let binding = Confirmation { jkt: dpop_jkt, x5t_s256: certificate_thumbprint };
+            user_tokens(provider, client, &issue, user, &token, binding, now).await?
+        }
     };
     // Debug, not info: one line per token would dominate the cost of issuing it.
     debug!(client_id = %client.client_id, grant_type, scope = %issue.scopes.join(" "), "issued access token");
@@ -137,7 +146,7 @@ async fn user_tokens(
     issue: &Issue,
     user: &UserGrant,
     token: &IssuedAccessToken,
-    dpop_jkt: Option<String>,
+    binding: Confirmation,
     now: Timestamp,
 ) -> Result<(Option<Secret>, Option<String>), OAuthError> {
     let store = &provider.store;
@@ -147,11 +156,12 @@ async fn user_tokens(
         RefreshPlan::Rotated(value) => Some(value.clone()),
         RefreshPlan::Start(record) => {
             let value = Secret::new(provider.rng.token());
-            // RFC 9449 §5: a public client's refresh tokens stay bound to its DPoP key.
-            let record = RefreshRecord {
-                dpop_jkt: if client.is_public() { dpop_jkt } else { None },
-                ..record.clone()
-            };
+            // RFC 9449 §5, RFC 8705 §4: a public client's refresh tokens stay bound to
+            // its DPoP key and its certificate; a confidential client's are bound by its
+            // authentication already.
+            let binding = if client.is_public() { binding } else { Confirmation::default() };
+            let record =
+                RefreshRecord { dpop_jkt: binding.jkt, x5t_s256: binding.x5t_s256, ..(**record).clone() };
             store.put_refresh_token(&SecretHash::of(value.expose()), &record).await?;
             Some(value)
         }

@@ -30,6 +30,8 @@ pub struct GrantContext<'a> {
     pub now: Timestamp,
     /// The thumbprint of the request's verified DPoP key, if it sent a proof.
     pub dpop_jkt: Option<&'a str>,
+    /// The thumbprint of the TLS client certificate the request came with, if any.
+    pub certificate_thumbprint: Option<&'a str>,
 }
 
 /// What to issue: the token endpoint mints it.
@@ -65,7 +67,7 @@ pub enum RefreshPlan {
     /// None issued.
     None,
     /// The first of a grant: the token endpoint stores this record under a new value.
-    Start(crate::store::RefreshRecord),
+    Start(Box<crate::store::RefreshRecord>),
     /// Rotated by the grant itself: hand out this new value.
     Rotated(crate::secret::Secret),
 }
@@ -135,7 +137,7 @@ pub(crate) fn first_refresh(cx: &GrantContext<'_>, facts: &GrantFacts<'_>) -> Re
     let sliding = cx.client.refresh_token_expiration == crate::settings::RefreshExpiration::Sliding;
     let idle_expires_at =
         sliding.then(|| (cx.now + cx.client.sliding_refresh_token_lifetime).min(expires_at));
-    RefreshPlan::Start(crate::store::RefreshRecord {
+    RefreshPlan::Start(Box::new(crate::store::RefreshRecord {
         grant_id: facts.grant_id.to_owned(),
         client_id: cx.client.client_id.to_string(),
         subject: facts.subject.to_owned(),
@@ -147,5 +149,6 @@ pub(crate) fn first_refresh(cx: &GrantContext<'_>, facts: &GrantFacts<'_>) -> Re
         expires_at,
         idle_expires_at,
         dpop_jkt: None,
-    })
+        x5t_s256: None,
+    }))
 }

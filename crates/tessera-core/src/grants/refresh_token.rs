@@ -9,7 +9,7 @@ use crate::OAuthError;
 use crate::catalog::parse_scope;
 use crate::model::GrantType;
 use crate::request::Params;
-use crate::secret::{Secret, SecretHash};
+use crate::secret::{Secret, SecretHash, constant_time_eq};
 use crate::settings::RefreshExpiration;
 use crate::store::{Consumed, RefreshRecord};
 
@@ -43,6 +43,14 @@ impl GrantHandler for RefreshToken {
             return Err(OAuthError::new(
                 crate::ErrorCode::InvalidDpopProof,
                 "the refresh token is bound to another DPoP key",
+            ));
+        }
+        // RFC 8705 §4: so does one bound to a client certificate, over TLS with it.
+        if let Some(bound) = &record.x5t_s256
+            && !cx.certificate_thumbprint.is_some_and(|presented| constant_time_eq(presented, bound))
+        {
+            return Err(OAuthError::invalid_grant(
+                "the refresh token is bound to another client certificate",
             ));
         }
         let scopes = match params.get("scope") {

@@ -274,6 +274,7 @@ fn refresh(grant_id: &str, issued_at: i64) -> RefreshRecord {
         expires_at: 10_000,
         idle_expires_at: None,
         dpop_jkt: Some("jkt-1".into()),
+        x5t_s256: Some("x5t-1".into()),
     }
 }
 

@@ -89,6 +89,10 @@ pub struct RefreshRecord {
     pub idle_expires_at: Option<Timestamp>,
     /// RFC 9449 §5: a public client's refresh tokens stay bound to its DPoP key.
     pub dpop_jkt: Option<String>,
+    /// RFC 8705 §4: a public client's refresh tokens stay bound to its TLS client
+    /// certificate (the SHA-256 thumbprint).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x5t_s256: Option<String>,
 }
 
 /// Refresh tokens, rotated on every use (RFC 9700 §4.14.2).

@@ -18,6 +18,8 @@ use rcgen::{
 use serde_json::Value;
 use tessera_resource::{Authenticated, PeerCertificate, Rejection, Verifier};
 
+use crate::browser::{Browser, query};
+use crate::code_flow::authorization_url;
 use crate::support::TestServer;
 
 /// A certificate and its private key, PEM.
@@ -432,4 +434,53 @@ async fn a_trusted_proxy_may_forward_the_client_certificate() {
     let elsewhere = TestServer::spawn_with_tls(&proxy("10.9.9.9"), write_ca).await;
     let response = forwarded(&elsewhere, client_cert_header(&payments)).await.unwrap();
     assert_invalid_client(response, "header from an untrusted peer").await;
+}
+
+#[tokio::test]
+async fn a_public_clients_refresh_tokens_stay_bound_to_its_certificate() {
+    let pki = Pki::new();
+    let (app, tls_token_url) = mtls_server(&pki, &self_signed("sensor", "Example Corp")).await;
+    let device_key = self_signed("native-install-1", "Example Corp");
+    let http = pki.client_http(Some(&device_key));
+    let redirect_uri = "http://127.0.0.1:4711/callback";
+    let (url, verifier) = authorization_url(&app, "native", redirect_uri, "openid offline_access", &[]);
+    let redirect = Browser::new(&app).authorize(&url, "alice", "alice-password-1").await;
+    let code = query(&redirect, "code").unwrap();
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("client_id", "native"),
+        ("code", code.as_str()),
+        ("code_verifier", verifier.as_str()),
+        ("redirect_uri", redirect_uri),
+    ];
+    let tokens = response_json(http.post(&tls_token_url).form(&form).send().await.unwrap()).await;
+    let claims = app.verify_jwt(tokens["access_token"].as_str().unwrap()).await;
+    assert_eq!(claims["cnf"]["x5t#S256"], device_key.thumbprint());
+    let refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
+
+    let refresh = |http: reqwest::Client, url: String, token: String| async move {
+        let form =
+            [("grant_type", "refresh_token"), ("client_id", "native"), ("refresh_token", token.as_str())];
+        http.post(url).form(&form).send().await.unwrap()
+    };
+    // Stolen: another certificate, or none at all, gets nothing and burns nothing.
+    let thief = pki.client_http(Some(&self_signed("native-install-1", "Example Corp")));
+    for (http, url, why) in [
+        (thief, tls_token_url.clone(), "another certificate"),
+        (pki.client_http(None), tls_token_url.clone(), "no certificate"),
+        (app.http.clone(), app.url("/token"), "plain HTTP"),
+    ] {
+        let response = refresh(http, url, refresh_token.clone()).await;
+        assert_eq!(response.status(), 400, "{why}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_grant", "{why}");
+    }
+    // The holder of the key refreshes, and the successor stays bound.
+    let rotated = response_json(refresh(http.clone(), tls_token_url.clone(), refresh_token).await).await;
+    let claims = app.verify_jwt(rotated["access_token"].as_str().unwrap()).await;
+    assert_eq!(claims["cnf"]["x5t#S256"], device_key.thumbprint());
+    let successor = rotated["refresh_token"].as_str().unwrap().to_owned();
+    let stolen = refresh(pki.client_http(None), tls_token_url.clone(), successor.clone()).await;
+    assert_eq!(stolen.status(), 400);
+    assert_eq!(refresh(http, tls_token_url, successor).await.status(), 200);
 }
