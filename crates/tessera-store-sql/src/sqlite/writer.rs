@@ -23,6 +23,9 @@ use tokio::sync::oneshot;
 /// file's write lock against other processes.
 const MAX_BATCH: usize = 256;
 
+/// Times the idle writer yields, looking for work, before it sleeps.
+const SPINS: usize = 64;
+
 /// Why a write operation failed.
 #[derive(Debug)]
 pub(crate) enum WriteError {
@@ -96,6 +99,7 @@ where
 pub(crate) struct Writer {
     queue: mpsc::Sender<Box<dyn Job>>,
     /// Transactions committed so far.
+    #[cfg_attr(not(test), expect(dead_code, reason = "read by the tests only"))]
     commits: Arc<AtomicU64>,
 }
 
@@ -134,7 +138,7 @@ impl Writer {
 
 /// The writer thread: waits for work, then commits everything queued by then.
 fn run(connection: &Connection, jobs: &mpsc::Receiver<Box<dyn Job>>, commits: &AtomicU64) {
-    while let Ok(first) = jobs.recv() {
+    while let Ok(first) = next(jobs) {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match jobs.try_recv() {
@@ -146,6 +150,20 @@ fn run(connection: &Connection, jobs: &mpsc::Receiver<Box<dyn Job>>, commits: &A
             commits.fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+/// The next job. Under load the next write is queued within microseconds of a
+/// commit, so yield a few times before sleeping: a sleeping writer costs each
+/// sender a futex wake and the writer a context switch.
+fn next(jobs: &mpsc::Receiver<Box<dyn Job>>) -> Result<Box<dyn Job>, mpsc::RecvError> {
+    for _ in 0..SPINS {
+        match jobs.try_recv() {
+            Ok(job) => return Ok(job),
+            Err(mpsc::TryRecvError::Empty) => std::thread::yield_now(),
+            Err(mpsc::TryRecvError::Disconnected) => return Err(mpsc::RecvError),
+        }
+    }
+    jobs.recv()
 }
 
 fn statement(connection: &Connection, sql: &str) -> rusqlite::Result<()> {
