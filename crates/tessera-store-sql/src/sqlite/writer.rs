@@ -287,8 +287,8 @@ mod tests {
             async move {
                 w.write(|c| {
                     c.execute("INSERT INTO t (k) VALUES ('b')", [])?;
-                    // A duplicate key fails after `b` was written: both must go.
-                    c.execute("INSERT INTO t (k) VALUES ('a')", params![])?;
+                    // A statement fails after `b` was written: `b` must go too.
+                    c.execute("INSERT INTO missing (k) VALUES ('b')", params![])?;
                     Ok(())
                 })
                 .await
