@@ -10,6 +10,8 @@
 //! connection, and the batch holds the file's write lock, so each single-use
 //! statement still sees every earlier write, here or in another process.
 
+use std::cell::Cell;
+use std::ffi::c_int;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,6 +27,23 @@ const MAX_BATCH: usize = 256;
 
 /// Times the idle writer yields, looking for work, before it sleeps.
 const SPINS: usize = 64;
+
+/// WAL frames past which the writer checkpoints: SQLite's own default
+/// (`wal_autocheckpoint`), so the file is synced as often as before.
+const CHECKPOINT_FRAMES: c_int = 1000;
+
+thread_local! {
+    /// Frames in the WAL after the writer's last commit, from the WAL hook.
+    static WAL_FRAMES: Cell<c_int> = const { Cell::new(0) };
+}
+
+/// Replaces SQLite's automatic checkpoint, which runs inside `COMMIT`: the writer
+/// checkpoints itself once the batch's callers have their replies.
+#[expect(clippy::unnecessary_wraps, reason = "the signature rusqlite's WAL hook takes")]
+fn note_wal_frames(_: &rusqlite::hooks::Wal, frames: c_int) -> rusqlite::Result<()> {
+    WAL_FRAMES.set(frames);
+    Ok(())
+}
 
 /// Why a write operation failed.
 #[derive(Debug)]
@@ -109,9 +128,10 @@ impl Writer {
         let (queue, jobs) = mpsc::channel();
         let commits = Arc::new(AtomicU64::new(0));
         let counter = Arc::clone(&commits);
-        std::thread::Builder::new()
-            .name("tessera-sqlite-writer".into())
-            .spawn(move || run(&connection, &jobs, &counter))?;
+        std::thread::Builder::new().name("tessera-sqlite-writer".into()).spawn(move || {
+            connection.wal_hook(Some(note_wal_frames));
+            run(&connection, &jobs, &counter);
+        })?;
         Ok(Self { queue, commits })
     }
 
@@ -148,6 +168,14 @@ fn run(connection: &Connection, jobs: &mpsc::Receiver<Box<dyn Job>>, commits: &A
         }
         if commit(connection, batch) {
             commits.fetch_add(1, Ordering::Relaxed);
+        }
+        if WAL_FRAMES.get() >= CHECKPOINT_FRAMES {
+            WAL_FRAMES.set(0);
+            // PASSIVE, as the automatic checkpoint: copies what no reader still
+            // needs, syncing the WAL before and the file after (synchronous=NORMAL).
+            if let Err(error) = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                tracing::warn!(%error, "SQLite checkpoint failed");
+            }
         }
     }
 }
@@ -352,6 +380,22 @@ mod tests {
             assert_eq!(winners, 1, "round {round}");
         }
         assert_eq!(keys(&path), ["r0", "r1", "r2", "r3", "r4"]);
+    }
+
+    #[tokio::test]
+    async fn the_writer_checkpoints_so_the_wal_stays_bounded() {
+        let (writer, path) = writer("checkpoint");
+        for i in 0..3000 {
+            // One commit each: at least one WAL frame each.
+            writer
+                .write(move |c| Ok(c.execute("INSERT INTO t (k) VALUES (?1)", [format!("k{i}")])?))
+                .await
+                .unwrap();
+        }
+        let wal = std::fs::metadata(format!("{path}-wal")).unwrap().len();
+        let frame = 4096 + 24;
+        assert!(wal < 1200 * frame, "the WAL was restarted after checkpoints ({wal} bytes)");
+        assert_eq!(keys(&path).len(), 3000);
     }
 
     #[tokio::test]
