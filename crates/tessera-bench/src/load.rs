@@ -1,11 +1,14 @@
 //! A client-credentials load generator: `connections` tasks sending requests back to
 //! back for `duration`, each with a fresh DPoP proof when asked.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tessera_core::clock::{Clock as _, SystemClock};
 use tessera_core::random::Rng;
+use tessera_core::secret::b64url;
 use tessera_core::tokens::{SigningAlgorithm, SigningKey, generate_pkcs8};
 
 /// Load settings.
@@ -28,32 +31,82 @@ pub struct LoadArgs {
     /// Send a fresh DPoP proof with every request.
     #[arg(long)]
     dpop: bool,
+    /// With `--dpop`: sign this many proofs (each with its own `jti`) before the
+    /// timed run, so that the run measures the server, as wrk does for plain
+    /// requests; proofs are signed during the run once these are used up. Their
+    /// `iat` is the signing time: the run must end within the server's proof
+    /// window (five minutes).
+    #[arg(long, default_value_t = 0)]
+    presign: usize,
 }
 
+/// Signs DPoP proofs with a key pair parsed once (DEPENDENCIES.md trap 1: jsonwebtoken
+/// would re-parse the private key for every proof).
 struct Prover {
-    header: jsonwebtoken::Header,
-    key: jsonwebtoken::EncodingKey,
+    /// base64url of `{"typ":"dpop+jwt","alg":"ES256","jwk":{…}}`.
+    header: String,
+    key: SigningKey,
     rng: Rng,
 }
 
 impl Prover {
     fn new(rng: &Rng) -> Result<Self, Box<dyn std::error::Error>> {
         let pkcs8 = generate_pkcs8(SigningAlgorithm::Es256, rng)?;
-        let mut jwk = SigningKey::from_pkcs8("load", SigningAlgorithm::Es256, &pkcs8)?.public_jwk();
+        let key = SigningKey::from_pkcs8("load", SigningAlgorithm::Es256, &pkcs8)?;
+        let mut jwk = key.public_jwk();
         if let Some(object) = jwk.as_object_mut() {
             object.remove("kid");
             object.remove("use");
         }
-        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
-        header.typ = Some("dpop+jwt".into());
-        header.jwk = Some(serde_json::from_value(jwk)?);
-        Ok(Self { header, key: jsonwebtoken::EncodingKey::from_ec_der(&pkcs8), rng: rng.clone() })
+        let header = b64url(json!({ "typ": "dpop+jwt", "alg": "ES256", "jwk": jwk }).to_string());
+        Ok(Self { header, key, rng: rng.clone() })
     }
 
-    fn proof(&self, url: &str) -> Result<String, jsonwebtoken::errors::Error> {
+    fn proof(&self, url: &str) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
         let claims =
             json!({ "jti": self.rng.identifier(), "htm": "POST", "htu": url, "iat": SystemClock.now() });
-        jsonwebtoken::encode(&self.header, &claims, &self.key)
+        let mut proof = format!("{}.{}", self.header, b64url(claims.to_string()));
+        let signature = self.key.sign(proof.as_bytes(), &self.rng)?;
+        proof.push('.');
+        proof.push_str(&b64url(signature));
+        Ok(proof)
+    }
+
+    /// Signs `count` proofs ahead of the timed run, on every core.
+    fn presign(self: &Arc<Self>, url: &str, count: usize) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+        let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let handles: Vec<_> = (0..workers)
+            .map(|worker| {
+                let (prover, url) = (Arc::clone(self), url.to_owned());
+                let share = count / workers + usize::from(worker < count % workers);
+                std::thread::spawn(move || {
+                    (0..share).map(|_| prover.proof(&url)).collect::<Result<Vec<_>, _>>()
+                })
+            })
+            .collect();
+        let mut proofs = Vec::with_capacity(count);
+        for handle in handles {
+            proofs
+                .extend(handle.join().map_err(|_| "a signing thread panicked")?.map_err(|e| e.to_string())?);
+        }
+        Ok(proofs)
+    }
+}
+
+/// Proofs signed before the run, handed out once each; signed on the spot when they
+/// run out.
+struct Proofs {
+    prover: Arc<Prover>,
+    ready: Vec<String>,
+    next: AtomicUsize,
+}
+
+impl Proofs {
+    fn take(&self, url: &str) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+        match self.ready.get(self.next.fetch_add(1, Ordering::Relaxed)) {
+            Some(proof) => Ok(proof.clone()),
+            None => self.prover.proof(url),
+        }
     }
 }
 
@@ -61,20 +114,26 @@ impl Prover {
 pub async fn run(args: &LoadArgs) -> Result<(), Box<dyn std::error::Error>> {
     let http = reqwest::Client::builder().pool_max_idle_per_host(args.connections).build()?;
     let rng = Rng::default();
-    let prover = if args.dpop { Some(std::sync::Arc::new(Prover::new(&rng)?)) } else { None };
+    let proofs = if args.dpop {
+        let prover = Arc::new(Prover::new(&rng)?);
+        let ready = prover.presign(&args.url, args.presign)?;
+        Some(Arc::new(Proofs { prover, ready, next: AtomicUsize::new(0) }))
+    } else {
+        None
+    };
     let form = [("grant_type", "client_credentials".to_owned()), ("scope", args.scope.clone())];
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.duration);
     let mut tasks = Vec::new();
     for _ in 0..args.connections {
-        let (http, prover, form) = (http.clone(), prover.clone(), form.clone());
+        let (http, proofs, form) = (http.clone(), proofs.clone(), form.clone());
         let (url, id, secret) = (args.url.clone(), args.client_id.clone(), args.client_secret.clone());
         tasks.push(tokio::spawn(async move {
             let (mut latencies, mut errors) = (Vec::new(), 0u64);
             while Instant::now() < deadline {
                 let mut request = http.post(&url).basic_auth(&id, Some(&secret)).form(&form);
-                if let Some(prover) = &prover {
-                    match prover.proof(&url) {
+                if let Some(proofs) = &proofs {
+                    match proofs.take(&url) {
                         Ok(proof) => request = request.header("DPoP", proof),
                         Err(_) => errors += 1,
                     }

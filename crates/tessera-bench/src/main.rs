@@ -20,6 +20,9 @@ use tessera_store_sql::SqlStore;
 /// The PKCE verifier of every seeded code (its S256 challenge is stored with them).
 pub const VERIFIER: &str = "bench-verifier-0123456789-abcdefghijklmnopqrstuvwxyz";
 
+/// Seed writes awaited together.
+const SEED_IN_FLIGHT: usize = 256;
+
 #[derive(Parser)]
 #[command(about = "Token-endpoint benchmark support")]
 enum Command {
@@ -79,6 +82,8 @@ async fn seed(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let scopes: Vec<String> = args.scope.split(' ').map(str::to_owned).collect();
     let challenge = b64url(sha256(VERIFIER.as_bytes()));
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    // Many writes in flight, so that the SQLite writer commits them in batches.
+    let mut pending = tokio::task::JoinSet::new();
     for _ in 0..args.count {
         let value = rng.token();
         let hash = SecretHash::of(&value);
@@ -99,7 +104,8 @@ async fn seed(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
                     dpop_jkt: None,
                 };
                 // Ten minutes: the benchmark redeems them long before.
-                store.put_code(&hash, &grant, now + 600).await?;
+                let store = store.clone();
+                pending.spawn(async move { store.put_code(&hash, &grant, now + 600).await });
             }
             Kind::RefreshTokens => {
                 let record = RefreshRecord {
@@ -116,10 +122,19 @@ async fn seed(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
                     dpop_jkt: None,
                     x5t_s256: None,
                 };
-                store.put_refresh_token(&hash, &record).await?;
+                let store = store.clone();
+                pending.spawn(async move { store.put_refresh_token(&hash, &record).await });
             }
         }
         writeln!(out, "{value}")?;
+        if pending.len() >= SEED_IN_FLIGHT {
+            while let Some(done) = pending.join_next().await {
+                done??;
+            }
+        }
+    }
+    while let Some(done) = pending.join_next().await {
+        done??;
     }
     out.flush()?;
     store.close().await;

@@ -30,6 +30,8 @@ pub struct Provider {
     pub notifier: Arc<dyn Notifier>,
     /// Makes DPoP nonces; shared through the store, so any instance accepts them.
     dpop_nonce_key: aws_lc_rs::hmac::Key,
+    /// DPoP proof headers already checked, with their keys (not their `jti`s).
+    pub dpop_keys: crate::sender::dpop::ProofKeys,
 }
 
 impl Provider {
@@ -62,6 +64,7 @@ impl Provider {
             grants: GrantRegistry::standard(),
             notifier,
             dpop_nonce_key,
+            dpop_keys: crate::sender::dpop::ProofKeys::default(),
         })
     }
 

@@ -40,7 +40,7 @@ impl Backend {
         }
     }
 
-    /// PostgreSQL's pool size. (SQLite has one connection, used inline.)
+    /// PostgreSQL's pool size. (SQLite has its own read connections and one writer.)
     pub(crate) fn max_connections(self) -> u32 {
         match self {
             Self::Sqlite => 1,

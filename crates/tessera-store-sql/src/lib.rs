@@ -2,9 +2,9 @@
 //! database shared by many instances, chosen by the URL scheme. Each backend
 //! implements every `tessera-core` store trait with the same schema and statements:
 //!
-//! - SQLite through `rusqlite`, one connection used inline on the calling task: a
-//!   statement on a local file takes microseconds, less than handing it to another
-//!   thread and back;
+//! - SQLite through `rusqlite`: reads inline on the calling task on a few read
+//!   connections (a statement on a local file takes microseconds, less than handing
+//!   it to another thread and back), writes group-committed by one writer thread;
 //! - PostgreSQL through a sqlx pool.
 //!
 //! Single-use values are consumed in one statement (`INSERT … ON CONFLICT`,

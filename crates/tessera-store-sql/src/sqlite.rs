@@ -1,14 +1,20 @@
-//! The SQLite store on rusqlite: one connection behind a mutex, used inline on the
-//! calling task. A statement on a local WAL file takes microseconds; handing it to
-//! a connection thread and back (as an async driver does) costs far more than the
-//! statement. SQLite has one writer anyway, so one connection loses nothing.
+//! The SQLite store on rusqlite. Reads run inline on the calling task, on a few
+//! read connections: a statement on a local WAL file takes microseconds, less than
+//! handing it to another thread and back. Writes go to one writer thread that
+//! commits whatever is queued in one transaction ([`writer`]): SQLite has one writer
+//! anyway, and a commit's fixed cost (file locks, WAL frame headers, the pages every
+//! insert touches) is then shared by all requests waiting for it.
 //!
 //! Single-use values are consumed in one statement (`INSERT … ON CONFLICT`,
-//! `UPDATE`/`DELETE … RETURNING`) or one `BEGIN IMMEDIATE` transaction, so other
-//! processes on the same file (`tessera users`, a second server) see one winner too:
-//! the mutex orders this process, the file's write lock orders processes.
+//! `UPDATE`/`DELETE … RETURNING`) or one savepoint inside the writer's `BEGIN
+//! IMMEDIATE` transaction, so other processes on the same file (`tessera users`, a
+//! second server) see one winner too: the writer thread orders this process, the
+//! file's write lock orders processes.
 
-use std::sync::{Arc, Mutex, PoisonError};
+mod writer;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, TryLockError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -26,18 +32,57 @@ use tessera_core::store::{
 };
 
 use crate::{Backend, store_error};
+use writer::{WriteError, Writer};
 
 /// How long a statement waits for another process's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Bytes of the file each connection maps instead of reading.
+const MMAP_SIZE: i64 = 256 << 20;
+
 /// Prepared statements kept per connection: more than this store has.
 const STATEMENT_CACHE: usize = 128;
+
+/// Read connections: enough that the runtime's worker threads (one per core) and a
+/// blocking task or two rarely wait for one another.
+const READERS: usize = 4;
 
 /// The store on one SQLite file.
 #[derive(Clone)]
 pub(crate) struct SqliteStore {
-    connection: Arc<Mutex<Connection>>,
+    readers: Arc<Readers>,
+    writer: Writer,
     purge_statements: Arc<[String]>,
+}
+
+/// Read-only connections, used inline by whichever task asks. WAL lets them read
+/// beside the writer; each statement sees the last commit.
+struct Readers {
+    connections: Box<[Mutex<Connection>]>,
+    next: AtomicUsize,
+}
+
+impl Readers {
+    /// Runs `f` on a free connection (or waits for one), on this task. A panic
+    /// elsewhere while holding a lock left no transaction open, so a poisoned lock
+    /// is still usable.
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
+        let count = self.connections.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        for i in 0..count {
+            let Some(slot) = self.connections.get((start + i) % count) else { continue };
+            match slot.try_lock() {
+                Ok(connection) => return f(&connection).map_err(store_error),
+                Err(TryLockError::Poisoned(poisoned)) => {
+                    return f(&poisoned.into_inner()).map_err(store_error);
+                }
+                Err(TryLockError::WouldBlock) => {}
+            }
+        }
+        let slot = self.connections.get(start % count).ok_or_else(|| store_error("no read connection"))?;
+        let connection = slot.lock().unwrap_or_else(PoisonError::into_inner);
+        f(&connection).map_err(store_error)
+    }
 }
 
 impl SqliteStore {
@@ -46,24 +91,39 @@ impl SqliteStore {
     pub(crate) async fn open(url: &str) -> StoreResult<Self> {
         let path = sqlite_path(url)?;
         // Opening may wait on another process's lock: off the async workers.
-        let connection = tokio::task::spawn_blocking(move || open_and_migrate(&path))
-            .await
-            .map_err(store_error)?
-            .map_err(store_error)?;
+        let (connection, readers) = tokio::task::spawn_blocking(move || {
+            let connection = open_and_migrate(&path)?;
+            let readers =
+                (0..READERS).map(|_| open_reader(&path).map(Mutex::new)).collect::<Result<_, _>>()?;
+            Ok::<_, rusqlite::Error>((connection, readers))
+        })
+        .await
+        .map_err(store_error)?
+        .map_err(store_error)?;
+        let writer = Writer::start(connection).map_err(store_error)?;
         let purge_statements = Backend::Sqlite
             .purge_statements()
             .into_iter()
             .map(|statement| statement.replace("$1", "?1").replace("$2", "?2"))
             .collect();
-        Ok(Self { connection: Arc::new(Mutex::new(connection)), purge_statements })
+        Ok(Self {
+            readers: Arc::new(Readers { connections: readers, next: AtomicUsize::new(0) }),
+            writer,
+            purge_statements,
+        })
     }
 
-    /// Runs `f` on the connection, on this task. A panic elsewhere while holding the
-    /// lock left no transaction open (dropping one rolls it back), so a poisoned
-    /// lock is still usable.
-    fn call<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
-        let mut connection = self.connection.lock().unwrap_or_else(PoisonError::into_inner);
-        f(&mut connection).map_err(store_error)
+    /// Runs a read on a read connection, on this task.
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
+        self.readers.read(f)
+    }
+
+    /// Runs a write in the writer's next batch; returns once it is committed.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, WriteError> + Send + 'static,
+    ) -> StoreResult<T> {
+        self.writer.write(f).await
     }
 }
 
@@ -86,8 +146,28 @@ fn open_and_migrate(path: &str) -> rusqlite::Result<Connection> {
     connection.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))?;
     connection.pragma_update(None, "synchronous", "NORMAL")?;
     connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    tune(&connection)?;
     migrate(&mut connection)?;
     Ok(connection)
+}
+
+/// A read connection on the (already migrated, WAL) file. `query_only` makes any
+/// write through it an error: writes belong to the writer thread.
+fn open_reader(path: &str) -> rusqlite::Result<Connection> {
+    let connection = Connection::open(path)?;
+    connection.busy_timeout(BUSY_TIMEOUT)?;
+    connection.pragma_update(None, "query_only", true)?;
+    connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    tune(&connection)?;
+    Ok(connection)
+}
+
+/// Per-connection settings that change speed, not durability or locking.
+fn tune(connection: &Connection) -> rusqlite::Result<()> {
+    // Database pages read through a shared memory map instead of a `pread` copy
+    // into each connection's cache (WAL frames are still read with `pread`).
+    connection.pragma_update(None, "mmap_size", MMAP_SIZE)?;
+    connection.pragma_update(None, "temp_store", "MEMORY")
 }
 
 /// Applies the migrations not yet recorded in `schema_migrations`, all in one
@@ -151,7 +231,7 @@ fn count(n: i64) -> u32 {
 #[async_trait]
 impl ClientStore for SqliteStore {
     async fn client(&self, client_id: &ClientId) -> StoreResult<Option<Client>> {
-        let document = self.call(|c| {
+        let document = self.read(|c| {
             c.prepare_cached("SELECT document FROM clients WHERE client_id = ?1")?
                 .query_row([client_id.as_str()], |row| row.get(0))
                 .optional()
@@ -162,21 +242,20 @@ impl ClientStore for SqliteStore {
     async fn put_clients(&self, clients: &[Client]) -> StoreResult<()> {
         let documents = clients
             .iter()
-            .map(|client| Ok((client.client_id.as_str(), to_json(client)?)))
+            .map(|client| Ok((client.client_id.as_str().to_owned(), to_json(client)?)))
             .collect::<StoreResult<Vec<_>>>()?;
-        self.call(|c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            {
-                let mut insert = tx.prepare_cached(
-                    "INSERT INTO clients (client_id, document) VALUES (?1, ?2) \
-                     ON CONFLICT (client_id) DO UPDATE SET document = excluded.document",
-                )?;
-                for (client_id, document) in &documents {
-                    insert.execute(params![client_id, document])?;
-                }
+        // One savepoint: all of them or none.
+        self.write(move |c| {
+            let mut insert = c.prepare_cached(
+                "INSERT INTO clients (client_id, document) VALUES (?1, ?2) \
+                 ON CONFLICT (client_id) DO UPDATE SET document = excluded.document",
+            )?;
+            for (client_id, document) in &documents {
+                insert.execute(params![client_id, document])?;
             }
-            tx.commit()
+            Ok(())
         })
+        .await
     }
 }
 
@@ -184,18 +263,20 @@ impl ClientStore for SqliteStore {
 impl ResourceStore for SqliteStore {
     async fn put_resources(&self, resources: &Resources) -> StoreResult<()> {
         let document = to_json(resources)?;
-        self.call(|c| {
+        self.write(move |c| {
             c.prepare_cached(
                 "INSERT INTO resources (id, document) VALUES (1, ?1) \
                  ON CONFLICT (id) DO UPDATE SET document = excluded.document",
             )?
-            .execute([&document])
-        })?;
+            .execute([&document])?;
+            Ok(())
+        })
+        .await?;
         Ok(())
     }
 
     async fn resources(&self) -> StoreResult<Resources> {
-        let document = self.call(|c| {
+        let document = self.read(|c| {
             c.prepare_cached("SELECT document FROM resources WHERE id = 1")?
                 .query_row([], |row| row.get(0))
                 .optional()
@@ -237,19 +318,23 @@ impl UserRow {
 impl UserStore for SqliteStore {
     async fn put_user(&self, user: &User) -> StoreResult<()> {
         let claims = to_json(&user.claims)?;
-        self.call(|c| {
+        let (username, subject, password_hash) =
+            (user.username.clone(), user.subject.clone(), user.password_hash.clone());
+        self.write(move |c| {
             c.prepare_cached(
                 "INSERT INTO users (username, subject, password_hash, claims) VALUES (?1, ?2, ?3, ?4) \
                  ON CONFLICT (username) DO UPDATE SET subject = excluded.subject, \
                  password_hash = excluded.password_hash, claims = excluded.claims",
             )?
-            .execute(params![user.username, user.subject, user.password_hash, claims])
-        })?;
+            .execute(params![username, subject, password_hash, claims])?;
+            Ok(())
+        })
+        .await?;
         Ok(())
     }
 
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
-        let row = self.call(|c| {
+        let row = self.read(|c| {
             c.prepare_cached(
                 "SELECT username, subject, password_hash, claims FROM users WHERE username = ?1",
             )?
@@ -260,7 +345,7 @@ impl UserStore for SqliteStore {
     }
 
     async fn user_by_subject(&self, subject: &str) -> StoreResult<Option<User>> {
-        let row = self.call(|c| {
+        let row = self.read(|c| {
             c.prepare_cached(
                 "SELECT username, subject, password_hash, claims FROM users WHERE subject = ?1 \
                  ORDER BY username LIMIT 1",
@@ -272,7 +357,7 @@ impl UserStore for SqliteStore {
     }
 
     async fn users(&self) -> StoreResult<Vec<User>> {
-        let rows = self.call(|c| {
+        let rows = self.read(|c| {
             c.prepare_cached("SELECT username, subject, password_hash, claims FROM users ORDER BY username")?
                 .query_map([], UserRow::read)?
                 .collect::<rusqlite::Result<Vec<_>>>()
@@ -284,7 +369,7 @@ impl UserStore for SqliteStore {
 #[async_trait]
 impl KeyStore for SqliteStore {
     async fn signing_keys(&self) -> StoreResult<Vec<StoredKey>> {
-        self.call(|c| {
+        self.read(|c| {
             c.prepare_cached(
                 "SELECT generation, kid, algorithm, private_key, sealed, created_at, activates_at, retires_at, \
                  expires_at FROM signing_keys ORDER BY generation",
@@ -308,24 +393,27 @@ impl KeyStore for SqliteStore {
 
     async fn insert_signing_key(&self, key: &StoredKey) -> StoreResult<bool> {
         // The unique generation decides which instance's "next key" exists.
-        let inserted = self.call(|c| {
-            c.prepare_cached(
-                "INSERT INTO signing_keys (generation, kid, algorithm, private_key, sealed, created_at, \
+        let key = key.clone();
+        let inserted = self
+            .write(move |c| {
+                Ok(c.prepare_cached(
+                    "INSERT INTO signing_keys (generation, kid, algorithm, private_key, sealed, created_at, \
                  activates_at, retires_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
                  ON CONFLICT DO NOTHING",
-            )?
-            .execute(params![
-                key.generation,
-                key.kid,
-                key.algorithm,
-                key.private_key,
-                i64::from(key.sealed),
-                key.created_at,
-                key.activates_at,
-                key.retires_at,
-                key.expires_at,
-            ])
-        })?;
+                )?
+                .execute(params![
+                    key.generation,
+                    key.kid,
+                    key.algorithm,
+                    key.private_key,
+                    i64::from(key.sealed),
+                    key.created_at,
+                    key.activates_at,
+                    key.retires_at,
+                    key.expires_at,
+                ])?)
+            })
+            .await?;
         Ok(inserted == 1)
     }
 }
@@ -335,14 +423,17 @@ impl ReplayStore for SqliteStore {
     async fn remember_once(&self, key: &str, expires: Timestamp, now: Timestamp) -> StoreResult<bool> {
         // One statement checks and marks: a live row blocks the insert, an expired
         // one is taken over. Of racing calls exactly one affects a row.
-        let changed = self.call(|c| {
-            c.prepare_cached(
-                "INSERT INTO replay_cache (key, expires_at) VALUES (?1, ?2) \
-                 ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at \
-                 WHERE replay_cache.expires_at <= ?3",
-            )?
-            .execute(params![key, expires, now])
-        })?;
+        let key = key.to_owned();
+        let changed = self
+            .write(move |c| {
+                Ok(c.prepare_cached(
+                    "INSERT INTO replay_cache (key, expires_at) VALUES (?1, ?2) \
+                     ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at \
+                     WHERE replay_cache.expires_at <= ?3",
+                )?
+                .execute(params![key, expires, now])?)
+            })
+            .await?;
         Ok(changed == 1)
     }
 }
@@ -351,13 +442,14 @@ impl ReplayStore for SqliteStore {
 impl TokenStore for SqliteStore {
     async fn put_reference_token(&self, hash: &SecretHash, record: &TokenRecord) -> StoreResult<()> {
         let (scope, audience) = (to_json(&record.scope)?, to_json(&record.audience)?);
-        self.call(|c| {
+        let (hash, record) = (hash.to_base64url(), record.clone());
+        self.write(move |c| {
             c.prepare_cached(
                 "INSERT INTO reference_tokens (token_hash, jti, client_id, subject, scope, audience, \
                  issued_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?
             .execute(params![
-                hash.to_base64url(),
+                hash,
                 record.jti,
                 record.client_id,
                 record.subject,
@@ -365,13 +457,14 @@ impl TokenStore for SqliteStore {
                 audience,
                 record.issued_at,
                 record.expires_at,
-            ])
-        })?;
-        Ok(())
+            ])?;
+            Ok(())
+        })
+        .await
     }
 
     async fn reference_token(&self, hash: &SecretHash, now: Timestamp) -> StoreResult<Option<TokenRecord>> {
-        let row = self.call(|c| {
+        let row = self.read(|c| {
             c.prepare_cached(
                 "SELECT jti, client_id, subject, scope, audience, issued_at, expires_at FROM reference_tokens \
                  WHERE token_hash = ?1 AND expires_at > ?2",
@@ -404,27 +497,31 @@ impl TokenStore for SqliteStore {
     }
 
     async fn revoke_reference_token(&self, hash: &SecretHash) -> StoreResult<bool> {
-        let deleted = self.call(|c| {
-            c.prepare_cached("DELETE FROM reference_tokens WHERE token_hash = ?1")?
-                .execute([hash.to_base64url()])
-        })?;
+        let hash = hash.to_base64url();
+        let deleted = self
+            .write(move |c| {
+                Ok(c.prepare_cached("DELETE FROM reference_tokens WHERE token_hash = ?1")?.execute([hash])?)
+            })
+            .await?;
         Ok(deleted > 0)
     }
 
     async fn revoke_jti(&self, jti: &str, expires: Timestamp) -> StoreResult<()> {
-        self.call(|c| {
+        let jti = jti.to_owned();
+        self.write(move |c| {
             c.prepare_cached(
                 "INSERT INTO revoked_jtis (jti, expires_at) VALUES (?1, ?2) ON CONFLICT (jti) DO NOTHING",
             )?
-            .execute(params![jti, expires])
-        })?;
-        Ok(())
+            .execute(params![jti, expires])?;
+            Ok(())
+        })
+        .await
     }
 
     async fn is_jti_revoked(&self, jti: &str) -> StoreResult<bool> {
         // Revoked by itself, or through its grant: judged when read, so a token minted
         // while its grant is being revoked cannot slip between the two writes.
-        self.call(|c| {
+        self.read(|c| {
             c.prepare_cached(
                 "SELECT 1 AS found FROM revoked_jtis WHERE jti = ?1 UNION ALL \
                  SELECT 1 FROM issued_access_tokens t JOIN revoked_grants g ON g.grant_id = t.grant_id \
@@ -439,18 +536,23 @@ impl TokenStore for SqliteStore {
 impl MaintenanceStore for SqliteStore {
     async fn purge_expired(&self, now: Timestamp, batch: u32) -> StoreResult<u64> {
         let mut purged = 0;
-        for statement in self.purge_statements.iter() {
-            // Each statement is its own short transaction over at most `batch` rows,
-            // and the lock is released between them.
-            let deleted =
-                self.call(|c| c.prepare_cached(statement)?.execute(params![now, i64::from(batch)]))?;
+        for index in 0..self.purge_statements.len() {
+            // Each statement is its own write over at most `batch` rows, so one
+            // commit never holds the lock for a whole purge.
+            let statements = Arc::clone(&self.purge_statements);
+            let deleted = self
+                .write(move |c| {
+                    let statement = statements.get(index).map_or("SELECT 0", String::as_str);
+                    Ok(c.prepare_cached(statement)?.execute(params![now, i64::from(batch)])?)
+                })
+                .await?;
             purged += u64::try_from(deleted).unwrap_or(u64::MAX);
         }
         Ok(purged)
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        self.call(|c| c.prepare_cached("SELECT 1")?.query_row([], |row| row.get::<_, i64>(0)))?;
+        self.read(|c| c.prepare_cached("SELECT 1")?.query_row([], |row| row.get::<_, i64>(0)))?;
         Ok(())
     }
 }
@@ -464,41 +566,45 @@ impl CodeStore for SqliteStore {
         expires_at: Timestamp,
     ) -> StoreResult<()> {
         let document = to_json(grant)?;
-        self.call(|c| {
+        let (hash, grant_id) = (hash.to_base64url(), grant.grant_id.clone());
+        self.write(move |c| {
             c.prepare_cached(
                 "INSERT INTO authorization_codes (code_hash, grant_id, document, expires_at) \
                  VALUES (?1, ?2, ?3, ?4)",
             )?
-            .execute(params![hash.to_base64url(), grant.grant_id, document, expires_at])
-        })?;
-        Ok(())
+            .execute(params![hash, grant_id, document, expires_at])?;
+            Ok(())
+        })
+        .await
     }
 
     async fn consume_code(&self, hash: &SecretHash, now: Timestamp) -> StoreResult<Consumed<PendingGrant>> {
         let code_hash = hash.to_base64url();
-        let outcome = self.call(|c| {
-            // One statement checks and marks: of racing redemptions (here or in
-            // another process) only the first finds `consumed_at` still NULL
-            // (RFC 6749 §4.1.2).
-            let fresh: Option<String> = c
-                .prepare_cached(
-                    "UPDATE authorization_codes SET consumed_at = ?2 \
+        let outcome = self
+            .write(move |c| {
+                // One statement checks and marks: of racing redemptions (here or in
+                // another process) only the first finds `consumed_at` still NULL
+                // (RFC 6749 §4.1.2).
+                let fresh: Option<String> = c
+                    .prepare_cached(
+                        "UPDATE authorization_codes SET consumed_at = ?2 \
                      WHERE code_hash = ?1 AND consumed_at IS NULL AND expires_at > ?2 RETURNING document",
-                )?
-                .query_row(params![code_hash, now], |row| row.get(0))
-                .optional()?;
-            if let Some(document) = fresh {
-                return Ok(Consumed::Fresh(document));
-            }
-            let used: Option<String> = c
-                .prepare_cached(
-                    "SELECT grant_id FROM authorization_codes \
+                    )?
+                    .query_row(params![code_hash, now], |row| row.get(0))
+                    .optional()?;
+                if let Some(document) = fresh {
+                    return Ok(Consumed::Fresh(document));
+                }
+                let used: Option<String> = c
+                    .prepare_cached(
+                        "SELECT grant_id FROM authorization_codes \
                      WHERE code_hash = ?1 AND consumed_at IS NOT NULL AND expires_at > ?2",
-                )?
-                .query_row(params![code_hash, now], |row| row.get(0))
-                .optional()?;
-            Ok(used.map_or(Consumed::Missing, |grant_id| Consumed::Replayed { grant_id }))
-        })?;
+                    )?
+                    .query_row(params![code_hash, now], |row| row.get(0))
+                    .optional()?;
+                Ok(used.map_or(Consumed::Missing, |grant_id| Consumed::Replayed { grant_id }))
+            })
+            .await?;
         Ok(match outcome {
             Consumed::Fresh(document) => Consumed::Fresh(from_json(&document)?),
             Consumed::Replayed { grant_id } => Consumed::Replayed { grant_id },
@@ -542,8 +648,6 @@ impl RefreshState {
 /// How a rotation ended, before the lock is released.
 enum Rotation {
     Rotated,
-    /// The successor names another grant: rolled back.
-    WrongGrant,
     /// `old` was not rotated; its state, if it exists.
     Refused(Option<RefreshState>),
 }
@@ -566,12 +670,13 @@ fn insert_refresh_token(
 impl RefreshStore for SqliteStore {
     async fn put_refresh_token(&self, hash: &SecretHash, record: &RefreshRecord) -> StoreResult<()> {
         let document = to_json(record)?;
-        self.call(|c| insert_refresh_token(c, &hash.to_base64url(), record, &document))?;
+        let (hash, record) = (hash.to_base64url(), record.clone());
+        self.write(move |c| Ok(insert_refresh_token(c, &hash, &record, &document)?)).await?;
         Ok(())
     }
 
     async fn refresh_token(&self, hash: &SecretHash) -> StoreResult<Consumed<RefreshRecord>> {
-        let Some(state) = self.call(|c| RefreshState::read(c, &hash.to_base64url()))? else {
+        let Some(state) = self.read(|c| RefreshState::read(c, &hash.to_base64url()))? else {
             return Ok(Consumed::Missing);
         };
         if state.spent {
@@ -589,13 +694,13 @@ impl RefreshStore for SqliteStore {
     ) -> StoreResult<Consumed<()>> {
         let (old_hash, new_hash) = (old.to_base64url(), new.to_base64url());
         let document = to_json(successor)?;
-        let rotation = self.call(|c| {
-            // IMMEDIATE takes the write lock first, so another process cannot commit
+        let successor = successor.clone();
+        let rotation = self.write(move |c| {
+            // The writer's batch holds the write lock, so another process cannot commit
             // between our read and our write. The UPDATE marks the old row: a racing
             // rotation then finds `used_at` set, so at most one successor is ever
             // inserted (RFC 9700 §4.14.2). Expired tokens and revoked grants never rotate.
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let used: Option<String> = tx
+            let used: Option<String> = c
                 .prepare_cached(
                     "UPDATE refresh_tokens SET used_at = ?2 \
                      WHERE token_hash = ?1 AND used_at IS NULL AND revoked = 0 \
@@ -606,22 +711,21 @@ impl RefreshStore for SqliteStore {
                 .query_row(params![old_hash, now], |row| row.get(0))
                 .optional()?;
             let Some(grant_id) = used else {
-                // Dropping `tx` rolls back (nothing was changed).
-                return Ok(Rotation::Refused(RefreshState::read(&tx, &old_hash)?));
+                // Nothing was changed.
+                return Ok(Rotation::Refused(RefreshState::read(c, &old_hash)?));
             };
             if grant_id != successor.grant_id {
-                // Dropping `tx` rolls the use of `old` back.
-                return Ok(Rotation::WrongGrant);
+                // An error rolls the use of `old` back (to this write's savepoint).
+                return Err(WriteError::Store(StoreError::new(
+                    "a refresh token's successor must belong to the same grant",
+                )));
             }
-            insert_refresh_token(&tx, &new_hash, successor, &document)?;
-            tx.commit()?;
+            insert_refresh_token(c, &new_hash, &successor, &document)?;
             Ok(Rotation::Rotated)
-        })?;
+        })
+        .await?;
         match rotation {
             Rotation::Rotated => Ok(Consumed::Fresh(())),
-            Rotation::WrongGrant => {
-                Err(StoreError::new("a refresh token's successor must belong to the same grant"))
-            }
             Rotation::Refused(Some(state)) if state.spent => {
                 Ok(Consumed::Replayed { grant_id: state.grant_id })
             }
@@ -637,18 +741,20 @@ const REVOKE_ACCESS_TOKENS: &str = "INSERT INTO revoked_jtis (jti, expires_at) \
 #[async_trait]
 impl GrantStore for SqliteStore {
     async fn record_access_token(&self, jti: &str, grant_id: &str, expires_at: Timestamp) -> StoreResult<()> {
-        self.call(|c| {
+        let (jti, grant_id) = (jti.to_owned(), grant_id.to_owned());
+        self.write(move |c| {
             c.prepare_cached(
                 "INSERT INTO issued_access_tokens (jti, grant_id, expires_at) VALUES (?1, ?2, ?3)",
             )?
-            .execute(params![jti, grant_id, expires_at])
-        })?;
-        Ok(())
+            .execute(params![jti, grant_id, expires_at])?;
+            Ok(())
+        })
+        .await
     }
 
     async fn revoke_grant(&self, grant_id: &str, now: Timestamp) -> StoreResult<()> {
-        self.call(|c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let grant_id = grant_id.to_owned();
+        self.write(move |tx| {
             // Remember the revocation until the last artefact of the family expires (a
             // refresh token's expiry is the family's, fixed at the first issue).
             tx.prepare_cached(
@@ -663,17 +769,18 @@ impl GrantStore for SqliteStore {
             .execute(params![grant_id, now])?;
             // RFC 9700 §4.14.2: the whole family, and nothing of other grants.
             tx.prepare_cached("UPDATE refresh_tokens SET revoked = 1 WHERE grant_id = ?1 AND revoked = 0")?
-                .execute([grant_id])?;
+                .execute([&grant_id])?;
             // The write lock is held to the commit, so every access token recorded
             // before it is copied; later ones are judged by `revoked_grants` when read.
-            tx.prepare_cached(REVOKE_ACCESS_TOKENS)?.execute([grant_id])?;
+            tx.prepare_cached(REVOKE_ACCESS_TOKENS)?.execute([&grant_id])?;
             // Unused codes become used: a later redemption is refused as a replay.
             tx.prepare_cached(
                 "UPDATE authorization_codes SET consumed_at = ?2 WHERE grant_id = ?1 AND consumed_at IS NULL",
             )?
             .execute(params![grant_id, now])?;
-            tx.commit()
+            Ok(())
         })
+        .await
     }
 }
 
@@ -681,19 +788,21 @@ impl GrantStore for SqliteStore {
 impl SessionStore for SqliteStore {
     async fn put_session(&self, hash: &SecretHash, session: &Session) -> StoreResult<()> {
         let document = to_json(session)?;
-        self.call(|c| {
+        let (hash, expires_at) = (hash.to_base64url(), session.expires_at);
+        self.write(move |c| {
             c.prepare_cached(
                 "INSERT INTO sessions (session_hash, document, expires_at) VALUES (?1, ?2, ?3) \
                  ON CONFLICT (session_hash) DO UPDATE SET document = excluded.document, \
                  expires_at = excluded.expires_at",
             )?
-            .execute(params![hash.to_base64url(), document, session.expires_at])
-        })?;
-        Ok(())
+            .execute(params![hash, document, expires_at])?;
+            Ok(())
+        })
+        .await
     }
 
     async fn session(&self, hash: &SecretHash, now: Timestamp) -> StoreResult<Option<Session>> {
-        let document = self.call(|c| {
+        let document = self.read(|c| {
             c.prepare_cached("SELECT document FROM sessions WHERE session_hash = ?1 AND expires_at > ?2")?
                 .query_row(params![hash.to_base64url(), now], |row| row.get(0))
                 .optional()
@@ -702,10 +811,12 @@ impl SessionStore for SqliteStore {
     }
 
     async fn delete_session(&self, hash: &SecretHash) -> StoreResult<()> {
-        self.call(|c| {
-            c.prepare_cached("DELETE FROM sessions WHERE session_hash = ?1")?.execute([hash.to_base64url()])
-        })?;
-        Ok(())
+        let hash = hash.to_base64url();
+        self.write(move |c| {
+            c.prepare_cached("DELETE FROM sessions WHERE session_hash = ?1")?.execute([hash])?;
+            Ok(())
+        })
+        .await
     }
 }
 
@@ -717,19 +828,20 @@ impl RequestStore for SqliteStore {
         document: &serde_json::Value,
         expires_at: Timestamp,
     ) -> StoreResult<()> {
-        let document = to_json(document)?;
-        self.call(|c| {
+        let (key, document) = (key.to_owned(), to_json(document)?);
+        self.write(move |c| {
             c.prepare_cached(
                 "INSERT INTO pending_requests (key, document, expires_at) VALUES (?1, ?2, ?3) \
                  ON CONFLICT (key) DO UPDATE SET document = excluded.document, expires_at = excluded.expires_at",
             )?
-            .execute(params![key, document, expires_at])
-        })?;
-        Ok(())
+            .execute(params![key, document, expires_at])?;
+            Ok(())
+        })
+        .await
     }
 
     async fn request(&self, key: &str, now: Timestamp) -> StoreResult<Option<serde_json::Value>> {
-        let document = self.call(|c| {
+        let document = self.read(|c| {
             c.prepare_cached("SELECT document FROM pending_requests WHERE key = ?1 AND expires_at > ?2")?
                 .query_row(params![key, now], |row| row.get(0))
                 .optional()
@@ -739,13 +851,16 @@ impl RequestStore for SqliteStore {
 
     async fn consume_request(&self, key: &str, now: Timestamp) -> StoreResult<Option<serde_json::Value>> {
         // RFC 9126 §2.2: single use. Of racing deletes only one gets the row back.
-        let document = self.call(|c| {
-            c.prepare_cached(
-                "DELETE FROM pending_requests WHERE key = ?1 AND expires_at > ?2 RETURNING document",
-            )?
-            .query_row(params![key, now], |row| row.get(0))
-            .optional()
-        })?;
+        let key = key.to_owned();
+        let document = self
+            .write(move |c| {
+                Ok(c.prepare_cached(
+                    "DELETE FROM pending_requests WHERE key = ?1 AND expires_at > ?2 RETURNING document",
+                )?
+                .query_row(params![key, now], |row| row.get(0))
+                .optional()?)
+            })
+            .await?;
         from_json_opt(document)
     }
 
@@ -755,7 +870,7 @@ impl RequestStore for SqliteStore {
         now: Timestamp,
     ) -> StoreResult<Vec<(String, serde_json::Value)>> {
         let pattern = crate::backend::like_prefix(prefix);
-        let rows: Vec<(String, String)> = self.call(|c| {
+        let rows: Vec<(String, String)> = self.read(|c| {
             c.prepare_cached(
                 "SELECT key, document FROM pending_requests WHERE key LIKE ?1 ESCAPE '\\' AND expires_at > ?2 \
                  ORDER BY key",
@@ -770,7 +885,7 @@ impl RequestStore for SqliteStore {
 #[async_trait]
 impl ConsentStore for SqliteStore {
     async fn consented_scopes(&self, subject: &str, client_id: &str) -> StoreResult<Vec<String>> {
-        let scopes = self.call(|c| {
+        let scopes = self.read(|c| {
             c.prepare_cached("SELECT scopes FROM consents WHERE subject = ?1 AND client_id = ?2")?
                 .query_row(params![subject, client_id], |row| row.get(0))
                 .optional()
@@ -780,14 +895,16 @@ impl ConsentStore for SqliteStore {
 
     async fn put_consent(&self, subject: &str, client_id: &str, scopes: &[String]) -> StoreResult<()> {
         let scopes = to_json(&scopes)?;
-        self.call(|c| {
+        let (subject, client_id) = (subject.to_owned(), client_id.to_owned());
+        self.write(move |c| {
             c.prepare_cached(
                 "INSERT INTO consents (subject, client_id, scopes) VALUES (?1, ?2, ?3) \
                  ON CONFLICT (subject, client_id) DO UPDATE SET scopes = excluded.scopes",
             )?
-            .execute(params![subject, client_id, scopes])
-        })?;
-        Ok(())
+            .execute(params![subject, client_id, scopes])?;
+            Ok(())
+        })
+        .await
     }
 }
 
@@ -796,23 +913,26 @@ impl ThrottleStore for SqliteStore {
     async fn record_failure(&self, key: &str, now: Timestamp, window: i64) -> StoreResult<u32> {
         // One upsert counts: concurrent failures in many processes each add one. A
         // passed window restarts at 1 (both SETs read the old row).
-        let failures = self.call(|c| {
-            c.prepare_cached(
-                "INSERT INTO login_failures (key, failures, window_ends_at) VALUES (?1, 1, ?3) \
+        let key = key.to_owned();
+        let failures = self
+            .write(move |c| {
+                Ok(c.prepare_cached(
+                    "INSERT INTO login_failures (key, failures, window_ends_at) VALUES (?1, 1, ?3) \
                  ON CONFLICT (key) DO UPDATE SET \
                  failures = CASE WHEN login_failures.window_ends_at <= ?2 THEN 1 \
                  ELSE login_failures.failures + 1 END, \
                  window_ends_at = CASE WHEN login_failures.window_ends_at <= ?2 THEN ?3 \
                  ELSE login_failures.window_ends_at END \
                  RETURNING failures",
-            )?
-            .query_row(params![key, now, now.saturating_add(window)], |row| row.get(0))
-        })?;
+                )?
+                .query_row(params![key, now, now.saturating_add(window)], |row| row.get(0))?)
+            })
+            .await?;
         Ok(count(failures))
     }
 
     async fn failures(&self, key: &str, now: Timestamp) -> StoreResult<u32> {
-        let failures = self.call(|c| {
+        let failures = self.read(|c| {
             c.prepare_cached("SELECT failures FROM login_failures WHERE key = ?1 AND window_ends_at > ?2")?
                 .query_row(params![key, now], |row| row.get(0))
                 .optional()
@@ -821,8 +941,12 @@ impl ThrottleStore for SqliteStore {
     }
 
     async fn clear_failures(&self, key: &str) -> StoreResult<()> {
-        self.call(|c| c.prepare_cached("DELETE FROM login_failures WHERE key = ?1")?.execute([key]))?;
-        Ok(())
+        let key = key.to_owned();
+        self.write(move |c| {
+            c.prepare_cached("DELETE FROM login_failures WHERE key = ?1")?.execute([key])?;
+            Ok(())
+        })
+        .await
     }
 }
 
@@ -830,14 +954,16 @@ impl ThrottleStore for SqliteStore {
 impl SecretStore for SqliteStore {
     async fn shared_secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>> {
         // The first insert wins; every process then reads the winner.
-        self.call(|c| {
+        let (name, candidate) = (name.to_owned(), candidate.to_vec());
+        self.write(move |c| {
             c.prepare_cached(
                 "INSERT INTO shared_secrets (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
             )?
             .execute(params![name, candidate])?;
-            c.prepare_cached("SELECT value FROM shared_secrets WHERE name = ?1")?
-                .query_row([name], |row| row.get(0))
+            Ok(c.prepare_cached("SELECT value FROM shared_secrets WHERE name = ?1")?
+                .query_row([name], |row| row.get(0))?)
         })
+        .await
     }
 }
 
