@@ -802,6 +802,10 @@ mod tests {
         assert!(client.require_pushed_authorization && client.allow_offline_access);
         assert_eq!(client.allowed_grant_types, [GrantType::AuthorizationCode]);
         assert!(load_ok(&web("require_dpop = true")).clients[0].require_dpop);
+        // A revoked grant is remembered for the longest-lived access token of any client.
+        assert_eq!(config.settings.tokens.longest_access_token_lifetime, 3_600);
+        let long = load_ok(&web("access_token_lifetime = \"2h\""));
+        assert_eq!(long.settings.tokens.longest_access_token_lifetime, 7_200);
     }
 
     #[test]

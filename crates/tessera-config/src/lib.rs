@@ -222,7 +222,7 @@ fn check(
     let issuer_for_mtls = issuer.clone();
     let storage = sections::storage(&mut cx, base_dir, raw.storage);
     let signing = sections::signing(&mut cx, raw.signing);
-    let tokens = sections::tokens(&mut cx, raw.tokens);
+    let mut tokens = sections::tokens(&mut cx, raw.tokens);
     let client_authentication = sections::client_authentication(&mut cx, raw.client_authentication);
     let ciba_notification_webhook = sections::ciba(&mut cx, raw.ciba);
     let dpop_require_nonce = sections::dpop(&mut cx, raw.dpop);
@@ -236,6 +236,10 @@ fn check(
     );
     let clients = clients::clients(&mut cx, raw.clients, &resources);
     let users = users::users(&mut cx, raw.users);
+    tokens.longest_access_token_lifetime = clients
+        .iter()
+        .filter_map(|client| client.access_token_lifetime)
+        .fold(tokens.access_token_lifetime, i64::max);
     check_retain(&mut cx, &signing, &tokens, &clients);
 
     if !cx.errors.is_empty() {

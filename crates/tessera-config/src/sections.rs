@@ -263,14 +263,12 @@ pub(crate) fn tokens(cx: &mut Cx, table: toml::Table) -> TokenSettings {
     let place = Place::section("tokens");
     let raw: RawTokens = cx.decode(&place, table).unwrap_or_default();
     cx.unknown(&place, &raw.unknown);
+    let access_token_lifetime =
+        positive(cx, &place, "access_token_lifetime", raw.access_token_lifetime, 3_600);
     TokenSettings {
-        access_token_lifetime: positive(
-            cx,
-            &place,
-            "access_token_lifetime",
-            raw.access_token_lifetime,
-            3_600,
-        ),
+        access_token_lifetime,
+        // Raised to the clients' overrides once they are read.
+        longest_access_token_lifetime: access_token_lifetime,
         id_token_lifetime: positive(cx, &place, "id_token_lifetime", raw.id_token_lifetime, 300),
         authorization_code_lifetime: positive(
             cx,

@@ -39,6 +39,10 @@ pub struct MtlsSettings {
 #[derive(Debug, Clone)]
 pub struct TokenSettings {
     pub access_token_lifetime: i64,
+    /// The longest access-token lifetime of any client (per-client overrides
+    /// included): how long a revoked grant must be remembered, since its access
+    /// tokens are judged by their grant when read.
+    pub longest_access_token_lifetime: i64,
     pub id_token_lifetime: i64,
     pub authorization_code_lifetime: i64,
     pub refresh_token_lifetime: i64,
@@ -89,6 +93,7 @@ impl Settings {
             issuer: issuer.into(),
             tokens: TokenSettings {
                 access_token_lifetime: 3600,
+                longest_access_token_lifetime: 3600,
                 id_token_lifetime: 300,
                 authorization_code_lifetime: 60,
                 refresh_token_lifetime: 30 * 86_400,

@@ -150,7 +150,6 @@ async fn user_tokens(
     now: Timestamp,
 ) -> Result<(Option<Secret>, Option<String>), OAuthError> {
     let store = &provider.store;
-    store.record_access_token(&token.jti, &user.grant_id, now + token.expires_in).await?;
     let refresh_token = match &user.refresh {
         RefreshPlan::None => None,
         RefreshPlan::Rotated(value) => Some(value.clone()),

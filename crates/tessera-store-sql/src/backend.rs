@@ -11,7 +11,7 @@ pub enum Backend {
 
 /// Tables whose rows expire: table, single-column key, expiry column. Consents never
 /// expire and are not listed.
-const EXPIRING_TABLES: [(&str, &str, &str); 11] = [
+const EXPIRING_TABLES: [(&str, &str, &str); 10] = [
     ("replay_cache", "key", "expires_at"),
     ("revoked_jtis", "jti", "expires_at"),
     ("reference_tokens", "token_hash", "expires_at"),
@@ -20,7 +20,6 @@ const EXPIRING_TABLES: [(&str, &str, &str); 11] = [
     // The family's absolute expiry: a used token stays until then, so its reuse is
     // still detected (RFC 9700 §4.14.2) after its idle expiry.
     ("refresh_tokens", "token_hash", "expires_at"),
-    ("issued_access_tokens", "jti", "expires_at"),
     ("revoked_grants", "grant_id", "expires_at"),
     ("sessions", "session_hash", "expires_at"),
     ("pending_requests", "key", "expires_at"),
@@ -49,18 +48,20 @@ impl Backend {
     }
 
     /// The migrations: version, description, SQL.
-    pub(crate) fn migrations(self) -> [(i64, &'static str, &'static str); 2] {
-        let (initial, sign_in) = match self {
+    pub(crate) fn migrations(self) -> [(i64, &'static str, &'static str); 3] {
+        let (initial, sign_in, grant_carrying_jti) = match self {
             Self::Sqlite => (
                 include_str!("../migrations/sqlite/0001_initial.sql"),
                 include_str!("../migrations/sqlite/0002_sign_in.sql"),
+                include_str!("../migrations/sqlite/0003_grant_carrying_jti.sql"),
             ),
             Self::Postgres => (
                 include_str!("../migrations/postgres/0001_initial.sql"),
                 include_str!("../migrations/postgres/0002_sign_in.sql"),
+                include_str!("../migrations/postgres/0003_grant_carrying_jti.sql"),
             ),
         };
-        [(1, "initial", initial), (2, "sign_in", sign_in)]
+        [(1, "initial", initial), (2, "sign_in", sign_in), (3, "grant_carrying_jti", grant_carrying_jti)]
     }
 
     pub(crate) fn migrator(self) -> Migrator {

@@ -147,7 +147,7 @@ forward!(TokenStore {
     fn reference_token(&self, hash: &SecretHash, now: Timestamp) -> StoreResult<Option<TokenRecord>>;
     fn revoke_reference_token(&self, hash: &SecretHash) -> StoreResult<bool>;
     fn revoke_jti(&self, jti: &str, expires: Timestamp) -> StoreResult<()>;
-    fn is_jti_revoked(&self, jti: &str) -> StoreResult<bool>;
+    fn is_revoked(&self, jti: &str, grant_id: Option<&str>) -> StoreResult<bool>;
 });
 forward!(MaintenanceStore {
     fn purge_expired(&self, now: Timestamp, batch: u32) -> StoreResult<u64>;
@@ -169,8 +169,7 @@ forward!(RefreshStore {
     ) -> StoreResult<Consumed<()>>;
 });
 forward!(GrantStore {
-    fn record_access_token(&self, jti: &str, grant_id: &str, expires_at: Timestamp) -> StoreResult<()>;
-    fn revoke_grant(&self, grant_id: &str, now: Timestamp) -> StoreResult<()>;
+    fn revoke_grant(&self, grant_id: &str, now: Timestamp, remember_until: Timestamp) -> StoreResult<()>;
 });
 forward!(SessionStore {
     fn put_session(&self, hash: &SecretHash, session: &Session) -> StoreResult<()>;

@@ -295,15 +295,13 @@ impl TokenStore for PgStore {
         Ok(())
     }
 
-    async fn is_jti_revoked(&self, jti: &str) -> StoreResult<bool> {
-        // Revoked by itself, or through its grant: judged when read, so a token minted
-        // while its grant is being revoked cannot slip between the two writes.
+    async fn is_revoked(&self, jti: &str, grant_id: Option<&str>) -> StoreResult<bool> {
         let row = sqlx::query(
             "SELECT 1 AS found FROM revoked_jtis WHERE jti = $1 UNION ALL \
-             SELECT 1 FROM issued_access_tokens t JOIN revoked_grants g ON g.grant_id = t.grant_id \
-             WHERE t.jti = $1 LIMIT 1",
+             SELECT 1 FROM revoked_grants WHERE grant_id = $2 LIMIT 1",
         )
         .bind(jti)
+        .bind(grant_id)
         .fetch_optional(&self.pool)
         .await
         .map_err(store_error)?;

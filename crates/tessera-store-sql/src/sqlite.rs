@@ -518,16 +518,13 @@ impl TokenStore for SqliteStore {
         .await
     }
 
-    async fn is_jti_revoked(&self, jti: &str) -> StoreResult<bool> {
-        // Revoked by itself, or through its grant: judged when read, so a token minted
-        // while its grant is being revoked cannot slip between the two writes.
+    async fn is_revoked(&self, jti: &str, grant_id: Option<&str>) -> StoreResult<bool> {
         self.read(|c| {
             c.prepare_cached(
                 "SELECT 1 AS found FROM revoked_jtis WHERE jti = ?1 UNION ALL \
-                 SELECT 1 FROM issued_access_tokens t JOIN revoked_grants g ON g.grant_id = t.grant_id \
-                 WHERE t.jti = ?1 LIMIT 1",
+                 SELECT 1 FROM revoked_grants WHERE grant_id = ?2 LIMIT 1",
             )?
-            .exists([jti])
+            .exists(params![jti, grant_id])
         })
     }
 }
@@ -734,45 +731,31 @@ impl RefreshStore for SqliteStore {
     }
 }
 
-/// Copies the recorded access tokens of grant `?1` into the revoked list.
-const REVOKE_ACCESS_TOKENS: &str = "INSERT INTO revoked_jtis (jti, expires_at) \
-     SELECT jti, expires_at FROM issued_access_tokens WHERE grant_id = ?1 ON CONFLICT (jti) DO NOTHING";
-
 #[async_trait]
 impl GrantStore for SqliteStore {
-    async fn record_access_token(&self, jti: &str, grant_id: &str, expires_at: Timestamp) -> StoreResult<()> {
-        let (jti, grant_id) = (jti.to_owned(), grant_id.to_owned());
-        self.write(move |c| {
-            c.prepare_cached(
-                "INSERT INTO issued_access_tokens (jti, grant_id, expires_at) VALUES (?1, ?2, ?3)",
-            )?
-            .execute(params![jti, grant_id, expires_at])?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn revoke_grant(&self, grant_id: &str, now: Timestamp) -> StoreResult<()> {
+    async fn revoke_grant(
+        &self,
+        grant_id: &str,
+        now: Timestamp,
+        remember_until: Timestamp,
+    ) -> StoreResult<()> {
         let grant_id = grant_id.to_owned();
         self.write(move |tx| {
-            // Remember the revocation until the last artefact of the family expires (a
-            // refresh token's expiry is the family's, fixed at the first issue).
+            // Remember the revocation as long as its access tokens may live, and until
+            // the last stored artefact of the family expires (a refresh token's expiry
+            // is the family's, fixed at the first issue).
             tx.prepare_cached(
                 "INSERT INTO revoked_grants (grant_id, expires_at) SELECT ?1, MAX(until) FROM ( \
-                 SELECT ?2 AS until \
+                 SELECT ?3 AS until \
                  UNION ALL SELECT expires_at FROM refresh_tokens WHERE grant_id = ?1 \
-                 UNION ALL SELECT expires_at FROM issued_access_tokens WHERE grant_id = ?1 \
                  UNION ALL SELECT expires_at FROM authorization_codes WHERE grant_id = ?1) AS family WHERE true \
                  ON CONFLICT (grant_id) DO UPDATE SET expires_at = excluded.expires_at \
                  WHERE revoked_grants.expires_at < excluded.expires_at",
             )?
-            .execute(params![grant_id, now])?;
+            .execute(params![grant_id, now, remember_until])?;
             // RFC 9700 §4.14.2: the whole family, and nothing of other grants.
             tx.prepare_cached("UPDATE refresh_tokens SET revoked = 1 WHERE grant_id = ?1 AND revoked = 0")?
                 .execute([&grant_id])?;
-            // The write lock is held to the commit, so every access token recorded
-            // before it is copied; later ones are judged by `revoked_grants` when read.
-            tx.prepare_cached(REVOKE_ACCESS_TOKENS)?.execute([&grant_id])?;
             // Unused codes become used: a later redemption is refused as a replay.
             tx.prepare_cached(
                 "UPDATE authorization_codes SET consumed_at = ?2 WHERE grant_id = ?1 AND consumed_at IS NULL",

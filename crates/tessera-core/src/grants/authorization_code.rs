@@ -31,7 +31,7 @@ impl GrantHandler for AuthorizationCode {
             Consumed::Replayed { grant_id } => {
                 // RFC 6749 §4.1.2: a code used twice revokes what was issued from it.
                 warn!(client_id = %cx.client.client_id, "authorization code reused: revoking its grant");
-                store.revoke_grant(&grant_id, cx.now).await?;
+                super::revoke_grant(cx.provider, &grant_id, cx.now).await?;
                 return Err(OAuthError::invalid_grant("authorization code already used"));
             }
             Consumed::Missing => {

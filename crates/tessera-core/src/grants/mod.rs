@@ -34,6 +34,21 @@ pub struct GrantContext<'a> {
     pub certificate_thumbprint: Option<&'a str>,
 }
 
+/// Revokes everything issued from a grant (RFC 6749 §4.1.2, RFC 9700 §4.14.2): its
+/// refresh tokens and codes at once, and its access tokens, which carry their grant,
+/// for as long as any of them can still be valid.
+///
+/// # Errors
+/// When the store fails.
+pub(crate) async fn revoke_grant(
+    provider: &Provider,
+    grant_id: &str,
+    now: Timestamp,
+) -> Result<(), OAuthError> {
+    let remember_until = now + provider.settings.tokens.longest_access_token_lifetime;
+    Ok(provider.store.revoke_grant(grant_id, now, remember_until).await?)
+}
+
 /// What to issue: the token endpoint mints it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Issue {

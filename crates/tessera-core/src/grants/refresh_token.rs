@@ -105,8 +105,8 @@ impl GrantHandler for RefreshToken {
 /// A used refresh token came back: someone holds a stolen copy. Revoke the family.
 async fn reuse_detected(cx: &GrantContext<'_>, grant_id: &str) -> OAuthError {
     warn!(client_id = %cx.client.client_id, "refresh token reused: revoking its grant");
-    if let Err(error) = cx.provider.store.revoke_grant(grant_id, cx.now).await {
-        return error.into();
+    if let Err(error) = super::revoke_grant(cx.provider, grant_id, cx.now).await {
+        return error;
     }
     OAuthError::invalid_grant("refresh token already used")
 }

@@ -29,7 +29,6 @@ struct State {
     codes: HashMap<SecretHash, StoredCode>,
     refresh_tokens: HashMap<SecretHash, StoredRefresh>,
     /// Access token `jti` -> (grant, expiry).
-    issued_access_tokens: HashMap<String, (String, Timestamp)>,
     /// Revoked grant -> when its last known artefact expires.
     revoked_grants: HashMap<String, Timestamp>,
     sessions: HashMap<SecretHash, Session>,
@@ -184,12 +183,9 @@ impl TokenStore for MemoryStore {
         self.state().revoked_jtis.insert(jti.to_owned(), expires);
         Ok(())
     }
-    async fn is_jti_revoked(&self, jti: &str) -> StoreResult<bool> {
+    async fn is_revoked(&self, jti: &str, grant_id: Option<&str>) -> StoreResult<bool> {
         let state = self.state();
-        let grant_revoked = state
-            .issued_access_tokens
-            .get(jti)
-            .is_some_and(|(grant_id, _)| state.revoked_grants.contains_key(grant_id));
+        let grant_revoked = grant_id.is_some_and(|grant_id| state.revoked_grants.contains_key(grant_id));
         Ok(grant_revoked || state.revoked_jtis.contains_key(jti))
     }
 }
@@ -235,7 +231,6 @@ impl MaintenanceStore for MemoryStore {
         purged += (before - state.reference_tokens.len() - state.keys.len()) as u64;
         purged += purge_map(&mut state.codes, limit, |code| code.expires_at <= now);
         purged += purge_map(&mut state.refresh_tokens, limit, |token| token.record.expires_at <= now);
-        purged += purge_map(&mut state.issued_access_tokens, limit, |(_, expires)| *expires <= now);
         purged += purge_map(&mut state.revoked_grants, limit, |expires| *expires <= now);
         purged += purge_map(&mut state.sessions, limit, |session| session.expires_at <= now);
         purged += purge_map(&mut state.requests, limit, |(_, expires)| *expires <= now);
@@ -334,27 +329,18 @@ impl RefreshStore for MemoryStore {
 
 #[async_trait]
 impl GrantStore for MemoryStore {
-    async fn record_access_token(&self, jti: &str, grant_id: &str, expires_at: Timestamp) -> StoreResult<()> {
+    async fn revoke_grant(
+        &self,
+        grant_id: &str,
+        now: Timestamp,
+        remember_until: Timestamp,
+    ) -> StoreResult<()> {
         let mut state = self.state();
-        if state.issued_access_tokens.contains_key(jti) {
-            return Err(duplicate("access token jti"));
-        }
-        state.issued_access_tokens.insert(jti.to_owned(), (grant_id.to_owned(), expires_at));
-        Ok(())
-    }
-
-    async fn revoke_grant(&self, grant_id: &str, now: Timestamp) -> StoreResult<()> {
-        let mut state = self.state();
-        let State { codes, refresh_tokens, issued_access_tokens, revoked_grants, revoked_jtis, .. } =
-            &mut *state;
-        let mut until = now;
+        let State { codes, refresh_tokens, revoked_grants, .. } = &mut *state;
+        let mut until = now.max(remember_until);
         for token in refresh_tokens.values_mut().filter(|t| t.record.grant_id == grant_id) {
             token.revoked = true;
             until = until.max(token.record.expires_at);
-        }
-        for (jti, (_, expires)) in issued_access_tokens.iter().filter(|(_, (grant, _))| grant == grant_id) {
-            revoked_jtis.entry(jti.clone()).or_insert(*expires);
-            until = until.max(*expires);
         }
         for code in codes.values_mut().filter(|code| code.grant.grant_id == grant_id) {
             code.consumed = true;

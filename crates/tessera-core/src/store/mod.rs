@@ -136,8 +136,10 @@ pub trait TokenStore: Send + Sync {
     async fn revoke_reference_token(&self, hash: &SecretHash) -> StoreResult<bool>;
     /// Marks a JWT's `jti` revoked until the token would have expired anyway.
     async fn revoke_jti(&self, jti: &str, expires: Timestamp) -> StoreResult<()>;
-    /// Whether the `jti` was revoked, by itself or with its grant (`GrantStore`).
-    async fn is_jti_revoked(&self, jti: &str) -> StoreResult<bool>;
+    /// Whether the token `jti` was revoked by itself, or its grant `grant_id` was
+    /// (`GrantStore::revoke_grant`). One read, judged when the token is presented, so
+    /// a token minted while its grant is being revoked cannot slip through.
+    async fn is_revoked(&self, jti: &str, grant_id: Option<&str>) -> StoreResult<bool>;
 }
 
 /// Housekeeping.

@@ -119,13 +119,17 @@ pub trait RefreshStore: Send + Sync {
 /// Grants: the family of everything issued from one authorization.
 #[async_trait]
 pub trait GrantStore: Send + Sync {
-    /// Remembers that access token `jti` descends from `grant_id`, until it expires:
-    /// one write. `TokenStore::is_jti_revoked` then also answers for a revoked grant.
-    async fn record_access_token(&self, jti: &str, grant_id: &str, expires_at: Timestamp) -> StoreResult<()>;
-    /// Revokes the whole family: every refresh token of the grant, every recorded
-    /// access token `jti` (into the revoked list), and its unused codes. Other grants
-    /// of the same user or client are untouched.
-    async fn revoke_grant(&self, grant_id: &str, now: Timestamp) -> StoreResult<()>;
+    /// Revokes the whole family: every refresh token of the grant and its unused codes
+    /// now, and its access tokens (which carry their grant) through
+    /// `TokenStore::is_revoked`, for which the revocation is remembered until
+    /// `remember_until` or the family's last stored artefact expires, whichever is
+    /// later. Other grants of the same user or client are untouched.
+    async fn revoke_grant(
+        &self,
+        grant_id: &str,
+        now: Timestamp,
+        remember_until: Timestamp,
+    ) -> StoreResult<()>;
 }
 
 /// A signed-in browser session, kept server-side so any instance can continue it.

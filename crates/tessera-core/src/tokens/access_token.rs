@@ -90,7 +90,7 @@ pub async fn mint(
 ) -> Result<IssuedAccessToken, OAuthError> {
     let lifetime = client.access_token_lifetime.unwrap_or(provider.settings.tokens.access_token_lifetime);
     let format = client.access_token_format.unwrap_or(provider.settings.tokens.access_token_format);
-    let jti = provider.rng.identifier();
+    let jti = new_jti(provider, issue.user.as_ref().map(|user| user.grant_id.as_str()));
     let scope = (!issue.scopes.is_empty()).then(|| issue.scopes.join(" "));
     // With identity scopes only, the token is for the userinfo endpoint (RFC 9068 §3).
     let audience = if issue.audience.is_empty() {
@@ -138,6 +138,23 @@ pub async fn mint(
         }
     };
     Ok(IssuedAccessToken { value: Secret::new(value), expires_in: lifetime, jti, token_type })
+}
+
+/// A fresh `jti` (RFC 9068 §2.2). A token of a user's grant carries the grant in
+/// it, `{grant}.{random}`, so revoking the grant (a reused code or refresh token,
+/// RFC 6749 §4.1.2, RFC 9700 §4.14.2) revokes the token without a stored row per
+/// token: `is_revoked` judges it by its grant when it is presented.
+fn new_jti(provider: &Provider, grant_id: Option<&str>) -> String {
+    let random = provider.rng.identifier();
+    match grant_id {
+        Some(grant_id) => format!("{grant_id}.{random}"),
+        None => random,
+    }
+}
+
+/// The grant a `jti` names, if it was minted for a user's grant (see [`new_jti`]).
+fn grant_of(jti: &str) -> Option<&str> {
+    jti.split_once('.').map(|(grant_id, _)| grant_id)
 }
 
 /// An access token Tessera issued, whichever its format, as found at introspection
@@ -188,8 +205,11 @@ pub async fn resolve(
 ) -> Result<Option<ResolvedToken>, OAuthError> {
     if token.bytes().filter(|&b| b == b'.').count() != 2 {
         let hash = SecretHash::of(token);
-        let record = provider.store.reference_token(&hash, now).await?;
-        return Ok(record.map(|record| ResolvedToken::from_record(record, hash)));
+        let Some(record) = provider.store.reference_token(&hash, now).await? else { return Ok(None) };
+        if provider.store.is_revoked(&record.jti, grant_of(&record.jti)).await? {
+            return Ok(None);
+        }
+        return Ok(Some(ResolvedToken::from_record(record, hash)));
     }
     let keys = provider.keys.key_set(now).await?;
     let Ok(claims) = super::jws::verify_own::<AccessTokenClaims>(token, &keys, "at+jwt") else {
@@ -198,7 +218,7 @@ pub async fn resolve(
     if claims.iss != provider.settings.issuer || claims.exp <= now {
         return Ok(None);
     }
-    if provider.store.is_jti_revoked(&claims.jti).await? {
+    if provider.store.is_revoked(&claims.jti, grant_of(&claims.jti)).await? {
         return Ok(None);
     }
     Ok(Some(ResolvedToken {

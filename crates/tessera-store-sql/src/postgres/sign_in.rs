@@ -191,24 +191,14 @@ async fn insert_refresh_token<'e>(
     Ok(())
 }
 
-/// Copies the recorded access tokens of grant `$1` into the revoked list.
-const REVOKE_ACCESS_TOKENS: &str = "INSERT INTO revoked_jtis (jti, expires_at) \
-     SELECT jti, expires_at FROM issued_access_tokens WHERE grant_id = $1 ON CONFLICT (jti) DO NOTHING";
-
 #[async_trait]
 impl GrantStore for PgStore {
-    async fn record_access_token(&self, jti: &str, grant_id: &str, expires_at: Timestamp) -> StoreResult<()> {
-        sqlx::query("INSERT INTO issued_access_tokens (jti, grant_id, expires_at) VALUES ($1, $2, $3)")
-            .bind(jti)
-            .bind(grant_id)
-            .bind(expires_at)
-            .execute(&self.pool)
-            .await
-            .map_err(store_error)?;
-        Ok(())
-    }
-
-    async fn revoke_grant(&self, grant_id: &str, now: Timestamp) -> StoreResult<()> {
+    async fn revoke_grant(
+        &self,
+        grant_id: &str,
+        now: Timestamp,
+        remember_until: Timestamp,
+    ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await.map_err(store_error)?;
         // Remember the revocation until the last artefact of the family expires (a
         // refresh token's expiry is the family's, fixed at the first issue). A write
@@ -216,15 +206,15 @@ impl GrantStore for PgStore {
         // SQLITE_BUSY_SNAPSHOT when another writer commits in between.
         sqlx::query(
             "INSERT INTO revoked_grants (grant_id, expires_at) SELECT $1, MAX(until) FROM ( \
-             SELECT $2 AS until \
+             SELECT $3 AS until \
              UNION ALL SELECT expires_at FROM refresh_tokens WHERE grant_id = $1 \
-             UNION ALL SELECT expires_at FROM issued_access_tokens WHERE grant_id = $1 \
              UNION ALL SELECT expires_at FROM authorization_codes WHERE grant_id = $1) AS family WHERE true \
              ON CONFLICT (grant_id) DO UPDATE SET expires_at = excluded.expires_at \
              WHERE revoked_grants.expires_at < excluded.expires_at",
         )
         .bind(grant_id)
         .bind(now)
+        .bind(remember_until)
         .execute(&mut *tx)
         .await
         .map_err(store_error)?;
@@ -234,20 +224,17 @@ impl GrantStore for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(store_error)?;
-        sqlx::query(REVOKE_ACCESS_TOKENS).bind(grant_id).execute(&mut *tx).await.map_err(store_error)?;
         // Unused codes become used: a later redemption is refused as a replay.
         sqlx::query(
             "UPDATE authorization_codes SET consumed_at = $2 WHERE grant_id = $1 AND consumed_at IS NULL",
         )
         .bind(grant_id)
         .bind(now)
+        .bind(remember_until)
         .execute(&mut *tx)
         .await
         .map_err(store_error)?;
         tx.commit().await.map_err(store_error)?;
-        // Access tokens recorded while the transaction ran: `record_access_token`
-        // checked before our commit, so we must see their records now.
-        sqlx::query(REVOKE_ACCESS_TOKENS).bind(grant_id).execute(&self.pool).await.map_err(store_error)?;
         Ok(())
     }
 }

@@ -105,6 +105,24 @@ async fn a_reused_code_fails_and_revokes_the_tokens_issued_from_it() {
 }
 
 #[tokio::test]
+async fn a_reused_code_revokes_reference_access_tokens_too() {
+    let app = TestServer::spawn_with_env("", &[("TESSERA__TOKENS__ACCESS_TOKEN_FORMAT", "reference")]).await;
+    let mut browser = Browser::new(&app);
+    let (url, verifier) = authorization_url(&app, "web", "https://web.example/cb", "openid api1.read", &[]);
+    let code = query(&browser.authorize(&url, "alice", "alice-password-1").await, "code").unwrap();
+    let first: Value = redeem(&app, &code, &verifier, "https://web.example/cb").await.json().await.unwrap();
+    let access_token = first["access_token"].as_str().unwrap();
+    assert!(!access_token.contains('.'), "a reference token");
+    assert!(introspect_active(&app, access_token).await);
+    // Another sign-in of the same user and client is a separate grant.
+    let other = web_tokens(&app, &mut Browser::new(&app), "openid api1.read").await;
+    let again = redeem(&app, &code, &verifier, "https://web.example/cb").await;
+    assert_eq!(oauth_error(again).await, (400, "invalid_grant".into()));
+    assert!(!introspect_active(&app, access_token).await, "RFC 6749 §4.1.2");
+    assert!(introspect_active(&app, other["access_token"].as_str().unwrap()).await, "other grants stay");
+}
+
+#[tokio::test]
 async fn wrong_verifier_redirect_uri_and_expiry_are_invalid_grant() {
     let app = TestServer::spawn().await;
     let mut browser = Browser::new(&app);
