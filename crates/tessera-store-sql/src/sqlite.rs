@@ -37,9 +37,6 @@ use writer::{WriteError, Writer};
 /// How long a statement waits for another process's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Bytes of the file each connection maps instead of reading.
-const MMAP_SIZE: i64 = 256 << 20;
-
 /// Prepared statements kept per connection: more than this store has.
 const STATEMENT_CACHE: usize = 128;
 
@@ -164,9 +161,9 @@ fn open_reader(path: &str) -> rusqlite::Result<Connection> {
 
 /// Per-connection settings that change speed, not durability or locking.
 fn tune(connection: &Connection) -> rusqlite::Result<()> {
-    // Database pages read through a shared memory map instead of a `pread` copy
-    // into each connection's cache (WAL frames are still read with `pread`).
-    connection.pragma_update(None, "mmap_size", MMAP_SIZE)?;
+    // No `mmap_size`: a memory map made no measurable difference to code redemption
+    // here, and its resident file pages count in the server's RSS (212 MiB against
+    // 31 MiB after a benchmark run).
     connection.pragma_update(None, "temp_store", "MEMORY")
 }
 
