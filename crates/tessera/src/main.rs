@@ -10,6 +10,12 @@ use tessera_core::random::Rng;
 use tracing::error;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc instead of glibc malloc: a token request allocates many small, short-lived
+/// buffers (JSON, JWTs, SQL rows) across threads, where glibc's arenas cost a tenth
+/// of the server's CPU under load.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Tessera: an OAuth 2.1 and OpenID Connect token service.
 #[derive(Parser)]
 #[command(version, about)]
