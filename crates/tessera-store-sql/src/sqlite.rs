@@ -122,6 +122,14 @@ impl SqliteStore {
     ) -> StoreResult<T> {
         self.writer.write(f).await
     }
+
+    /// [`Self::write`] for one writing statement and nothing fallible after it.
+    async fn write_one<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, WriteError> + Send + 'static,
+    ) -> StoreResult<T> {
+        self.writer.write_one(f).await
+    }
 }
 
 /// The file path of a SQLite URL.
@@ -422,7 +430,7 @@ impl ReplayStore for SqliteStore {
         // one is taken over. Of racing calls exactly one affects a row.
         let key = key.to_owned();
         let changed = self
-            .write(move |c| {
+            .write_one(move |c| {
                 Ok(c.prepare_cached(
                     "INSERT INTO replay_cache (key, expires_at) VALUES (?1, ?2) \
                      ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at \
@@ -574,8 +582,9 @@ impl CodeStore for SqliteStore {
 
     async fn consume_code(&self, hash: &SecretHash, now: Timestamp) -> StoreResult<Consumed<PendingGrant>> {
         let code_hash = hash.to_base64url();
+        // One writing statement, then a read: no savepoint needed.
         let outcome = self
-            .write(move |c| {
+            .write_one(move |c| {
                 // One statement checks and marks: of racing redemptions (here or in
                 // another process) only the first finds `consumed_at` still NULL
                 // (RFC 6749 §4.1.2).

@@ -74,6 +74,9 @@ pub(crate) type WriteResult<T> = Result<T, WriteError>;
 
 /// A queued operation, type-erased for the channel.
 trait Job: Send {
+    /// Whether the operation needs a savepoint of its own to fail alone: every one
+    /// that may write more than once.
+    fn needs_savepoint(&self) -> bool;
     /// Runs the operation; `false` when it failed and must be rolled back.
     fn run(&mut self, connection: &Connection) -> bool;
     /// Replies with the operation's result, or with `failure` when its batch did not commit.
@@ -81,6 +84,8 @@ trait Job: Send {
 }
 
 struct Pending<T, F> {
+    /// See [`Job::needs_savepoint`].
+    savepoint: bool,
     operation: Option<F>,
     result: Option<WriteResult<T>>,
     reply: oneshot::Sender<StoreResult<T>>,
@@ -91,6 +96,10 @@ where
     T: Send,
     F: FnOnce(&Connection) -> WriteResult<T> + Send,
 {
+    fn needs_savepoint(&self) -> bool {
+        self.savepoint
+    }
+
     fn run(&mut self, connection: &Connection) -> bool {
         let Some(operation) = self.operation.take() else { return false };
         // A panicking operation fails alone; the thread and the batch go on.
@@ -148,9 +157,28 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Connection) -> WriteResult<T> + Send + 'static,
     {
+        self.queue_write(true, operation).await
+    }
+
+    /// [`Self::write`] for an operation whose only write is one statement, with no
+    /// fallible step after it: SQLite undoes a failed statement by itself, so it needs
+    /// no savepoint (two statements fewer on the writer's path).
+    pub(crate) async fn write_one<T, F>(&self, operation: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> WriteResult<T> + Send + 'static,
+    {
+        self.queue_write(false, operation).await
+    }
+
+    async fn queue_write<T, F>(&self, savepoint: bool, operation: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> WriteResult<T> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
         self.queue
-            .send(Box::new(Pending { operation: Some(operation), result: None, reply }))
+            .send(Box::new(Pending { savepoint, operation: Some(operation), result: None, reply }))
             .map_err(|_| StoreError::new("the SQLite writer has stopped"))?;
         answer.await.map_err(|_| StoreError::new("the SQLite writer dropped a write"))?
     }
@@ -209,8 +237,12 @@ fn commit(connection: &Connection, batch: Vec<Box<dyn Job>>) -> bool {
     }
     let mut ran: Vec<Box<dyn Job>> = Vec::with_capacity(batch.len());
     for mut job in batch {
-        let ok = statement(connection, "SAVEPOINT op").is_ok() && job.run(connection);
-        let closed = if ok {
+        let closed = if !job.needs_savepoint() {
+            // A failed single statement was undone by SQLite; the transaction goes on
+            // unless SQLite ended it (checked below).
+            job.run(connection);
+            false
+        } else if statement(connection, "SAVEPOINT op").is_ok() && job.run(connection) {
             statement(connection, "RELEASE op").is_err()
         } else {
             // Undo this job's changes only, keeping the batch's transaction open.
@@ -333,6 +365,35 @@ mod tests {
         assert_eq!(c.await.unwrap().unwrap(), 1);
         assert_eq!(writer.commits() - before, 2, "the three writes shared one commit");
         assert_eq!(keys(&path), ["a", "c"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_single_statement_write_undoes_itself_without_a_savepoint() {
+        let (writer, path) = writer("single");
+        writer.write(insert("a")).await.unwrap();
+        let held = hold(&writer).await;
+        let before = writer.commits();
+        let first = tokio::spawn({
+            let w = writer.clone();
+            async move { w.write_one(insert("b")).await }
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let failing = tokio::spawn({
+            let w = writer.clone();
+            // Inserts `x`, then fails on the existing `a`: the statement must leave no `x`.
+            async move { w.write_one(|c| Ok(c.execute("INSERT INTO t (k) VALUES ('x'), ('a')", [])?)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let last = tokio::spawn({
+            let w = writer.clone();
+            async move { w.write_one(insert("c")).await }
+        });
+        held.await.unwrap();
+        assert_eq!(first.await.unwrap().unwrap(), 1);
+        assert!(failing.await.unwrap().is_err());
+        assert_eq!(last.await.unwrap().unwrap(), 1);
+        assert_eq!(writer.commits() - before, 2, "the three writes shared one commit");
+        assert_eq!(keys(&path), ["a", "b", "c"]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
