@@ -219,7 +219,6 @@ fn check(
 
     let issuer = sections::issuer(&mut cx, raw.issuer);
     let (server, timings) = sections::server(&mut cx, base_dir, raw.server);
-    let issuer_for_mtls = issuer.clone();
     let storage = sections::storage(&mut cx, base_dir, raw.storage);
     let signing = sections::signing(&mut cx, raw.signing);
     let mut tokens = sections::tokens(&mut cx, raw.tokens);
@@ -245,6 +244,7 @@ fn check(
     if !cx.errors.is_empty() {
         return Err(ConfigErrors(cx.errors));
     }
+    let mtls = sections::mtls_settings(&issuer, &server);
     Ok(Config {
         source: origin.to_owned(),
         settings: Settings {
@@ -256,7 +256,7 @@ fn check(
             session_lifetime: timings.session_lifetime,
             ciba_notification_webhook,
             dpop_require_nonce,
-            mtls: sections::mtls_settings(&issuer_for_mtls, &server),
+            mtls,
         },
         server,
         storage,

@@ -166,14 +166,15 @@ impl ClientCertVerifier for AnyClientCertificate {
 }
 
 /// The TLS listener's configuration: the server's certificate chain and key (PEM),
-/// HTTP/2 and HTTP/1.1, and a request for client certificates.
+/// HTTP/2 and HTTP/1.1, and a request for client certificates naming `client_ca`'s
+/// subjects as acceptable issuers.
 ///
 /// # Errors
 /// When the PEM cannot be read or the key does not match.
 pub fn server_config(
     cert_pem: &[u8],
     key_pem: &[u8],
-    client_ca_pem: Option<&[u8]>,
+    client_ca: Option<&ClientCa>,
 ) -> Result<rustls::ServerConfig, TlsError> {
     let chain: Vec<CertificateDer<'static>> =
         CertificateDer::pem_slice_iter(cert_pem).collect::<Result<_, _>>()?;
@@ -182,14 +183,7 @@ pub fn server_config(
     }
     let key = PrivateKeyDer::from_pem_slice(key_pem)?;
     let crypto = crypto();
-    let mut hints = Vec::new();
-    if let Some(pem) = client_ca_pem {
-        for certificate in CertificateDer::pem_slice_iter(pem) {
-            let certificate = certificate?;
-            let parsed = webpki_subject(&certificate)?;
-            hints.push(parsed);
-        }
-    }
+    let hints = client_ca.map(|ca| ca.verifier.root_hint_subjects().to_vec()).unwrap_or_default();
     let verifier = AnyClientCertificate { algorithms: crypto.signature_verification_algorithms, hints };
     let mut config = rustls::ServerConfig::builder_with_provider(crypto)
         .with_safe_default_protocol_versions()?
@@ -197,14 +191,6 @@ pub fn server_config(
         .with_single_cert(chain, key)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
-}
-
-/// The DER subject of a CA certificate, for the handshake's list of acceptable CAs.
-fn webpki_subject(certificate: &CertificateDer<'_>) -> Result<DistinguishedName, TlsError> {
-    use x509_parser::prelude::FromDer as _;
-    let (_, parsed) = x509_parser::certificate::X509Certificate::from_der(certificate)
-        .map_err(|error| format!("malformed client CA certificate: {error}"))?;
-    Ok(DistinguishedName::from(parsed.subject().as_raw().to_vec()))
 }
 
 /// Serves `router` over TLS on `listener` until `shutdown` completes, then lets

@@ -220,9 +220,9 @@ async fn main() -> ExitCode {
 async fn serve(config: tessera_config::Config) -> Result<(), tessera::server::StartError> {
     let provider = tessera::server::prepare(&config, Arc::new(SystemClock)).await?;
     // Unusable TLS files fail here, before anything listens.
-    tessera::server::tls_setup(&config)?;
+    let tls = tessera::server::tls_setup(&config)?;
     let listeners = tessera::server::Listeners::bind(&config).await?;
-    tessera::server::serve(provider, &config, listeners, shutdown_signal()).await?;
+    tessera::server::serve(provider, tls, listeners, shutdown_signal()).await?;
     Ok(())
 }
 

@@ -63,11 +63,18 @@ impl Listeners {
     }
 }
 
+/// The TLS listener's configuration and where client certificates come from, read
+/// once from the configured files.
+pub struct TlsSetup {
+    pub listener: Option<rustls::ServerConfig>,
+    pub options: TlsOptions,
+}
+
 /// Reads the TLS listener's certificate and key, and the client CAs, as configured.
 ///
 /// # Errors
 /// When a file cannot be read or holds no usable certificate or key.
-pub fn tls_setup(config: &Config) -> Result<(Option<rustls::ServerConfig>, TlsOptions), StartError> {
+pub fn tls_setup(config: &Config) -> Result<TlsSetup, StartError> {
     let read = |path: &std::path::Path| {
         std::fs::read(path).map_err(|error| format!("cannot read {}: {error}", path.display()))
     };
@@ -77,13 +84,15 @@ pub fn tls_setup(config: &Config) -> Result<(Option<rustls::ServerConfig>, TlsOp
         Ok(Some(ca))
     };
     let mut options = TlsOptions::default();
-    let server_config = match &config.server.tls {
+    let listener = match &config.server.tls {
         Some(tls) => {
-            let ca_pem = tls.client_ca.as_deref().map(read).transpose()?;
             options.client_ca = client_ca(tls.client_ca.as_deref())?;
-            let server_config =
-                tessera_http::tls::server_config(&read(&tls.cert)?, &read(&tls.key)?, ca_pem.as_deref())
-                    .map_err(|error| format!("[server.tls]: {error}"))?;
+            let server_config = tessera_http::tls::server_config(
+                &read(&tls.cert)?,
+                &read(&tls.key)?,
+                options.client_ca.as_ref(),
+            )
+            .map_err(|error| format!("[server.tls]: {error}"))?;
             Some(server_config)
         }
         None => None,
@@ -98,22 +107,21 @@ pub fn tls_setup(config: &Config) -> Result<(Option<rustls::ServerConfig>, TlsOp
         options.proxy =
             Some(TrustedProxy { trusted_addresses: proxy.trusted_addresses.clone(), header, client_ca });
     }
-    Ok((server_config, options))
+    Ok(TlsSetup { listener, options })
 }
 
 /// Serves HTTP (and TLS, when configured) until `shutdown` completes, then drains
 /// in-flight requests; the upkeep tasks run alongside.
 ///
 /// # Errors
-/// When the TLS files are unusable or a listener fails.
+/// When a listener fails.
 pub async fn serve(
     provider: Arc<Provider>,
-    config: &Config,
+    tls: TlsSetup,
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    let (tls_config, tls_options) = tls_setup(config)?;
-    let router = tessera_http::router(provider.clone(), tls_options).await.map_err(std::io::Error::other)?;
+    let router = tessera_http::router(provider.clone(), tls.options).await.map_err(std::io::Error::other)?;
     let upkeep = crate::upkeep::spawn(&provider);
     info!(address = %listeners.http.local_addr()?, issuer = %provider.settings.issuer, "serving");
     // One shutdown signal for both listeners.
@@ -124,7 +132,7 @@ pub async fn serve(
             let _ = stopped.wait_for(|stop| *stop).await;
         }
     };
-    let tls_task = match (listeners.tls, tls_config) {
+    let tls_task = match (listeners.tls, tls.listener) {
         (Some(listener), Some(tls_config)) => Some(tokio::spawn(tessera_http::tls::serve(
             listener,
             Arc::new(tls_config),

@@ -32,8 +32,7 @@ struct Issued {
 impl Issued {
     /// RFC 8705 §3.1: base64url SHA-256 of the DER certificate.
     fn thumbprint(&self) -> String {
-        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &self.der);
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref())
+        tessera_core::secret::b64url(tessera_core::secret::sha256(&self.der))
     }
 
     fn identity(&self) -> reqwest::Identity {

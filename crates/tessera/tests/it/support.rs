@@ -204,14 +204,11 @@ impl TestServer {
         let provider = tessera::server::prepare(&config, clock.clone()).await.unwrap();
         let (shutdown, stop) = oneshot::channel::<()>();
         let listeners = tessera::server::Listeners { http: listener, tls };
-        let serving = provider.clone();
-        let served_config = config.clone();
-        let task = tokio::spawn(async move {
-            let stopped = async move {
-                let _ = stop.await;
-            };
-            tessera::server::serve(serving, &served_config, listeners, stopped).await
-        });
+        let tls = tessera::server::tls_setup(&config).unwrap();
+        let stopped = async move {
+            let _ = stop.await;
+        };
+        let task = tokio::spawn(tessera::server::serve(provider.clone(), tls, listeners, stopped));
         let task = tokio::spawn(async move {
             task.await.unwrap().unwrap();
         });
