@@ -7,6 +7,9 @@
 # Prints requests/s, p50/p99 latency and errors per run, and the server's peak RSS.
 #
 #   bench/run.sh                        # all three, 32 connections, 10 s each
+#   ROUNDS=5 RUNS="cc codes" bench/run.sh  # cc and codes interleaved five times: each round's
+#                                       # codes/cc ratio and the median (the machine's speed drifts
+#                                       # between runs, so a ratio is taken within a round)
 #   RUNS="cc" CONNECTIONS=64 DURATION=30 bench/run.sh
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -14,6 +17,7 @@ RUNS="${RUNS:-cc codes refresh}"
 CONNECTIONS="${CONNECTIONS:-32}"
 DURATION="${DURATION:-10}"
 THREADS="${THREADS:-1}"
+ROUNDS="${ROUNDS:-1}"
 PORT="${PORT:-38500}"
 # Single-use values to seed: enough for the fastest rate seen here with room to spare.
 SEED="${SEED:-$((DURATION * 40000))}"
@@ -40,23 +44,49 @@ curl -sf -H "Authorization: Basic $cc_auth" -d grant_type=client_credentials "$u
   || { echo "server did not come up:"; cat "$work/server.log"; exit 1; }
 
 echo "# $(date -u +%FT%TZ) $CONNECTIONS connections, ${DURATION}s per run, wrk threads $THREADS, nproc $(nproc)"
-for run in $RUNS; do
-  case "$run" in
-    cc)
-      export BENCH_AUTH="$cc_auth" BENCH_BODY="grant_type=client_credentials&scope=api1.read"
-      wrk -t"$THREADS" -c"$CONNECTIONS" -d3s -s bench/cc.lua "$url" >/dev/null
-      printf 'client_credentials  '
-      wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s bench/cc.lua "$url" | tail -n 1 ;;
-    codes|refresh)
-      kind=code; what="codes"; scope="openid profile api1.read"
-      if [ "$run" = refresh ]; then kind=refresh; what="refresh-tokens"; scope="openid api1.read offline_access"; fi
-      target/release/tessera-bench seed "$what" --store "$store" --count "$SEED" --scope "$scope" >"$work/values"
-      export BENCH_AUTH="$(printf 'web-app:web-app-secret' | base64 -w0)" BENCH_VALUES="$work/values" \
-        BENCH_KIND="$kind" BENCH_THREADS="$THREADS" BENCH_REDIRECT_URI="https://webapp.example.com/signin-oidc" \
-        BENCH_VERIFIER="bench-verifier-0123456789-abcdefghijklmnopqrstuvwxyz"
-      if [ "$run" = codes ]; then printf 'authorization_code   '; else printf 'refresh_token        '; fi
-      wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s bench/redeem.lua "$url" | tail -n 1 ;;
-    *) echo "unknown run $run (cc, codes, refresh)" >&2; exit 2 ;;
-  esac
+rates="$work/rates"
+: >"$rates"
+# wrk's last line (from bench/*.lua) starts "requests/s N": print it, and note N for the ratio.
+measure() {
+  local name="$1" line
+  shift
+  line="$(wrk "$@" | tail -n 1)"
+  printf '%s\n' "$line"
+  printf '%s %s %s\n' "$round" "$name" "$(awk '{print $2}' <<<"$line")" >>"$rates"
+}
+for round in $(seq 1 "$ROUNDS"); do
+  [ "$ROUNDS" -gt 1 ] && echo "## round $round"
+  for run in $RUNS; do
+    case "$run" in
+      cc)
+        export BENCH_AUTH="$cc_auth" BENCH_BODY="grant_type=client_credentials&scope=api1.read"
+        wrk -t"$THREADS" -c"$CONNECTIONS" -d3s -s bench/cc.lua "$url" >/dev/null
+        printf 'client_credentials  '
+        measure cc -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s bench/cc.lua "$url" ;;
+      codes|refresh)
+        kind=code; what="codes"; scope="openid profile api1.read"
+        if [ "$run" = refresh ]; then kind=refresh; what="refresh-tokens"; scope="openid api1.read offline_access"; fi
+        target/release/tessera-bench seed "$what" --store "$store" --count "$SEED" --scope "$scope" >"$work/values"
+        export BENCH_AUTH="$(printf 'web-app:web-app-secret' | base64 -w0)" BENCH_VALUES="$work/values" \
+          BENCH_KIND="$kind" BENCH_THREADS="$THREADS" BENCH_REDIRECT_URI="https://webapp.example.com/signin-oidc" \
+          BENCH_VERIFIER="bench-verifier-0123456789-abcdefghijklmnopqrstuvwxyz"
+        if [ "$run" = codes ]; then printf 'authorization_code   '; else printf 'refresh_token        '; fi
+        measure "$run" -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s bench/redeem.lua "$url" ;;
+      *) echo "unknown run $run (cc, codes, refresh)" >&2; exit 2 ;;
+    esac
+  done
 done
+# Issue 3's target: code redemption at least half the client_credentials rate.
+awk '
+  { rate[$1, $2] = $3; if ($1 > last) last = $1 }
+  END {
+    n = 0
+    for (r = 1; r <= last; r++) if (((r, "cc") in rate) && ((r, "codes") in rate) && rate[r, "cc"] > 0) {
+      ratio = rate[r, "codes"] / rate[r, "cc"]; ratios[++n] = ratio; list = list sprintf(" %.3f", ratio)
+    }
+    if (n == 0) exit
+    for (i = 2; i <= n; i++) for (j = i; j > 1 && ratios[j - 1] > ratios[j]; j--) { t = ratios[j]; ratios[j] = ratios[j - 1]; ratios[j - 1] = t }
+    median = (n % 2) ? ratios[(n + 1) / 2] : (ratios[n / 2] + ratios[n / 2 + 1]) / 2
+    printf "codes/cc per round:%s  median %.3f\n", list, median
+  }' "$rates"
 echo "server peak RSS: $(awk '/^VmHWM:/{printf "%.1f MiB", $2/1024}' "/proc/$server/status")"
