@@ -88,16 +88,17 @@ impl SqliteStore {
     pub(crate) async fn open(url: &str) -> StoreResult<Self> {
         let path = sqlite_path(url)?;
         // Opening may wait on another process's lock: off the async workers.
-        let (connection, readers) = tokio::task::spawn_blocking(move || {
+        let (connection, checkpointer, readers) = tokio::task::spawn_blocking(move || {
             let connection = open_and_migrate(&path)?;
+            let checkpointer = open_checkpointer(&path)?;
             let readers =
                 (0..READERS).map(|_| open_reader(&path).map(Mutex::new)).collect::<Result<_, _>>()?;
-            Ok::<_, rusqlite::Error>((connection, readers))
+            Ok::<_, rusqlite::Error>((connection, checkpointer, readers))
         })
         .await
         .map_err(store_error)?
         .map_err(store_error)?;
-        let writer = Writer::start(connection).map_err(store_error)?;
+        let writer = Writer::start(connection, checkpointer);
         let purge_statements = Backend::Sqlite
             .purge_statements()
             .into_iter()
@@ -165,6 +166,12 @@ fn open_reader(path: &str) -> rusqlite::Result<Connection> {
     connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     tune(&connection)?;
     Ok(connection)
+}
+
+/// The connection that copies the WAL into the file beside the writes (see
+/// [`writer`]). A PASSIVE checkpoint waits for no lock, so the busy timeout is moot.
+fn open_checkpointer(path: &str) -> rusqlite::Result<Connection> {
+    Connection::open(path)
 }
 
 /// Per-connection settings that change speed, not durability or locking.

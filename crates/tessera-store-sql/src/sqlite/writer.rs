@@ -1,5 +1,5 @@
-//! Group commit for the SQLite store: one thread owns the write connection and runs
-//! the write operations queued by every task in one `BEGIN IMMEDIATE … COMMIT`.
+//! Group commit for the SQLite store: one task owns the write connection and runs
+//! the write operations queued by every other task in one `BEGIN IMMEDIATE … COMMIT`.
 //!
 //! A commit costs the same file-lock system calls and WAL header writes whether it
 //! carries one row or fifty, and rows of one batch share the pages they touch (the
@@ -9,28 +9,40 @@
 //! `synchronous=NORMAL` level). Operations of one batch run one after another on one
 //! connection, and the batch holds the file's write lock, so each single-use
 //! statement still sees every earlier write, here or in another process.
+//!
+//! The writer is an async task, not a thread of its own: it commits on the runtime's
+//! worker, as reads do, for the microseconds a batch takes. A thread beside the
+//! runtime's workers had to be scheduled by the kernel for every batch (on two cores,
+//! behind both workers), and requests waited for it while a core idled. Waiting for
+//! another process's lock, and checkpoints (which sync the file), run on blocking
+//! threads.
 
 use std::cell::Cell;
 use std::ffi::c_int;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use rusqlite::Connection;
+
+use super::BUSY_TIMEOUT;
 use tessera_core::store::{StoreError, StoreResult};
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 
 /// At most this many operations share a commit: bounds how long one batch holds the
 /// file's write lock against other processes.
 const MAX_BATCH: usize = 256;
 
-/// Times the idle writer yields, looking for work, before it sleeps.
-const SPINS: usize = 64;
-
-/// WAL frames past which the writer checkpoints: SQLite's own default
+/// WAL frames past which the writer starts a checkpoint: SQLite's own default
 /// (`wal_autocheckpoint`), so the file is synced as often as before.
 const CHECKPOINT_FRAMES: c_int = 1000;
+
+/// [`Shared::checkpoint`]'s states: none running; the second connection copying
+/// the WAL; that copy done, the remainder still to copy.
+const CHECKPOINT_IDLE: u8 = 0;
+const CHECKPOINT_COPYING: u8 = 1;
+const CHECKPOINT_COPIED: u8 = 2;
 
 thread_local! {
     /// Frames in the WAL after the writer's last commit, from the WAL hook.
@@ -38,7 +50,7 @@ thread_local! {
 }
 
 /// Replaces SQLite's automatic checkpoint, which runs inside `COMMIT`: the writer
-/// checkpoints itself once the batch's callers have their replies.
+/// checkpoints off the async workers once the batch's callers have their replies.
 #[expect(clippy::unnecessary_wraps, reason = "the signature rusqlite's WAL hook takes")]
 fn note_wal_frames(_: &rusqlite::hooks::Wal, frames: c_int) -> rusqlite::Result<()> {
     WAL_FRAMES.set(frames);
@@ -121,33 +133,63 @@ where
     }
 }
 
-/// The handle tasks queue writes on. Cloning shares the thread; the thread and its
-/// connection close when the last handle is dropped.
+/// The handle tasks queue writes on. Cloning shares the writer; its task ends and
+/// the connection closes when the last handle is dropped.
 #[derive(Clone)]
 pub(crate) struct Writer {
-    queue: mpsc::Sender<Box<dyn Job>>,
+    handle: Arc<Handle>,
+}
+
+/// Tells the writer's task to finish once the last [`Writer`] is gone.
+struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.shared.closed.store(true, Ordering::Release);
+        self.shared.wake.notify_one();
+    }
+}
+
+struct Shared {
+    /// The write connection: only the writer's task uses it.
+    connection: Mutex<Connection>,
+    /// Writes waiting for the next batch; `None` once the writer's task has ended.
+    queue: Mutex<Option<Vec<Box<dyn Job>>>>,
+    /// Rings when a write is queued (or the last handle is dropped).
+    wake: Notify,
+    closed: AtomicBool,
+    /// A second connection on the file, for checkpoints beside the writes.
+    checkpointer: Mutex<Connection>,
+    /// Where the checkpoint is: `CHECKPOINT_IDLE`, `_COPYING` or `_COPIED`.
+    checkpoint: AtomicU8,
     /// Transactions committed so far.
-    #[cfg_attr(not(test), expect(dead_code, reason = "read by the tests only"))]
-    commits: Arc<AtomicU64>,
+    commits: AtomicU64,
 }
 
 impl Writer {
-    /// Starts the writer thread on `connection`.
-    pub(crate) fn start(connection: Connection) -> std::io::Result<Self> {
-        let (queue, jobs) = mpsc::channel();
-        let commits = Arc::new(AtomicU64::new(0));
-        let counter = Arc::clone(&commits);
-        std::thread::Builder::new().name("tessera-sqlite-writer".into()).spawn(move || {
-            connection.wal_hook(Some(note_wal_frames));
-            run(&connection, &jobs, &counter);
-        })?;
-        Ok(Self { queue, commits })
+    /// Starts the writer's task on the current runtime, with `connection` for the
+    /// writes and `checkpointer`, on the same file, for checkpoints beside them.
+    pub(crate) fn start(connection: Connection, checkpointer: Connection) -> Self {
+        connection.wal_hook(Some(note_wal_frames));
+        let shared = Arc::new(Shared {
+            connection: Mutex::new(connection),
+            queue: Mutex::new(Some(Vec::new())),
+            wake: Notify::new(),
+            closed: AtomicBool::new(false),
+            checkpointer: Mutex::new(checkpointer),
+            checkpoint: AtomicU8::new(CHECKPOINT_IDLE),
+            commits: AtomicU64::new(0),
+        });
+        tokio::spawn(Arc::clone(&shared).run());
+        Self { handle: Arc::new(Handle { shared }) }
     }
 
     /// How many transactions the writer has committed.
     #[cfg(test)]
     pub(crate) fn commits(&self) -> u64 {
-        self.commits.load(Ordering::Relaxed)
+        self.handle.shared.commits.load(Ordering::Relaxed)
     }
 
     /// Runs `operation` in the next batch and returns its result once the batch has
@@ -177,49 +219,161 @@ impl Writer {
         F: FnOnce(&Connection) -> WriteResult<T> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        self.queue
-            .send(Box::new(Pending { savepoint, operation: Some(operation), result: None, reply }))
-            .map_err(|_| StoreError::new("the SQLite writer has stopped"))?;
+        let shared = &self.handle.shared;
+        let job = Box::new(Pending { savepoint, operation: Some(operation), result: None, reply });
+        lock(&shared.queue)
+            .as_mut()
+            .ok_or_else(|| StoreError::new("the SQLite writer has stopped"))?
+            .push(job);
+        shared.wake.notify_one();
         answer.await.map_err(|_| StoreError::new("the SQLite writer dropped a write"))?
     }
 }
 
-/// The writer thread: waits for work, then commits everything queued by then.
-fn run(connection: &Connection, jobs: &mpsc::Receiver<Box<dyn Job>>, commits: &AtomicU64) {
-    while let Ok(first) = next(jobs) {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        if commit(connection, batch) {
-            commits.fetch_add(1, Ordering::Relaxed);
-        }
-        if WAL_FRAMES.get() >= CHECKPOINT_FRAMES {
-            WAL_FRAMES.set(0);
-            // PASSIVE, as the automatic checkpoint: copies what no reader still
-            // needs, syncing the WAL before and the file after (synchronous=NORMAL).
-            if let Err(error) = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                tracing::warn!(%error, "SQLite checkpoint failed");
-            }
-        }
+/// Ends the queue when the writer's task ends, because the last handle is gone or
+/// because its runtime shut down: what is still queued is dropped (its callers hear
+/// that the writer dropped their write), and later writes are refused, rather than
+/// waiting for a task that will not run again.
+struct Stopped(Arc<Shared>);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        drop(lock(&self.0.queue).take());
     }
 }
 
-/// The next job. Under load the next write is queued within microseconds of a
-/// commit, so yield a few times before sleeping: a sleeping writer costs each
-/// sender a futex wake and the writer a context switch.
-fn next(jobs: &mpsc::Receiver<Box<dyn Job>>) -> Result<Box<dyn Job>, mpsc::RecvError> {
-    for _ in 0..SPINS {
-        match jobs.try_recv() {
-            Ok(job) => return Ok(job),
-            Err(mpsc::TryRecvError::Empty) => std::thread::yield_now(),
-            Err(mpsc::TryRecvError::Disconnected) => return Err(mpsc::RecvError),
+impl Shared {
+    /// The writer's task. Once woken it steps aside until its worker thread has run
+    /// every other task that was ready (`yield_now` defers it until then), so what
+    /// they queue meanwhile joins the batch; then it commits everything queued, inline
+    /// on this thread. Under load, batches grow while the worker does other useful
+    /// work, with no thread to wake or to wait for; alone, a write commits at once.
+    async fn run(self: Arc<Self>) {
+        let _stopped = Stopped(Arc::clone(&self));
+        loop {
+            self.wake.notified().await;
+            tokio::task::yield_now().await;
+            loop {
+                let batch = lock(&self.queue).as_mut().map(std::mem::take).unwrap_or_default();
+                let idle = batch.is_empty();
+                let checkpoint_due = !idle && self.commit_or_wait(batch).await;
+                self.checkpoint(checkpoint_due).await;
+                if idle {
+                    break;
+                }
+            }
+            if self.closed.load(Ordering::Acquire) && lock(&self.queue).as_ref().is_none_or(Vec::is_empty) {
+                return;
+            }
         }
     }
-    jobs.recv()
+
+    /// Commits `batch`; `true` when the WAL has grown enough for a checkpoint.
+    async fn commit_or_wait(self: &Arc<Self>, batch: Vec<Box<dyn Job>>) -> bool {
+        match self.commit_batch(batch, Duration::ZERO) {
+            Ok(due) => due,
+            // Another process holds the write lock (`tessera users`, a second server):
+            // wait for it on a blocking thread, not on an async worker.
+            Err(batch) => self
+                .blocking(move |shared| match shared.commit_batch(batch, BUSY_TIMEOUT) {
+                    Ok(due) => due,
+                    Err(batch) => {
+                        batch.into_iter().for_each(|job| job.reply(Some("the database is locked")));
+                        false
+                    }
+                })
+                .await
+                .unwrap_or(false),
+        }
+    }
+
+    /// Keeps the WAL bounded, in two steps that each sync the WAL and then the file,
+    /// as SQLite's own PASSIVE checkpoint does. Once the WAL is `due`, a checkpoint on
+    /// a second connection copies it into the file while writes go on. It cannot copy
+    /// what is written meanwhile, and SQLite starts the WAL over only once all of it
+    /// has been copied; so when it is done, writes wait for one more checkpoint on the
+    /// write connection, which has only that remainder to copy.
+    async fn checkpoint(self: &Arc<Self>, due: bool) {
+        match self.checkpoint.load(Ordering::Acquire) {
+            CHECKPOINT_COPIED => {
+                let remainder = self.blocking(|shared| passive_checkpoint(&lock(&shared.connection))).await;
+                self.checkpoint.store(CHECKPOINT_IDLE, Ordering::Release);
+                if let Some(Err(error)) = remainder {
+                    tracing::warn!(%error, "SQLite checkpoint failed");
+                }
+            }
+            CHECKPOINT_IDLE if due => {
+                self.checkpoint.store(CHECKPOINT_COPYING, Ordering::Release);
+                let shared = Arc::clone(self);
+                drop(tokio::task::spawn_blocking(move || {
+                    if let Err(error) = passive_checkpoint(&lock(&shared.checkpointer)) {
+                        tracing::warn!(%error, "SQLite checkpoint failed");
+                    }
+                    shared.checkpoint.store(CHECKPOINT_COPIED, Ordering::Release);
+                    // The remainder is copied at the next batch, or now if none comes.
+                    shared.wake.notify_one();
+                }));
+            }
+            _ => {}
+        }
+    }
+
+    /// Runs `f` on a blocking thread and waits for it; `None` if it panicked (any
+    /// batch it held was dropped with its reply senders, so its callers hear of it).
+    async fn blocking<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Self) -> T + Send + 'static,
+    ) -> Option<T> {
+        let shared = Arc::clone(self);
+        tokio::task::spawn_blocking(move || f(&shared)).await.ok()
+    }
+
+    /// Commits `batch` (in transactions of at most [`MAX_BATCH`]), waiting at most
+    /// `busy_timeout` for another process's write lock: `Ok(true)` when the WAL has
+    /// grown enough for a checkpoint, `Err` with what is left when the wait ran out.
+    fn commit_batch(
+        &self,
+        mut batch: Vec<Box<dyn Job>>,
+        busy_timeout: Duration,
+    ) -> Result<bool, Vec<Box<dyn Job>>> {
+        let connection = lock(&self.connection);
+        if let Err(error) = connection.busy_timeout(busy_timeout) {
+            tracing::warn!(%error, "SQLite writer cannot set its busy timeout");
+        }
+        while !batch.is_empty() {
+            let rest = batch.split_off(batch.len().min(MAX_BATCH));
+            match commit(&connection, batch) {
+                Ok(committed) => {
+                    if committed {
+                        self.commits.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Err(mut waiting) => {
+                    waiting.extend(rest);
+                    return Err(waiting);
+                }
+            }
+            batch = rest;
+        }
+        // The WAL hook ran on this thread, during the COMMIT just above.
+        let due = WAL_FRAMES.get() >= CHECKPOINT_FRAMES;
+        if due {
+            WAL_FRAMES.set(0);
+        }
+        Ok(due)
+    }
+}
+
+/// A lock whose holder may have panicked: every holder leaves its data consistent
+/// (the queue is only pushed to and taken; a write's panic is caught inside `run`).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Copies what no reader still needs from the WAL into the file (what SQLite's
+/// automatic checkpoint does).
+fn passive_checkpoint(connection: &Connection) -> rusqlite::Result<()> {
+    connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
 }
 
 fn statement(connection: &Connection, sql: &str) -> rusqlite::Result<()> {
@@ -227,13 +381,18 @@ fn statement(connection: &Connection, sql: &str) -> rusqlite::Result<()> {
 }
 
 /// Runs one batch in one transaction and replies to every job; `true` when it committed.
-fn commit(connection: &Connection, batch: Vec<Box<dyn Job>>) -> bool {
-    // IMMEDIATE takes the write lock first (waiting `busy_timeout` for another
-    // process), so no statement of the batch can fail on a lock upgrade.
+/// `Err` gives the batch back, untouched, when another process holds the file's write
+/// lock and the connection's busy timeout ran out.
+fn commit(connection: &Connection, batch: Vec<Box<dyn Job>>) -> Result<bool, Vec<Box<dyn Job>>> {
+    // IMMEDIATE takes the write lock first, so no statement of the batch can fail on
+    // a lock upgrade.
     if let Err(error) = statement(connection, "BEGIN IMMEDIATE") {
+        if error.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) {
+            return Err(batch);
+        }
         let failure = error.to_string();
         batch.into_iter().for_each(|job| job.reply(Some(&failure)));
-        return false;
+        return Ok(false);
     }
     let mut ran: Vec<Box<dyn Job>> = Vec::with_capacity(batch.len());
     for mut job in batch {
@@ -264,7 +423,7 @@ fn commit(connection: &Connection, batch: Vec<Box<dyn Job>>) -> bool {
                 tracing::error!(%error, "SQLite writer cannot begin a transaction");
                 // The remaining jobs are dropped with their reply senders: their
                 // callers get an error.
-                return false;
+                return Ok(false);
             }
             continue;
         }
@@ -273,13 +432,13 @@ fn commit(connection: &Connection, batch: Vec<Box<dyn Job>>) -> bool {
     match statement(connection, "COMMIT") {
         Ok(()) => {
             ran.into_iter().for_each(|job| job.reply(None));
-            true
+            Ok(true)
         }
         Err(error) => {
             let failure = error.to_string();
             let _ = statement(connection, "ROLLBACK");
             ran.into_iter().for_each(|job| job.reply(Some(&failure)));
-            false
+            Ok(false)
         }
     }
 }
@@ -302,7 +461,7 @@ mod tests {
         let connection = Connection::open(&path).unwrap();
         connection.pragma_update(None, "journal_mode", "WAL").unwrap();
         connection.execute_batch("CREATE TABLE t (k TEXT PRIMARY KEY)").unwrap();
-        (Writer::start(connection).unwrap(), path)
+        (Writer::start(connection, Connection::open(&path).unwrap()), path)
     }
 
     fn insert(key: &'static str) -> impl FnOnce(&Connection) -> Result<usize, WriteError> + Send + 'static {
@@ -466,5 +625,53 @@ mod tests {
             writer.write(insert(key)).await.unwrap();
             assert!(keys(&path).contains(&key.to_owned()), "{key} committed before the reply");
         }
+    }
+
+    /// On a one-thread runtime, so that a writer blocking its thread would stop the
+    /// ticker too.
+    #[tokio::test]
+    async fn a_write_waits_for_another_process_lock_off_the_async_thread() {
+        let (writer, path) = writer("locked");
+        let (locked, lock_taken) = std::sync::mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            // Another process's writer: holds the file's write lock for 300 ms.
+            let other = Connection::open(&path).unwrap();
+            other.execute_batch("BEGIN IMMEDIATE; INSERT INTO t (k) VALUES ('other')").unwrap();
+            locked.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            other.execute_batch("COMMIT").unwrap();
+            path
+        });
+        lock_taken.recv().unwrap();
+        let ticks = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let ticker = tokio::spawn({
+            let ticks = std::sync::Arc::clone(&ticks);
+            async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        });
+        assert_eq!(writer.write(insert("mine")).await.unwrap(), 1);
+        ticker.abort();
+        let path = holder.join().unwrap();
+        let ticked = ticks.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(ticked >= 10, "the runtime ran on while the write waited ({ticked} ticks)");
+        assert_eq!(keys(&path), ["mine", "other"]);
+    }
+
+    #[test]
+    fn writes_fail_rather_than_hang_once_the_writers_runtime_is_gone() {
+        let first = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let (writer, path) = first.block_on(async { writer("gone") });
+        first.block_on(writer.write(insert("a"))).unwrap();
+        drop(first);
+        let second = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let outcome = second.block_on(async {
+            tokio::time::timeout(Duration::from_secs(5), writer.write(insert("b"))).await
+        });
+        assert!(matches!(outcome, Ok(Err(_))), "the write failed at once: {outcome:?}");
+        assert_eq!(keys(&path), ["a"]);
     }
 }
