@@ -45,7 +45,7 @@ const CHECKPOINT_COPYING: u8 = 1;
 const CHECKPOINT_COPIED: u8 = 2;
 
 thread_local! {
-    /// Frames in the WAL after the writer's last commit, from the WAL hook.
+    /// Frames in the WAL after the last commit on this thread, from the WAL hook.
     static WAL_FRAMES: Cell<c_int> = const { Cell::new(0) };
 }
 
@@ -337,6 +337,9 @@ impl Shared {
         busy_timeout: Duration,
     ) -> Result<bool, Vec<Box<dyn Job>>> {
         let connection = lock(&self.connection);
+        // The WAL hook sets it during each COMMIT below, on this thread, and nothing
+        // else runs on this thread until it is read.
+        WAL_FRAMES.set(0);
         if let Err(error) = connection.busy_timeout(busy_timeout) {
             tracing::warn!(%error, "SQLite writer cannot set its busy timeout");
         }
@@ -355,12 +358,7 @@ impl Shared {
             }
             batch = rest;
         }
-        // The WAL hook ran on this thread, during the COMMIT just above.
-        let due = WAL_FRAMES.get() >= CHECKPOINT_FRAMES;
-        if due {
-            WAL_FRAMES.set(0);
-        }
-        Ok(due)
+        Ok(WAL_FRAMES.get() >= CHECKPOINT_FRAMES)
     }
 }
 
