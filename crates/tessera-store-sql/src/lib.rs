@@ -4,7 +4,7 @@
 //!
 //! - SQLite through `rusqlite`: reads inline on the calling task on a few read
 //!   connections (a statement on a local file takes microseconds, less than handing
-//!   it to another thread and back), writes group-committed by one writer thread;
+//!   it to another thread and back), writes group-committed by one writer task;
 //! - PostgreSQL through a sqlx pool.
 //!
 //! Single-use values are consumed in one statement (`INSERT … ON CONFLICT`,

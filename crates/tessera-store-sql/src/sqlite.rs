@@ -1,6 +1,6 @@
 //! The SQLite store on rusqlite. Reads run inline on the calling task, on a few
 //! read connections: a statement on a local WAL file takes microseconds, less than
-//! handing it to another thread and back. Writes go to one writer thread that
+//! handing it to another thread and back. Writes go to one writer task that
 //! commits whatever is queued in one transaction ([`writer`]): SQLite has one writer
 //! anyway, and a commit's fixed cost (file locks, WAL frame headers, the pages every
 //! insert touches) is then shared by all requests waiting for it.
@@ -8,7 +8,7 @@
 //! Single-use values are consumed in one statement (`INSERT … ON CONFLICT`,
 //! `UPDATE`/`DELETE … RETURNING`) or one savepoint inside the writer's `BEGIN
 //! IMMEDIATE` transaction, so other processes on the same file (`tessera users`, a
-//! second server) see one winner too: the writer thread orders this process, the
+//! second server) see one winner too: the writer task orders this process, the
 //! file's write lock orders processes.
 
 mod writer;
@@ -158,7 +158,7 @@ fn open_and_migrate(path: &str) -> rusqlite::Result<Connection> {
 }
 
 /// A read connection on the (already migrated, WAL) file. `query_only` makes any
-/// write through it an error: writes belong to the writer thread.
+/// write through it an error: writes belong to the writer task.
 fn open_reader(path: &str) -> rusqlite::Result<Connection> {
     let connection = Connection::open(path)?;
     connection.busy_timeout(BUSY_TIMEOUT)?;

@@ -474,7 +474,7 @@ mod tests {
         select.query_map([], |row| row.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
     }
 
-    /// Holds the writer thread busy, so that what is queued meanwhile forms one batch.
+    /// Holds the writer busy, so that what is queued meanwhile forms one batch.
     async fn hold(writer: &Writer) -> tokio::task::JoinHandle<()> {
         let busy = writer.clone();
         let held = tokio::spawn(async move {
