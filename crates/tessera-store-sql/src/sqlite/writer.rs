@@ -18,10 +18,15 @@
 //! threads.
 
 use std::cell::Cell;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::ffi::c_int;
+use std::fs::File;
+use std::os::unix::fs::MetadataExt as _;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use rusqlite::Connection;
@@ -37,6 +42,15 @@ const MAX_BATCH: usize = 256;
 /// WAL frames past which the writer starts a checkpoint: SQLite's own default
 /// (`wal_autocheckpoint`), so the file is synced as often as before.
 const CHECKPOINT_FRAMES: c_int = 1000;
+
+/// The checkpoint beside the writes goes over the WAL again while more than this
+/// many frames were written during its last pass, so that the pass the writes wait
+/// for has about this many to copy and sync.
+const REMAINDER_FRAMES: c_int = 100;
+
+/// At most this many passes beside the writes: when writes outpace the copying, the
+/// writes must still wait now and then, or the WAL would never start over.
+const CATCH_UP_PASSES: usize = 8;
 
 /// [`Shared::checkpoint`]'s states: none running; the second connection copying
 /// the WAL; that copy done, the remainder still to copy.
@@ -166,6 +180,10 @@ struct Shared {
     checkpoint: AtomicU8,
     /// Transactions committed so far.
     commits: AtomicU64,
+    /// Frames in the WAL after the last commit.
+    wal_frames: AtomicI32,
+    /// The database file, to sync what a checkpoint copied beside the writes.
+    file: Option<&'static File>,
 }
 
 impl Writer {
@@ -173,6 +191,11 @@ impl Writer {
     /// writes and `checkpointer`, on the same file, for checkpoints beside them.
     pub(crate) fn start(connection: Connection, checkpointer: Connection) -> Self {
         connection.wal_hook(Some(note_wal_frames));
+        let file = connection.path().filter(|path| !path.is_empty()).and_then(|path| {
+            database_file(Path::new(path))
+                .inspect_err(|error| tracing::warn!(%error, "cannot open the SQLite file to sync it"))
+                .ok()
+        });
         let shared = Arc::new(Shared {
             connection: Mutex::new(connection),
             queue: Mutex::new(Some(Vec::new())),
@@ -181,6 +204,8 @@ impl Writer {
             checkpointer: Mutex::new(checkpointer),
             checkpoint: AtomicU8::new(CHECKPOINT_IDLE),
             commits: AtomicU64::new(0),
+            wal_frames: AtomicI32::new(0),
+            file,
         });
         tokio::spawn(Arc::clone(&shared).run());
         Self { handle: Arc::new(Handle { shared }) }
@@ -293,6 +318,13 @@ impl Shared {
     /// what is written meanwhile, and SQLite starts the WAL over only once all of it
     /// has been copied; so when it is done, writes wait for one more checkpoint on the
     /// write connection, which has only that remainder to copy.
+    ///
+    /// SQLite syncs the file only at a checkpoint that reaches the WAL's end, which
+    /// one beside the writes hardly ever does: the sync the writes waited for used to
+    /// flush every page copied since the last one (tens of milliseconds for the
+    /// scattered index pages of refresh rotations). So the first step syncs the file
+    /// itself after each pass, and passes again over what was written meanwhile
+    /// until that is little; the writes then wait for about a hundred frames.
     async fn checkpoint(self: &Arc<Self>, due: bool) {
         match self.checkpoint.load(Ordering::Acquire) {
             CHECKPOINT_COPIED => {
@@ -306,15 +338,37 @@ impl Shared {
                 self.checkpoint.store(CHECKPOINT_COPYING, Ordering::Release);
                 let shared = Arc::clone(self);
                 drop(tokio::task::spawn_blocking(move || {
-                    if let Err(error) = passive_checkpoint(&lock(&shared.checkpointer)) {
-                        tracing::warn!(%error, "SQLite checkpoint failed");
-                    }
+                    shared.catch_up();
                     shared.checkpoint.store(CHECKPOINT_COPIED, Ordering::Release);
                     // The remainder is copied at the next batch, or now if none comes.
                     shared.wake.notify_one();
                 }));
             }
             _ => {}
+        }
+    }
+
+    /// The first step of [`Self::checkpoint`], on a blocking thread beside the writes.
+    fn catch_up(&self) {
+        let checkpointer = lock(&self.checkpointer);
+        for _ in 0..CATCH_UP_PASSES {
+            let copied = match passive_checkpoint(&checkpointer) {
+                Ok(copied) => copied,
+                Err(error) => {
+                    tracing::warn!(%error, "SQLite checkpoint failed");
+                    return;
+                }
+            };
+            // Only speed depends on this sync: SQLite still syncs the file itself
+            // before it starts the WAL over.
+            if let Some(Err(error)) = self.file.map(File::sync_data) {
+                tracing::warn!(%error, "cannot sync the SQLite file");
+                return;
+            }
+            let written = self.wal_frames.load(Ordering::Acquire);
+            if written.saturating_sub(copied) <= REMAINDER_FRAMES {
+                return;
+            }
         }
     }
 
@@ -358,7 +412,11 @@ impl Shared {
             }
             batch = rest;
         }
-        Ok(WAL_FRAMES.get() >= CHECKPOINT_FRAMES)
+        let frames = WAL_FRAMES.get();
+        if frames > 0 {
+            self.wal_frames.store(frames, Ordering::Release);
+        }
+        Ok(frames >= CHECKPOINT_FRAMES)
     }
 }
 
@@ -369,9 +427,27 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Copies what no reader still needs from the WAL into the file (what SQLite's
-/// automatic checkpoint does).
-fn passive_checkpoint(connection: &Connection) -> rusqlite::Result<()> {
-    connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+/// automatic checkpoint does); returns how many of the WAL's frames are in the file.
+fn passive_checkpoint(connection: &Connection) -> rusqlite::Result<c_int> {
+    // Its columns: whether it was blocked, frames in the WAL, frames copied.
+    connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(2))
+}
+
+/// The database file at `path`, opened once per process, only to sync it. It is
+/// never closed: closing any descriptor of a file drops every POSIX lock that the
+/// process holds on the file, SQLite's own included (SQLite defers the closes of
+/// its own descriptors for that reason). Known by device and inode, so a file made
+/// anew at the same path is opened anew.
+fn database_file(path: &Path) -> std::io::Result<&'static File> {
+    static FILES: OnceLock<Mutex<HashMap<(u64, u64), &'static File>>> = OnceLock::new();
+    // `stat`, not `open`: a second descriptor of the same file must not be made
+    // (and closed) when the process has one already.
+    let metadata = std::fs::metadata(path)?;
+    let mut files = lock(FILES.get_or_init(Mutex::default));
+    match files.entry((metadata.dev(), metadata.ino())) {
+        Entry::Occupied(known) => Ok(known.get()),
+        Entry::Vacant(slot) => Ok(*slot.insert(Box::leak(Box::new(File::open(path)?)))),
+    }
 }
 
 fn statement(connection: &Connection, sql: &str) -> rusqlite::Result<()> {
