@@ -31,7 +31,7 @@ use tessera_core::store::{
     SessionStore, StoreError, StoreResult, StoredKey, ThrottleStore, TokenRecord, TokenStore, UserStore,
 };
 
-use crate::{Backend, store_error};
+use crate::{Backend, SUCCESSOR_OUTSIDE_FAMILY, store_error};
 use writer::{WriteError, Writer};
 
 /// How long a statement waits for another process's write lock before failing.
@@ -623,17 +623,17 @@ impl CodeStore for SqliteStore {
     }
 }
 
-/// `Replayed` for a token that exists but is used, revoked or of a revoked grant;
-/// `Missing` for one that does not exist (or only expired). Read after a failed
-/// rotation, and by `refresh_token`.
-const REFRESH_STATE: &str = "SELECT t.grant_id, t.document, t.used_at, t.revoked, g.grant_id AS revoked_grant \
+/// `Replayed` for a token that exists but is used or of a revoked grant; `Missing`
+/// for one that does not exist (or only expired). Read after a failed rotation, and
+/// by `refresh_token`.
+const REFRESH_STATE: &str = "SELECT t.grant_id, t.document, t.used_at, g.grant_id AS revoked_grant \
      FROM refresh_tokens t LEFT JOIN revoked_grants g ON g.grant_id = t.grant_id WHERE t.token_hash = ?1";
 
 /// A refresh token row read with [`REFRESH_STATE`].
 struct RefreshState {
     grant_id: String,
     document: String,
-    /// Used, revoked, or its grant revoked.
+    /// Used, or its grant revoked.
     spent: bool,
 }
 
@@ -643,12 +643,11 @@ impl RefreshState {
             .prepare_cached(REFRESH_STATE)?
             .query_row([token_hash], |row| {
                 let used_at: Option<i64> = row.get(2)?;
-                let revoked: i64 = row.get(3)?;
-                let revoked_grant: Option<String> = row.get(4)?;
+                let revoked_grant: Option<String> = row.get(3)?;
                 Ok(Self {
                     grant_id: row.get(0)?,
                     document: row.get(1)?,
-                    spent: used_at.is_some() || revoked != 0 || revoked_grant.is_some(),
+                    spent: used_at.is_some() || revoked_grant.is_some(),
                 })
             })
             .optional()
@@ -662,18 +661,29 @@ enum Rotation {
     Refused(Option<RefreshState>),
 }
 
+/// Stores a refresh token; `starts_family` for the first one of its grant, the only
+/// one indexed by grant (migration 0004).
 fn insert_refresh_token(
     connection: &Connection,
     token_hash: &str,
     record: &RefreshRecord,
     document: &str,
+    starts_family: bool,
 ) -> rusqlite::Result<usize> {
     connection
         .prepare_cached(
-            "INSERT INTO refresh_tokens (token_hash, grant_id, document, expires_at, idle_expires_at, revoked) \
-             VALUES (?1, ?2, ?3, ?4, ?5, 0)",
+            "INSERT INTO refresh_tokens \
+             (token_hash, grant_id, document, expires_at, idle_expires_at, starts_family) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?
-        .execute(params![token_hash, record.grant_id, document, record.expires_at, record.idle_expires_at])
+        .execute(params![
+            token_hash,
+            record.grant_id,
+            document,
+            record.expires_at,
+            record.idle_expires_at,
+            starts_family
+        ])
 }
 
 #[async_trait]
@@ -681,8 +691,18 @@ impl RefreshStore for SqliteStore {
     async fn put_refresh_token(&self, hash: &SecretHash, record: &RefreshRecord) -> StoreResult<()> {
         let document = to_json(record)?;
         let (hash, record) = (hash.to_base64url(), record.clone());
-        self.write(move |c| Ok(insert_refresh_token(c, &hash, &record, &document)?)).await?;
-        Ok(())
+        self.write(move |c| {
+            insert_refresh_token(c, &hash, &record, &document, true)?;
+            // The grant may have been revoked before this token was stored (its code
+            // replayed while the first redemption was issuing): remember the revocation
+            // for as long as this token lives.
+            c.prepare_cached(
+                "UPDATE revoked_grants SET expires_at = ?2 WHERE grant_id = ?1 AND expires_at < ?2",
+            )?
+            .execute(params![record.grant_id, record.expires_at])?;
+            Ok(())
+        })
+        .await
     }
 
     async fn refresh_token(&self, hash: &SecretHash) -> StoreResult<Consumed<RefreshRecord>> {
@@ -710,27 +730,25 @@ impl RefreshStore for SqliteStore {
             // between our read and our write. The UPDATE marks the old row: a racing
             // rotation then finds `used_at` set, so at most one successor is ever
             // inserted (RFC 9700 §4.14.2). Expired tokens and revoked grants never rotate.
-            let used: Option<String> = c
+            let used: Option<(String, Timestamp)> = c
                 .prepare_cached(
                     "UPDATE refresh_tokens SET used_at = ?2 \
-                     WHERE token_hash = ?1 AND used_at IS NULL AND revoked = 0 \
+                     WHERE token_hash = ?1 AND used_at IS NULL \
                      AND expires_at > ?2 AND (idle_expires_at IS NULL OR idle_expires_at > ?2) \
                      AND NOT EXISTS (SELECT 1 FROM revoked_grants g WHERE g.grant_id = refresh_tokens.grant_id) \
-                     RETURNING grant_id",
+                     RETURNING grant_id, expires_at",
                 )?
-                .query_row(params![old_hash, now], |row| row.get(0))
+                .query_row(params![old_hash, now], |row| Ok((row.get(0)?, row.get(1)?)))
                 .optional()?;
-            let Some(grant_id) = used else {
+            let Some((grant_id, expires_at)) = used else {
                 // Nothing was changed.
                 return Ok(Rotation::Refused(RefreshState::read(c, &old_hash)?));
             };
-            if grant_id != successor.grant_id {
+            if grant_id != successor.grant_id || successor.expires_at > expires_at {
                 // An error rolls the use of `old` back (to this write's savepoint).
-                return Err(WriteError::Store(StoreError::new(
-                    "a refresh token's successor must belong to the same grant",
-                )));
+                return Err(WriteError::Store(StoreError::new(SUCCESSOR_OUTSIDE_FAMILY)));
             }
-            insert_refresh_token(c, &new_hash, &successor, &document)?;
+            insert_refresh_token(c, &new_hash, &successor, &document, false)?;
             Ok(Rotation::Rotated)
         })
         .await?;
@@ -754,21 +772,20 @@ impl GrantStore for SqliteStore {
     ) -> StoreResult<()> {
         let grant_id = grant_id.to_owned();
         self.write(move |tx| {
-            // Remember the revocation as long as its access tokens may live, and until
-            // the last stored artefact of the family expires (a refresh token's expiry
-            // is the family's, fixed at the first issue).
+            // RFC 9700 §4.14.2: the whole family, and nothing of other grants. The row
+            // refuses every refresh token of the grant, so it is kept as long as its
+            // access tokens may live and until the last stored artefact of the family
+            // expires: its codes, and the refresh token that started it, whose expiry
+            // every later one shares (the only one indexed by grant).
             tx.prepare_cached(
                 "INSERT INTO revoked_grants (grant_id, expires_at) SELECT ?1, MAX(until) FROM ( \
                  SELECT ?3 AS until \
-                 UNION ALL SELECT expires_at FROM refresh_tokens WHERE grant_id = ?1 \
+                 UNION ALL SELECT expires_at FROM refresh_tokens WHERE grant_id = ?1 AND starts_family = 1 \
                  UNION ALL SELECT expires_at FROM authorization_codes WHERE grant_id = ?1) AS family WHERE true \
                  ON CONFLICT (grant_id) DO UPDATE SET expires_at = excluded.expires_at \
                  WHERE revoked_grants.expires_at < excluded.expires_at",
             )?
             .execute(params![grant_id, now, remember_until])?;
-            // RFC 9700 §4.14.2: the whole family, and nothing of other grants.
-            tx.prepare_cached("UPDATE refresh_tokens SET revoked = 1 WHERE grant_id = ?1 AND revoked = 0")?
-                .execute([&grant_id])?;
             // Unused codes become used: a later redemption is refused as a replay.
             tx.prepare_cached(
                 "UPDATE authorization_codes SET consumed_at = ?2 WHERE grant_id = ?1 AND consumed_at IS NULL",

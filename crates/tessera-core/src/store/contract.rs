@@ -41,6 +41,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     rotation_retires_the_old_refresh_token_for_one_live_successor(store.as_ref()).await;
     racing_rotations_of_one_refresh_token_leave_one_successor(store.clone()).await;
     reused_refresh_token_revokes_its_family_and_no_other_grant(store.as_ref()).await;
+    a_revoked_family_is_remembered_until_its_refresh_tokens_expire(store.as_ref()).await;
     revoking_a_grant_revokes_its_access_tokens_and_codes_only(store.as_ref()).await;
     racing_revocations_of_a_grant_all_succeed(store.clone()).await;
     refresh_tokens_past_idle_or_absolute_expiry_do_not_rotate(store.as_ref()).await;
@@ -365,6 +366,45 @@ pub async fn reused_refresh_token_revokes_its_family_and_no_other_grant(store: &
     let late = SecretHash::of("rt-f-late");
     store.put_refresh_token(&late, &refresh("g-family", 500)).await.unwrap();
     assert_eq!(store.refresh_token(&late).await.unwrap(), revoked);
+}
+
+/// A revoked grant stays revoked, through purges, for as long as any refresh token of
+/// its family could be used, however short `remember_until`: also one stored after
+/// the revocation (the first token of a grant whose code was replayed meanwhile).
+/// A successor never outlives its family.
+pub async fn a_revoked_family_is_remembered_until_its_refresh_tokens_expire(store: &dyn Store) {
+    let (first, second, third) = (SecretHash::of("rt-m1"), SecretHash::of("rt-m2"), SecretHash::of("rt-m3"));
+    store.put_refresh_token(&first, &refresh("g-remember", 100)).await.unwrap();
+    let outliving = RefreshRecord { expires_at: 20_000, ..refresh("g-remember", 200) };
+    assert!(
+        store.rotate_refresh_token(&first, &second, &outliving, 200).await.is_err(),
+        "a successor that would outlive its family is refused"
+    );
+    let rotated =
+        store.rotate_refresh_token(&first, &second, &refresh("g-remember", 200), 200).await.unwrap();
+    assert_eq!(rotated, Consumed::Fresh(()), "the refused rotation used nothing up");
+
+    store.revoke_grant("g-remember", 300, 300).await.unwrap();
+    store
+        .put_refresh_token(&third, &RefreshRecord { expires_at: 20_000, ..refresh("g-remember-late", 300) })
+        .await
+        .unwrap();
+    store.revoke_grant("g-remember-late", 300, 300).await.unwrap();
+    let late = SecretHash::of("rt-m-late");
+    let late_record = RefreshRecord { expires_at: 30_000, ..refresh("g-remember-late", 400) };
+    store.put_refresh_token(&late, &late_record).await.unwrap();
+
+    let purge_at = |now| async move { while store.purge_expired(now, 100).await.unwrap() > 0 {} };
+    purge_at(5_000).await;
+    let revoked = |grant_id: &str| Consumed::Replayed { grant_id: grant_id.into() };
+    assert_eq!(store.refresh_token(&second).await.unwrap(), revoked("g-remember"), "live successor");
+    let rotated = store.rotate_refresh_token(&second, &first, &refresh("g-remember", 5_000), 5_000).await;
+    assert_eq!(rotated.unwrap(), Consumed::Replayed { grant_id: "g-remember".into() });
+    assert_eq!(store.refresh_token(&third).await.unwrap(), revoked("g-remember-late"));
+    assert_eq!(store.refresh_token(&late).await.unwrap(), revoked("g-remember-late"), "stored after it");
+
+    purge_at(25_000).await;
+    assert_eq!(store.refresh_token(&late).await.unwrap(), revoked("g-remember-late"), "until it expires");
 }
 
 /// Revoking a grant revokes every access token that names it (judged when read, so

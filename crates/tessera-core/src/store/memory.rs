@@ -275,10 +275,16 @@ impl CodeStore for MemoryStore {
 #[async_trait]
 impl RefreshStore for MemoryStore {
     async fn put_refresh_token(&self, hash: &SecretHash, record: &RefreshRecord) -> StoreResult<()> {
-        match self.state().refresh_tokens.entry(*hash) {
+        let mut state = self.state();
+        let State { refresh_tokens, revoked_grants, .. } = &mut *state;
+        match refresh_tokens.entry(*hash) {
             Entry::Occupied(_) => Err(duplicate("refresh token")),
             Entry::Vacant(slot) => {
                 slot.insert(StoredRefresh { record: record.clone(), used: false, revoked: false });
+                // Of a grant revoked before it was stored: remembered while it lives.
+                if let Some(until) = revoked_grants.get_mut(&record.grant_id) {
+                    *until = (*until).max(record.expires_at);
+                }
                 Ok(())
             }
         }
@@ -311,8 +317,10 @@ impl RefreshStore for MemoryStore {
         if record.expires_at <= now || record.idle_expires_at.is_some_and(|idle| idle <= now) {
             return Ok(Consumed::Missing);
         }
-        if record.grant_id != successor.grant_id {
-            return Err(StoreError::new("a refresh token's successor must belong to the same grant"));
+        if record.grant_id != successor.grant_id || successor.expires_at > record.expires_at {
+            return Err(StoreError::new(
+                "a refresh token's successor must belong to the same grant and expire no later than it",
+            ));
         }
         if state.refresh_tokens.contains_key(new) {
             return Err(duplicate("refresh token"));

@@ -17,7 +17,7 @@ use tessera_core::store::{
 
 use super::PgStore;
 use super::rows::{from_json, to_json};
-use crate::store_error;
+use crate::{SUCCESSOR_OUTSIDE_FAMILY, store_error};
 
 /// A counter column as the trait's `u32`, saturating (it only guards a threshold).
 fn count(row: &AnyRow, column: &str) -> StoreResult<u32> {
@@ -78,16 +78,16 @@ impl CodeStore for PgStore {
     }
 }
 
-/// `Replayed` for a token that exists but is used, revoked or of a revoked grant;
-/// `Missing` for one that does not exist (or only expired). Read after a failed
-/// rotation, and by `refresh_token`.
-const REFRESH_STATE: &str = "SELECT t.grant_id, t.document, t.used_at, t.revoked, g.grant_id AS revoked_grant \
+/// `Replayed` for a token that exists but is used or of a revoked grant; `Missing`
+/// for one that does not exist (or only expired). Read after a failed rotation, and
+/// by `refresh_token`.
+const REFRESH_STATE: &str = "SELECT t.grant_id, t.document, t.used_at, g.grant_id AS revoked_grant \
      FROM refresh_tokens t LEFT JOIN revoked_grants g ON g.grant_id = t.grant_id WHERE t.token_hash = $1";
 
 /// A refresh token row read with [`REFRESH_STATE`].
 struct RefreshState {
     grant_id: String,
-    /// Used, revoked, or its grant revoked.
+    /// Used, or its grant revoked.
     spent: bool,
     row: AnyRow,
 }
@@ -95,11 +95,10 @@ struct RefreshState {
 impl RefreshState {
     fn from_row(row: AnyRow) -> StoreResult<Self> {
         let used_at: Option<i64> = row.try_get("used_at").map_err(store_error)?;
-        let revoked: i64 = row.try_get("revoked").map_err(store_error)?;
         let revoked_grant: Option<String> = row.try_get("revoked_grant").map_err(store_error)?;
         Ok(Self {
             grant_id: row.try_get("grant_id").map_err(store_error)?,
-            spent: used_at.is_some() || revoked != 0 || revoked_grant.is_some(),
+            spent: used_at.is_some() || revoked_grant.is_some(),
             row,
         })
     }
@@ -108,7 +107,21 @@ impl RefreshState {
 #[async_trait]
 impl RefreshStore for PgStore {
     async fn put_refresh_token(&self, hash: &SecretHash, record: &RefreshRecord) -> StoreResult<()> {
-        insert_refresh_token(&self.pool, hash, record).await
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        // Ordered with `revoke_grant` of the same grant, which reads this token's
+        // expiry once it is committed.
+        lock_grant(&mut tx, &record.grant_id).await?;
+        insert_refresh_token(&mut *tx, hash, record, true).await?;
+        // The grant may have been revoked before this token was stored (its code
+        // replayed while the first redemption was issuing): remember the revocation
+        // for as long as this token lives.
+        sqlx::query("UPDATE revoked_grants SET expires_at = $2 WHERE grant_id = $1 AND expires_at < $2")
+            .bind(&record.grant_id)
+            .bind(record.expires_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)
     }
 
     async fn refresh_token(&self, hash: &SecretHash) -> StoreResult<Consumed<RefreshRecord>> {
@@ -138,10 +151,10 @@ impl RefreshStore for PgStore {
         // inserted (RFC 9700 §4.14.2). Expired tokens and revoked grants never rotate.
         let used = sqlx::query(
             "UPDATE refresh_tokens SET used_at = $2 \
-             WHERE token_hash = $1 AND used_at IS NULL AND revoked = 0 \
+             WHERE token_hash = $1 AND used_at IS NULL \
              AND expires_at > $2 AND (idle_expires_at IS NULL OR idle_expires_at > $2) \
              AND NOT EXISTS (SELECT 1 FROM revoked_grants g WHERE g.grant_id = refresh_tokens.grant_id) \
-             RETURNING grant_id",
+             RETURNING grant_id, expires_at",
         )
         .bind(&old_hash)
         .bind(now)
@@ -161,33 +174,51 @@ impl RefreshStore for PgStore {
             });
         };
         let grant_id: String = used.try_get("grant_id").map_err(store_error)?;
-        if grant_id != successor.grant_id {
+        let expires_at: Timestamp = used.try_get("expires_at").map_err(store_error)?;
+        if grant_id != successor.grant_id || successor.expires_at > expires_at {
             // Dropping `tx` rolls the use of `old` back.
-            return Err(StoreError::new("a refresh token's successor must belong to the same grant"));
+            return Err(StoreError::new(SUCCESSOR_OUTSIDE_FAMILY));
         }
-        insert_refresh_token(&mut *tx, new, successor).await?;
+        insert_refresh_token(&mut *tx, new, successor, false).await?;
         tx.commit().await.map_err(store_error)?;
         Ok(Consumed::Fresh(()))
     }
 }
 
+/// Stores a refresh token; `starts_family` for the first one of its grant, the only
+/// one indexed by grant (migration 0004).
 async fn insert_refresh_token<'e>(
     executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
     hash: &SecretHash,
     record: &RefreshRecord,
+    starts_family: bool,
 ) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO refresh_tokens (token_hash, grant_id, document, expires_at, idle_expires_at, revoked) \
-         VALUES ($1, $2, $3, $4, $5, 0)",
+        "INSERT INTO refresh_tokens \
+         (token_hash, grant_id, document, expires_at, idle_expires_at, starts_family) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(hash.to_base64url())
     .bind(&record.grant_id)
     .bind(to_json(record)?)
     .bind(record.expires_at)
     .bind(record.idle_expires_at)
+    .bind(i64::from(starts_family))
     .execute(executor)
     .await
     .map_err(store_error)?;
+    Ok(())
+}
+
+/// Holds a transaction-scoped advisory lock on `grant_id` until `tx` ends: orders the
+/// revocation of a grant with the storing of its first refresh token, which under
+/// READ COMMITTED could otherwise each miss the other's uncommitted row.
+async fn lock_grant(tx: &mut sqlx::Transaction<'_, sqlx::Any>, grant_id: &str) -> StoreResult<()> {
+    sqlx::query("SELECT 1 FROM pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(grant_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(store_error)?;
     Ok(())
 }
 
@@ -200,14 +231,17 @@ impl GrantStore for PgStore {
         remember_until: Timestamp,
     ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await.map_err(store_error)?;
-        // Remember the revocation until the last artefact of the family expires (a
-        // refresh token's expiry is the family's, fixed at the first issue). A write
-        // first: a SQLite transaction that reads before writing fails at once with
-        // SQLITE_BUSY_SNAPSHOT when another writer commits in between.
+        // Waits for a first refresh token of this grant being stored, so it is seen.
+        lock_grant(&mut tx, grant_id).await?;
+        // RFC 9700 §4.14.2: the whole family, and nothing of other grants. The row
+        // refuses every refresh token of the grant, so it is kept as long as its
+        // access tokens may live and until the last stored artefact of the family
+        // expires: its codes, and the refresh token that started it, whose expiry
+        // every later one shares (the only one indexed by grant).
         sqlx::query(
             "INSERT INTO revoked_grants (grant_id, expires_at) SELECT $1, MAX(until) FROM ( \
              SELECT $3 AS until \
-             UNION ALL SELECT expires_at FROM refresh_tokens WHERE grant_id = $1 \
+             UNION ALL SELECT expires_at FROM refresh_tokens WHERE grant_id = $1 AND starts_family = 1 \
              UNION ALL SELECT expires_at FROM authorization_codes WHERE grant_id = $1) AS family WHERE true \
              ON CONFLICT (grant_id) DO UPDATE SET expires_at = excluded.expires_at \
              WHERE revoked_grants.expires_at < excluded.expires_at",
@@ -218,12 +252,6 @@ impl GrantStore for PgStore {
         .execute(&mut *tx)
         .await
         .map_err(store_error)?;
-        // RFC 9700 §4.14.2: the whole family, and nothing of other grants.
-        sqlx::query("UPDATE refresh_tokens SET revoked = 1 WHERE grant_id = $1 AND revoked = 0")
-            .bind(grant_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(store_error)?;
         // Unused codes become used: a later redemption is refused as a replay.
         sqlx::query(
             "UPDATE authorization_codes SET consumed_at = $2 WHERE grant_id = $1 AND consumed_at IS NULL",
