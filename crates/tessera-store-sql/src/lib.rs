@@ -49,12 +49,6 @@ impl std::fmt::Debug for SqlStore {
     }
 }
 
-/// Refuses a rotation that the core never asks for: a successor of another grant, or
-/// one that would outlive its family (a revoked grant is remembered only until the
-/// expiry of the token that started the family).
-pub(crate) const SUCCESSOR_OUTSIDE_FAMILY: &str =
-    "a refresh token's successor must belong to the same grant and expire no later than it";
-
 pub(crate) fn store_error(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
     StoreError::new(error)
 }

@@ -27,11 +27,12 @@ use tessera_core::model::{Client, ClientId, User};
 use tessera_core::secret::SecretHash;
 use tessera_core::store::{
     ClientStore, CodeStore, ConsentStore, Consumed, GrantStore, KeyStore, MaintenanceStore, PendingGrant,
-    RefreshRecord, RefreshStore, ReplayStore, RequestStore, ResourceStore, SecretStore, Session,
-    SessionStore, StoreError, StoreResult, StoredKey, ThrottleStore, TokenRecord, TokenStore, UserStore,
+    RefreshRecord, RefreshStore, ReplayStore, RequestStore, ResourceStore, SUCCESSOR_OUTSIDE_FAMILY,
+    SecretStore, Session, SessionStore, StoreError, StoreResult, StoredKey, ThrottleStore, TokenRecord,
+    TokenStore, UserStore,
 };
 
-use crate::{Backend, SUCCESSOR_OUTSIDE_FAMILY, store_error};
+use crate::{Backend, store_error};
 use writer::{WriteError, Writer};
 
 /// How long a statement waits for another process's write lock before failing.

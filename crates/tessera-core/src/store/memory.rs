@@ -9,8 +9,9 @@ use async_trait::async_trait;
 
 use super::{
     ClientStore, CodeStore, ConsentStore, Consumed, GrantStore, KeyStore, MaintenanceStore, PendingGrant,
-    RefreshRecord, RefreshStore, ReplayStore, RequestStore, ResourceStore, SecretStore, Session,
-    SessionStore, StoreError, StoreResult, StoredKey, ThrottleStore, TokenRecord, TokenStore, UserStore,
+    RefreshRecord, RefreshStore, ReplayStore, RequestStore, ResourceStore, SUCCESSOR_OUTSIDE_FAMILY,
+    SecretStore, Session, SessionStore, StoreError, StoreResult, StoredKey, ThrottleStore, TokenRecord,
+    TokenStore, UserStore,
 };
 use crate::Timestamp;
 use crate::catalog::Resources;
@@ -48,13 +49,12 @@ struct StoredCode {
 struct StoredRefresh {
     record: RefreshRecord,
     used: bool,
-    revoked: bool,
 }
 
 impl State {
     /// Whether the token can no longer be used because it or its grant was used up.
     fn refresh_replayed(&self, token: &StoredRefresh) -> bool {
-        token.used || token.revoked || self.revoked_grants.contains_key(&token.record.grant_id)
+        token.used || self.revoked_grants.contains_key(&token.record.grant_id)
     }
 }
 
@@ -280,7 +280,7 @@ impl RefreshStore for MemoryStore {
         match refresh_tokens.entry(*hash) {
             Entry::Occupied(_) => Err(duplicate("refresh token")),
             Entry::Vacant(slot) => {
-                slot.insert(StoredRefresh { record: record.clone(), used: false, revoked: false });
+                slot.insert(StoredRefresh { record: record.clone(), used: false });
                 // Of a grant revoked before it was stored: remembered while it lives.
                 if let Some(until) = revoked_grants.get_mut(&record.grant_id) {
                     *until = (*until).max(record.expires_at);
@@ -318,9 +318,7 @@ impl RefreshStore for MemoryStore {
             return Ok(Consumed::Missing);
         }
         if record.grant_id != successor.grant_id || successor.expires_at > record.expires_at {
-            return Err(StoreError::new(
-                "a refresh token's successor must belong to the same grant and expire no later than it",
-            ));
+            return Err(StoreError::new(SUCCESSOR_OUTSIDE_FAMILY));
         }
         if state.refresh_tokens.contains_key(new) {
             return Err(duplicate("refresh token"));
@@ -328,9 +326,7 @@ impl RefreshStore for MemoryStore {
         if let Some(token) = state.refresh_tokens.get_mut(old) {
             token.used = true;
         }
-        state
-            .refresh_tokens
-            .insert(*new, StoredRefresh { record: successor.clone(), used: false, revoked: false });
+        state.refresh_tokens.insert(*new, StoredRefresh { record: successor.clone(), used: false });
         Ok(Consumed::Fresh(()))
     }
 }
@@ -346,8 +342,8 @@ impl GrantStore for MemoryStore {
         let mut state = self.state();
         let State { codes, refresh_tokens, revoked_grants, .. } = &mut *state;
         let mut until = now.max(remember_until);
-        for token in refresh_tokens.values_mut().filter(|t| t.record.grant_id == grant_id) {
-            token.revoked = true;
+        // The grant's entry refuses every refresh token of the family while it lasts.
+        for token in refresh_tokens.values().filter(|t| t.record.grant_id == grant_id) {
             until = until.max(token.record.expires_at);
         }
         for code in codes.values_mut().filter(|code| code.grant.grant_id == grant_id) {

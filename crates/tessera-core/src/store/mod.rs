@@ -9,7 +9,7 @@ mod session;
 
 pub use session::{
     CodeStore, ConsentStore, Consumed, GrantStore, PendingGrant, RefreshRecord, RefreshStore, RequestStore,
-    SecretStore, Session, SessionStore, ThrottleStore,
+    SUCCESSOR_OUTSIDE_FAMILY, SecretStore, Session, SessionStore, ThrottleStore,
 };
 
 use async_trait::async_trait;

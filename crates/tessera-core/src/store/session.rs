@@ -95,6 +95,12 @@ pub struct RefreshRecord {
     pub x5t_s256: Option<String>,
 }
 
+/// What a store answers to a rotation the core never asks for: a successor of another
+/// grant, or one that would outlive its family (a revoked grant is remembered only
+/// until the expiry of the token that started the family).
+pub const SUCCESSOR_OUTSIDE_FAMILY: &str =
+    "a refresh token's successor must belong to the same grant and expire no later than it";
+
 /// Refresh tokens, rotated on every use (RFC 9700 §4.14.2).
 #[async_trait]
 pub trait RefreshStore: Send + Sync {

@@ -12,12 +12,12 @@ use tessera_core::Timestamp;
 use tessera_core::secret::SecretHash;
 use tessera_core::store::{
     CodeStore, ConsentStore, Consumed, GrantStore, PendingGrant, RefreshRecord, RefreshStore, RequestStore,
-    SecretStore, Session, SessionStore, StoreError, StoreResult, ThrottleStore,
+    SUCCESSOR_OUTSIDE_FAMILY, SecretStore, Session, SessionStore, StoreError, StoreResult, ThrottleStore,
 };
 
 use super::PgStore;
 use super::rows::{from_json, to_json};
-use crate::{SUCCESSOR_OUTSIDE_FAMILY, store_error};
+use crate::store_error;
 
 /// A counter column as the trait's `u32`, saturating (it only guards a threshold).
 fn count(row: &AnyRow, column: &str) -> StoreResult<u32> {
@@ -258,7 +258,6 @@ impl GrantStore for PgStore {
         )
         .bind(grant_id)
         .bind(now)
-        .bind(remember_until)
         .execute(&mut *tx)
         .await
         .map_err(store_error)?;
