@@ -58,6 +58,30 @@ pub struct ServerConfig {
     pub tls: Option<TlsConfig>,
     /// A TLS-terminating proxy trusted to pass client certificates on.
     pub proxy: Option<ProxyConfig>,
+    /// Timeouts and the cap that keep slow or idle clients from holding connections.
+    pub connections: ConnectionLimits,
+}
+
+/// `[server] header_read_timeout`, `idle_timeout`, `max_connections`: applied to the
+/// plain and the TLS listener alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// A request's headers must arrive within this (after the TLS handshake).
+    pub header_read_timeout: std::time::Duration,
+    /// A kept-alive connection with no request in flight closes after this.
+    pub idle_timeout: std::time::Duration,
+    /// Connections open at once, across both listeners; more wait in the backlog.
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: std::time::Duration::from_secs(10),
+            idle_timeout: std::time::Duration::from_secs(60),
+            max_connections: 4096,
+        }
+    }
 }
 
 /// `[server.proxy]`: a TLS-terminating proxy in front of Tessera that forwards the
@@ -92,6 +116,9 @@ pub struct StorageConfig {
     /// `sqlite://…` (a relative path already resolved against the configuration file's
     /// directory) or `postgres://…`.
     pub url: String,
+    /// How long a request waits for a PostgreSQL connection before it is answered
+    /// `temporarily_unavailable` (`acquire_timeout`, default 2 s).
+    pub acquire_timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for StorageConfig {

@@ -11,13 +11,15 @@ use tessera_core::settings::{ClientAuthSettings, SigningSettings, TokenSettings}
 use tessera_core::tokens::SigningAlgorithm;
 
 use crate::decode::{Cx, Place, Seconds, Unknown};
-use crate::{ProxyConfig, ServerConfig, StorageConfig, TlsConfig};
+use crate::{ConnectionLimits, ProxyConfig, ServerConfig, StorageConfig, TlsConfig};
 use tessera_core::settings::MtlsSettings;
 
 /// `[server] listen` when absent.
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// `[storage] url` when absent: an SQLite file beside the configuration file.
 const DEFAULT_STORAGE_URL: &str = "sqlite://tessera.db";
+/// `[storage] acquire_timeout` when absent: fail fast while the database is down.
+const DEFAULT_ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Checks `issuer` and returns it without a trailing slash.
 pub(crate) fn issuer(cx: &mut Cx, raw: Option<String>) -> String {
@@ -58,6 +60,9 @@ struct RawServer {
     proxy: Option<toml::Table>,
     client_cache_ttl: Option<Seconds>,
     session_lifetime: Option<Seconds>,
+    header_read_timeout: Option<Seconds>,
+    idle_timeout: Option<Seconds>,
+    max_connections: Option<u32>,
     #[serde(flatten)]
     unknown: Unknown,
 }
@@ -91,7 +96,28 @@ pub(crate) fn server(cx: &mut Cx, base_dir: &Path, table: toml::Table) -> (Serve
     };
     let tls = raw.tls.and_then(|table| tls(cx, base_dir, table));
     let proxy = raw.proxy.and_then(|table| proxy(cx, base_dir, table));
-    (ServerConfig { listen, tls, proxy }, timings)
+    let defaults = ConnectionLimits::default();
+    let mut duration = |key: &str, value: Option<Seconds>, default: std::time::Duration| match value {
+        Some(Seconds(seconds)) if seconds < 1 => {
+            cx.error(&place, key, "must be at least \"1s\"");
+            default
+        }
+        Some(Seconds(seconds)) => std::time::Duration::from_secs(seconds.unsigned_abs()),
+        None => default,
+    };
+    let header_read_timeout =
+        duration("header_read_timeout", raw.header_read_timeout, defaults.header_read_timeout);
+    let idle_timeout = duration("idle_timeout", raw.idle_timeout, defaults.idle_timeout);
+    let max_connections = match raw.max_connections {
+        Some(0) => {
+            cx.error(&place, "max_connections", "must be at least 1");
+            defaults.max_connections
+        }
+        Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+        None => defaults.max_connections,
+    };
+    let connections = ConnectionLimits { header_read_timeout, idle_timeout, max_connections };
+    (ServerConfig { listen, tls, proxy, connections }, timings)
 }
 
 #[derive(Default, Deserialize)]
@@ -206,6 +232,7 @@ fn socket_addr(cx: &mut Cx, place: &Place, key: &str, text: &str) -> SocketAddr 
 #[serde(default)]
 struct RawStorage {
     url: Option<String>,
+    acquire_timeout: Option<Seconds>,
     #[serde(flatten)]
     unknown: Unknown,
 }
@@ -215,14 +242,22 @@ pub(crate) fn storage(cx: &mut Cx, base_dir: &Path, table: toml::Table) -> Stora
     let place = Place::section("storage");
     let raw: RawStorage = cx.decode(&place, table).unwrap_or_default();
     cx.unknown(&place, &raw.unknown);
+    let acquire_timeout = match raw.acquire_timeout {
+        Some(Seconds(seconds)) if seconds < 1 => {
+            cx.error(&place, "acquire_timeout", "must be at least \"1s\"");
+            DEFAULT_ACQUIRE_TIMEOUT
+        }
+        Some(Seconds(seconds)) => std::time::Duration::from_secs(seconds.unsigned_abs()),
+        None => DEFAULT_ACQUIRE_TIMEOUT,
+    };
     let url = raw.url.unwrap_or_else(|| DEFAULT_STORAGE_URL.to_owned());
     if let Some(rest) = url.strip_prefix("sqlite:") {
-        return StorageConfig { url: resolve_sqlite(base_dir, rest) };
+        return StorageConfig { url: resolve_sqlite(base_dir, rest), acquire_timeout };
     }
     if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
         cx.error(&place, "url", "expected a sqlite:// or postgres:// URL");
     }
-    StorageConfig { url }
+    StorageConfig { url, acquire_timeout }
 }
 
 /// `sqlite://tessera.db` names a file relative to the configuration file, not to

@@ -154,7 +154,22 @@ impl OAuthError {
 
 impl From<crate::store::StoreError> for OAuthError {
     fn from(error: crate::store::StoreError) -> Self {
+        if error.is_unavailable() {
+            return Self::temporarily_unavailable(error);
+        }
         Self::server_error(error)
+    }
+}
+
+impl OAuthError {
+    /// RFC 6749 §4.1.2.1 `temporarily_unavailable`: the store cannot be reached now; the
+    /// client should retry shortly. The cause is logged, not sent.
+    pub fn temporarily_unavailable(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self {
+            code: ErrorCode::TemporarilyUnavailable,
+            description: Cow::Borrowed("the service is temporarily unavailable; try again shortly"),
+            source: Some(source.into()),
+        }
     }
 }
 

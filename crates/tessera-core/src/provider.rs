@@ -32,6 +32,11 @@ pub struct Provider {
     dpop_nonce_key: aws_lc_rs::hmac::Key,
     /// DPoP proof headers already checked, with their keys (not their `jti`s).
     pub dpop_keys: crate::sender::dpop::ProofKeys,
+    /// Derives a refresh token's successor from it; shared through the store, so every
+    /// instance derives the same one.
+    refresh_successor_key: aws_lc_rs::hmac::Key,
+    /// Refresh rotations answered `temporarily_unavailable` that may have committed.
+    pub refresh_in_doubt: crate::grants::InDoubtRotations,
 }
 
 impl Provider {
@@ -52,6 +57,9 @@ impl Provider {
         let clients = ClientRegistry::new(store.clone(), settings.client_cache_ttl);
         let nonce_secret = store.shared_secret("dpop-nonce", &rng.bytes::<32>()).await?;
         let dpop_nonce_key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &nonce_secret);
+        let successor_secret = store.shared_secret("refresh-successor", &rng.bytes::<32>()).await?;
+        let refresh_successor_key =
+            aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &successor_secret);
         Ok(Self {
             settings,
             catalog,
@@ -65,6 +73,8 @@ impl Provider {
             notifier,
             dpop_nonce_key,
             dpop_keys: crate::sender::dpop::ProofKeys::default(),
+            refresh_successor_key,
+            refresh_in_doubt: crate::grants::InDoubtRotations::default(),
         })
     }
 
@@ -83,6 +93,17 @@ impl Provider {
             let expected = self.dpop_nonce_for_window(w);
             crate::secret::constant_time_eq(&expected, nonce)
         })
+    }
+
+    /// The refresh token that succeeds `presented` when it rotates: HMAC-SHA256 under a
+    /// server secret, as unguessable as a random token to anyone without the secret,
+    /// but the same on every attempt and every instance. So a rotation whose commit
+    /// was in doubt can answer its retry with the successor it stored, which exists in
+    /// the store only as a hash.
+    #[must_use]
+    pub fn successor_refresh_token(&self, presented: &str) -> crate::secret::Secret {
+        let tag = aws_lc_rs::hmac::sign(&self.refresh_successor_key, presented.as_bytes());
+        crate::secret::Secret::new(crate::secret::b64url(tag))
     }
 
     fn dpop_nonce_for_window(&self, window: i64) -> String {

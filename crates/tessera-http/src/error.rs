@@ -68,10 +68,54 @@ impl IntoResponse for HttpError {
         if let Some(nonce) = dpop_nonce.and_then(|nonce| HeaderValue::from_str(&nonce).ok()) {
             headers.insert("dpop-nonce", nonce);
         }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // RFC 9110 §10.2.3: when to try again.
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+        }
         if status == StatusCode::UNAUTHORIZED && error.code == ErrorCode::InvalidClient {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Basic realm="tessera""#));
         }
         response
+    }
+}
+
+/// `Retry-After` on every 503: the store's acquire timeout is about 2 s, and an
+/// outage that outlasts it is retried at this pace.
+pub const RETRY_AFTER_SECONDS: &str = "2";
+
+/// How long a request may take before it is answered `temporarily_unavailable`.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The request timeout: past [`REQUEST_TIMEOUT`] the handler is dropped and the
+/// client gets the same 503 JSON body (with `Retry-After`) as any unavailable store.
+pub async fn within_request_timeout(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            HttpError::from(OAuthError::temporarily_unavailable("the request timed out")).into_response()
+        }
+    }
+}
+
+/// The status a page shows for an error that stops it: 503 (with `Retry-After`, see
+/// [`unavailable_headers`]) when the store is unreachable, 500 for other server
+/// failures, else 400.
+#[must_use]
+pub fn page_status(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// Adds `Retry-After` to a page answered 503.
+pub fn unavailable_headers(response: &mut Response) {
+    if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
     }
 }
 

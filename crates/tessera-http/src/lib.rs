@@ -3,6 +3,7 @@
 //! templates ([`pages`]). No protocol decisions are made here, and nothing here
 //! touches SQL.
 
+pub mod connections;
 pub mod error;
 pub mod extract;
 mod pages;
@@ -11,15 +12,13 @@ pub mod tls;
 
 use std::ops::Deref;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderName, HeaderValue};
 use tessera_core::{OAuthError, Provider};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 /// The largest request body accepted: OAuth requests are small forms.
@@ -83,7 +82,7 @@ pub async fn router(provider: Arc<Provider>, tls: TlsOptions) -> Result<Router, 
             HeaderName::from_static("x-content-type-options"),
             HeaderValue::from_static("nosniff"),
         ))
-        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(30)))
+        .layer(axum::middleware::from_fn(error::within_request_timeout))
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(TraceLayer::new_for_http()))
 }

@@ -12,10 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::ConnectInfo;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject as _;
@@ -27,13 +23,10 @@ use tessera_core::Timestamp;
 use tessera_core::model::ClientCertificate;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
-use tower::ServiceExt as _;
 use tracing::{debug, info};
 
 /// How long a client may take to finish the handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long in-flight connections get to finish after shutdown begins.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why TLS could not be set up: unreadable PEM, no key, a key that does not fit.
 pub type TlsError = Box<dyn std::error::Error + Send + Sync>;
@@ -193,66 +186,59 @@ pub fn server_config(
     Ok(config)
 }
 
-/// Serves `router` over TLS on `listener` until `shutdown` completes, then lets
-/// in-flight connections finish (up to a limit). Each request carries
-/// [`TlsConnection`] and `ConnectInfo<SocketAddr>`.
+/// Serves `router` over TLS on `listener` until `shutdown` completes, with the
+/// default connection limits of its own (see [`serve_limited`]).
 ///
 /// # Errors
-/// Never for a single connection's failure; only if accepting fails for good.
+/// Never for a single connection's failure; only if the listener's address is gone.
 pub async fn serve(
     listener: TcpListener,
     config: Arc<rustls::ServerConfig>,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let connections = crate::connections::Connections::new(crate::connections::ConnectionLimits::default());
+    serve_limited(listener, config, router, connections, shutdown).await
+}
+
+/// Serves `router` over TLS on `listener` until `shutdown` completes, sharing the
+/// connection cap and timeouts of `connections` with the plain listener. Each request
+/// carries [`TlsConnection`] and `ConnectInfo<SocketAddr>`.
+///
+/// # Errors
+/// Never for a single connection's failure; only if the listener's address is gone.
+pub async fn serve_limited(
+    listener: TcpListener,
+    config: Arc<rustls::ServerConfig>,
+    router: Router,
+    connections: crate::connections::Connections,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let acceptor = TlsAcceptor::from(config);
-    let graceful = GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
     info!(address = %listener.local_addr()?, "serving TLS");
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Out of file descriptors and the like: pause instead of spinning.
-                    debug!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
+    let handshake = move |stream: crate::connections::Tracked<tokio::net::TcpStream>,
+                          peer: std::net::SocketAddr| {
         let acceptor = acceptor.clone();
-        let router = router.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
+        async move {
             let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                 Ok(Ok(stream)) => stream,
-                Ok(Err(error)) => return debug!(%peer, %error, "TLS handshake failed"),
-                Err(_) => return debug!(%peer, "TLS handshake timed out"),
+                Ok(Err(error)) => {
+                    debug!(%peer, %error, "TLS handshake failed");
+                    return None;
+                }
+                Err(_) => {
+                    debug!(%peer, "TLS handshake timed out");
+                    return None;
+                }
             };
             let peer_certificates: Arc<[CertificateDer<'static>]> =
                 stream.get_ref().1.peer_certificates().map(<[_]>::to_vec).unwrap_or_default().into();
-            let connection = TlsConnection { peer_certificates };
-            let service =
-                hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-                    let mut request = request.map(axum::body::Body::new);
-                    request.extensions_mut().insert(connection.clone());
-                    request.extensions_mut().insert(ConnectInfo(peer));
-                    router.clone().oneshot(request)
-                });
-            let builder = auto::Builder::new(TokioExecutor::new());
-            let served = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            if let Err(error) = watcher.watch(served.into_owned()).await {
-                debug!(%peer, %error, "TLS connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
-        debug!("TLS connections still open after the drain timeout");
-    }
-    Ok(())
+            let mut extensions = axum::http::Extensions::new();
+            extensions.insert(TlsConnection { peer_certificates });
+            Some((stream, extensions))
+        }
+    };
+    crate::connections::serve(listener, router, connections, handshake, shutdown).await
 }
 
 /// Reads the certificate a trusted TLS-terminating proxy forwarded: RFC 9440's

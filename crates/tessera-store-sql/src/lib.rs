@@ -50,7 +50,43 @@ impl std::fmt::Debug for SqlStore {
 }
 
 pub(crate) fn store_error(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
+    let error = error.into();
+    if error.downcast_ref::<sqlx::Error>().is_some_and(unreachable) {
+        return StoreError::unavailable(error);
+    }
     StoreError::new(error)
+}
+
+/// Whether a sqlx error means the database cannot be reached now, rather than that
+/// this statement is wrong: worth a retry by the client (`temporarily_unavailable`).
+fn unreachable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+            true
+        }
+        // PostgreSQL SQLSTATE class 08 (connection exception) and 57P01..57P03
+        // (admin or crash shutdown, cannot connect now: the server is stopping or starting).
+        sqlx::Error::Database(error) => error.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03")
+        }),
+        sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed => true,
+        _ => false,
+    }
+}
+
+/// How a store connects: the pool's bounds. SQLite ignores them (local file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// How long a request waits for a pooled PostgreSQL connection (connecting
+    /// included) before it fails as `temporarily_unavailable`. sqlx's own default
+    /// is 30 s, which held every request for the whole of an outage.
+    pub acquire_timeout: std::time::Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self { acquire_timeout: std::time::Duration::from_secs(2) }
+    }
 }
 
 impl SqlStore {
@@ -62,9 +98,17 @@ impl SqlStore {
     /// # Errors
     /// When the URL is not SQLite or PostgreSQL, or connecting or migrating fails.
     pub async fn connect(url: &str) -> StoreResult<Self> {
+        Self::connect_with(url, StoreOptions::default()).await
+    }
+
+    /// [`Self::connect`] with the pool bounds of `options`.
+    ///
+    /// # Errors
+    /// When the URL is not SQLite or PostgreSQL, or connecting or migrating fails.
+    pub async fn connect_with(url: &str, options: StoreOptions) -> StoreResult<Self> {
         let inner = match Backend::from_url(url) {
             Some(Backend::Sqlite) => Inner::Sqlite(SqliteStore::open(url).await?),
-            Some(Backend::Postgres) => Inner::Postgres(PgStore::connect(url).await?),
+            Some(Backend::Postgres) => Inner::Postgres(PgStore::connect(url, options).await?),
             None => {
                 return Err(store_error(format!(
                     "storage.url must start with sqlite:// or postgres:// (got `{}`)",

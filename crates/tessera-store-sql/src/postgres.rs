@@ -19,8 +19,12 @@ use tessera_core::store::{
     TokenStore, UserStore,
 };
 
-use crate::{Backend, store_error};
+use crate::{Backend, StoreOptions, store_error};
 use rows::{from_json, to_json};
+
+/// Readiness: rewrites the one probe row (migration 0008).
+const PROBE: &str = "INSERT INTO readiness_probe (id, probes) VALUES (1, 1) \
+     ON CONFLICT (id) DO UPDATE SET probes = readiness_probe.probes + 1";
 
 /// The store on PostgreSQL, through a sqlx pool.
 #[derive(Clone)]
@@ -32,12 +36,18 @@ pub(crate) struct PgStore {
 impl PgStore {
     /// Connects to `url` (`postgres://…`) and applies pending migrations. Safe when
     /// several instances start at once: migrations run under an advisory lock.
-    pub(crate) async fn connect(url: &str) -> StoreResult<Self> {
+    pub(crate) async fn connect(url: &str, options: StoreOptions) -> StoreResult<Self> {
         static DRIVERS: Once = Once::new();
         DRIVERS.call_once(sqlx::any::install_default_drivers);
         let backend = Backend::Postgres;
         let pool = AnyPoolOptions::new()
             .max_connections(backend.max_connections())
+            // Fail fast while PostgreSQL is down: a request waits at most this long for
+            // a connection (sqlx retries refused connects within it, so a returning
+            // server is used within a fraction of it). `test_before_acquire` (on by
+            // default) drops connections that died with the server before use.
+            .acquire_timeout(options.acquire_timeout)
+            .test_before_acquire(true)
             .connect(url)
             .await
             .map_err(store_error)?;
@@ -327,7 +337,9 @@ impl MaintenanceStore for PgStore {
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(store_error)?;
+        // A write, committed: a database that answers reads but cannot write (disk
+        // full, read-only standby) is not ready.
+        sqlx::query(PROBE).execute(&self.pool).await.map_err(store_error)?;
         Ok(())
     }
 }

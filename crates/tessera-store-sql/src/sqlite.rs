@@ -563,7 +563,17 @@ impl MaintenanceStore for SqliteStore {
 
     async fn ping(&self) -> StoreResult<()> {
         self.read(|c| c.prepare_cached("SELECT 1")?.query_row([], |row| row.get::<_, i64>(0)))?;
-        Ok(())
+        // And a write through the writer, committed: a full disk fails every write
+        // while reads still work, and then the store is not ready.
+        self.write(|c| {
+            c.prepare_cached(
+                "INSERT INTO readiness_probe (id, probes) VALUES (1, 1) \
+                 ON CONFLICT (id) DO UPDATE SET probes = readiness_probe.probes + 1",
+            )?
+            .execute([])?;
+            Ok(())
+        })
+        .await
     }
 }
 

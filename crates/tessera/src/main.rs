@@ -218,6 +218,7 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(config: tessera_config::Config) -> Result<(), tessera::server::StartError> {
+    tessera::server::raise_descriptor_limit();
     let provider = tessera::server::prepare(&config, Arc::new(SystemClock)).await?;
     // Unusable TLS files fail here, before anything listens.
     let tls = tessera::server::tls_setup(&config)?;

@@ -8,9 +8,10 @@ use tessera_core::Provider;
 use tessera_core::catalog::Catalog;
 use tessera_core::clock::Clock;
 use tessera_core::random::Rng;
+use tessera_http::connections::{self, ConnectionLimits, Connections};
 use tessera_http::tls::ClientCa;
 use tessera_http::{TlsOptions, TrustedProxy};
-use tessera_store_sql::SqlStore;
+use tessera_store_sql::{SqlStore, StoreOptions};
 use tokio::net::TcpListener;
 use tracing::info;
 
@@ -26,7 +27,8 @@ pub type StartError = Box<dyn std::error::Error + Send + Sync>;
 /// # Errors
 /// When the store, the seed data or the keys fail.
 pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<Provider>, StartError> {
-    let store = SqlStore::connect(&config.storage.url).await?;
+    let options = StoreOptions { acquire_timeout: config.storage.acquire_timeout };
+    let store = SqlStore::connect_with(&config.storage.url, options).await?;
     info!(backend = ?store.backend(), "store ready");
     seed(&store, config, &Rng::default()).await?;
     let outbound = Arc::new(HttpJwksSource::new()?);
@@ -42,10 +44,39 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<Provi
     Ok(Arc::new(provider))
 }
 
-/// The sockets to serve on: plain HTTP, and TLS when `[server.tls]` is configured.
+/// The sockets to serve on: plain HTTP, and TLS when `[server.tls]` is configured,
+/// with the connection cap and timeouts they share.
 pub struct Listeners {
     pub http: TcpListener,
     pub tls: Option<TcpListener>,
+    pub limits: ConnectionLimits,
+}
+
+/// The connection limits `[server]` configures, in the HTTP layer's terms.
+#[must_use]
+pub fn connection_limits(config: &Config) -> ConnectionLimits {
+    let limits = config.server.connections;
+    ConnectionLimits {
+        header_read_timeout: limits.header_read_timeout,
+        idle_timeout: limits.idle_timeout,
+        max_connections: limits.max_connections,
+    }
+}
+
+/// Raises the soft limit on open descriptors to the hard limit: each connection
+/// holds one, and the usual soft limit of 1,024 let about a thousand idle clients
+/// lock every other one out. Returns the limit now in force.
+pub fn raise_descriptor_limit() -> Option<u64> {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => {
+            info!(limit, "open descriptor limit");
+            Some(limit)
+        }
+        Err(error) => {
+            tracing::warn!(%error, "could not raise the open descriptor limit");
+            None
+        }
+    }
 }
 
 impl Listeners {
@@ -59,7 +90,7 @@ impl Listeners {
             Some(tls) => Some(TcpListener::bind(tls.listen).await?),
             None => None,
         };
-        Ok(Self { http, tls })
+        Ok(Self { http, tls, limits: connection_limits(config) })
     }
 }
 
@@ -132,11 +163,13 @@ pub async fn serve(
             let _ = stopped.wait_for(|stop| *stop).await;
         }
     };
+    let connections = Connections::new(listeners.limits);
     let tls_task = match (listeners.tls, tls.listener) {
-        (Some(listener), Some(tls_config)) => Some(tokio::spawn(tessera_http::tls::serve(
+        (Some(listener), Some(tls_config)) => Some(tokio::spawn(tessera_http::tls::serve_limited(
             listener,
             Arc::new(tls_config),
             router.clone(),
+            connections.clone(),
             until_stopped(),
         ))),
         _ => None,
@@ -145,9 +178,12 @@ pub async fn serve(
         shutdown.await;
         let _ = stop.send(true);
     });
-    // The peer address feeds the per-address sign-in throttle.
-    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let result = axum::serve(listeners.http, service).with_graceful_shutdown(until_stopped()).await;
+    // The peer address (for the per-address sign-in throttle) goes into every request
+    // as `ConnectInfo`, as `axum::serve` would put it.
+    let plain = |stream: connections::Tracked<tokio::net::TcpStream>, _peer: std::net::SocketAddr| async move {
+        Some((stream, axum::http::Extensions::new()))
+    };
+    let result = connections::serve(listeners.http, router, connections, plain, until_stopped()).await;
     if let Some(task) = tls_task {
         task.await.map_err(std::io::Error::other)??;
     }

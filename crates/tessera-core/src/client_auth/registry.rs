@@ -10,6 +10,8 @@ use crate::store::{ClientStore, StoreResult};
 
 /// Entries beyond which the cache starts over (bounded memory).
 const MAX_ENTRIES: usize = 10_000;
+/// How long past its TTL a cached client still serves while the store is unreachable.
+const OUTAGE_GRACE: i64 = 300;
 
 /// The client cache.
 pub struct ClientRegistry {
@@ -30,15 +32,26 @@ impl ClientRegistry {
     /// # Errors
     /// When the store fails.
     pub async fn get(&self, client_id: &ClientId, now: Timestamp) -> StoreResult<Option<Arc<Client>>> {
-        {
+        let stale = {
             let entries = self.entries.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some((fetched_at, client)) = entries.get(client_id)
-                && now - fetched_at < self.ttl
-            {
-                return Ok(Some(client.clone()));
+            match entries.get(client_id) {
+                Some((fetched_at, client)) if now - fetched_at < self.ttl => return Ok(Some(client.clone())),
+                Some((fetched_at, client)) if now - fetched_at < self.ttl + OUTAGE_GRACE => {
+                    Some(client.clone())
+                }
+                _ => None,
             }
-        }
-        let client = self.store.client(client_id).await?.map(Arc::new);
+        };
+        let client = match self.store.client(client_id).await {
+            Ok(client) => client.map(Arc::new),
+            // While the store is unreachable nobody can change the client in it either:
+            // the entry last read stays as good as it was, for a bounded while.
+            Err(error) if error.is_unavailable() && stale.is_some() => {
+                tracing::warn!(%client_id, %error, "store unavailable; serving the cached client");
+                return Ok(stale);
+            }
+            Err(error) => return Err(error),
+        };
         let mut entries = self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         match &client {
             Some(client) => {

@@ -6,6 +6,7 @@ mod ciba;
 mod client_credentials;
 mod device_code;
 mod refresh_token;
+pub use refresh_token::{IN_DOUBT_WINDOW, InDoubtRotations};
 mod token_exchange;
 
 use async_trait::async_trait;

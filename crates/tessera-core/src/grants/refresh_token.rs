@@ -1,17 +1,21 @@
 //! `refresh_token` grant (RFC 6749 §6) with rotation and reuse detection
 //! (RFC 9700 §4.14.2): every use returns a new token; a used one revokes the family.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use async_trait::async_trait;
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::{GrantContext, GrantHandler, Issue, RefreshPlan, UserGrant};
 use crate::OAuthError;
+use crate::Timestamp;
 use crate::catalog::parse_scope;
 use crate::model::GrantType;
 use crate::request::Params;
 use crate::secret::{Secret, SecretHash, constant_time_eq};
 use crate::settings::RefreshExpiration;
-use crate::store::{Consumed, RefreshRecord};
+use crate::store::{Consumed, RefreshRecord, Store};
 
 /// Exchanges a refresh token for new tokens and a new refresh token.
 pub struct RefreshToken;
@@ -27,78 +31,185 @@ impl GrantHandler for RefreshToken {
         let store = &cx.provider.store;
         let record = match store.refresh_token(&presented).await? {
             Consumed::Fresh(record) => record,
-            Consumed::Replayed { grant_id } => return Err(reuse_detected(cx, &grant_id).await),
+            Consumed::Replayed { grant_id } => return replayed(cx, params, &presented, &grant_id).await,
             Consumed::Missing => {
                 return Err(OAuthError::invalid_grant("unknown, expired or revoked refresh token"));
             }
         };
-        // Checked before anything changes: a wrong client, key or scope uses nothing up.
-        if record.client_id != cx.client.client_id.as_str() {
-            return Err(OAuthError::invalid_grant("the refresh token was issued to another client"));
-        }
-        // RFC 9449 §5: a bound refresh token needs a proof from the same key.
-        if let Some(bound) = &record.dpop_jkt
-            && cx.dpop_jkt != Some(bound.as_str())
-        {
-            return Err(OAuthError::new(
-                crate::ErrorCode::InvalidDpopProof,
-                "the refresh token is bound to another DPoP key",
-            ));
-        }
-        // RFC 8705 §4: so does one bound to a client certificate, over TLS with it.
-        if let Some(bound) = &record.x5t_s256
-            && !cx.certificate_thumbprint.is_some_and(|presented| constant_time_eq(presented, bound))
-        {
-            return Err(OAuthError::invalid_grant(
-                "the refresh token is bound to another client certificate",
-            ));
-        }
-        let scopes = match params.get("scope") {
-            // RFC 6749 §6: the scope may narrow, never widen.
-            Some(text) => {
-                let requested = parse_scope(text)?;
-                if let Some(extra) = requested.iter().find(|s| !record.scopes.contains(s)) {
-                    return Err(OAuthError::invalid_scope(format!("scope `{extra}` was not granted")));
-                }
-                requested
-            }
-            None => record.scopes.clone(),
-        };
-        let audience = cx
-            .provider
-            .catalog
-            .grant_user_access(cx.client, Some(&scopes.join(" ")), &record.resources)?
-            .audience;
-
-        let next = Secret::new(cx.provider.rng.token());
+        let (scopes, audience) = check_use(cx, params, &record)?;
+        // The successor is derived from the presented token, not drawn at random, so a
+        // rotation whose commit was in doubt can answer its retry with the same
+        // successor (see `replayed`).
+        let next = cx.provider.successor_refresh_token(params.require("refresh_token")?);
         let idle_expires_at = (cx.client.refresh_token_expiration == RefreshExpiration::Sliding)
             .then(|| (cx.now + cx.client.sliding_refresh_token_lifetime).min(record.expires_at));
         // The successor keeps the grant's full scope and its absolute expiry.
         let successor = RefreshRecord { issued_at: cx.now, idle_expires_at, ..record.clone() };
-        match store
-            .rotate_refresh_token(&presented, &SecretHash::of(next.expose()), &successor, cx.now)
-            .await?
+        match store.rotate_refresh_token(&presented, &SecretHash::of(next.expose()), &successor, cx.now).await
         {
-            Consumed::Fresh(()) => {}
-            Consumed::Replayed { grant_id } => return Err(reuse_detected(cx, &grant_id).await),
-            Consumed::Missing => {
+            Ok(Consumed::Fresh(())) => {}
+            Ok(Consumed::Replayed { grant_id }) => return replayed(cx, params, &presented, &grant_id).await,
+            Ok(Consumed::Missing) => {
                 return Err(OAuthError::invalid_grant("unknown, expired or revoked refresh token"));
             }
+            Err(error) => {
+                if error.is_unavailable() {
+                    // The store may have made the rotation durable without telling us
+                    // (the PostgreSQL store already tried to settle it): let a retry of
+                    // this token be answered from its successor rather than as reuse.
+                    cx.provider.refresh_in_doubt.note(cx.provider.store.clone(), &presented, cx.now);
+                }
+                return Err(error.into());
+            }
         }
-        Ok(Issue {
-            subject: record.subject,
-            scopes,
-            audience,
-            user: Some(UserGrant {
-                grant_id: record.grant_id,
-                auth_time: record.auth_time,
-                sid: record.sid,
-                nonce: None,
-                refresh: RefreshPlan::Rotated(next),
-            }),
-            act: None,
-            issued_token_type: None,
-        })
+        Ok(issue(record, scopes, audience, next))
+    }
+}
+
+/// Checks a refresh token's use by this request, before anything changes (a wrong
+/// client, key or scope uses nothing up); returns the scopes and audience to issue.
+fn check_use(
+    cx: &GrantContext<'_>,
+    params: &Params,
+    record: &RefreshRecord,
+) -> Result<(Vec<String>, Vec<String>), OAuthError> {
+    if record.client_id != cx.client.client_id.as_str() {
+        return Err(OAuthError::invalid_grant("the refresh token was issued to another client"));
+    }
+    // RFC 9449 §5: a bound refresh token needs a proof from the same key.
+    if let Some(bound) = &record.dpop_jkt
+        && cx.dpop_jkt != Some(bound.as_str())
+    {
+        return Err(OAuthError::new(
+            crate::ErrorCode::InvalidDpopProof,
+            "the refresh token is bound to another DPoP key",
+        ));
+    }
+    // RFC 8705 §4: so does one bound to a client certificate, over TLS with it.
+    if let Some(bound) = &record.x5t_s256
+        && !cx.certificate_thumbprint.is_some_and(|presented| constant_time_eq(presented, bound))
+    {
+        return Err(OAuthError::invalid_grant("the refresh token is bound to another client certificate"));
+    }
+    let scopes = match params.get("scope") {
+        // RFC 6749 §6: the scope may narrow, never widen.
+        Some(text) => {
+            let requested = parse_scope(text)?;
+            if let Some(extra) = requested.iter().find(|s| !record.scopes.contains(s)) {
+                return Err(OAuthError::invalid_scope(format!("scope `{extra}` was not granted")));
+            }
+            requested
+        }
+        None => record.scopes.clone(),
+    };
+    let audience = cx
+        .provider
+        .catalog
+        .grant_user_access(cx.client, Some(&scopes.join(" ")), &record.resources)?
+        .audience;
+    Ok((scopes, audience))
+}
+
+/// What a rotation issues: new access (and ID) tokens and the successor `next`.
+fn issue(record: RefreshRecord, scopes: Vec<String>, audience: Vec<String>, next: Secret) -> Issue {
+    Issue {
+        subject: record.subject,
+        scopes,
+        audience,
+        user: Some(UserGrant {
+            grant_id: record.grant_id,
+            auth_time: record.auth_time,
+            sid: record.sid,
+            nonce: None,
+            refresh: RefreshPlan::Rotated(next),
+        }),
+        act: None,
+        issued_token_type: None,
+    }
+}
+
+/// A used (or revoked) refresh token came back. Reuse (RFC 9700 §4.14.2) unless it
+/// is the retry of a rotation whose outcome this server could not tell the client:
+/// the rotation's commit was in doubt (noted by [`InDoubtRotations`]), the retry
+/// comes within [`IN_DOUBT_WINDOW`] from the same client with the same binding, and
+/// the successor is live and unused. Then the answer is that successor, as the lost
+/// response would have carried it; the family stays valid. Any other use revokes it.
+async fn replayed(
+    cx: &GrantContext<'_>,
+    params: &Params,
+    presented: &SecretHash,
+    grant_id: &str,
+) -> Result<Issue, OAuthError> {
+    if cx.provider.refresh_in_doubt.is_noted(cx.provider.store.as_ref(), presented, cx.now).await {
+        let next = cx.provider.successor_refresh_token(params.require("refresh_token")?);
+        if let Consumed::Fresh(successor) =
+            cx.provider.store.refresh_token(&SecretHash::of(next.expose())).await?
+            && successor.grant_id == grant_id
+            && successor.client_id == cx.client.client_id.as_str()
+            && cx.now - successor.issued_at <= IN_DOUBT_WINDOW
+        {
+            let (scopes, audience) = check_use(cx, params, &successor)?;
+            info!(client_id = %cx.client.client_id, "retry of an in-doubt refresh rotation: answered from its successor");
+            return Ok(issue(successor, scopes, audience, next));
+        }
+    }
+    Err(reuse_detected(cx, grant_id).await)
+}
+
+/// How long after a rotation in doubt its retry is answered from the successor.
+pub const IN_DOUBT_WINDOW: Timestamp = 60;
+
+/// Rotations this server answered `temporarily_unavailable` though their commit may
+/// have happened: kept here (for retries reaching this instance) and, as soon as the
+/// store answers again, in the store for [`IN_DOUBT_WINDOW`] (for retries reaching
+/// another instance). Keyed by the old token's hash; bounded in memory.
+#[derive(Default)]
+pub struct InDoubtRotations {
+    local: Mutex<HashMap<SecretHash, Timestamp>>,
+}
+
+/// Entries beyond which the local list starts over (bounded memory).
+const MAX_IN_DOUBT: usize = 10_000;
+
+impl InDoubtRotations {
+    fn key(old: &SecretHash) -> String {
+        format!("refresh-in-doubt:{}", old.to_base64url())
+    }
+
+    /// Notes that the rotation of `old` is in doubt, here at once and in the store in
+    /// the background (retried until the store answers or the window passes).
+    pub fn note(&self, store: Arc<dyn Store>, old: &SecretHash, now: Timestamp) {
+        {
+            let mut local = self.local.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            local.retain(|_, noted| now - *noted <= IN_DOUBT_WINDOW);
+            if local.len() >= MAX_IN_DOUBT {
+                local.clear();
+            }
+            local.insert(*old, now);
+        }
+        warn!("refresh rotation in doubt: a retry within the window gets its successor");
+        let key = Self::key(old);
+        let expires_at = now + IN_DOUBT_WINDOW;
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let document = serde_json::json!({ "noted_at": now });
+                for _ in 0..IN_DOUBT_WINDOW * 4 {
+                    if store.put_request(&key, &document, expires_at).await.is_ok() {
+                        return;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                }
+            });
+        }
+    }
+
+    /// Whether the rotation of `old` was noted in doubt within the window.
+    async fn is_noted(&self, store: &dyn Store, old: &SecretHash, now: Timestamp) -> bool {
+        let local = self.local.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(old).copied();
+        if local.is_some_and(|noted| now - noted <= IN_DOUBT_WINDOW) {
+            return true;
+        }
+        matches!(store.request(&Self::key(old), now).await, Ok(Some(_)))
     }
 }
 

@@ -29,7 +29,27 @@ impl StoreError {
     pub fn new(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Self(error.into())
     }
+
+    /// The store cannot be reached now (connection refused or lost, no pooled
+    /// connection within the acquire timeout, pool closed): worth a retry, so it
+    /// becomes `temporarily_unavailable` (503 with `Retry-After`) rather than
+    /// `server_error`.
+    pub fn unavailable(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self(Box::new(Unavailable(error.into())))
+    }
+
+    /// Whether this failure is the store being unreachable (see [`Self::unavailable`]).
+    #[must_use]
+    pub fn is_unavailable(&self) -> bool {
+        self.0.downcast_ref::<Unavailable>().is_some()
+    }
 }
+
+/// Marks a [`StoreError`]'s cause as the store being unreachable. A wrapper inside the
+/// box rather than a field, so `StoreError` keeps its shape.
+#[derive(Debug, thiserror::Error)]
+#[error("store unavailable: {0}")]
+pub struct Unavailable(#[source] pub Box<dyn std::error::Error + Send + Sync>);
 
 /// The result of every store call.
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -4,6 +4,7 @@
 //! one instance's insert of "the next key" wins and the others load it.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use jsonwebtoken::DecodingKey;
@@ -66,6 +67,9 @@ pub struct PublishedKey {
 /// One consistent view of the keys: the signer, the published keys and the JWKS.
 pub struct KeySet {
     signer: Option<Arc<SigningKey>>,
+    /// When the signer retires: until then this set may keep serving after a failed
+    /// refresh.
+    signs_until: Timestamp,
     published: Vec<PublishedKey>,
     jwks: String,
     fresh_until: Timestamp,
@@ -91,7 +95,24 @@ impl KeySet {
     pub fn jwks(&self) -> &str {
         &self.jwks
     }
+
+    /// Whether this set's signer may still sign at `now`.
+    fn signs_at(&self, now: Timestamp) -> bool {
+        self.signer.is_some() && now < self.signs_until
+    }
 }
+
+/// Clears the single-flight flag when the refresh ends, however it ends.
+struct Flight<'a>(&'a AtomicBool);
+
+impl Drop for Flight<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+/// After a failed refresh, how long the cached set serves before the next attempt.
+const REFRESH_BACKOFF: Timestamp = 5;
 
 /// The instance's cached key set, refreshed from the store when stale.
 pub struct KeyRing {
@@ -101,7 +122,10 @@ pub struct KeyRing {
     rng: Rng,
     current: RwLock<Arc<KeySet>>,
     parsed: Mutex<HashMap<String, Arc<SigningKey>>>,
-    refreshing: tokio::sync::Mutex<()>,
+    /// Set while one caller refreshes (single flight); nobody waits on it.
+    refreshing: AtomicBool,
+    /// After a failed refresh: no new attempt before this time.
+    retry_at: AtomicI64,
 }
 
 /// A failure to maintain or load keys.
@@ -115,7 +139,10 @@ pub enum KeyRingError {
 
 impl From<KeyRingError> for crate::OAuthError {
     fn from(error: KeyRingError) -> Self {
-        Self::server_error(error)
+        match error {
+            KeyRingError::Store(error) => error.into(),
+            KeyRingError::Key(error) => Self::server_error(error),
+        }
     }
 }
 
@@ -134,7 +161,13 @@ impl KeyRing {
         if !sealer.encrypts() {
             warn!("signing keys are stored unencrypted: set signing.encryption_key");
         }
-        let empty = KeySet { signer: None, published: Vec::new(), jwks: String::new(), fresh_until: now };
+        let empty = KeySet {
+            signer: None,
+            signs_until: now,
+            published: Vec::new(),
+            jwks: String::new(),
+            fresh_until: now,
+        };
         let ring = Self {
             store,
             settings,
@@ -142,7 +175,8 @@ impl KeyRing {
             rng,
             current: RwLock::new(Arc::new(empty)),
             parsed: Mutex::new(HashMap::new()),
-            refreshing: tokio::sync::Mutex::new(()),
+            refreshing: AtomicBool::new(false),
+            retry_at: AtomicI64::new(Timestamp::MIN),
         };
         ring.refresh(now).await?;
         Ok(ring)
@@ -151,6 +185,12 @@ impl KeyRing {
     /// The current key set, refreshed first when stale (cache TTL passed, or a key's
     /// activation or retirement is due).
     ///
+    /// One caller at a time refreshes (single flight, no lock held across the store
+    /// call); while it does, and after a refresh fails, the cached set keeps serving
+    /// as long as its signer may still sign, so a store outage does not stop token
+    /// issuance before the cache could have been trusted anyway. A failed refresh is
+    /// retried after [`REFRESH_BACKOFF`] seconds, not by every request.
+    ///
     /// # Errors
     /// When a due refresh fails and the cached set has no valid signer left.
     pub async fn key_set(&self, now: Timestamp) -> Result<Arc<KeySet>, KeyRingError> {
@@ -158,15 +198,28 @@ impl KeyRing {
         if now < cached.fresh_until {
             return Ok(cached);
         }
-        let _guard = self.refreshing.lock().await;
-        let cached = self.cached();
-        if now < cached.fresh_until {
+        let usable = cached.signs_at(now);
+        if usable && now < self.retry_at.load(Ordering::Acquire) {
             return Ok(cached);
         }
+        if self.refreshing.swap(true, Ordering::AcqRel) {
+            if usable {
+                return Ok(cached);
+            }
+            // Nothing to serve meanwhile: refresh too (key creation is idempotent by
+            // generation, so a second refresh is harmless).
+            return self.refresh(now).await.map(|()| self.cached());
+        }
+        let _flight = Flight(&self.refreshing);
         match self.refresh(now).await {
             Ok(()) => Ok(self.cached()),
+            Err(error) if usable => {
+                warn!(%error, "key refresh failed; serving the cached key set, whose signer is still valid");
+                self.retry_at.store(now + REFRESH_BACKOFF, Ordering::Release);
+                Ok(cached)
+            }
             Err(error) => {
-                warn!(%error, "key refresh failed; keeping the cached key set");
+                warn!(%error, "key refresh failed and no cached key may sign");
                 Err(error)
             }
         }
@@ -237,7 +290,7 @@ impl KeyRing {
         let mut parsed = self.parsed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut published = Vec::new();
         let mut jwks = Vec::new();
-        let mut signer: Option<(i64, Arc<SigningKey>)> = None;
+        let mut signer: Option<(i64, Arc<SigningKey>, Timestamp)> = None;
         let mut fresh_until = now + self.settings.cache_ttl;
         for stored in keys.iter().filter(|key| key.expires_at > now) {
             let key = match parsed.get(&stored.kid) {
@@ -257,8 +310,8 @@ impl KeyRing {
             jwks.push(jwk);
             let active = stored.activates_at <= now && now < stored.retires_at;
             if active && key.algorithm() == self.settings.algorithm {
-                if signer.as_ref().is_none_or(|(generation, _)| stored.generation > *generation) {
-                    signer = Some((stored.generation, key.clone()));
+                if signer.as_ref().is_none_or(|(generation, _, _)| stored.generation > *generation) {
+                    signer = Some((stored.generation, key.clone(), stored.retires_at));
                 }
                 fresh_until = fresh_until.min(stored.retires_at);
             }
@@ -268,7 +321,8 @@ impl KeyRing {
         }
         parsed.retain(|kid, _| keys.iter().any(|key| &key.kid == kid && key.expires_at > now));
         Ok(KeySet {
-            signer: signer.map(|(_, key)| key),
+            signs_until: signer.as_ref().map_or(now, |(_, _, retires_at)| *retires_at),
+            signer: signer.map(|(_, key, _)| key),
             published,
             jwks: json!({ "keys": jwks }).to_string(),
             fresh_until,
@@ -360,6 +414,69 @@ mod tests {
 
         let set = ring.key_set(104 * DAY).await.unwrap();
         assert!(set.published(&first).is_none(), "dropped after retain");
+    }
+
+    /// A key store that fails (as an unreachable database does) while `down` is set.
+    struct Flaky {
+        inner: MemoryStore,
+        down: AtomicBool,
+        calls: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl KeyStore for Flaky {
+        async fn signing_keys(&self) -> crate::store::StoreResult<Vec<StoredKey>> {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            if self.down.load(Ordering::Relaxed) {
+                return Err(StoreError::unavailable("connection refused"));
+            }
+            self.inner.signing_keys().await
+        }
+        async fn insert_signing_key(&self, key: &StoredKey) -> crate::store::StoreResult<bool> {
+            if self.down.load(Ordering::Relaxed) {
+                return Err(StoreError::unavailable("connection refused"));
+            }
+            self.inner.insert_signing_key(key).await
+        }
+    }
+
+    fn flaky() -> Arc<Flaky> {
+        Arc::new(Flaky {
+            inner: MemoryStore::default(),
+            down: AtomicBool::new(false),
+            calls: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_failed_refresh_keeps_serving_the_cached_set_while_its_signer_is_valid() {
+        let store = flaky();
+        let ring = KeyRing::load(store.clone(), schedule(), Rng::default(), 0).await.unwrap();
+        let kid = ring.key_set(0).await.unwrap().signer().unwrap().kid().to_owned();
+        store.down.store(true, Ordering::Relaxed);
+        let later = schedule().cache_ttl * 3;
+        let set = ring.key_set(later).await.expect("cached set despite the outage");
+        assert_eq!(set.signer().unwrap().kid(), kid);
+        // Backed off: the next requests do not knock on the store again at once.
+        let calls = store.calls.load(Ordering::Relaxed);
+        for _ in 0..50 {
+            ring.key_set(later + 1).await.unwrap();
+        }
+        assert_eq!(store.calls.load(Ordering::Relaxed), calls, "one attempt per backoff period");
+        // Back up: the next refresh after the backoff succeeds.
+        store.down.store(false, Ordering::Relaxed);
+        let set = ring.key_set(later + REFRESH_BACKOFF).await.unwrap();
+        assert_eq!(set.signer().unwrap().kid(), kid);
+        assert!(store.calls.load(Ordering::Relaxed) > calls);
+    }
+
+    #[tokio::test]
+    async fn a_failed_refresh_is_an_error_once_the_cached_signer_has_retired() {
+        let store = flaky();
+        let ring = KeyRing::load(store.clone(), schedule(), Rng::default(), 0).await.unwrap();
+        store.down.store(true, Ordering::Relaxed);
+        let error = ring.key_set(91 * DAY).await.err().expect("no key may sign");
+        assert_eq!(crate::OAuthError::from(error).code, crate::ErrorCode::TemporarilyUnavailable);
     }
 
     #[tokio::test]

@@ -113,11 +113,14 @@ pub(super) fn failed(app: &App, error: AuthorizeError) -> Response {
 /// redirect nowhere.
 pub(super) fn untrusted(app: &App, error: &OAuthError) -> Response {
     tracing::info!(error = error.code.as_str(), description = %error.description, cause = ?error.source, "authorization request refused");
-    let status = if error.code == tessera_core::ErrorCode::ServerError {
-        StatusCode::INTERNAL_SERVER_ERROR
-    } else {
-        StatusCode::BAD_REQUEST
-    };
+    let status = crate::error::page_status(error.code);
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        // The store is unreachable for now: nothing is wrong with the request.
+        let mut page =
+            app.message(status, "Tessera is temporarily unavailable", "Please try again in a moment.", None);
+        crate::error::unavailable_headers(&mut page);
+        return page;
+    }
     app.message(
         status,
         "This sign-in request cannot be completed",

@@ -180,8 +180,63 @@ impl RefreshStore for PgStore {
             return Err(StoreError::new(SUCCESSOR_OUTSIDE_FAMILY));
         }
         insert_refresh_token(&mut *tx, new, successor, false).await?;
-        tx.commit().await.map_err(store_error)?;
+        if let Err(error) = tx.commit().await {
+            return self.settle_rotation(new, error).await;
+        }
         Ok(Consumed::Fresh(()))
+    }
+}
+
+/// Attempts, and the pause between them, to learn whether a rotation whose `COMMIT`
+/// went unanswered was made durable.
+const SETTLE_ATTEMPTS: u32 = 3;
+const SETTLE_PAUSE: std::time::Duration = std::time::Duration::from_millis(200);
+/// The most the settling may add to the request, whatever the pool's acquire timeout.
+const SETTLE_BUDGET: std::time::Duration = std::time::Duration::from_millis(1500);
+
+impl PgStore {
+    /// A rotation's `COMMIT` failed: the server may have made it durable before the
+    /// connection went (a crash, a restart, a network cut after the commit record was
+    /// flushed). Settle the doubt on another connection from the pool, a few times:
+    /// the successor's row exists exactly when the commit happened. Committed: the
+    /// rotation succeeded. Absent: it did not, the old token is still fresh, and the
+    /// failure is `unavailable`. Unknown (the store stays unreachable): `unavailable`,
+    /// and the core lets a retry of the old token be answered from the successor.
+    async fn settle_rotation(&self, new: &SecretHash, error: sqlx::Error) -> StoreResult<Consumed<()>> {
+        let new_hash = new.to_base64url();
+        let settled = tokio::time::timeout(SETTLE_BUDGET, self.committed(&new_hash)).await;
+        match settled {
+            Ok(Some(true)) => {
+                tracing::warn!(%error, "refresh rotation's COMMIT failed but it committed");
+                Ok(Consumed::Fresh(()))
+            }
+            Ok(Some(false)) => {
+                tracing::warn!(%error, "refresh rotation's COMMIT failed and it did not commit");
+                Err(StoreError::unavailable(error))
+            }
+            _ => {
+                tracing::warn!(%error, "refresh rotation in doubt: its outcome cannot be read now");
+                Err(StoreError::unavailable(error))
+            }
+        }
+    }
+
+    /// Whether the refresh token `new_hash` exists; `None` when no attempt could tell.
+    async fn committed(&self, new_hash: &str) -> Option<bool> {
+        for attempt in 1..=SETTLE_ATTEMPTS {
+            let found = sqlx::query("SELECT 1 AS found FROM refresh_tokens WHERE token_hash = $1")
+                .bind(new_hash)
+                .fetch_optional(&self.pool)
+                .await;
+            match found {
+                Ok(row) => return Some(row.is_some()),
+                Err(error) => tracing::debug!(%error, attempt, "refresh rotation's outcome not readable yet"),
+            }
+            if attempt < SETTLE_ATTEMPTS {
+                tokio::time::sleep(SETTLE_PAUSE).await;
+            }
+        }
+        None
     }
 }
 

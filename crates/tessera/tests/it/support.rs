@@ -203,7 +203,8 @@ impl TestServer {
         let clock = Arc::new(MockClock::starting_now());
         let provider = tessera::server::prepare(&config, clock.clone()).await.unwrap();
         let (shutdown, stop) = oneshot::channel::<()>();
-        let listeners = tessera::server::Listeners { http: listener, tls };
+        let limits = tessera::server::connection_limits(&config);
+        let listeners = tessera::server::Listeners { http: listener, tls, limits };
         let tls = tessera::server::tls_setup(&config).unwrap();
         let stopped = async move {
             let _ = stop.await;
@@ -352,4 +353,12 @@ pub async fn oauth_error(response: reqwest::Response) -> (u16, String) {
     let status = response.status().as_u16();
     let body: Value = response.json().await.unwrap();
     (status, body["error"].as_str().unwrap_or_default().to_owned())
+}
+
+impl TestServer {
+    /// The base configuration plus `extra` TOML on the store at `storage_url` (a
+    /// PostgreSQL test cluster or a proxy in front of one).
+    pub async fn spawn_on_store(storage_url: &str, extra: &str) -> Self {
+        Self::spawn_configured(storage_url, extra, &[], temp_dir("store"), None).await
+    }
 }
