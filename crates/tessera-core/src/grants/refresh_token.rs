@@ -23,7 +23,8 @@ impl GrantHandler for RefreshToken {
     }
 
     async fn handle(&self, cx: &GrantContext<'_>, params: &Params) -> Result<Issue, OAuthError> {
-        let presented = SecretHash::of(params.require("refresh_token")?);
+        let presented_value = params.require("refresh_token")?;
+        let presented = SecretHash::of(presented_value);
         let store = &cx.provider.store;
         let record = match store.refresh_token(&presented).await? {
             Consumed::Fresh(record) => record,
@@ -70,6 +71,12 @@ impl GrantHandler for RefreshToken {
             .grant_user_access(cx.client, Some(&scopes.join(" ")), &record.resources)?
             .audience;
 
+        if !cx.client.refresh_token_rotation {
+            // FAPI 2.0 §5.3.2.1: a confidential client may keep its refresh token; it
+            // stays valid until it expires or its grant is revoked (config forbids this
+            // for public clients and for sliding expiry).
+            return Ok(refreshed(record, scopes, audience, Secret::new(presented_value.to_owned())));
+        }
         let next = Secret::new(cx.provider.rng.token());
         let idle_expires_at = (cx.client.refresh_token_expiration == RefreshExpiration::Sliding)
             .then(|| (cx.now + cx.client.sliding_refresh_token_lifetime).min(record.expires_at));
@@ -85,20 +92,26 @@ impl GrantHandler for RefreshToken {
                 return Err(OAuthError::invalid_grant("unknown, expired or revoked refresh token"));
             }
         }
-        Ok(Issue {
-            subject: record.subject,
-            scopes,
-            audience,
-            user: Some(UserGrant {
-                grant_id: record.grant_id,
-                auth_time: record.auth_time,
-                sid: record.sid,
-                nonce: None,
-                refresh: RefreshPlan::Rotated(next),
-            }),
-            act: None,
-            issued_token_type: None,
-        })
+        Ok(refreshed(record, scopes, audience, next))
+    }
+}
+
+/// What a refresh issues: new access (and ID) tokens of the same grant, and `refresh`
+/// as the refresh token to hand out.
+fn refreshed(record: RefreshRecord, scopes: Vec<String>, audience: Vec<String>, refresh: Secret) -> Issue {
+    Issue {
+        subject: record.subject,
+        scopes,
+        audience,
+        user: Some(UserGrant {
+            grant_id: record.grant_id,
+            auth_time: record.auth_time,
+            sid: record.sid,
+            nonce: None,
+            refresh: RefreshPlan::Rotated(refresh),
+        }),
+        act: None,
+        issued_token_type: None,
     }
 }
 
