@@ -10,6 +10,7 @@ use tessera_core::model::{
 };
 use tessera_core::secret::SecretHash;
 use tessera_core::settings::RefreshExpiration;
+use tessera_core::tokens::SigningAlgorithm;
 
 use crate::decode::{Cx, Place, Seconds, Unknown, http_url, to_json_map, unix_time};
 use crate::sections::positive;
@@ -38,6 +39,10 @@ struct RawClient {
     ciba_delivery_mode: Option<String>,
     backchannel_client_notification_endpoint: Option<String>,
     token_exchange: Option<toml::Table>,
+    allowed_cors_origins: Vec<String>,
+    refresh_token_rotation: Option<bool>,
+    id_token_signed_response_alg: Option<String>,
+    access_token_signing_alg: Option<String>,
     #[serde(flatten)]
     unknown: Unknown,
 }
@@ -71,14 +76,19 @@ struct RawTokenExchange {
 const PRIVATE_JWK_MEMBERS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "k"];
 
 /// Checks every client; returns the valid ones.
-pub(crate) fn clients(cx: &mut Cx, tables: Vec<toml::Table>, resources: &Resources) -> Vec<Client> {
+pub(crate) fn clients(
+    cx: &mut Cx,
+    tables: Vec<toml::Table>,
+    resources: &Resources,
+    algorithms: &[SigningAlgorithm],
+) -> Vec<Client> {
     let mut seen = BTreeSet::new();
     let mut clients = Vec::new();
     for (index, table) in tables.into_iter().enumerate() {
         let place = Place::entry("clients", index, "client_id", &table);
         let raw: RawClient = cx.decode(&place, table).unwrap_or_default();
         cx.unknown(&place, &raw.unknown);
-        let client = client(cx, &place, raw, resources);
+        let client = client(cx, &place, raw, resources, algorithms);
         if let Some(client) = client {
             if !seen.insert(client.client_id.clone()) {
                 cx.error(&place, "client_id", format!("duplicate client_id `{}`", client.client_id));
@@ -90,7 +100,13 @@ pub(crate) fn clients(cx: &mut Cx, tables: Vec<toml::Table>, resources: &Resourc
     clients
 }
 
-fn client(cx: &mut Cx, place: &Place, raw: RawClient, resources: &Resources) -> Option<Client> {
+fn client(
+    cx: &mut Cx,
+    place: &Place,
+    raw: RawClient,
+    resources: &Resources,
+    algorithms: &[SigningAlgorithm],
+) -> Option<Client> {
     let client_id = match raw.client_id {
         None => {
             cx.error(place, "client_id", "missing required key");
@@ -178,6 +194,30 @@ fn client(cx: &mut Cx, place: &Place, raw: RawClient, resources: &Resources) -> 
         // DPoP binding lives in the JWT's `cnf`; reference tokens would go out unbound.
         cx.error(place, "require_dpop", "needs JWT access tokens, not access_token_format = \"reference\"");
     }
+    if raw.refresh_token_rotation == Some(false) {
+        // FAPI 2.0 §5.3.2.1 allows reuse only where the client proves who it is; a public
+        // client's stolen refresh token is caught by rotation alone (RFC 9700 §4.14.2).
+        if public {
+            cx.error(
+                place,
+                "refresh_token_rotation",
+                "only confidential clients may turn rotation off: remove `refresh_token_rotation = false`",
+            );
+        }
+        if raw.refresh_token_expiration.as_deref() == Some("sliding") {
+            cx.error(
+                place,
+                "refresh_token_rotation",
+                "a sliding refresh_token_expiration slides with each rotation: it needs rotation on",
+            );
+        }
+    }
+    let allowed_cors_origins: Vec<String> =
+        raw.allowed_cors_origins.iter().filter_map(|text| cors_origin(cx, place, text)).collect();
+    let id_token_signed_response_alg =
+        signing_alg(cx, place, "id_token_signed_response_alg", raw.id_token_signed_response_alg, algorithms);
+    let access_token_signing_alg =
+        signing_alg(cx, place, "access_token_signing_alg", raw.access_token_signing_alg, algorithms);
     let access_token_lifetime = raw
         .access_token_lifetime
         .map(|lifetime| positive(cx, place, "access_token_lifetime", Some(lifetime), 1));
@@ -211,7 +251,79 @@ fn client(cx: &mut Cx, place: &Place, raw: RawClient, resources: &Resources) -> 
             CibaDeliveryMode::Poll
         },
         backchannel_client_notification_endpoint: raw.backchannel_client_notification_endpoint.clone(),
+        allowed_cors_origins,
+        refresh_token_rotation: raw.refresh_token_rotation.unwrap_or(true),
+        id_token_signed_response_alg,
+        access_token_signing_alg,
     })
+}
+
+/// An `Origin` as browsers send it (RFC 6454 §6.2): scheme, host and non-default port.
+fn cors_origin(cx: &mut Cx, place: &Place, text: &str) -> Option<String> {
+    let origin = url::Url::parse(text).ok().filter(|url| {
+        matches!(url.scheme(), "http" | "https")
+            && url.host().is_some()
+            && url.path() == "/"
+            && url.query().is_none()
+            && url.fragment().is_none()
+            && url.username().is_empty()
+    });
+    match origin {
+        Some(url) => Some(url.origin().ascii_serialization()),
+        None => {
+            cx.error(
+                place,
+                "allowed_cors_origins",
+                format!("{text:?} is not an origin such as \"https://app.example.com\" (no path)"),
+            );
+            None
+        }
+    }
+}
+
+/// A per-client signing algorithm: one of `[signing] algorithms`, which have keys.
+fn signing_alg(
+    cx: &mut Cx,
+    place: &Place,
+    key: &str,
+    raw: Option<String>,
+    algorithms: &[SigningAlgorithm],
+) -> Option<SigningAlgorithm> {
+    let name = raw?;
+    match name.parse::<SigningAlgorithm>() {
+        Ok(algorithm) if algorithms.contains(&algorithm) => Some(algorithm),
+        Ok(_) => {
+            let listed: Vec<&str> = algorithms.iter().map(|alg| alg.as_str()).collect();
+            cx.error(
+                place,
+                key,
+                format!("`{name}` has no key: add it to [signing] algorithms ({})", listed.join(", ")),
+            );
+            None
+        }
+        Err(message) => {
+            cx.error(place, key, message);
+            None
+        }
+    }
+}
+
+/// The origins browsers may call the token endpoint and its siblings from: each
+/// client's `allowed_cors_origins`, and for public clients (SPAs) the origins of their
+/// `http`/`https` redirect URIs, as a sorted list without duplicates.
+pub(crate) fn cors_origins(clients: &[Client]) -> Vec<String> {
+    let mut origins = BTreeSet::new();
+    for client in clients {
+        origins.extend(client.allowed_cors_origins.iter().cloned());
+        if client.is_public() {
+            let web = client.redirect_uris.iter().filter_map(|uri| url::Url::parse(uri).ok());
+            origins.extend(
+                web.filter(|url| matches!(url.scheme(), "http" | "https"))
+                    .map(|url| url.origin().ascii_serialization()),
+            );
+        }
+    }
+    origins.into_iter().collect()
 }
 
 fn grant_types(cx: &mut Cx, place: &Place, raw: Option<Vec<String>>, public: bool) -> Vec<GrantType> {

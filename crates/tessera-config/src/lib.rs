@@ -108,6 +108,9 @@ pub struct TlsConfig {
     pub key: PathBuf,
     /// The CA that issues client certificates for `tls_client_auth`.
     pub client_ca: Option<PathBuf>,
+    /// The public base URL of the TLS endpoints (a load balancer's), for
+    /// `mtls_endpoint_aliases`; default: the issuer's host at `listen`'s port.
+    pub public_url: Option<String>,
 }
 
 /// `[storage]`.
@@ -260,7 +263,7 @@ fn check(
             identity_resources: raw.identity_resources,
         },
     );
-    let clients = clients::clients(&mut cx, raw.clients, &resources);
+    let clients = clients::clients(&mut cx, raw.clients, &resources, &signing.algorithms);
     let users = users::users(&mut cx, raw.users);
     tokens.longest_access_token_lifetime = clients
         .iter()
@@ -284,6 +287,7 @@ fn check(
             ciba_notification_webhook,
             dpop_require_nonce,
             mtls,
+            cors_origins: clients::cors_origins(&clients),
         },
         server,
         storage,
@@ -336,5 +340,7 @@ fn syntax_error(origin: &str, text: &str, error: &toml::de::Error) -> ConfigErro
     ConfigError { file: origin.to_owned(), table: String::new(), key: String::new(), message }
 }
 
+#[cfg(test)]
+mod interop_tests;
 #[cfg(test)]
 mod tests;

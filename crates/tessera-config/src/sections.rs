@@ -74,6 +74,7 @@ struct RawTls {
     cert: Option<String>,
     key: Option<String>,
     client_ca: Option<String>,
+    public_url: Option<String>,
     #[serde(flatten)]
     unknown: Unknown,
 }
@@ -189,6 +190,10 @@ fn address_range(text: &str) -> Option<(std::net::IpAddr, u8)> {
 pub(crate) fn mtls_settings(issuer: &str, server: &ServerConfig) -> MtlsSettings {
     let enabled = server.tls.is_some() || server.proxy.is_some();
     let endpoint_base = server.tls.as_ref().and_then(|tls| {
+        // Behind a load balancer every instance names the balancer's URL, not its own port.
+        if let Some(public_url) = &tls.public_url {
+            return Some(public_url.trim_end_matches('/').to_owned());
+        }
         let mut url = url::Url::parse(issuer).ok()?;
         let issuer_port = url.port_or_known_default();
         url.set_scheme("https").ok()?;
@@ -212,8 +217,20 @@ fn tls(cx: &mut Cx, base_dir: &Path, table: toml::Table) -> Option<TlsConfig> {
     };
     let (listen, cert, key) =
         (required("listen", raw.listen), required("cert", raw.cert), required("key", raw.key));
+    if let Some(public_url) = &raw.public_url {
+        let valid = url::Url::parse(public_url).is_ok_and(|url| {
+            url.scheme() == "https"
+                && url.host().is_some()
+                && url.query().is_none()
+                && url.fragment().is_none()
+        });
+        if !valid {
+            cx.error(&place, "public_url", format!("{public_url:?} is not an absolute https URL"));
+        }
+    }
     let listen = socket_addr(cx, &place, "listen", &listen?);
     Some(TlsConfig {
+        public_url: raw.public_url.map(|url| url.trim_end_matches('/').to_owned()),
         listen,
         cert: base_dir.join(cert?),
         key: base_dir.join(key?),
@@ -327,6 +344,7 @@ pub(crate) fn tokens(cx: &mut Cx, table: toml::Table) -> TokenSettings {
 #[serde(default)]
 struct RawSigning {
     algorithm: Option<String>,
+    algorithms: Option<Vec<String>>,
     rotation: Option<Seconds>,
     announce: Option<Seconds>,
     retain: Option<Seconds>,
@@ -341,14 +359,7 @@ pub(crate) fn signing(cx: &mut Cx, table: toml::Table) -> SigningSettings {
     let place = Place::section("signing");
     let raw: RawSigning = cx.decode(&place, table).unwrap_or_default();
     cx.unknown(&place, &raw.unknown);
-    let algorithm = match raw.algorithm.as_deref().map(str::parse::<SigningAlgorithm>) {
-        None => SigningAlgorithm::Es256,
-        Some(Ok(algorithm)) => algorithm,
-        Some(Err(message)) => {
-            cx.error(&place, "algorithm", message);
-            SigningAlgorithm::Es256
-        }
-    };
+    let algorithms = signing_algorithms(cx, &place, raw.algorithm.as_deref(), raw.algorithms.as_deref());
     let encryption_key = raw.encryption_key.and_then(|key| {
         if key.is_empty() {
             cx.error(&place, "encryption_key", "must not be empty; leave it out to store keys unencrypted");
@@ -357,13 +368,53 @@ pub(crate) fn signing(cx: &mut Cx, table: toml::Table) -> SigningSettings {
         Some(Secret::new(key))
     });
     SigningSettings {
-        algorithm,
+        algorithm: algorithms.first().copied().unwrap_or(SigningAlgorithm::Es256),
+        algorithms,
         rotation: positive(cx, &place, "rotation", raw.rotation, 90 * 86_400),
         announce: or_default(raw.announce, 14 * 86_400),
         retain: or_default(raw.retain, 14 * 86_400),
         encryption_key,
         cache_ttl: or_default(raw.cache_ttl, 60),
     }
+}
+
+/// `algorithms` (the first signs by default), or the older single `algorithm`; RS256
+/// is added when missing, since OpenID Connect Discovery §3 requires it for ID tokens.
+fn signing_algorithms(
+    cx: &mut Cx,
+    place: &Place,
+    single: Option<&str>,
+    list: Option<&[String]>,
+) -> Vec<SigningAlgorithm> {
+    let (key, names): (&str, Vec<&str>) = match (single, list) {
+        (Some(_), Some(_)) => {
+            cx.error(place, "algorithm", "set either `algorithm` or `algorithms`, not both");
+            return vec![SigningAlgorithm::Es256, SigningAlgorithm::Rs256];
+        }
+        (Some(single), None) => ("algorithm", vec![single]),
+        (None, Some(list)) => ("algorithms", list.iter().map(String::as_str).collect()),
+        (None, None) => ("algorithms", vec!["ES256"]),
+    };
+    if names.is_empty() {
+        cx.error(place, key, "needs at least one algorithm, e.g. [\"ES256\", \"RS256\"]");
+    }
+    let mut algorithms = Vec::new();
+    for name in names {
+        match name.parse::<SigningAlgorithm>() {
+            Ok(algorithm) if algorithms.contains(&algorithm) => {
+                cx.error(place, key, format!("`{name}` is listed twice"));
+            }
+            Ok(algorithm) => algorithms.push(algorithm),
+            Err(message) => cx.error(place, key, message),
+        }
+    }
+    if algorithms.is_empty() {
+        algorithms.push(SigningAlgorithm::Es256);
+    }
+    if !algorithms.contains(&SigningAlgorithm::Rs256) {
+        algorithms.push(SigningAlgorithm::Rs256);
+    }
+    algorithms
 }
 
 #[derive(Default, Deserialize)]
@@ -387,7 +438,9 @@ pub(crate) fn client_authentication(cx: &mut Cx, table: toml::Table) -> ClientAu
             &place,
             "assertion_max_lifetime",
             raw.assertion_max_lifetime,
-            300,
+            // Authlib signs assertions valid for an hour (exp = iat + 3600); the jti is
+            // remembered until exp, so a longer window costs no replay safety.
+            3_600,
         ),
     }
 }

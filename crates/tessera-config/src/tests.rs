@@ -82,7 +82,7 @@ fn a_missing_section_takes_the_documented_defaults() {
     assert_eq!(settings.signing.cache_ttl, 60);
     assert!(settings.signing.encryption_key.is_none());
     assert_eq!(settings.client_authentication.clock_skew, 60);
-    assert_eq!(settings.client_authentication.assertion_max_lifetime, 300);
+    assert_eq!(settings.client_authentication.assertion_max_lifetime, 3_600);
     assert_eq!(settings.client_cache_ttl, 30);
     assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
     assert_eq!(config.server.tls, None);

@@ -16,6 +16,7 @@ pub fn metadata(provider: &Provider) -> Value {
     }
     let mut token_auth_methods = auth_methods.clone();
     token_auth_methods.push("none");
+    let signing_algorithms: Vec<&str> = settings.signing.algorithms.iter().map(|alg| alg.as_str()).collect();
     let grants: Vec<&str> = provider.grants.supported().into_iter().map(|g| g.as_str()).collect();
     let mut metadata = json!({
         "issuer": settings.issuer,
@@ -49,8 +50,9 @@ pub fn metadata(provider: &Provider) -> Value {
         "code_challenge_methods_supported": ["S256"],
         "dpop_signing_alg_values_supported": crate::sender::dpop::algorithm_names(),
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": [settings.signing.algorithm.as_str()],
-        "access_token_signing_alg_values_supported": [settings.signing.algorithm.as_str()],
+        // OpenID Connect Discovery §3: RS256 is always among them (config adds it).
+        "id_token_signing_alg_values_supported": signing_algorithms,
+        "access_token_signing_alg_values_supported": signing_algorithms,
     });
     if settings.mtls.enabled {
         metadata["tls_client_certificate_bound_access_tokens"] = json!(true);

@@ -23,6 +23,10 @@ pub struct Settings {
     /// Mutual TLS (RFC 8705), when a TLS listener or a trusted proxy passes client
     /// certificates in.
     pub mtls: MtlsSettings,
+    /// Browser origins allowed to call the token, userinfo, revocation and device
+    /// authorization endpoints: every client's `allowed_cors_origins` and the origins
+    /// of public clients' web redirect URIs. Sorted, each as a browser sends `Origin`.
+    pub cors_origins: Vec<String>,
 }
 
 /// What discovery says about mutual TLS (RFC 8705 §3.3, §5).
@@ -63,7 +67,11 @@ pub enum RefreshExpiration {
 /// Signing algorithm and the key rotation schedule.
 #[derive(Debug, Clone)]
 pub struct SigningSettings {
+    /// The default algorithm: the first of `algorithms`.
     pub algorithm: SigningAlgorithm,
+    /// Every algorithm with a key of its own, the default first; RS256 always among
+    /// them (OpenID Connect Discovery §3).
+    pub algorithms: Vec<SigningAlgorithm>,
     /// How long a key signs before the next one takes over.
     pub rotation: i64,
     /// How long a key is published before it signs.
@@ -101,19 +109,29 @@ impl Settings {
             },
             signing: SigningSettings {
                 algorithm: SigningAlgorithm::Es256,
+                algorithms: vec![SigningAlgorithm::Es256, SigningAlgorithm::Rs256],
                 rotation: 90 * 86_400,
                 announce: 14 * 86_400,
                 retain: 14 * 86_400,
                 encryption_key: None,
                 cache_ttl: 60,
             },
-            client_authentication: ClientAuthSettings { clock_skew: 60, assertion_max_lifetime: 300 },
+            // One hour: what Authlib and other popular clients sign (exp = iat + 3600).
+            client_authentication: ClientAuthSettings { clock_skew: 60, assertion_max_lifetime: 3600 },
             client_cache_ttl: 30,
             session_lifetime: 8 * 3600,
             ciba_notification_webhook: None,
             dpop_require_nonce: false,
             mtls: MtlsSettings::default(),
+            cors_origins: Vec::new(),
         }
+    }
+
+    /// Whether a browser at `origin` may read the answers of the token, userinfo,
+    /// revocation and device authorization endpoints.
+    #[must_use]
+    pub fn cors_allows(&self, origin: &str) -> bool {
+        self.cors_origins.binary_search_by(|allowed| allowed.as_str().cmp(origin)).is_ok()
     }
 
     /// The URL of an endpoint at `path` (which starts with `/`).

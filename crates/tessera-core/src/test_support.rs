@@ -29,6 +29,10 @@ pub fn service_client(client_id: &str, scopes: &[&str]) -> Client {
         token_exchange: None,
         ciba_delivery_mode: crate::model::CibaDeliveryMode::Poll,
         backchannel_client_notification_endpoint: None,
+        allowed_cors_origins: vec![],
+        refresh_token_rotation: true,
+        id_token_signed_response_alg: None,
+        access_token_signing_alg: None,
     }
 }
 

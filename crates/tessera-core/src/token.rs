@@ -174,8 +174,15 @@ async fn user_tokens(
             sid: &user.sid,
         };
         Some(
-            id_token::mint(provider, client.client_id.as_str(), &authentication, token.value.expose(), now)
-                .await?,
+            id_token::mint(
+                provider,
+                client.client_id.as_str(),
+                client.id_token_signed_response_alg,
+                &authentication,
+                token.value.expose(),
+                now,
+            )
+            .await?,
         )
     } else {
         None

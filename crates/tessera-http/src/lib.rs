@@ -4,6 +4,7 @@
 //! touches SQL.
 
 pub mod connections;
+mod cors;
 pub mod error;
 pub mod extract;
 mod pages;
@@ -74,9 +75,18 @@ pub async fn router(provider: Arc<Provider>, tls: TlsOptions) -> Result<Router, 
     let base_path = issuer_path(&provider.settings.issuer);
     let secure_cookies = provider.settings.issuer.starts_with("https://");
     let app = Arc::new(App { provider, csrf_key, base_path: base_path.clone(), secure_cookies, tls });
-    let routes = routes::all().with_state(app);
-    let router = if base_path.is_empty() { routes } else { Router::new().nest(&base_path, routes) };
+    let routes = routes::all().with_state(app.clone());
+    let router = if base_path.is_empty() {
+        routes
+    } else {
+        // RFC 8414 §3.1: metadata of an issuer with a path is also found by inserting
+        // the well-known segment before that path.
+        Router::new()
+            .nest(&base_path, routes)
+            .merge(routes::path_inserted_metadata(&base_path).with_state(app.clone()))
+    };
     Ok(router
+        .layer(axum::middleware::from_fn_with_state(app, cors::cors))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(SetResponseHeaderLayer::if_not_present(
             HeaderName::from_static("x-content-type-options"),

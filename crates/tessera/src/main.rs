@@ -236,7 +236,7 @@ async fn keys(action: KeysAction) -> Result<(), tessera::server::StartError> {
     let now = provider.clock.now();
     if matches!(action, KeysAction::Rotate { .. }) {
         let kid = provider.keys.rotate(now).await?;
-        println!("announced key {kid}: published now, signs after {} s", config.settings.signing.announce);
+        println!("announced keys {kid}: published now, signs after {} s", config.settings.signing.announce);
     }
     for key in provider.store.signing_keys().await? {
         println!(

@@ -169,7 +169,8 @@ fn check_claims(
         return Err("assertion expired".into());
     }
     if exp > now + settings.assertion_max_lifetime + skew {
-        return Err("assertion exp is too far in the future".into());
+        let (ahead, limit) = (exp - now, settings.assertion_max_lifetime);
+        return Err(format!("assertion exp is {ahead} s ahead; assertion_max_lifetime is {limit} s").into());
     }
     if claims.nbf.is_some_and(|nbf| nbf > now + skew) {
         return Err("assertion not yet valid (nbf)".into());

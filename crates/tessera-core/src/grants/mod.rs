@@ -84,7 +84,8 @@ pub enum RefreshPlan {
     None,
     /// The first of a grant: the token endpoint stores this record under a new value.
     Start(Box<crate::store::RefreshRecord>),
-    /// Rotated by the grant itself: hand out this new value.
+    /// Rotated by the grant itself (or kept, for a client without rotation): hand out
+    /// this value.
     Rotated(crate::secret::Secret),
 }
 

@@ -27,7 +27,8 @@ impl GrantHandler for RefreshToken {
     }
 
     async fn handle(&self, cx: &GrantContext<'_>, params: &Params) -> Result<Issue, OAuthError> {
-        let presented = SecretHash::of(params.require("refresh_token")?);
+        let presented_value = params.require("refresh_token")?;
+        let presented = SecretHash::of(presented_value);
         let store = &cx.provider.store;
         let record = match store.refresh_token(&presented).await? {
             Consumed::Fresh(record) => record,
@@ -37,6 +38,12 @@ impl GrantHandler for RefreshToken {
             }
         };
         let (scopes, audience) = check_use(cx, params, &record)?;
+        if !cx.client.refresh_token_rotation {
+            // FAPI 2.0 §5.3.2.1: a confidential client may keep its refresh token; it
+            // stays valid until it expires or its grant is revoked (config forbids this
+            // for public clients and for sliding expiry).
+            return Ok(issue(record, scopes, audience, Secret::new(presented_value.to_owned())));
+        }
         // The successor is derived from the presented token, not drawn at random, so a
         // rotation whose commit was in doubt can answer its retry with the same
         // successor (see `replayed`).

@@ -160,6 +160,25 @@ pub struct Client {
     /// Where ping notifications go (CIBA Core §10.2).
     #[serde(default)]
     pub backchannel_client_notification_endpoint: Option<String>,
+    /// Browser origins (`https://app.example`) that may call the token, userinfo,
+    /// revocation and device authorization endpoints (IdentityServer's name).
+    #[serde(default)]
+    pub allowed_cors_origins: Vec<String>,
+    /// Whether each refresh returns a new refresh token and retires the old one
+    /// (RFC 9700 §4.14.2); only confidential clients may turn it off (FAPI 2.0 §5.3.2.1).
+    #[serde(default = "rotate_by_default")]
+    pub refresh_token_rotation: bool,
+    /// The key that signs this client's ID tokens (OpenID Connect Registration §2);
+    /// `None` is the server's first `[signing] algorithms` entry.
+    #[serde(default)]
+    pub id_token_signed_response_alg: Option<crate::tokens::SigningAlgorithm>,
+    /// The key that signs this client's JWT access tokens; `None` as above.
+    #[serde(default)]
+    pub access_token_signing_alg: Option<crate::tokens::SigningAlgorithm>,
+}
+
+fn rotate_by_default() -> bool {
+    true
 }
 
 /// CIBA token delivery modes Tessera supports (CIBA Core §5).

@@ -120,7 +120,8 @@ pub async fn mint(
                 cnf: confirmation,
             };
             let keys = provider.keys.key_set(now).await?;
-            super::jws::sign_access_token(&claims, keys.signer()?, &provider.rng)?
+            let signer = keys.signer_for(client.access_token_signing_alg)?;
+            super::jws::sign_access_token(&claims, signer, &provider.rng)?
         }
         AccessTokenFormat::Reference => {
             let value = provider.rng.token();

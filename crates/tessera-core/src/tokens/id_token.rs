@@ -32,19 +32,22 @@ pub struct Authentication<'a> {
     pub sid: &'a str,
 }
 
-/// Mints an ID token for `client_id`, with `at_hash` of the access token issued beside it.
+/// Mints an ID token for `client_id`, with `at_hash` of the access token issued beside it,
+/// signed with `algorithm` (the client's `id_token_signed_response_alg`; `None`: the
+/// default key).
 ///
 /// # Errors
 /// `server_error` when no key signs.
 pub async fn mint(
     provider: &Provider,
     client_id: &str,
+    algorithm: Option<super::SigningAlgorithm>,
     authentication: &Authentication<'_>,
     access_token: &str,
     now: Timestamp,
 ) -> Result<String, OAuthError> {
     let keys = provider.keys.key_set(now).await?;
-    let signer = keys.signer()?;
+    let signer = keys.signer_for(algorithm)?;
     let claims = IdTokenClaims {
         iss: provider.settings.issuer.clone(),
         sub: authentication.subject.to_owned(),

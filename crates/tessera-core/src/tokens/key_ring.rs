@@ -66,10 +66,13 @@ pub struct PublishedKey {
 
 /// One consistent view of the keys: the signer, the published keys and the JWKS.
 pub struct KeySet {
+    /// The active key of the default algorithm (the first of `[signing] algorithms`).
     signer: Option<Arc<SigningKey>>,
-    /// When the signer retires: until then this set may keep serving after a failed
-    /// refresh.
+    /// When the first of the signers retires: until then this set may keep serving
+    /// after a failed refresh.
     signs_until: Timestamp,
+    /// The active keys of the other listed algorithms, for clients that ask for them.
+    others: Vec<Arc<SigningKey>>,
     published: Vec<PublishedKey>,
     jwks: String,
     fresh_until: Timestamp,
@@ -82,6 +85,24 @@ impl KeySet {
     /// `NoActiveKey` when the store holds no key active now.
     pub fn signer(&self) -> Result<&SigningKey, KeyError> {
         self.signer.as_deref().ok_or(KeyError::NoActiveKey)
+    }
+
+    /// The key that signs now with `algorithm` (`None`: the default, as [`Self::signer`]).
+    ///
+    /// # Errors
+    /// `NoActiveKey` when no key of that algorithm is active now.
+    pub fn signer_for(&self, algorithm: Option<SigningAlgorithm>) -> Result<&SigningKey, KeyError> {
+        let default = self.signer()?;
+        match algorithm {
+            None => Ok(default),
+            Some(algorithm) if algorithm == default.algorithm() => Ok(default),
+            Some(algorithm) => self
+                .others
+                .iter()
+                .find(|key| key.algorithm() == algorithm)
+                .map(AsRef::as_ref)
+                .ok_or(KeyError::NoActiveKey),
+        }
     }
 
     /// The published key with this `kid`.
@@ -164,6 +185,7 @@ impl KeyRing {
         let empty = KeySet {
             signer: None,
             signs_until: now,
+            others: Vec::new(),
             published: Vec::new(),
             jwks: String::new(),
             fresh_until: now,
@@ -229,29 +251,43 @@ impl KeyRing {
         self.current.read().map_or_else(|poisoned| poisoned.into_inner().clone(), |set| set.clone())
     }
 
-    /// Announces a new key now: published at once, signing after `announce`.
-    /// The operator's manual rotation; the schedule then continues from it.
+    /// Announces a new key of each listed algorithm now: published at once, signing
+    /// after `announce`. The operator's manual rotation; the schedule then continues
+    /// from it. Returns the new kids, comma-separated.
     ///
     /// # Errors
     /// When the store fails.
     pub async fn rotate(&self, now: Timestamp) -> Result<String, KeyRingError> {
-        let keys = self.store.signing_keys().await?;
-        let generation = keys.iter().map(|key| key.generation).max().unwrap_or(0) + 1;
-        let activates_at = now + self.settings.announce;
-        let retires_at = activates_at + self.settings.rotation;
-        let plan =
-            KeyPlan { generation, activates_at, retires_at, expires_at: retires_at + self.settings.retain };
-        let kid = self.create(&plan, now).await?;
+        let mut kids = Vec::new();
+        for &algorithm in &self.settings.algorithms {
+            let keys = self.store.signing_keys().await?;
+            let generation = keys.iter().map(|key| key.generation).max().unwrap_or(0) + 1;
+            let activates_at = now + self.settings.announce;
+            let retires_at = activates_at + self.settings.rotation;
+            let plan = KeyPlan {
+                generation,
+                activates_at,
+                retires_at,
+                expires_at: retires_at + self.settings.retain,
+            };
+            kids.push(self.create(algorithm, &plan, now).await?);
+        }
         self.refresh(now).await?;
-        Ok(kid)
+        Ok(kids.join(", "))
     }
 
     /// Reads the store, creates a key when due, and swaps in the new key set.
     async fn refresh(&self, now: Timestamp) -> Result<(), KeyRingError> {
         let mut keys = self.store.signing_keys().await?;
-        if let Some(plan) = plan_next_key(&keys, self.settings.algorithm, now, &self.settings) {
-            self.create(&plan, now).await?;
-            keys = self.store.signing_keys().await?;
+        // One key schedule per listed algorithm, all sharing the generation sequence.
+        for &algorithm in &self.settings.algorithms {
+            // An insert lost to another instance's key of another algorithm (same
+            // generation) plans again; one lost to the same algorithm's key is done.
+            for _ in 0..3 {
+                let Some(plan) = plan_next_key(&keys, algorithm, now, &self.settings) else { break };
+                self.create(algorithm, &plan, now).await?;
+                keys = self.store.signing_keys().await?;
+            }
         }
         let set = self.build(&keys, now)?;
         match self.current.write() {
@@ -261,8 +297,12 @@ impl KeyRing {
         Ok(())
     }
 
-    async fn create(&self, plan: &KeyPlan, now: Timestamp) -> Result<String, KeyRingError> {
-        let algorithm = self.settings.algorithm;
+    async fn create(
+        &self,
+        algorithm: SigningAlgorithm,
+        plan: &KeyPlan,
+        now: Timestamp,
+    ) -> Result<String, KeyRingError> {
         let kid = self.rng.identifier();
         let pkcs8 = generate_pkcs8(algorithm, &self.rng)?;
         let private_key = self
@@ -281,7 +321,13 @@ impl KeyRing {
             expires_at: plan.expires_at,
         };
         if self.store.insert_signing_key(&stored).await? {
-            info!(kid, generation = plan.generation, activates_at = plan.activates_at, "created signing key");
+            info!(
+                kid,
+                algorithm = algorithm.as_str(),
+                generation = plan.generation,
+                activates_at = plan.activates_at,
+                "created signing key"
+            );
         }
         Ok(kid)
     }
@@ -290,7 +336,8 @@ impl KeyRing {
         let mut parsed = self.parsed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut published = Vec::new();
         let mut jwks = Vec::new();
-        let mut signer: Option<(i64, Arc<SigningKey>, Timestamp)> = None;
+        // The newest active key of each listed algorithm, by generation, and when it retires.
+        let mut signers: Vec<(i64, Arc<SigningKey>, Timestamp)> = Vec::new();
         let mut fresh_until = now + self.settings.cache_ttl;
         for stored in keys.iter().filter(|key| key.expires_at > now) {
             let key = match parsed.get(&stored.kid) {
@@ -309,9 +356,13 @@ impl KeyRing {
             published.push(PublishedKey { kid: stored.kid.clone(), algorithm: key.algorithm(), decoding });
             jwks.push(jwk);
             let active = stored.activates_at <= now && now < stored.retires_at;
-            if active && key.algorithm() == self.settings.algorithm {
-                if signer.as_ref().is_none_or(|(generation, _, _)| stored.generation > *generation) {
-                    signer = Some((stored.generation, key.clone(), stored.retires_at));
+            if active && self.settings.algorithms.contains(&key.algorithm()) {
+                match signers.iter_mut().find(|(_, signer, _)| signer.algorithm() == key.algorithm()) {
+                    Some(newest) if stored.generation > newest.0 => {
+                        *newest = (stored.generation, key.clone(), stored.retires_at);
+                    }
+                    Some(_) => {}
+                    None => signers.push((stored.generation, key.clone(), stored.retires_at)),
                 }
                 fresh_until = fresh_until.min(stored.retires_at);
             }
@@ -320,9 +371,19 @@ impl KeyRing {
             }
         }
         parsed.retain(|kid, _| keys.iter().any(|key| &key.kid == kid && key.expires_at > now));
+        let default = self.settings.algorithm;
+        let signer = signers.iter().find(|(_, key, _)| key.algorithm() == default).map(|(_, key, _)| key.clone());
+        let signs_until = if signer.is_some() {
+            signers.iter().map(|(_, _, retires_at)| *retires_at).min().unwrap_or(now)
+        } else {
+            now
+        };
+        let others =
+            signers.into_iter().map(|(_, key, _)| key).filter(|key| key.algorithm() != default).collect();
         Ok(KeySet {
-            signs_until: signer.as_ref().map_or(now, |(_, _, retires_at)| *retires_at),
-            signer: signer.map(|(_, key, _)| key),
+            signer,
+            signs_until,
+            others,
             published,
             jwks: json!({ "keys": jwks }).to_string(),
             fresh_until,
@@ -348,8 +409,12 @@ mod tests {
 
     const DAY: i64 = 86_400;
 
+    /// The default schedule with ES256 alone, so that one key is the whole ring.
     fn schedule() -> SigningSettings {
-        Settings::with_issuer("http://issuer").signing
+        SigningSettings {
+            algorithms: vec![SigningAlgorithm::Es256],
+            ..Settings::with_issuer("http://issuer").signing
+        }
     }
 
     fn stored(generation: i64, activates_at: Timestamp, retires_at: Timestamp) -> StoredKey {
@@ -490,5 +555,31 @@ mod tests {
         x.unwrap();
         y.unwrap();
         assert_eq!(store.signing_keys().await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn each_listed_algorithm_gets_a_key_and_its_own_rotation() {
+        let store = Arc::new(MemoryStore::default());
+        let settings = Settings::with_issuer("http://issuer").signing;
+        assert_eq!(settings.algorithms, [SigningAlgorithm::Es256, SigningAlgorithm::Rs256]);
+        let ring = KeyRing::load(store.clone(), settings, Rng::default(), 0).await.unwrap();
+        let set = ring.key_set(0).await.unwrap();
+        assert_eq!(set.signer().unwrap().algorithm(), SigningAlgorithm::Es256, "the first is the default");
+        assert_eq!(set.signer_for(None).unwrap().kid(), set.signer().unwrap().kid());
+        let rsa = set.signer_for(Some(SigningAlgorithm::Rs256)).unwrap().kid().to_owned();
+        assert!(set.published(&rsa).is_some() && set.jwks().contains(rsa.as_str()));
+        assert!(matches!(set.signer_for(Some(SigningAlgorithm::EdDsa)), Err(KeyError::NoActiveKey)));
+
+        // Both successors are announced together, and take over together.
+        ring.key_set(76 * DAY).await.unwrap();
+        let keys = store.signing_keys().await.unwrap();
+        assert_eq!(keys.len(), 4);
+        let generations: std::collections::BTreeSet<i64> = keys.iter().map(|key| key.generation).collect();
+        assert_eq!(generations.len(), 4, "one generation sequence for every algorithm");
+        let set = ring.key_set(90 * DAY).await.unwrap();
+        let next_rsa = set.signer_for(Some(SigningAlgorithm::Rs256)).unwrap().kid().to_owned();
+        assert_ne!(next_rsa, rsa);
+        assert!(set.published(&rsa).is_some(), "retired RS256 key stays published");
+        assert_eq!(store.signing_keys().await.unwrap().len(), 4);
     }
 }

@@ -13,11 +13,15 @@ use crate::random::Rng;
 use crate::secret::b64url;
 
 /// A JWS algorithm Tessera signs with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum SigningAlgorithm {
+    #[serde(rename = "ES256")]
     Es256,
+    #[serde(rename = "EdDSA")]
     EdDsa,
+    #[serde(rename = "RS256")]
     Rs256,
+    #[serde(rename = "PS256")]
     Ps256,
 }
 

@@ -33,15 +33,26 @@ pub(super) async fn device_authorization(
     Ok(response)
 }
 
+/// Marks the return from sign-in, whose code the user already entered and submitted.
+const AFTER_SIGN_IN: &str = "after_sign_in";
+
 /// `GET /device[?user_code=…]`: the code entry form, prefilled from
 /// `verification_uri_complete`; the user still confirms on the next page (§5.4).
+/// Back from sign-in with the code they submitted: straight to Approve or Deny.
 pub(super) async fn device_page(
     State(app): State<AppState>,
+    crate::extract::ClientAddress(peer): crate::extract::ClientAddress,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
     let params = parse_form(query.unwrap_or_default().as_bytes()).unwrap_or_default();
     let user_code = params.get("user_code").unwrap_or_default().to_owned();
+    if params.get(AFTER_SIGN_IN).is_some()
+        && !user_code.is_empty()
+        && let Ok(Some(session)) = sign_in::session(&app, cookie(&headers, SESSION_COOKIE)).await
+    {
+        return review(&app, &headers, peer, user_code, session).await;
+    }
     entry_page(&app, &headers, StatusCode::OK, user_code, None)
 }
 
@@ -57,34 +68,47 @@ pub(super) async fn device_submit(
     }
     let user_code = form.get("user_code").unwrap_or_default().to_owned();
     let Ok(Some(session)) = sign_in::session(&app, cookie(&headers, SESSION_COOKIE)).await else {
-        let return_to = format!("{}?user_code={}", app.link("/device"), urlencode(&user_code));
+        let return_to =
+            format!("{}?user_code={}&{AFTER_SIGN_IN}=1", app.link("/device"), urlencode(&user_code));
         return see_other(&format!("{}?return_to={}", app.link("/login"), urlencode(&return_to)), Vec::new());
     };
+    review(&app, &headers, peer, user_code, session).await
+}
+
+/// Checks the code (throttled per address, so the return from sign-in is no way around
+/// the limit) and shows the client and scopes with Approve and Deny.
+async fn review(
+    app: &App,
+    headers: &HeaderMap,
+    peer: std::net::IpAddr,
+    user_code: String,
+    session: tessera_core::store::Session,
+) -> Response {
     // RFC 8628 §5.1: user codes are short, so wrong guesses are rate-limited.
     let throttle_key = format!("user-code:{peer}");
     let now = app.clock.now();
     match app.store.failures(&throttle_key, now).await {
         Ok(failures) if failures >= MAX_WRONG_CODES => {
             let message = "Too many wrong codes. Wait 15 minutes and try again.";
-            return entry_page(&app, &headers, StatusCode::TOO_MANY_REQUESTS, user_code, Some(message));
+            return entry_page(app, headers, StatusCode::TOO_MANY_REQUESTS, user_code, Some(message));
         }
         Ok(_) => {}
-        Err(error) => return untrusted(&app, &error.into()),
+        Err(error) => return untrusted(app, &error.into()),
     }
-    let request = match device::find(&app, &user_code).await {
+    let request = match device::find(app, &user_code).await {
         Ok(Some((_, request))) => request,
         Ok(None) => {
             let _ = app.store.record_failure(&throttle_key, now, tessera_core::sign_in::FAILURE_WINDOW).await;
             tracing::info!("device code not recognised");
             let message = "That code is not valid or has expired. Check your device and try again.";
-            return entry_page(&app, &headers, StatusCode::BAD_REQUEST, user_code, Some(message));
+            return entry_page(app, headers, StatusCode::BAD_REQUEST, user_code, Some(message));
         }
-        Err(error) => return untrusted(&app, &error),
+        Err(error) => return untrusted(app, &error),
     };
     let client_name =
-        client_display_name(&app, &request.client_id).await.unwrap_or_else(|| request.client_id.clone());
+        client_display_name(app, &request.client_id).await.unwrap_or_else(|| request.client_id.clone());
     let scopes = request.scopes.iter().map(|scope| app.catalog.display_name(scope).to_owned()).collect();
-    let csrf = app.csrf(&headers);
+    let csrf = app.csrf(headers);
     let page = DevicePage {
         base: app.base(),
         csrf_token: csrf.token,

@@ -48,6 +48,21 @@ pub(crate) fn all() -> Router<AppState> {
         .route("/assets/tessera.css", get(stylesheet))
 }
 
+/// RFC 8414 §3.1 path insertion, for an issuer with a path: the metadata at
+/// `/.well-known/oauth-authorization-server{path}`, and the same for OpenID
+/// configuration (what MCP clients also try); `{issuer}/.well-known/…` stays as well.
+pub(crate) fn path_inserted_metadata(issuer_path: &str) -> Router<AppState> {
+    Router::new()
+        .route(
+            &format!("/.well-known/oauth-authorization-server{issuer_path}"),
+            get(discovery::authorization_server),
+        )
+        .route(
+            &format!("/.well-known/openid-configuration{issuer_path}"),
+            get(discovery::openid_configuration),
+        )
+}
+
 /// The pages' one stylesheet.
 async fn stylesheet() -> Response {
     let mut response = include_str!("../../assets/tessera.css").into_response();

@@ -54,12 +54,14 @@ async fn both_discovery_documents_list_what_is_implemented() {
         let algs = metadata["token_endpoint_auth_signing_alg_values_supported"].as_array().unwrap();
         assert!(algs.iter().any(|a| a == "ES256") && !algs.iter().any(|a| a == "HS256" || a == "none"));
     }
-    // The discovered jwks_uri serves the key that signs tokens.
+    // The discovered jwks_uri serves the keys that sign tokens: the default ES256 and
+    // the RS256 key OpenID Connect Discovery §3 requires for ID tokens.
     let jwks = get_json(&app, "/jwks").await;
     let keys = jwks["keys"].as_array().unwrap();
-    assert_eq!(keys.len(), 1);
+    assert_eq!(keys.len(), 2);
     assert_eq!((keys[0]["kty"].as_str(), keys[0]["alg"].as_str()), (Some("EC"), Some("ES256")));
-    assert!(keys[0].get("d").is_none(), "no private part in the JWKS");
+    assert_eq!((keys[1]["kty"].as_str(), keys[1]["alg"].as_str()), (Some("RSA"), Some("RS256")));
+    assert!(keys.iter().all(|key| key.get("d").is_none()), "no private part in the JWKS");
 }
 
 #[tokio::test]
@@ -71,7 +73,7 @@ async fn a_rotated_key_is_published_before_it_signs_and_kept_after() {
     // 90d rotation, 14d announce: at day 76 the successor is created and published.
     app.clock.advance(76 * DAY);
     let jwks = get_json(&app, "/jwks").await;
-    assert_eq!(jwks["keys"].as_array().unwrap().len(), 2, "successor announced");
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 4, "successors (ES256, RS256) announced");
     let token = app.svc_token(&[]).await["access_token"].as_str().unwrap().to_owned();
     assert_eq!(jsonwebtoken::decode_header(&token).unwrap().kid.unwrap(), first_kid, "old key still signs");
 
@@ -112,10 +114,12 @@ async fn private_keys_are_stored_encrypted() {
     sqlx::any::install_default_drivers();
     let pool = sqlx::AnyPool::connect(&format!("sqlite://{}", db.display())).await.unwrap();
     let rows = sqlx::query("SELECT sealed, private_key FROM signing_keys").fetch_all(&pool).await.unwrap();
-    assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0].get::<i64, _>("sealed"), 1);
-    let stored: Vec<u8> = rows[0].get("private_key");
-    // A PKCS#8 EC key starts with a DER SEQUENCE (0x30); sealed bytes start with a random nonce.
-    assert!(stored.len() > 12 + 16);
+    assert_eq!(rows.len(), 2, "ES256 and RS256");
+    for row in &rows {
+        assert_eq!(row.get::<i64, _>("sealed"), 1);
+        let stored: Vec<u8> = row.get("private_key");
+        // A PKCS#8 key starts with a DER SEQUENCE (0x30); sealed bytes start with a random nonce.
+        assert!(stored.len() > 12 + 16);
+    }
     pool.close().await;
 }

@@ -49,8 +49,8 @@ async fn two_instances_share_keys_rotation_and_revocation() {
     // ...shows in both JWKS once their key caches (60 s) refresh.
     a.clock.advance(61);
     b.clock.advance(61);
-    assert_eq!(jwks(&a).await.keys.len(), 2);
-    assert_eq!(jwks(&b).await.keys.len(), 2);
+    assert_eq!(jwks(&a).await.keys.len(), 4, "a successor for ES256 and for RS256");
+    assert_eq!(jwks(&b).await.keys.len(), 4);
 
     // A revocation on B is seen by introspection on A at once.
     let response = b.post_form("/revoke", Some(("svc", "svc-secret")), &[("token", &token)]).await;
@@ -73,9 +73,9 @@ async fn instances_starting_together_create_exactly_one_first_key() {
         TestServer::spawn_instance(ISSUER, &schema.url, temp_dir("pg-3"))
     );
     let keys = a.provider.store.signing_keys().await.unwrap();
-    assert_eq!(keys.len(), 1, "one first key for all instances");
+    assert_eq!(keys.len(), 2, "one first key per algorithm (ES256, RS256) for all instances");
     for app in [&a, &b, &c] {
-        assert_eq!(jwks(app).await.keys.len(), 1);
+        assert_eq!(jwks(app).await.keys.len(), 2);
     }
     a.stop().await;
     b.stop().await;
