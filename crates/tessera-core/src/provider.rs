@@ -32,6 +32,8 @@ pub struct Provider {
     dpop_nonce_key: aws_lc_rs::hmac::Key,
     /// DPoP proof headers already checked, with their keys (not their `jti`s).
     pub dpop_keys: crate::sender::dpop::ProofKeys,
+    /// Bounds concurrent password checks (argon2id memory).
+    pub password_checks: crate::sign_in::PasswordChecks,
 }
 
 impl Provider {
@@ -65,6 +67,7 @@ impl Provider {
             notifier,
             dpop_nonce_key,
             dpop_keys: crate::sender::dpop::ProofKeys::default(),
+            password_checks: crate::sign_in::PasswordChecks::default(),
         })
     }
 

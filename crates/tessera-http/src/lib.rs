@@ -85,7 +85,13 @@ pub async fn router(provider: Arc<Provider>, tls: TlsOptions) -> Result<Router, 
         ))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(30)))
         .layer(CatchPanicLayer::custom(error::panic_response))
-        .layer(TraceLayer::new_for_http()))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span)))
+}
+
+/// The span of a request: method and path only. Never the query string, which can carry
+/// `id_token_hint`, `user_code`, `login_hint` or a code; the default span logs the URI.
+fn request_span(request: &axum::extract::Request) -> tracing::Span {
+    tracing::debug_span!("request", method = %request.method(), path = %request.uri().path())
 }
 
 /// The path part of the issuer URL, without a trailing slash ("" for a bare host).
