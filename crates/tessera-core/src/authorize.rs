@@ -18,6 +18,14 @@ pub const INTERACTION_LIFETIME: i64 = 600;
 pub const PUSHED_REQUEST_LIFETIME: i64 = 60;
 /// The `request_uri` prefix of pushed requests (RFC 9126 §2.2).
 pub const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
+/// The longest free-text parameter kept with a request (`state`, `nonce`, `login_hint`,
+/// `prompt`, each `resource`): anonymous callers must not make the server store much.
+pub const MAX_PARAMETER_BYTES: usize = 2048;
+/// The largest request kept while the user signs in (its stored JSON).
+pub const MAX_REQUEST_BYTES: usize = 4096;
+/// Interactions one address may open per [`INTERACTION_LIFETIME`]: with
+/// [`MAX_REQUEST_BYTES`], at most ~400 kB stored per address at any time.
+pub const MAX_INTERACTIONS_PER_ADDRESS: u32 = 100;
 
 /// How the response travels back to the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +62,14 @@ pub struct AuthorizationRequest {
     /// Set when the user consented during this request (answers `prompt=consent`).
     #[serde(default)]
     pub consented: bool,
+    /// Hash of the browser binding cookie of the browser that started the interaction:
+    /// nobody else's sign-in or consent completes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub browser: Option<String>,
+    /// Who signed in during this request: `authenticated_at` answers `prompt=login` and
+    /// `max_age` only for a session of this subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authenticated_subject: Option<String>,
 }
 
 /// A response on its way to the client's redirect URI.
@@ -180,7 +196,8 @@ pub async fn validate(
         .ok_or_else(|| untrusted("unknown client"))?;
     let (redirect_uri, redirect_uri_sent) = match params.get("redirect_uri") {
         Some(sent) => {
-            redirect_uri::find(&client.redirect_uris, sent)
+            // RFC 9700 §4.1.3: the loopback port may vary for public native clients only.
+            redirect_uri::find(&client.redirect_uris, sent, client.is_public())
                 .ok_or_else(|| untrusted("redirect_uri is not registered"))?;
             (sent.to_owned(), true)
         }
@@ -189,7 +206,9 @@ pub async fn validate(
             _ => return Err(untrusted("missing parameter `redirect_uri`")),
         },
     };
-    let state = params.get("state");
+    // An oversized `state` is not echoed back: the error goes without it.
+    let state_too_long = params.get("state").is_some_and(|state| state.len() > MAX_PARAMETER_BYTES);
+    let state = params.get("state").filter(|_| !state_too_long);
     let (response_mode, mode_error) = match params.get("response_mode") {
         None | Some("query") => (ResponseMode::Query, None),
         Some("form_post") => (ResponseMode::FormPost, None),
@@ -198,6 +217,10 @@ pub async fn validate(
     let fail = |error: OAuthError| error_redirect(provider, &redirect_uri, response_mode, state, &error);
     if let Some(error) = mode_error {
         return Err(fail(error));
+    }
+    if state_too_long || ["nonce", "login_hint", "prompt"].into_iter().any(|name| too_long(params.get(name)))
+    {
+        return Err(fail(OAuthError::invalid_request("a parameter is too long")));
     }
     check_request_parameters(&client, params, pushed).map_err(fail)?;
     let grant =
@@ -230,9 +253,9 @@ pub async fn validate(
             })?),
             None => None,
         };
-    Ok(AuthorizationRequest {
+    let request = AuthorizationRequest {
         client_id: client.client_id.to_string(),
-        redirect_uri,
+        redirect_uri: redirect_uri.clone(),
         redirect_uri_sent,
         response_mode,
         state: state.map(str::to_owned),
@@ -246,7 +269,18 @@ pub async fn validate(
         dpop_jkt: params.get("dpop_jkt").map(str::to_owned),
         authenticated_at: None,
         consented: false,
-    })
+        browser: None,
+        authenticated_subject: None,
+    };
+    let stored = serde_json::to_vec(&request).map_err(|error| fail(OAuthError::server_error(error)))?;
+    if stored.len() > MAX_REQUEST_BYTES || request.resources.iter().any(|r| too_long(Some(r))) {
+        return Err(fail(OAuthError::invalid_request("the authorization request is too large")));
+    }
+    Ok(request)
+}
+
+fn too_long(value: Option<&str>) -> bool {
+    value.is_some_and(|value| value.len() > MAX_PARAMETER_BYTES)
 }
 
 /// Checks what must hold before scopes are looked at: PAR, response type, grant, PKCE.
@@ -303,9 +337,15 @@ pub async fn next_step(
 ) -> Result<Step, AuthorizeError> {
     let too_old =
         |session: &Session| request.max_age.is_some_and(|max_age| now - session.auth_time > max_age);
+    // A sign-in during this request answers prompt=login and max_age only for the subject
+    // it produced: another session in the same browser since then must sign in again.
+    let signed_in_here = |session: &Session| {
+        request.authenticated_at.is_some()
+            && request.authenticated_subject.as_deref() == Some(&session.subject)
+    };
     let sign_in = match session {
         None => true,
-        Some(session) => request.authenticated_at.is_none() && (request.prompts("login") || too_old(session)),
+        Some(session) => !signed_in_here(session) && (request.prompts("login") || too_old(session)),
     };
     if sign_in {
         if request.prompts("none") {
@@ -339,6 +379,11 @@ async fn needs_consent(
         return Ok(false);
     }
     if request.prompts("consent") {
+        return Ok(true);
+    }
+    // RFC 8252 §8.6: a public client's identity cannot be assured (any local process can
+    // claim a loopback port), so remembered consent does not approve it again.
+    if client.is_public() {
         return Ok(true);
     }
     let granted = provider.store.consented_scopes(&session.subject, &request.client_id).await?;
@@ -441,4 +486,46 @@ pub async fn push(provider: &Provider, request: &AuthorizationRequest) -> Result
     let expires_at = provider.clock.now() + PUSHED_REQUEST_LIFETIME;
     provider.store.put_request(&format!("par:{key}"), &document, expires_at).await?;
     Ok(format!("{REQUEST_URI_PREFIX}{key}"))
+}
+
+/// Opens a new interaction for `request`, bound to the browser whose binding cookie value
+/// is `browser`, and counted against the interactions `address` may open (atomically, in
+/// the store, so the limit holds on every instance); returns its id.
+///
+/// # Errors
+/// `temporarily_unavailable` to the client past the limit; `server_error` when the store fails.
+pub async fn open_interaction(
+    provider: &Provider,
+    request: &mut AuthorizationRequest,
+    browser: &str,
+    address: &str,
+) -> Result<String, AuthorizeError> {
+    let now = provider.clock.now();
+    let key = format!("authorize:{address}");
+    let admitted = provider
+        .store
+        .reserve_attempt(&key, MAX_INTERACTIONS_PER_ADDRESS, now, INTERACTION_LIFETIME)
+        .await
+        .map_err(|error| request.error(provider, &OAuthError::from(error)))?;
+    if !admitted {
+        tracing::warn!(address, "authorization request refused: too many open interactions");
+        let error = OAuthError::new(
+            crate::ErrorCode::TemporarilyUnavailable,
+            "too many authorization requests from this address; try again later",
+        );
+        return Err(request.error(provider, &error));
+    }
+    request.browser = Some(SecretHash::of(browser).to_base64url());
+    save_interaction(provider, request, None).await.map_err(|error| request.error(provider, &error))
+}
+
+/// Whether `request` belongs to the browser presenting binding cookie value `browser`.
+#[must_use]
+pub fn belongs_to_browser(request: &AuthorizationRequest, browser: Option<&str>) -> bool {
+    match (&request.browser, browser) {
+        (Some(bound), Some(browser)) => {
+            crate::secret::constant_time_eq(bound, &SecretHash::of(browser).to_base64url())
+        }
+        _ => false,
+    }
 }

@@ -37,6 +37,8 @@ pub struct Provider {
     refresh_successor_key: aws_lc_rs::hmac::Key,
     /// Refresh rotations answered `temporarily_unavailable` that may have committed.
     pub refresh_in_doubt: crate::grants::InDoubtRotations,
+    /// Bounds concurrent password checks (argon2id memory).
+    pub password_checks: crate::sign_in::PasswordChecks,
 }
 
 impl Provider {
@@ -75,6 +77,7 @@ impl Provider {
             dpop_keys: crate::sender::dpop::ProofKeys::default(),
             refresh_successor_key,
             refresh_in_doubt: crate::grants::InDoubtRotations::default(),
+            password_checks: crate::sign_in::PasswordChecks::default(),
         })
     }
 

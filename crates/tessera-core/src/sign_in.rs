@@ -18,13 +18,15 @@ pub const MAX_FAILURES_PER_ADDRESS: u32 = 20;
 /// How long failures count (and a pause lasts).
 pub const FAILURE_WINDOW: i64 = 15 * 60;
 
-/// Why a sign-in failed. Neither says whether the account exists.
+/// Why a sign-in failed. None says whether the account exists.
 #[derive(Debug, PartialEq, Eq)]
 pub enum SignInError {
     /// Wrong username or password.
     Invalid,
-    /// Too many recent failures for this account or address.
+    /// Too many recent attempts for this account or address.
     Throttled,
+    /// Too many password checks waiting already: try again in a moment.
+    Busy,
 }
 
 /// A new session: the cookie value for the browser, and what it stands for.
@@ -34,8 +36,52 @@ pub struct NewSession {
     pub session: Session,
 }
 
-/// Checks a username and password. Failures are counted per account and per
-/// address; past the limits no password is checked until the window passes.
+/// Bounds the password checks in flight: an argon2id check holds ~19 MiB, so an
+/// unbounded burst of sign-ins is a memory amplifier. `running` checks at a time (one
+/// per core), `queued` more may wait; past that a sign-in is refused as `Busy`.
+#[derive(Debug)]
+pub struct PasswordChecks {
+    admitted: tokio::sync::Semaphore,
+    running: tokio::sync::Semaphore,
+}
+
+impl PasswordChecks {
+    /// `running` concurrent checks and a queue of `queued`.
+    #[must_use]
+    pub fn new(running: usize, queued: usize) -> Self {
+        Self {
+            admitted: tokio::sync::Semaphore::new(running.max(1) + queued),
+            running: tokio::sync::Semaphore::new(running.max(1)),
+        }
+    }
+
+    /// Whether `password` matches `hash`; `None` when the queue is full.
+    async fn verify(&self, password: &str, hash: String) -> Option<bool> {
+        let _admitted = self.admitted.try_acquire().ok()?;
+        let _running = self.running.acquire().await.ok()?;
+        let password = password.to_owned();
+        Some(
+            tokio::task::spawn_blocking(move || password::verify_password(&password, &hash))
+                .await
+                .unwrap_or(false),
+        )
+    }
+}
+
+impl Default for PasswordChecks {
+    /// One check per core, and a queue of four per core.
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        Self::new(cores, 4 * cores)
+    }
+}
+
+/// Checks a username and password. Each attempt is first reserved against the limits
+/// per account and per address in one store statement, so a burst of parallel requests
+/// gets no more evaluations than one request at a time would; past a limit no password
+/// is checked until the window passes. A successful (or unevaluated) attempt is refunded:
+/// the counters hold failures, and are not cleared, so a burst holding the right password
+/// still allows no more than the limit of wrong ones.
 ///
 /// # Errors
 /// [`SignInError`] for the user; `server_error` when the store fails.
@@ -49,31 +95,38 @@ pub async fn sign_in(
     let account_key = format!("account:{}", username.to_lowercase());
     let address_key = format!("address:{address}");
     let store = &provider.store;
-    if store.failures(&account_key, now).await? >= MAX_FAILURES_PER_ACCOUNT
-        || store.failures(&address_key, now).await? >= MAX_FAILURES_PER_ADDRESS
-    {
-        warn!(address, "sign-in paused after repeated failures");
+    if !store.reserve_attempt(&account_key, MAX_FAILURES_PER_ACCOUNT, now, FAILURE_WINDOW).await? {
+        warn!(address, "sign-in paused after repeated failures for the account");
+        return Ok(Err(SignInError::Throttled));
+    }
+    if !store.reserve_attempt(&address_key, MAX_FAILURES_PER_ADDRESS, now, FAILURE_WINDOW).await? {
+        store.refund_attempt(&account_key).await?;
+        warn!(address, "sign-in paused after repeated failures from the address");
         return Ok(Err(SignInError::Throttled));
     }
     let user = store.user_by_username(username).await?;
-    if !verify(user.as_ref(), password).await {
-        store.record_failure(&account_key, now, FAILURE_WINDOW).await?;
-        store.record_failure(&address_key, now, FAILURE_WINDOW).await?;
+    let Some(matched) = verify(provider, user.as_ref(), password).await else {
+        store.refund_attempt(&account_key).await?;
+        store.refund_attempt(&address_key).await?;
+        warn!(address, "sign-in refused: too many password checks waiting");
+        return Ok(Err(SignInError::Busy));
+    };
+    let Some(user) = user.filter(|_| matched) else {
         info!(address, "sign-in failed");
         return Ok(Err(SignInError::Invalid));
-    }
-    let Some(user) = user else { return Ok(Err(SignInError::Invalid)) };
-    store.clear_failures(&account_key).await?;
+    };
+    store.refund_attempt(&account_key).await?;
+    store.refund_attempt(&address_key).await?;
     let new = start_session(provider, &user, now).await?;
     info!(subject = %user.subject, "signed in");
     Ok(Ok(new))
 }
 
-/// Verifies off the async workers (argon2id takes ~17 ms). An unknown user is checked
-/// against a dummy hash so that timing does not reveal whether the account exists.
-async fn verify(user: Option<&User>, password: &str) -> bool {
+/// Verifies off the async workers (argon2id takes ~17 ms), through the bounded
+/// [`PasswordChecks`]; `None` when its queue is full. An unknown user is checked against
+/// a dummy hash so that timing does not reveal whether the account exists.
+async fn verify(provider: &Provider, user: Option<&User>, password: &str) -> Option<bool> {
     static DUMMY: OnceLock<String> = OnceLock::new();
-    let exists = user.is_some();
     let hash = match user {
         Some(user) => user.password_hash.clone(),
         None => DUMMY
@@ -82,11 +135,7 @@ async fn verify(user: Option<&User>, password: &str) -> bool {
             })
             .clone(),
     };
-    let password = password.to_owned();
-    let matched = tokio::task::spawn_blocking(move || password::verify_password(&password, &hash))
-        .await
-        .unwrap_or(false);
-    matched && exists
+    provider.password_checks.verify(password, hash).await
 }
 
 /// Starts a session for `user`: a random cookie value, stored hashed.
@@ -126,4 +175,57 @@ pub async fn session(provider: &Provider, cookie: Option<&str>) -> Result<Option
 pub async fn end_session(provider: &Provider, cookie: &str) -> Result<(), OAuthError> {
     provider.store.delete_session(&SecretHash::of(cookie)).await?;
     Ok(())
+}
+
+/// Where to send the browser after signing in: `requested`, a path on this server,
+/// resolved against the issuer and kept only when the result has the issuer's origin.
+/// Control characters, whitespace and backslashes anywhere (also percent-encoded) refuse
+/// it: browsers drop or rewrite them, so `/\t/evil.example` would become `//evil.example`.
+#[must_use]
+pub fn return_target(issuer: &str, requested: &str) -> Option<String> {
+    let hostile = |byte: u8| byte <= b' ' || byte == 0x7f || byte == b'\\';
+    if requested.chars().any(|c| c.is_control() || c.is_whitespace() || c == '\\') {
+        return None;
+    }
+    let bytes = requested.as_bytes();
+    let encoded_hostile = bytes.iter().enumerate().any(|(i, &byte)| {
+        byte == b'%'
+            && std::str::from_utf8(bytes.get(i + 1..i + 3).unwrap_or_default())
+                .ok()
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+                .is_some_and(hostile)
+    });
+    if encoded_hostile || !requested.starts_with('/') || requested.starts_with("//") {
+        return None;
+    }
+    let issuer = url::Url::parse(issuer).ok()?;
+    let target = issuer.join(requested).ok()?;
+    let same_origin =
+        target.origin() == issuer.origin() && target.username().is_empty() && target.password().is_none();
+    same_origin.then(|| target.to_string())
+}
+
+#[cfg(test)]
+mod return_target_tests {
+    use super::return_target;
+
+    #[test]
+    fn only_paths_on_the_issuers_origin_are_return_targets() {
+        let issuer = "https://id.example/auth";
+        assert_eq!(return_target(issuer, "/device?x=1").as_deref(), Some("https://id.example/device?x=1"));
+        for hostile in [
+            "/\t/evil.example/x",
+            "//evil.example/x",
+            "/\\evil.example/x",
+            "https://evil.example/",
+            "/%09/evil.example/x",
+            "/%5C/evil.example",
+            "/ /evil.example",
+            "/\u{3000}/evil.example",
+            "evil.example",
+            "",
+        ] {
+            assert_eq!(return_target(issuer, hostile), None, "{hostile:?}");
+        }
+    }
 }

@@ -94,7 +94,13 @@ pub async fn router(provider: Arc<Provider>, tls: TlsOptions) -> Result<Router, 
         ))
         .layer(axum::middleware::from_fn(error::within_request_timeout))
         .layer(CatchPanicLayer::custom(error::panic_response))
-        .layer(TraceLayer::new_for_http()))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span)))
+}
+
+/// The span of a request: method and path only. Never the query string, which can carry
+/// `id_token_hint`, `user_code`, `login_hint` or a code; the default span logs the URI.
+fn request_span(request: &axum::extract::Request) -> tracing::Span {
+    tracing::debug_span!("request", method = %request.method(), path = %request.uri().path())
 }
 
 /// The path part of the issuer URL, without a trailing slash ("" for a bare host).

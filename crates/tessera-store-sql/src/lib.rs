@@ -234,6 +234,8 @@ forward!(ThrottleStore {
     fn record_failure(&self, key: &str, now: Timestamp, window: i64) -> StoreResult<u32>;
     fn failures(&self, key: &str, now: Timestamp) -> StoreResult<u32>;
     fn clear_failures(&self, key: &str) -> StoreResult<()>;
+    fn reserve_attempt(&self, key: &str, limit: u32, now: Timestamp, window: i64) -> StoreResult<bool>;
+    fn refund_attempt(&self, key: &str) -> StoreResult<()>;
 });
 forward!(SecretStore {
     fn shared_secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>>;

@@ -52,6 +52,43 @@ pub async fn run_all(store: Arc<dyn Store>) {
     shared_secret_keeps_the_first_candidate(store.clone()).await;
     purge_removes_only_expired_rows_in_batches(store.as_ref()).await;
     purge_removes_expired_sign_in_rows(store.as_ref()).await;
+    racing_attempt_reservations_never_pass_the_limit(store.clone()).await;
+    reservations_restart_with_the_window_and_can_be_refunded(store.as_ref()).await;
+}
+
+/// 48 racing reservations against a limit of 5: exactly 5 win, however they interleave.
+pub async fn racing_attempt_reservations_never_pass_the_limit(store: Arc<dyn Store>) {
+    let racers: Vec<_> = (0..48)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.reserve_attempt("reserve-race", 5, 1_000, 900).await.unwrap() })
+        })
+        .collect();
+    let mut won = 0;
+    for racer in racers {
+        won += usize::from(racer.await.unwrap());
+    }
+    assert_eq!(won, 5, "at most the limit, and the limit itself");
+    assert_eq!(store.failures("reserve-race", 1_000).await.unwrap(), 5, "refusals count nothing");
+}
+
+/// A reservation starts the window; past it the count restarts; a refund gives one back.
+pub async fn reservations_restart_with_the_window_and_can_be_refunded(store: &dyn Store) {
+    for _ in 0..2 {
+        assert!(store.reserve_attempt("reserve-a", 2, 100, 60).await.unwrap());
+    }
+    assert!(!store.reserve_attempt("reserve-a", 2, 159, 60).await.unwrap(), "window set by the first");
+    assert!(store.reserve_attempt("reserve-b", 2, 159, 60).await.unwrap(), "keys are independent");
+    store.refund_attempt("reserve-a").await.unwrap();
+    assert_eq!(store.failures("reserve-a", 159).await.unwrap(), 1);
+    assert!(store.reserve_attempt("reserve-a", 2, 159, 60).await.unwrap(), "the refunded one");
+    assert!(!store.reserve_attempt("reserve-a", 2, 159, 60).await.unwrap());
+    assert!(store.reserve_attempt("reserve-a", 2, 160, 60).await.unwrap(), "a new window");
+    assert_eq!(store.failures("reserve-a", 160).await.unwrap(), 1);
+    store.refund_attempt("reserve-a").await.unwrap();
+    store.refund_attempt("reserve-a").await.unwrap();
+    store.refund_attempt("reserve-unknown").await.unwrap();
+    assert_eq!(store.failures("reserve-a", 160).await.unwrap(), 0, "never below zero");
 }
 
 /// Clients are stored, replaced by id, and unknown ids are `None`.

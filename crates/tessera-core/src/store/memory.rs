@@ -448,6 +448,27 @@ impl ThrottleStore for MemoryStore {
         self.state().failures.remove(key);
         Ok(())
     }
+
+    async fn reserve_attempt(&self, key: &str, limit: u32, now: Timestamp, window: i64) -> StoreResult<bool> {
+        // One lock for the check and the count.
+        let mut state = self.state();
+        let entry = state.failures.entry(key.to_owned()).or_insert((0, now));
+        if entry.1 <= now {
+            *entry = (0, now.saturating_add(window));
+        }
+        if entry.0 >= limit {
+            return Ok(false);
+        }
+        entry.0 += 1;
+        Ok(true)
+    }
+
+    async fn refund_attempt(&self, key: &str) -> StoreResult<()> {
+        if let Some(entry) = self.state().failures.get_mut(key) {
+            entry.0 = entry.0.saturating_sub(1);
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]

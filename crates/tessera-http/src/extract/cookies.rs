@@ -6,6 +6,12 @@ use axum::http::{HeaderMap, HeaderValue, header};
 pub const SESSION_COOKIE: &str = "tessera_session";
 /// The CSRF double-submit secret.
 pub const CSRF_COOKIE: &str = "tessera_csrf";
+/// A random value per browser; interactions keep its hash, so they belong to the
+/// browser that started them.
+pub const BROWSER_COOKIE: &str = "tessera_browser";
+/// The prefix browsers enforce as `Secure`, `Path=/`, no `Domain` (RFC 6265bis §4.1.3.2):
+/// a sibling subdomain or a plain-http page cannot plant or overwrite such a cookie.
+pub const HOST_PREFIX: &str = "__Host-";
 
 /// The value of cookie `name`.
 #[must_use]

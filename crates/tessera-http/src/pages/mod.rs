@@ -9,7 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use tessera_core::authorize::ClientRedirect;
 
 use crate::App;
-use crate::extract::cookies::{CSRF_COOKIE, cookie, set_cookie};
+use crate::extract::cookies::{CSRF_COOKIE, HOST_PREFIX, cookie, set_cookie};
 
 /// The sign-in form.
 #[derive(Template)]
@@ -108,11 +108,11 @@ pub(crate) struct Csrf {
 impl App {
     /// The CSRF token for this browser, minting its cookie when it has none.
     pub(crate) fn csrf(&self, headers: &HeaderMap) -> Csrf {
-        match cookie(headers, CSRF_COOKIE) {
+        match self.read_cookie(headers, CSRF_COOKIE) {
             Some(value) => Csrf { token: self.csrf_token(value), set_cookie: None },
             None => {
                 let value = self.provider.rng.token();
-                let set = set_cookie(CSRF_COOKIE, &value, &self.base_path, self.secure_cookies, None);
+                let set = self.cookie(CSRF_COOKIE, &value, None);
                 Csrf { token: self.csrf_token(&value), set_cookie: Some(set) }
             }
         }
@@ -125,7 +125,8 @@ impl App {
     /// Whether a submitted form's token belongs to this browser's CSRF cookie
     /// (compared in constant time by `hmac::verify`).
     pub(crate) fn csrf_valid(&self, headers: &HeaderMap, submitted: Option<&str>) -> bool {
-        let (Some(cookie_value), Some(submitted)) = (cookie(headers, CSRF_COOKIE), submitted) else {
+        let (Some(cookie_value), Some(submitted)) = (self.read_cookie(headers, CSRF_COOKIE), submitted)
+        else {
             return false;
         };
         let Ok(tag) = URL_SAFE_NO_PAD.decode(submitted) else { return false };
@@ -141,9 +142,20 @@ impl App {
         self.base_path.clone()
     }
 
-    /// A `Set-Cookie` under the issuer's path.
+    /// A `Set-Cookie` under the issuer's path; on HTTPS a `__Host-` cookie, which
+    /// must have `Path=/`.
     pub(crate) fn cookie(&self, name: &str, value: &str, max_age: Option<i64>) -> HeaderValue {
-        set_cookie(name, value, &self.base_path, self.secure_cookies, max_age)
+        let path = if self.secure_cookies { "/" } else { self.base_path.as_str() };
+        set_cookie(&self.cookie_name(name), value, path, self.secure_cookies, max_age)
+    }
+
+    /// The value of this server's cookie `name` (`__Host-` prefixed on HTTPS).
+    pub(crate) fn read_cookie<'h>(&self, headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+        cookie(headers, &self.cookie_name(name))
+    }
+
+    fn cookie_name(&self, name: &str) -> String {
+        if self.secure_cookies { format!("{HOST_PREFIX}{name}") } else { name.to_owned() }
     }
 
     /// A message page with `status`.

@@ -1,6 +1,8 @@
 //! `GET|POST /authorize` (RFC 6749 §4.1.1, OpenID Connect Core §3.1.2.1) and its
 //! continuation after sign-in and consent.
 
+use std::net::IpAddr;
+
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -9,19 +11,20 @@ use tessera_core::request::Params;
 use tessera_core::{OAuthError, sign_in};
 use tracing::instrument;
 
-use crate::extract::cookies::{SESSION_COOKIE, cookie};
-use crate::extract::{OAuthForm, parse_form};
+use crate::extract::cookies::{BROWSER_COOKIE, SESSION_COOKIE};
+use crate::extract::{ClientAddress, OAuthForm, parse_form};
 use crate::pages::to_client;
 use crate::{App, AppState};
 
 #[instrument(skip_all, fields(client_id))]
 pub(super) async fn authorize_get(
     State(app): State<AppState>,
+    ClientAddress(peer): ClientAddress,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
     match parse_form(query.unwrap_or_default().as_bytes()) {
-        Ok(params) => authorize(&app, &headers, &params).await,
+        Ok(params) => authorize(&app, &headers, &params, peer).await,
         Err(error) => untrusted(&app, &error),
     }
 }
@@ -29,16 +32,17 @@ pub(super) async fn authorize_get(
 #[instrument(skip_all, fields(client_id))]
 pub(super) async fn authorize_post(
     State(app): State<AppState>,
+    ClientAddress(peer): ClientAddress,
     headers: HeaderMap,
     OAuthForm(params): OAuthForm,
 ) -> Response {
-    authorize(&app, &headers, &params).await
+    authorize(&app, &headers, &params, peer).await
 }
 
-async fn authorize(app: &App, headers: &HeaderMap, params: &Params) -> Response {
+async fn authorize(app: &App, headers: &HeaderMap, params: &Params, peer: IpAddr) -> Response {
     tracing::Span::current().record("client_id", params.get("client_id"));
     match authorize::read_request(app, params).await {
-        Ok(request) => proceed(app, headers, request, None).await,
+        Ok(request) => proceed(app, headers, request, Interaction::New { peer }).await,
         Err(error) => failed(app, error),
     }
 }
@@ -53,21 +57,56 @@ pub(super) async fn resume(
     let Some(id) = params.get("interaction") else {
         return untrusted(&app, &OAuthError::invalid_request("missing interaction"));
     };
-    match authorize::load_interaction(&app, id).await {
-        Ok(Some(request)) => proceed(&app, &headers, request, Some(id.to_owned())).await,
-        Ok(None) => expired(&app),
-        Err(error) => untrusted(&app, &error),
+    match load_bound(&app, &headers, id).await {
+        Ok(request) => proceed(&app, &headers, request, Interaction::Open(id)).await,
+        Err(response) => response,
     }
+}
+
+/// The request waiting under interaction `id`, if this browser started it; otherwise
+/// the page to show instead. Nobody else's sign-in or consent completes an interaction.
+pub(super) async fn load_bound(
+    app: &App,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<AuthorizationRequest, Response> {
+    match authorize::load_interaction(app, id).await {
+        Ok(Some(request))
+            if authorize::belongs_to_browser(&request, app.read_cookie(headers, BROWSER_COOKIE)) =>
+        {
+            Ok(request)
+        }
+        Ok(Some(_)) => {
+            tracing::warn!("interaction refused: it was started in another browser");
+            Err(app.message(
+                StatusCode::FORBIDDEN,
+                "This sign-in request belongs to another browser",
+                "Go back to the application and start signing in again from this browser.",
+                None,
+            ))
+        }
+        Ok(None) => Err(expired(app)),
+        Err(error) => Err(untrusted(app, &error)),
+    }
+}
+
+/// The interaction a request belongs to.
+#[derive(Clone, Copy)]
+pub(super) enum Interaction<'a> {
+    /// A request just received from `peer`: an interaction is opened if one is needed.
+    New { peer: IpAddr },
+    /// The interaction with this id, already checked to belong to this browser.
+    Open(&'a str),
 }
 
 /// Moves a request on: to sign-in, to consent, or to the client with a code.
 pub(super) async fn proceed(
     app: &App,
     headers: &HeaderMap,
-    request: AuthorizationRequest,
-    interaction: Option<String>,
+    mut request: AuthorizationRequest,
+    interaction: Interaction<'_>,
 ) -> Response {
-    let session = match sign_in::session(app, cookie(headers, SESSION_COOKIE)).await {
+    let session = match sign_in::session(app, app.read_cookie(headers, SESSION_COOKIE)).await {
         Ok(session) => session,
         Err(error) => return untrusted(app, &error),
     };
@@ -81,7 +120,7 @@ pub(super) async fn proceed(
         Step::Consent => "/consent",
         Step::Complete => {
             let Some(session) = session else { return expired(app) };
-            if let Some(id) = &interaction {
+            if let Interaction::Open(id) = interaction {
                 // Completing consumes the interaction: a resubmitted form cannot issue twice.
                 match authorize::finish_interaction(app, id).await {
                     Ok(Some(_)) => {}
@@ -95,9 +134,27 @@ pub(super) async fn proceed(
             };
         }
     };
-    match authorize::save_interaction(app, &request, interaction.as_deref()).await {
-        Ok(id) => crate::pages::see_other(&format!("{}?interaction={id}", app.link(page)), Vec::new()),
-        Err(error) => untrusted(app, &error),
+    let to_page = |id: &str| format!("{}?interaction={id}", app.link(page));
+    match interaction {
+        Interaction::Open(id) => match authorize::save_interaction(app, &request, Some(id)).await {
+            Ok(id) => crate::pages::see_other(&to_page(&id), Vec::new()),
+            Err(error) => untrusted(app, &error),
+        },
+        Interaction::New { peer } => {
+            // The interaction is bound to this browser's binding cookie (minted if absent).
+            let (browser, set_cookie) = match app.read_cookie(headers, BROWSER_COOKIE) {
+                Some(value) => (value.to_owned(), None),
+                None => {
+                    let value = app.rng.token();
+                    let set = app.cookie(BROWSER_COOKIE, &value, None);
+                    (value, Some(set))
+                }
+            };
+            match authorize::open_interaction(app, &mut request, &browser, &peer.to_string()).await {
+                Ok(id) => crate::pages::see_other(&to_page(&id), set_cookie.into_iter().collect()),
+                Err(error) => failed(app, error),
+            }
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use super::login::client_display_name;
 use crate::AppState;
 use crate::error::HttpError;
 use crate::extract::OAuthForm;
-use crate::extract::cookies::{SESSION_COOKIE, cookie};
+use crate::extract::cookies::SESSION_COOKIE;
 use crate::pages::{ApprovalsPage, PendingApproval, html, see_other};
 
 #[instrument(skip_all, fields(client_id))]
@@ -32,7 +32,7 @@ pub(super) async fn backchannel_authentication(
 
 /// `GET /approvals`: the signed-in user's pending requests.
 pub(super) async fn approvals_page(State(app): State<AppState>, headers: HeaderMap) -> Response {
-    let Ok(Some(session)) = sign_in::session(&app, cookie(&headers, SESSION_COOKIE)).await else {
+    let Ok(Some(session)) = sign_in::session(&app, app.read_cookie(&headers, SESSION_COOKIE)).await else {
         let return_to: String =
             url::form_urlencoded::byte_serialize(app.link("/approvals").as_bytes()).collect();
         return see_other(&format!("{}?return_to={return_to}", app.link("/login")), Vec::new());

@@ -5,10 +5,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use tessera_core::{authorize, sign_in};
 
-use super::authorize::{expired, failed, proceed, untrusted};
+use super::authorize::{Interaction, expired, failed, load_bound, proceed, untrusted};
 use super::login::client_display_name;
 use crate::AppState;
-use crate::extract::cookies::{SESSION_COOKIE, cookie};
+use crate::extract::cookies::SESSION_COOKIE;
 use crate::extract::{OAuthForm, parse_form};
 use crate::pages::{ConsentPage, html, see_other};
 
@@ -19,12 +19,11 @@ pub(super) async fn consent_page(
 ) -> Response {
     let params = parse_form(query.unwrap_or_default().as_bytes()).unwrap_or_default();
     let Some(id) = params.get("interaction") else { return expired(&app) };
-    let request = match authorize::load_interaction(&app, id).await {
-        Ok(Some(request)) => request,
-        Ok(None) => return expired(&app),
-        Err(error) => return untrusted(&app, &error),
+    let request = match load_bound(&app, &headers, id).await {
+        Ok(request) => request,
+        Err(response) => return response,
     };
-    let Ok(Some(session)) = sign_in::session(&app, cookie(&headers, SESSION_COOKIE)).await else {
+    let Ok(Some(session)) = sign_in::session(&app, app.read_cookie(&headers, SESSION_COOKIE)).await else {
         return see_other(&format!("{}?interaction={id}", app.link("/login")), Vec::new());
     };
     let client_name =
@@ -53,10 +52,9 @@ pub(super) async fn consent_submit(
         Ok(session) => session,
         Err(response) => return response,
     };
-    let mut request = match authorize::load_interaction(&app, id).await {
-        Ok(Some(request)) => request,
-        Ok(None) => return expired(&app),
-        Err(error) => return untrusted(&app, &error),
+    let mut request = match load_bound(&app, &headers, id).await {
+        Ok(request) => request,
+        Err(response) => return response,
     };
     if form.get("decision") != Some("allow") {
         return match authorize::finish_interaction(&app, id).await {
@@ -77,5 +75,5 @@ pub(super) async fn consent_submit(
         return untrusted(&app, &error.into());
     }
     request.consented = true;
-    proceed(&app, &headers, request, Some(id.to_owned())).await
+    proceed(&app, &headers, request, Interaction::Open(id)).await
 }

@@ -11,7 +11,7 @@ use tracing::instrument;
 use super::authorize::untrusted;
 use super::login::{client_display_name, stale_form};
 use crate::error::HttpError;
-use crate::extract::cookies::{SESSION_COOKIE, cookie};
+use crate::extract::cookies::SESSION_COOKIE;
 use crate::extract::{OAuthForm, parse_form};
 use crate::pages::{DevicePage, html, see_other};
 use crate::{App, AppState};
@@ -49,7 +49,7 @@ pub(super) async fn device_page(
     let user_code = params.get("user_code").unwrap_or_default().to_owned();
     if params.get(AFTER_SIGN_IN).is_some()
         && !user_code.is_empty()
-        && let Ok(Some(session)) = sign_in::session(&app, cookie(&headers, SESSION_COOKIE)).await
+        && let Ok(Some(session)) = sign_in::session(&app, app.read_cookie(&headers, SESSION_COOKIE)).await
     {
         return review(&app, &headers, peer, user_code, session).await;
     }
@@ -67,7 +67,7 @@ pub(super) async fn device_submit(
         return stale_form(&app);
     }
     let user_code = form.get("user_code").unwrap_or_default().to_owned();
-    let Ok(Some(session)) = sign_in::session(&app, cookie(&headers, SESSION_COOKIE)).await else {
+    let Ok(Some(session)) = sign_in::session(&app, app.read_cookie(&headers, SESSION_COOKIE)).await else {
         let return_to =
             format!("{}?user_code={}&{AFTER_SIGN_IN}=1", app.link("/device"), urlencode(&user_code));
         return see_other(&format!("{}?return_to={}", app.link("/login"), urlencode(&return_to)), Vec::new());

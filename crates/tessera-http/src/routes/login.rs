@@ -1,14 +1,14 @@
 //! `GET|POST /login`: the sign-in page.
 
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use tessera_core::authorize;
 use tessera_core::model::ClientId;
 use tessera_core::sign_in::{self, SignInError};
 
-use super::authorize::{expired, untrusted};
-use crate::extract::cookies::{SESSION_COOKIE, cookie};
+use super::authorize::{load_bound, untrusted};
+use crate::extract::cookies::SESSION_COOKIE;
 use crate::extract::{OAuthForm, parse_form};
 use crate::pages::{LoginPage, html, see_other};
 use crate::{App, AppState};
@@ -22,15 +22,15 @@ pub(super) async fn login_page(
     let interaction = params.get("interaction").map(str::to_owned);
     let (mut username, mut client_name) = (String::new(), None);
     if let Some(id) = &interaction {
-        match authorize::load_interaction(&app, id).await {
-            Ok(Some(request)) => {
+        match load_bound(&app, &headers, id).await {
+            Ok(request) => {
                 username = request.login_hint.clone().unwrap_or_default();
                 client_name = client_display_name(&app, &request.client_id).await;
             }
-            Ok(None) => return expired(&app),
-            Err(error) => return untrusted(&app, &error),
+            Err(response) => return response,
         }
-    } else if let Ok(Some(session)) = sign_in::session(&app, cookie(&headers, SESSION_COOKIE)).await {
+    } else if let Ok(Some(session)) = sign_in::session(&app, app.read_cookie(&headers, SESSION_COOKIE)).await
+    {
         return app.message(
             StatusCode::OK,
             "Signed in",
@@ -38,7 +38,8 @@ pub(super) async fn login_page(
             None,
         );
     }
-    let return_to = params.get("return_to").filter(|path| is_local_path(path)).map(str::to_owned);
+    let return_to =
+        params.get("return_to").filter(|path| return_target(&app, path).is_some()).map(str::to_owned);
     render(&app, &headers, StatusCode::OK, interaction, return_to, client_name, username, None)
 }
 
@@ -52,7 +53,16 @@ pub(super) async fn login_submit(
         return stale_form(&app);
     }
     let interaction = form.get("interaction").map(str::to_owned);
-    let return_to = form.get("return_to").filter(|path| is_local_path(path)).map(str::to_owned);
+    // Checked before any password: another browser cannot sign in into this interaction.
+    let request = match &interaction {
+        Some(id) => match load_bound(&app, &headers, id).await {
+            Ok(request) => Some(request),
+            Err(response) => return response,
+        },
+        None => None,
+    };
+    let return_to =
+        form.get("return_to").filter(|path| return_target(&app, path).is_some()).map(str::to_owned);
     let username = form.get("username").unwrap_or_default().to_owned();
     let password = form.get("password").unwrap_or_default();
     let now = app.clock.now();
@@ -70,15 +80,16 @@ pub(super) async fn login_submit(
                     StatusCode::TOO_MANY_REQUESTS,
                     "Too many failed attempts. Wait 15 minutes and try again.",
                 ),
+                SignInError::Busy => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Tessera is busy signing other people in. Try again in a few seconds.",
+                ),
             };
-            let client_name = match &interaction {
-                Some(id) => match authorize::load_interaction(&app, id).await {
-                    Ok(Some(request)) => client_display_name(&app, &request.client_id).await,
-                    _ => None,
-                },
+            let client_name = match &request {
+                Some(request) => client_display_name(&app, &request.client_id).await,
                 None => None,
             };
-            return render(
+            let mut response = render(
                 &app,
                 &headers,
                 status,
@@ -88,26 +99,41 @@ pub(super) async fn login_submit(
                 username,
                 Some(message.into()),
             );
+            if refusal == SignInError::Busy {
+                // RFC 9110 §10.2.3: when to try again.
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static(BUSY_RETRY_AFTER));
+            }
+            return response;
         }
     };
     let lifetime = new.session.expires_at - now;
     let session_cookie = app.cookie(SESSION_COOKIE, new.cookie.expose(), Some(lifetime));
-    let Some(id) = interaction else {
-        let target = return_to.unwrap_or_else(|| app.link("/login"));
+    let (Some(id), Some(mut request)) = (interaction, request) else {
+        let target =
+            return_to.and_then(|path| return_target(&app, &path)).unwrap_or_else(|| app.link("/login"));
         return see_other(&target, vec![session_cookie]);
     };
-    match authorize::load_interaction(&app, &id).await {
-        Ok(Some(mut request)) => {
-            // Answers prompt=login and max_age: the user just proved who they are.
-            request.authenticated_at = Some(now);
-            if let Err(error) = authorize::save_interaction(&app, &request, Some(&id)).await {
-                return untrusted(&app, &error);
-            }
-            see_other(&format!("{}?interaction={id}", app.link("/authorize/resume")), vec![session_cookie])
-        }
-        Ok(None) => expired(&app),
-        Err(error) => untrusted(&app, &error),
+    // Answers prompt=login and max_age, for the subject who just proved who they are.
+    request.authenticated_at = Some(now);
+    request.authenticated_subject = Some(new.session.subject.clone());
+    if let Err(error) = authorize::save_interaction(&app, &request, Some(&id)).await {
+        return untrusted(&app, &error);
     }
+    see_other(&format!("{}?interaction={id}", app.link("/authorize/resume")), vec![session_cookie])
+}
+
+/// Seconds a sign-in refused as busy is told to wait.
+const BUSY_RETRY_AFTER: &str = "5";
+
+/// Where a `return_to` leads after sign-in: only on the issuer's own origin.
+fn return_target(app: &App, path: &str) -> Option<String> {
+    let target = sign_in::return_target(&app.settings.issuer, path);
+    if target.is_none() {
+        tracing::info!("return_to refused: not a path on this server");
+    }
+    target
 }
 
 #[expect(clippy::too_many_arguments, reason = "the page's fields, passed straight through")]
@@ -137,11 +163,6 @@ fn render(
 pub(super) async fn client_display_name(app: &App, client_id: &str) -> Option<String> {
     let client = app.clients.get(&ClientId(client_id.to_owned()), app.clock.now()).await.ok()??;
     Some(client.client_name.clone())
-}
-
-/// A path on this server (`/device`), never another origin (`//evil`, `https://…`).
-fn is_local_path(path: &str) -> bool {
-    path.starts_with('/') && !path.starts_with("//") && !path.contains('\\')
 }
 
 /// A form whose CSRF token does not match this browser's cookie.

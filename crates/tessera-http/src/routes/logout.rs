@@ -10,7 +10,7 @@ use tessera_core::{end_session, sign_in};
 use super::authorize::untrusted;
 use super::login::stale_form;
 use crate::AppState;
-use crate::extract::cookies::{SESSION_COOKIE, cookie};
+use crate::extract::cookies::SESSION_COOKIE;
 use crate::extract::{OAuthForm, parse_form};
 use crate::pages::{LogoutPage, html, see_other};
 
@@ -30,7 +30,8 @@ pub(super) async fn logout_page(
         Ok(request) => request,
         Err(error) => return untrusted(&app, &error),
     };
-    let signed_in = matches!(sign_in::session(&app, cookie(&headers, SESSION_COOKIE)).await, Ok(Some(_)));
+    let signed_in =
+        matches!(sign_in::session(&app, app.read_cookie(&headers, SESSION_COOKIE)).await, Ok(Some(_)));
     let hidden = CARRIED
         .iter()
         .filter_map(|name| params.get(name).map(|value| ((*name).to_owned(), value.to_owned())))
@@ -65,7 +66,7 @@ pub(super) async fn logout_submit(
         Ok(request) => request,
         Err(error) => return untrusted(&app, &error),
     };
-    if let Some(value) = cookie(&headers, SESSION_COOKIE)
+    if let Some(value) = app.read_cookie(&headers, SESSION_COOKIE)
         && let Err(error) = sign_in::end_session(&app, value).await
     {
         return untrusted(&app, &error);

@@ -104,7 +104,7 @@ pub(crate) async fn signed_in_form(
     if !app.csrf_valid(headers, form.get("csrf_token")) {
         return Err(login::stale_form(app));
     }
-    let cookie = crate::extract::cookies::cookie(headers, crate::extract::cookies::SESSION_COOKIE);
+    let cookie = app.read_cookie(headers, crate::extract::cookies::SESSION_COOKIE);
     match tessera_core::sign_in::session(app, cookie).await {
         Ok(Some(session)) => Ok(session),
         _ => Err(crate::pages::see_other(sign_in_at, Vec::new())),

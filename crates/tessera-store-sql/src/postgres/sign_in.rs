@@ -489,6 +489,38 @@ impl ThrottleStore for PgStore {
             .map_err(store_error)?;
         Ok(())
     }
+
+    async fn reserve_attempt(&self, key: &str, limit: u32, now: Timestamp, window: i64) -> StoreResult<bool> {
+        // Check and count in one upsert (the conflicting row is locked): past the limit
+        // the conflict's WHERE is false, nothing is written and no row returned.
+        let row = sqlx::query(
+            "INSERT INTO login_failures (key, failures, window_ends_at) VALUES ($1, 1, $3) \
+             ON CONFLICT (key) DO UPDATE SET \
+             failures = CASE WHEN login_failures.window_ends_at <= $2 THEN 1 \
+             ELSE login_failures.failures + 1 END, \
+             window_ends_at = CASE WHEN login_failures.window_ends_at <= $2 THEN $3 \
+             ELSE login_failures.window_ends_at END \
+             WHERE login_failures.window_ends_at <= $2 OR login_failures.failures < $4 \
+             RETURNING failures",
+        )
+        .bind(key)
+        .bind(now)
+        .bind(now.saturating_add(window))
+        .bind(i64::from(limit))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(row.is_some())
+    }
+
+    async fn refund_attempt(&self, key: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE login_failures SET failures = failures - 1 WHERE key = $1 AND failures > 0")
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
 }
 
 #[async_trait]

@@ -343,8 +343,12 @@ async fn chromium_shows_a_wrong_password_on_the_login_page() {
         screenshot(&client, &shots.0, "login.png").await;
 
         // The login page forbids framing: checked on the very URL the browser shows.
+        // With the browser's cookies: the interaction belongs to the browser that started it.
         let login_url = client.current_url().await.unwrap();
-        let response = app.http.get(login_url.as_str()).send().await.unwrap();
+        let cookies = client.get_all_cookies().await.unwrap();
+        let cookies: Vec<String> = cookies.iter().map(|c| format!("{}={}", c.name(), c.value())).collect();
+        let response =
+            app.http.get(login_url.as_str()).header("cookie", cookies.join("; ")).send().await.unwrap();
         assert_eq!(response.status(), 200);
         let csp = response.headers()["content-security-policy"].to_str().unwrap();
         assert!(csp.contains("frame-ancestors 'none'"), "{csp}");

@@ -11,6 +11,7 @@ mod command;
 mod device_flow;
 mod discovery_and_keys;
 mod dpop;
+mod hardening_sign_in;
 mod interop;
 mod introspection;
 mod login_command;
