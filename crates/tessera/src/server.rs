@@ -28,7 +28,7 @@ pub type StartError = Box<dyn std::error::Error + Send + Sync>;
 pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<Provider>, StartError> {
     let store = SqlStore::connect(&config.storage.url).await?;
     info!(backend = ?store.backend(), "store ready");
-    seed(&store, config, &Rng::default()).await?;
+    seed(&store, config, &Rng::default(), clock.now()).await?;
     let outbound = Arc::new(HttpJwksSource::new()?);
     let provider = Provider::new(
         config.settings.clone(),
