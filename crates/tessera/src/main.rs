@@ -174,6 +174,15 @@ enum UsersAction {
         /// The configuration file; its store is the one read.
         #[arg(long, short, env = "TESSERA_CONFIG")]
         config: PathBuf,
+    },    /// Remove a user added with `add`, revoking its grants, refresh tokens, sessions
+    /// and consents. A user of the configuration file is removed by deleting its
+    /// `[[users]]` entry there instead (the next start removes it).
+    Remove {
+        /// The configuration file; its store is the one changed.
+        #[arg(long, short, env = "TESSERA_CONFIG")]
+        config: PathBuf,
+        /// The sign-in name.
+        username: String,
     },
 }
 

@@ -21,3 +21,4 @@ mod requests;
 mod resource;
 mod support;
 mod token_exchange;
+mod configuration_removal;

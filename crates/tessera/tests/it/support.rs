@@ -353,3 +353,12 @@ pub async fn oauth_error(response: reqwest::Response) -> (u16, String) {
     let body: Value = response.json().await.unwrap();
     (status, body["error"].as_str().unwrap_or_default().to_owned())
 }
+
+impl TestServer {
+    /// The base configuration plus `extra` TOML on the store at `storage_url`, which
+    /// outlives the server (restart on the same store with another configuration), as
+    /// `issuer` (so tokens of an earlier start stay valid JWTs).
+    pub async fn spawn_on_store(issuer: &str, storage_url: &str, extra: &str) -> Self {
+        Self::spawn_configured(storage_url, extra, &[("TESSERA__ISSUER", issuer)], temp_dir("server"), None).await
+    }
+}
