@@ -168,7 +168,11 @@ pub enum UserCodeCheck {
 ///
 /// # Errors
 /// When the store fails.
-pub async fn check_user_code(provider: &Provider, typed: &str, address: &str) -> Result<UserCodeCheck, OAuthError> {
+pub async fn check_user_code(
+    provider: &Provider,
+    typed: &str,
+    address: &str,
+) -> Result<UserCodeCheck, OAuthError> {
     let now = provider.clock.now();
     let key = format!("user-code:{address}");
     let attempts = provider.store.record_failure(&key, now, crate::sign_in::FAILURE_WINDOW).await?;

@@ -14,11 +14,11 @@ use tessera_core::Timestamp;
 use tessera_core::catalog::Resources;
 use tessera_core::model::{Client, ClientId, User};
 use tessera_core::secret::SecretHash;
+use tessera_core::store::Source;
 use tessera_core::store::{
     ClientStore, KeyStore, MaintenanceStore, ReplayStore, ResourceStore, StoreResult, StoredKey, TokenRecord,
     TokenStore, UserStore,
 };
-use tessera_core::store::Source;
 
 use crate::{Backend, store_error};
 use rows::{from_json, to_json};

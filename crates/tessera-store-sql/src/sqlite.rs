@@ -25,13 +25,13 @@ use tessera_core::Timestamp;
 use tessera_core::catalog::Resources;
 use tessera_core::model::{Client, ClientId, User};
 use tessera_core::secret::SecretHash;
+use tessera_core::store::Source;
 use tessera_core::store::{
     ClientStore, CodeStore, ConsentStore, Consumed, GrantStore, KeyStore, MaintenanceStore, PendingGrant,
     RefreshRecord, RefreshStore, ReplayStore, RequestStore, ResourceStore, SUCCESSOR_OUTSIDE_FAMILY,
     SecretStore, Session, SessionStore, StoreError, StoreResult, StoredKey, ThrottleStore, TokenRecord,
     TokenStore, UserStore,
 };
-use tessera_core::store::Source;
 
 use crate::{Backend, store_error};
 use writer::{WriteError, Writer};
@@ -296,9 +296,7 @@ impl ClientStore for SqliteStore {
                 .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
                 .collect()
         })?;
-        rows.into_iter()
-            .map(|(id, source)| Ok((ClientId(id), Source::parse(&source)?)))
-            .collect()
+        rows.into_iter().map(|(id, source)| Ok((ClientId(id), Source::parse(&source)?))).collect()
     }
 
     async fn remove_client(&self, client_id: &ClientId, now: Timestamp) -> StoreResult<bool> {
@@ -306,7 +304,8 @@ impl ClientStore for SqliteStore {
         self.write(move |tx| {
             revoke_grants_where(tx, "client_id", &client_id, now)?;
             tx.prepare_cached("DELETE FROM consents WHERE client_id = ?1")?.execute([&client_id])?;
-            let deleted = tx.prepare_cached("DELETE FROM clients WHERE client_id = ?1")?.execute([&client_id])?;
+            let deleted =
+                tx.prepare_cached("DELETE FROM clients WHERE client_id = ?1")?.execute([&client_id])?;
             Ok(deleted > 0)
         })
         .await

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use tessera_core::{Clock as _, SystemClock};
 use tessera_core::random::Rng;
+use tessera_core::{Clock as _, SystemClock};
 use tracing::error;
 use tracing_subscriber::EnvFilter;
 
@@ -174,7 +174,8 @@ enum UsersAction {
         /// The configuration file; its store is the one read.
         #[arg(long, short, env = "TESSERA_CONFIG")]
         config: PathBuf,
-    },    /// Remove a user added with `add`, revoking its grants, refresh tokens, sessions
+    },
+    /// Remove a user added with `add`, revoking its grants, refresh tokens, sessions
     /// and consents. A user of the configuration file is removed by deleting its
     /// `[[users]]` entry there instead (the next start removes it).
     Remove {
@@ -313,7 +314,10 @@ async fn users(action: UsersAction) -> Result<(), tessera::server::StartError> {
         }
         UsersAction::Remove { username, .. } => {
             let user = users::remove(&store, &config, &username, SystemClock.now()).await?;
-            println!("removed user {} (subject {}); its grants and sessions are revoked", user.username, user.subject);
+            println!(
+                "removed user {} (subject {}); its grants and sessions are revoked",
+                user.username, user.subject
+            );
         }
     }
     Ok(())
@@ -340,7 +344,12 @@ async fn check_store(config: &tessera_config::Config) -> Result<(), tessera::ser
         println!("store {path} does not exist yet: a start removes nothing");
         return Ok(());
     }
-    let store = match tokio::time::timeout(std::time::Duration::from_secs(10), tessera_store_sql::SqlStore::connect(url)).await {
+    let store = match tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tessera_store_sql::SqlStore::connect(url),
+    )
+    .await
+    {
         Ok(Ok(store)) => store,
         Ok(Err(error)) => {
             println!("store not reachable ({error}): could not say what a start would remove");

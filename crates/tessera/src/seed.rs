@@ -38,7 +38,8 @@ pub async fn planned_removals<S>(store: &S, config: &Config) -> Result<Removals,
 where
     S: ClientStore + UserStore + ?Sized,
 {
-    let declared_clients: HashSet<&ClientId> = config.clients.iter().map(|client| &client.client_id).collect();
+    let declared_clients: HashSet<&ClientId> =
+        config.clients.iter().map(|client| &client.client_id).collect();
     let declared_users: HashSet<&str> = config.users.iter().map(|seed| seed.username.as_str()).collect();
     let clients = store
         .client_sources()
@@ -64,7 +65,12 @@ where
 ///
 /// # Errors
 /// When the store fails or a password cannot be hashed.
-pub async fn seed(store: &dyn Store, config: &Config, rng: &Rng, now: Timestamp) -> Result<Removals, StoreError> {
+pub async fn seed(
+    store: &dyn Store,
+    config: &Config,
+    rng: &Rng,
+    now: Timestamp,
+) -> Result<Removals, StoreError> {
     store.put_resources(&config.resources).await?;
     store.put_clients_from(Source::Config, &config.clients).await?;
     for seed in &config.users {
@@ -79,10 +85,17 @@ pub async fn seed(store: &dyn Store, config: &Config, rng: &Rng, now: Timestamp)
     }
     for username in &removals.users {
         store.remove_user(username, now).await?;
-        warn!(username, "user removed: the configuration no longer declares it; its grants and sessions are revoked");
+        warn!(
+            username,
+            "user removed: the configuration no longer declares it; its grants and sessions are revoked"
+        );
     }
     if removals.is_empty() {
-        info!(clients = config.clients.len(), users = config.users.len(), "configuration loaded into the store");
+        info!(
+            clients = config.clients.len(),
+            users = config.users.len(),
+            "configuration loaded into the store"
+        );
     }
     Ok(removals)
 }

@@ -6,11 +6,11 @@ use std::io::IsTerminal as _;
 
 use serde_json::{Map, Value};
 use tessera_config::Config;
+use tessera_core::Timestamp;
 use tessera_core::model::User;
 use tessera_core::password;
 use tessera_core::random::Rng;
 use tessera_core::secret::Secret;
-use tessera_core::Timestamp;
 use tessera_core::store::{Source, UserStore};
 use tessera_store_sql::SqlStore;
 
@@ -48,7 +48,8 @@ pub struct NewUser {
 /// When the store cannot be opened or the configuration cannot be written to it.
 pub async fn open_store(config: &Config, rng: &Rng) -> Result<SqlStore, UsersError> {
     let store = SqlStore::connect(&config.storage.url).await?;
-    crate::seed::seed(&store, config, rng, tessera_core::clock::Clock::now(&tessera_core::SystemClock)).await?;
+    crate::seed::seed(&store, config, rng, tessera_core::clock::Clock::now(&tessera_core::SystemClock))
+        .await?;
     Ok(store)
 }
 
@@ -140,7 +141,12 @@ pub async fn add(
 ///
 /// # Errors
 /// When the user does not exist, is in the configuration, or the store fails.
-pub async fn remove(store: &dyn UserStore, config: &Config, username: &str, now: Timestamp) -> Result<User, UsersError> {
+pub async fn remove(
+    store: &dyn UserStore,
+    config: &Config,
+    username: &str,
+    now: Timestamp,
+) -> Result<User, UsersError> {
     if named_in_config(config, username) {
         return Err(format!(
             "user `{username}` is declared in {}: delete its [[users]] entry there; the next start removes it",

@@ -656,7 +656,8 @@ pub async fn removing_a_client_revokes_its_grants_and_consents_only(store: &dyn 
     let gone = ClientId("rm-client".into());
     store.put_clients_from(Source::Config, &[service_client("rm-client", &["api1.read"])]).await.unwrap();
     store.put_clients_from(Source::Config, &[service_client("rm-kept", &["api1.read"])]).await.unwrap();
-    let record = |grant: &str, client: &str| RefreshRecord { client_id: client.into(), ..refresh(grant, 100) };
+    let record =
+        |grant: &str, client: &str| RefreshRecord { client_id: client.into(), ..refresh(grant, 100) };
     let (rt_gone, rt_kept) = (SecretHash::of("rm-client-rt"), SecretHash::of("rm-kept-rt"));
     store.put_refresh_token(&rt_gone, &record("g-rm-client", "rm-client")).await.unwrap();
     store.put_refresh_token(&rt_kept, &record("g-rm-kept", "rm-kept")).await.unwrap();
@@ -669,7 +670,10 @@ pub async fn removing_a_client_revokes_its_grants_and_consents_only(store: &dyn 
     assert!(store.remove_client(&gone, 150).await.unwrap());
     assert_eq!(store.client(&gone).await.unwrap(), None);
     assert!(!store.client_sources().await.unwrap().iter().any(|(id, _)| *id == gone));
-    assert_eq!(store.refresh_token(&rt_gone).await.unwrap(), Consumed::Replayed { grant_id: "g-rm-client".into() });
+    assert_eq!(
+        store.refresh_token(&rt_gone).await.unwrap(),
+        Consumed::Replayed { grant_id: "g-rm-client".into() }
+    );
     assert!(store.is_revoked("g-rm-client.at", Some("g-rm-client")).await.unwrap());
     assert_eq!(
         store.consume_code(&code, 160).await.unwrap(),
@@ -718,7 +722,8 @@ pub async fn removing_a_user_revokes_its_grants_sessions_and_consents_only(store
     use crate::store::Source;
     store.put_user_from(&user("rm-gone", "rm-gone-sub"), Source::Config).await.unwrap();
     store.put_user(&user("rm-stays", "rm-stays-sub")).await.unwrap();
-    let record = |grant: &str, subject: &str| RefreshRecord { subject: subject.into(), ..refresh(grant, 100) };
+    let record =
+        |grant: &str, subject: &str| RefreshRecord { subject: subject.into(), ..refresh(grant, 100) };
     let (rt_gone, rt_kept) = (SecretHash::of("rm-gone-rt"), SecretHash::of("rm-stays-rt"));
     store.put_refresh_token(&rt_gone, &record("g-rm-gone", "rm-gone-sub")).await.unwrap();
     store.put_refresh_token(&rt_kept, &record("g-rm-stays", "rm-stays-sub")).await.unwrap();
@@ -736,7 +741,10 @@ pub async fn removing_a_user_revokes_its_grants_sessions_and_consents_only(store
     assert_eq!(removed, Some(user("rm-gone", "rm-gone-sub")));
     assert_eq!(store.user_by_username("rm-gone").await.unwrap(), None);
     assert_eq!(store.user_by_subject("rm-gone-sub").await.unwrap(), None);
-    assert_eq!(store.refresh_token(&rt_gone).await.unwrap(), Consumed::Replayed { grant_id: "g-rm-gone".into() });
+    assert_eq!(
+        store.refresh_token(&rt_gone).await.unwrap(),
+        Consumed::Replayed { grant_id: "g-rm-gone".into() }
+    );
     assert!(store.is_revoked("g-rm-gone.at", Some("g-rm-gone")).await.unwrap());
     assert_eq!(
         store.consume_code(&code, 160).await.unwrap(),
@@ -745,7 +753,10 @@ pub async fn removing_a_user_revokes_its_grants_sessions_and_consents_only(store
     assert_eq!(store.session(&s_gone, 160).await.unwrap(), None);
     assert!(store.consented_scopes("rm-gone-sub", "web").await.unwrap().is_empty());
 
-    assert_eq!(store.refresh_token(&rt_kept).await.unwrap(), Consumed::Fresh(record("g-rm-stays", "rm-stays-sub")));
+    assert_eq!(
+        store.refresh_token(&rt_kept).await.unwrap(),
+        Consumed::Fresh(record("g-rm-stays", "rm-stays-sub"))
+    );
     assert_eq!(store.session(&s_kept, 160).await.unwrap(), Some(session_of("rm-stays-sub")));
     assert_eq!(store.consented_scopes("rm-stays-sub", "web").await.unwrap(), vec!["openid".to_owned()]);
     assert!(store.user_by_username("rm-stays").await.unwrap().is_some());
@@ -762,7 +773,8 @@ pub async fn forty_racing_swaps_of_a_request_have_one_winner(store: Arc<dyn Stor
         .map(|i| {
             let (store, pending) = (store.clone(), pending.clone());
             tokio::spawn(async move {
-                let decided = serde_json::json!({ "decision": { "status": "approved", "by": i }, "client_id": "tv" });
+                let decided =
+                    serde_json::json!({ "decision": { "status": "approved", "by": i }, "client_id": "tv" });
                 store.swap_request("swap-race", &pending, &decided, 100).await.unwrap().then_some(decided)
             })
         })

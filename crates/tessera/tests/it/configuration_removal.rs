@@ -91,7 +91,9 @@ async fn a_client_and_a_user_removed_from_the_configuration_stop_working_at_the_
     browser.sign_in(&login, "carol", "carol-password-1").await;
     let entry = device["verification_uri_complete"].as_str().unwrap().trim_start_matches(ISSUER);
     device_flow::approve(&mut browser, entry, "approve").await;
-    assert!(active(&first, &service_token).await && active(&first, carol["access_token"].as_str().unwrap()).await);
+    assert!(
+        active(&first, &service_token).await && active(&first, carol["access_token"].as_str().unwrap()).await
+    );
     first.stop().await;
 
     let second = TestServer::spawn_on_store(ISSUER, &url, &format!("{REDUCED}{TV}")).await;
@@ -116,9 +118,7 @@ async fn a_client_and_a_user_removed_from_the_configuration_stop_working_at_the_
     let ciba = [("scope", "openid"), ("login_hint", "carol")];
     let asked = second.post_form("/bc-authorize", Some(("teller", "teller-secret")), &ciba).await;
     assert_eq!(oauth_error(asked).await, (400, "unknown_user_id".into()));
-    let signed_in = Browser::new(&second)
-        .authorize_attempt("carol", "carol-password-1")
-        .await;
+    let signed_in = Browser::new(&second).authorize_attempt("carol", "carol-password-1").await;
     assert!(signed_in.location.is_none(), "carol can no longer sign in");
 
     // Nothing else was touched: alice's grant refreshes, her token is active.
@@ -173,7 +173,11 @@ fn users_remove_takes_a_command_line_user_away_and_refuses_a_configured_one() {
     std::fs::write(&config, quickstart_text()).unwrap();
     let config = config.to_str().unwrap();
     let url = format!("sqlite://{}", dir.join("users.db").display());
-    stdout(&run(&url, &["users", "add", "carol", "--password-stdin", "--config", config], "carol-password-1\n"));
+    stdout(&run(
+        &url,
+        &["users", "add", "carol", "--password-stdin", "--config", config],
+        "carol-password-1\n",
+    ));
     assert!(stdout(&run(&url, &["users", "list", "--config", config], "")).contains("carol\t"));
 
     let removed = stdout(&run(&url, &["users", "remove", "carol", "--config", config], ""));

@@ -359,6 +359,7 @@ impl TestServer {
     /// outlives the server (restart on the same store with another configuration), as
     /// `issuer` (so tokens of an earlier start stay valid JWTs).
     pub async fn spawn_on_store(issuer: &str, storage_url: &str, extra: &str) -> Self {
-        Self::spawn_configured(storage_url, extra, &[("TESSERA__ISSUER", issuer)], temp_dir("server"), None).await
+        Self::spawn_configured(storage_url, extra, &[("TESSERA__ISSUER", issuer)], temp_dir("server"), None)
+            .await
     }
 }
