@@ -82,7 +82,8 @@ pub async fn load(cx: &crate::Provider, key: &str) -> Result<Option<PendingAutho
     Ok(document.and_then(|document| serde_json::from_value(document).ok()))
 }
 
-/// Records the user's decision on a still-pending, unexpired request.
+/// Records the user's decision on a still-pending, unexpired request: one conditional
+/// write in the store (pending -> decided), so of racing decisions exactly one wins.
 ///
 /// # Errors
 /// `invalid_request` when the request is gone, expired or already decided.
@@ -92,7 +93,11 @@ pub async fn decide(
     decision: Decision,
 ) -> Result<PendingAuthorization, OAuthError> {
     let now = cx.clock.now();
-    let mut request = load(cx, key).await?.ok_or_else(|| OAuthError::invalid_request("unknown request"))?;
+    let Some(stored) = cx.store.request(key, now).await? else {
+        return Err(OAuthError::invalid_request("unknown request"));
+    };
+    let mut request: PendingAuthorization =
+        serde_json::from_value(stored.clone()).map_err(|_| OAuthError::invalid_request("unknown request"))?;
     if request.expires_at <= now {
         return Err(OAuthError::expired_token("the request expired"));
     }
@@ -100,7 +105,12 @@ pub async fn decide(
         return Err(OAuthError::invalid_request("the request was already decided"));
     }
     request.decision = decision;
-    save(cx, key, &request).await?;
+    let document = serde_json::to_value(&request).map_err(OAuthError::server_error)?;
+    // Compare-and-swap against the pending document just read: a decision (or a
+    // redemption) that landed in between makes this one lose.
+    if !cx.store.swap_request(key, &stored, &document, now).await? {
+        return Err(OAuthError::invalid_request("the request was already decided"));
+    }
     Ok(request)
 }
 

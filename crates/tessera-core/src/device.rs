@@ -145,24 +145,71 @@ pub async fn find(
         .map(|r| (key, r)))
 }
 
-/// Records the signed-in user's approval or denial of the request behind `user_code`.
+/// User-code attempts allowed per address in the throttle window, on every path that
+/// takes a user code together (RFC 8628 §5.1). Every attempt counts, right or wrong: it
+/// is reserved before the code is looked up, so no burst gets more lookups than this.
+/// A sign-in takes two (the code page and the decision), so this is ten sign-ins.
+pub const MAX_USER_CODE_ATTEMPTS: u32 = 20;
+
+/// What presenting a user code found.
+#[derive(Debug)]
+pub enum UserCodeCheck {
+    /// Too many attempts from this address: the code was not looked at.
+    Throttled,
+    /// No pending, unexpired request has this code.
+    Unknown,
+    /// The pending request, with its store key.
+    Pending { key: String, request: PendingAuthorization },
+}
+
+/// Looks up a typed user code for a request from `address`, after reserving one
+/// attempt in the store's counter for that address (one atomic increment): of any
+/// number of racing attempts, at most [`MAX_USER_CODE_ATTEMPTS`] are looked up.
 ///
 /// # Errors
-/// `invalid_request` when the code is unknown, expired or already used.
+/// When the store fails.
+pub async fn check_user_code(
+    provider: &Provider,
+    typed: &str,
+    address: &str,
+) -> Result<UserCodeCheck, OAuthError> {
+    let now = provider.clock.now();
+    let key = format!("user-code:{address}");
+    let attempts = provider.store.record_failure(&key, now, crate::sign_in::FAILURE_WINDOW).await?;
+    if attempts > MAX_USER_CODE_ATTEMPTS {
+        tracing::warn!(address, "user code entry paused after repeated attempts");
+        return Ok(UserCodeCheck::Throttled);
+    }
+    Ok(match find(provider, typed).await? {
+        Some((key, request)) => UserCodeCheck::Pending { key, request },
+        None => {
+            info!("user code not recognised");
+            UserCodeCheck::Unknown
+        }
+    })
+}
+
+/// Records the signed-in user's approval or denial of the request behind `user_code`,
+/// throttled with the code page ([`check_user_code`]). The decision is one conditional
+/// write: of racing decisions on one code exactly one takes effect.
+///
+/// # Errors
+/// `invalid_request` when the request was decided meanwhile, or is gone.
 pub async fn decide(
     provider: &Provider,
     typed: &str,
     session: &Session,
     approve: bool,
-) -> Result<(), OAuthError> {
-    let (key, _) =
-        find(provider, typed).await?.ok_or_else(|| OAuthError::invalid_request("unknown or expired code"))?;
+    address: &str,
+) -> Result<UserCodeCheck, OAuthError> {
+    let check = check_user_code(provider, typed, address).await?;
+    let UserCodeCheck::Pending { key, .. } = &check else { return Ok(check) };
     let decision = if approve { decoupled::approval(session) } else { Decision::Denied };
-    decoupled::decide(provider, &key, decision).await?;
+    decoupled::decide(provider, key, decision).await?;
     // The code is spent once decided: it cannot be entered again.
     provider.store.consume_request(&user_code_key(&normalize_user_code(typed)), provider.clock.now()).await?;
     info!(subject = %session.subject, approve, "device authorization decided");
-    Ok(())
+    Ok(check)
 }
 
 #[cfg(test)]

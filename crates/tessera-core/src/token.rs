@@ -113,6 +113,11 @@ pub async fn exchange(provider: &Provider, request: &TokenRequest) -> Result<Tok
         certificate_thumbprint: certificate_thumbprint.as_deref(),
     };
     let issue = handler.handle(&cx, &request.params).await?;
+    // A user removed from the store (no longer in the configuration, `tessera users
+    // remove`) gets nothing more, whichever pending code, device or CIBA request names it.
+    if issue.user.is_some() && provider.store.user_by_subject(&issue.subject).await?.is_none() {
+        return Err(OAuthError::invalid_grant("the user no longer exists"));
+    }
     // RFC 8705 §3: whoever presents a certificate gets tokens bound to it, however it
     // authenticated; RFC 9449 §5 likewise for a DPoP key.
     let confirmation = Confirmation::of(dpop_jkt.clone(), certificate_thumbprint.clone());

@@ -48,13 +48,14 @@ impl Backend {
     }
 
     /// The migrations: version, description, SQL.
-    pub(crate) fn migrations(self) -> [(i64, &'static str, &'static str); 5] {
-        let (initial, sign_in, grant_carrying_jti, refresh_family_start, readiness_probe) = match self {
+    pub(crate) fn migrations(self) -> [(i64, &'static str, &'static str); 6] {
+        let (initial, sign_in, grant_carrying_jti, refresh_family_start, sources, readiness_probe) = match self {
             Self::Sqlite => (
                 include_str!("../migrations/sqlite/0001_initial.sql"),
                 include_str!("../migrations/sqlite/0002_sign_in.sql"),
                 include_str!("../migrations/sqlite/0003_grant_carrying_jti.sql"),
                 include_str!("../migrations/sqlite/0004_refresh_family_start.sql"),
+                include_str!("../migrations/sqlite/0006_sources.sql"),
                 include_str!("../migrations/sqlite/0008_readiness_probe.sql"),
             ),
             Self::Postgres => (
@@ -62,6 +63,7 @@ impl Backend {
                 include_str!("../migrations/postgres/0002_sign_in.sql"),
                 include_str!("../migrations/postgres/0003_grant_carrying_jti.sql"),
                 include_str!("../migrations/postgres/0004_refresh_family_start.sql"),
+                include_str!("../migrations/postgres/0006_sources.sql"),
                 include_str!("../migrations/postgres/0008_readiness_probe.sql"),
             ),
         };
@@ -70,6 +72,7 @@ impl Backend {
             (2, "sign_in", sign_in),
             (3, "grant_carrying_jti", grant_carrying_jti),
             (4, "refresh_family_start", refresh_family_start),
+            (6, "sources", sources),
             (8, "readiness_probe", readiness_probe),
         ]
     }

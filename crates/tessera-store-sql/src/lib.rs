@@ -21,6 +21,7 @@ use tessera_core::Timestamp;
 use tessera_core::catalog::Resources;
 use tessera_core::model::{Client, ClientId, User};
 use tessera_core::secret::SecretHash;
+use tessera_core::store::Source;
 use tessera_core::store::{
     ClientStore, CodeStore, ConsentStore, Consumed, GrantStore, KeyStore, MaintenanceStore, PendingGrant,
     RefreshRecord, RefreshStore, ReplayStore, RequestStore, ResourceStore, SecretStore, Session,
@@ -138,6 +139,16 @@ impl SqlStore {
     }
 }
 
+/// The file a `sqlite://` URL names; `None` for any other URL. Lets a caller look
+/// before [`SqlStore::connect`] would create the file.
+#[must_use]
+pub fn sqlite_file(url: &str) -> Option<String> {
+    match Backend::from_url(url) {
+        Some(Backend::Sqlite) => sqlite::sqlite_path(url).ok(),
+        _ => None,
+    }
+}
+
 /// The URL without its password, for messages.
 fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -168,6 +179,9 @@ macro_rules! forward {
 forward!(ClientStore {
     fn client(&self, client_id: &ClientId) -> StoreResult<Option<Client>>;
     fn put_clients(&self, clients: &[Client]) -> StoreResult<()>;
+    fn put_clients_from(&self, source: Source, clients: &[Client]) -> StoreResult<()>;
+    fn client_sources(&self) -> StoreResult<Vec<(ClientId, Source)>>;
+    fn remove_client(&self, client_id: &ClientId, now: Timestamp) -> StoreResult<bool>;
 });
 forward!(ResourceStore {
     fn put_resources(&self, resources: &Resources) -> StoreResult<()>;
@@ -178,6 +192,9 @@ forward!(UserStore {
     fn user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
     fn user_by_subject(&self, subject: &str) -> StoreResult<Option<User>>;
     fn users(&self) -> StoreResult<Vec<User>>;
+    fn put_user_from(&self, user: &User, source: Source) -> StoreResult<()>;
+    fn user_sources(&self) -> StoreResult<Vec<(String, Source)>>;
+    fn remove_user(&self, username: &str, now: Timestamp) -> StoreResult<Option<User>>;
 });
 forward!(KeyStore {
     fn signing_keys(&self) -> StoreResult<Vec<StoredKey>>;
@@ -225,6 +242,13 @@ forward!(RequestStore {
     fn request(&self, key: &str, now: Timestamp) -> StoreResult<Option<serde_json::Value>>;
     fn consume_request(&self, key: &str, now: Timestamp) -> StoreResult<Option<serde_json::Value>>;
     fn requests_with_prefix(&self, prefix: &str, now: Timestamp) -> StoreResult<Vec<(String, serde_json::Value)>>;
+    fn swap_request(
+        &self,
+        key: &str,
+        expected: &serde_json::Value,
+        replacement: &serde_json::Value,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
 });
 forward!(ConsentStore {
     fn consented_scopes(&self, subject: &str, client_id: &str) -> StoreResult<Vec<String>>;

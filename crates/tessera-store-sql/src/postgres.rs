@@ -14,6 +14,7 @@ use tessera_core::Timestamp;
 use tessera_core::catalog::Resources;
 use tessera_core::model::{Client, ClientId, User};
 use tessera_core::secret::SecretHash;
+use tessera_core::store::Source;
 use tessera_core::store::{
     ClientStore, KeyStore, MaintenanceStore, ReplayStore, ResourceStore, StoreResult, StoredKey, TokenRecord,
     TokenStore, UserStore,
@@ -87,6 +88,92 @@ impl ClientStore for PgStore {
         }
         tx.commit().await.map_err(store_error)
     }
+
+    async fn put_clients_from(&self, source: Source, clients: &[Client]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        for client in clients {
+            sqlx::query(
+                "INSERT INTO clients (client_id, document, source) VALUES ($1, $2, $3) \
+                 ON CONFLICT (client_id) DO UPDATE SET document = excluded.document, source = excluded.source",
+            )
+            .bind(client.client_id.as_str())
+            .bind(to_json(client)?)
+            .bind(source.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        }
+        tx.commit().await.map_err(store_error)
+    }
+
+    async fn client_sources(&self) -> StoreResult<Vec<(ClientId, Source)>> {
+        let rows = sqlx::query("SELECT client_id, source FROM clients ORDER BY client_id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)?;
+        rows.iter()
+            .map(|row| {
+                let id: String = row.try_get("client_id").map_err(store_error)?;
+                let source: String = row.try_get("source").map_err(store_error)?;
+                Ok((ClientId(id), Source::parse(&source)?))
+            })
+            .collect()
+    }
+
+    async fn remove_client(&self, client_id: &ClientId, now: Timestamp) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let deleted = sqlx::query("DELETE FROM clients WHERE client_id = $1")
+            .bind(client_id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?
+            .rows_affected();
+        revoke_grants_where(&mut tx, "client_id", client_id.as_str(), now).await?;
+        sqlx::query("DELETE FROM consents WHERE client_id = $1")
+            .bind(client_id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(deleted > 0)
+    }
+}
+
+/// Revokes, as `revoke_grant` does, every grant whose family-starting refresh token or
+/// code names `value` as its `field` (`client_id` or `subject`): the grants of a
+/// removed client or user. A scan of both tables, run only when one is removed.
+async fn revoke_grants_where(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    field: &'static str,
+    value: &str,
+    now: Timestamp,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO revoked_grants (grant_id, expires_at) \
+         SELECT grant_id, MAX(expires_at) FROM ( \
+         SELECT grant_id, expires_at FROM refresh_tokens \
+         WHERE starts_family = 1 AND document::jsonb ->> $1::text = $2 \
+         UNION ALL SELECT grant_id, expires_at FROM authorization_codes \
+         WHERE document::jsonb ->> $1::text = $2) AS family GROUP BY grant_id \
+         ON CONFLICT (grant_id) DO UPDATE SET expires_at = excluded.expires_at \
+         WHERE revoked_grants.expires_at < excluded.expires_at",
+    )
+    .bind(field)
+    .bind(value)
+    .execute(&mut **tx)
+    .await
+    .map_err(store_error)?;
+    sqlx::query(
+        "UPDATE authorization_codes SET consumed_at = $3 \
+         WHERE consumed_at IS NULL AND document::jsonb ->> $1::text = $2",
+    )
+    .bind(field)
+    .bind(value)
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(store_error)?;
+    Ok(())
 }
 
 #[async_trait]
@@ -168,6 +255,64 @@ impl UserStore for PgStore {
                 .await
                 .map_err(store_error)?;
         rows.iter().map(user_from_row).collect()
+    }
+
+    async fn put_user_from(&self, user: &User, source: Source) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO users (username, subject, password_hash, claims, source) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (username) DO UPDATE SET subject = excluded.subject, \
+             password_hash = excluded.password_hash, claims = excluded.claims, source = excluded.source",
+        )
+        .bind(&user.username)
+        .bind(&user.subject)
+        .bind(&user.password_hash)
+        .bind(to_json(&user.claims)?)
+        .bind(source.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn user_sources(&self) -> StoreResult<Vec<(String, Source)>> {
+        let rows = sqlx::query("SELECT username, source FROM users ORDER BY username")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)?;
+        rows.iter()
+            .map(|row| {
+                let name: String = row.try_get("username").map_err(store_error)?;
+                let source: String = row.try_get("source").map_err(store_error)?;
+                Ok((name, Source::parse(&source)?))
+            })
+            .collect()
+    }
+
+    async fn remove_user(&self, username: &str, now: Timestamp) -> StoreResult<Option<User>> {
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let row = sqlx::query(
+            "DELETE FROM users WHERE username = $1 RETURNING username, subject, password_hash, claims",
+        )
+        .bind(username)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        let Some(user) = row.as_ref().map(user_from_row).transpose()? else {
+            return Ok(None);
+        };
+        revoke_grants_where(&mut tx, "subject", &user.subject, now).await?;
+        sqlx::query("DELETE FROM sessions WHERE document::jsonb ->> 'subject' = $1")
+            .bind(&user.subject)
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        sqlx::query("DELETE FROM consents WHERE subject = $1")
+            .bind(&user.subject)
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(Some(user))
     }
 }
 

@@ -25,6 +25,7 @@ use tessera_core::Timestamp;
 use tessera_core::catalog::Resources;
 use tessera_core::model::{Client, ClientId, User};
 use tessera_core::secret::SecretHash;
+use tessera_core::store::Source;
 use tessera_core::store::{
     ClientStore, CodeStore, ConsentStore, Consumed, GrantStore, KeyStore, MaintenanceStore, PendingGrant,
     RefreshRecord, RefreshStore, ReplayStore, RequestStore, ResourceStore, SUCCESSOR_OUTSIDE_FAMILY,
@@ -135,7 +136,7 @@ impl SqliteStore {
 }
 
 /// The file path of a SQLite URL.
-fn sqlite_path(url: &str) -> StoreResult<String> {
+pub(crate) fn sqlite_path(url: &str) -> StoreResult<String> {
     let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
     let path = rest.split_once('?').map_or(rest, |(path, _)| path);
     if path.is_empty() {
@@ -270,6 +271,69 @@ impl ClientStore for SqliteStore {
         })
         .await
     }
+
+    async fn put_clients_from(&self, source: Source, clients: &[Client]) -> StoreResult<()> {
+        let documents = clients
+            .iter()
+            .map(|client| Ok((client.client_id.as_str().to_owned(), to_json(client)?)))
+            .collect::<StoreResult<Vec<_>>>()?;
+        self.write(move |c| {
+            let mut insert = c.prepare_cached(
+                "INSERT INTO clients (client_id, document, source) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (client_id) DO UPDATE SET document = excluded.document, source = excluded.source",
+            )?;
+            for (client_id, document) in &documents {
+                insert.execute(params![client_id, document, source.as_str()])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn client_sources(&self) -> StoreResult<Vec<(ClientId, Source)>> {
+        let rows: Vec<(String, String)> = self.read(|c| {
+            c.prepare_cached("SELECT client_id, source FROM clients ORDER BY client_id")?
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect()
+        })?;
+        rows.into_iter().map(|(id, source)| Ok((ClientId(id), Source::parse(&source)?))).collect()
+    }
+
+    async fn remove_client(&self, client_id: &ClientId, now: Timestamp) -> StoreResult<bool> {
+        let client_id = client_id.as_str().to_owned();
+        self.write(move |tx| {
+            revoke_grants_where(tx, "client_id", &client_id, now)?;
+            tx.prepare_cached("DELETE FROM consents WHERE client_id = ?1")?.execute([&client_id])?;
+            let deleted =
+                tx.prepare_cached("DELETE FROM clients WHERE client_id = ?1")?.execute([&client_id])?;
+            Ok(deleted > 0)
+        })
+        .await
+    }
+}
+
+/// Revokes, as `revoke_grant` does, every grant whose family-starting refresh token or
+/// code names `value` as its `field` (`client_id` or `subject`): the grants of a
+/// removed client or user. A scan of both tables, run only when one is removed.
+fn revoke_grants_where(tx: &Connection, field: &str, value: &str, now: Timestamp) -> rusqlite::Result<()> {
+    let path = format!("$.{field}");
+    tx.prepare_cached(
+        "INSERT INTO revoked_grants (grant_id, expires_at) \
+         SELECT grant_id, MAX(expires_at) FROM ( \
+         SELECT grant_id, expires_at FROM refresh_tokens \
+         WHERE starts_family = 1 AND json_extract(document, ?1) = ?2 \
+         UNION ALL SELECT grant_id, expires_at FROM authorization_codes \
+         WHERE json_extract(document, ?1) = ?2) AS family WHERE true GROUP BY grant_id \
+         ON CONFLICT (grant_id) DO UPDATE SET expires_at = excluded.expires_at \
+         WHERE revoked_grants.expires_at < excluded.expires_at",
+    )?
+    .execute(params![path, value])?;
+    tx.prepare_cached(
+        "UPDATE authorization_codes SET consumed_at = ?3 \
+         WHERE consumed_at IS NULL AND json_extract(document, ?1) = ?2",
+    )?
+    .execute(params![path, value, now])?;
+    Ok(())
 }
 
 #[async_trait]
@@ -376,6 +440,56 @@ impl UserStore for SqliteStore {
                 .collect::<rusqlite::Result<Vec<_>>>()
         })?;
         rows.into_iter().map(UserRow::into_user).collect()
+    }
+
+    async fn put_user_from(&self, user: &User, source: Source) -> StoreResult<()> {
+        let claims = to_json(&user.claims)?;
+        let (username, subject, password_hash) =
+            (user.username.clone(), user.subject.clone(), user.password_hash.clone());
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT INTO users (username, subject, password_hash, claims, source) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT (username) DO UPDATE SET subject = excluded.subject, \
+                 password_hash = excluded.password_hash, claims = excluded.claims, source = excluded.source",
+            )?
+            .execute(params![username, subject, password_hash, claims, source.as_str()])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn user_sources(&self) -> StoreResult<Vec<(String, Source)>> {
+        let rows: Vec<(String, String)> = self.read(|c| {
+            c.prepare_cached("SELECT username, source FROM users ORDER BY username")?
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect()
+        })?;
+        rows.into_iter().map(|(name, source)| Ok((name, Source::parse(&source)?))).collect()
+    }
+
+    async fn remove_user(&self, username: &str, now: Timestamp) -> StoreResult<Option<User>> {
+        let username = username.to_owned();
+        let row = self
+            .write(move |tx| {
+                let Some(row) = tx
+                    .prepare_cached(
+                        "DELETE FROM users WHERE username = ?1 \
+                         RETURNING username, subject, password_hash, claims",
+                    )?
+                    .query_row([&username], UserRow::read)
+                    .optional()?
+                else {
+                    return Ok(None);
+                };
+                revoke_grants_where(tx, "subject", &row.subject, now)?;
+                tx.prepare_cached("DELETE FROM sessions WHERE json_extract(document, '$.subject') = ?1")?
+                    .execute([&row.subject])?;
+                tx.prepare_cached("DELETE FROM consents WHERE subject = ?1")?.execute([&row.subject])?;
+                Ok(Some(row))
+            })
+            .await?;
+        row.map(UserRow::into_user).transpose()
     }
 }
 
@@ -903,6 +1017,32 @@ impl RequestStore for SqliteStore {
             .collect()
         })?;
         rows.into_iter().map(|(key, document)| Ok((key, from_json(&document)?))).collect()
+    }
+
+    async fn swap_request(
+        &self,
+        key: &str,
+        expected: &serde_json::Value,
+        replacement: &serde_json::Value,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let (key, expected, replacement) = (key.to_owned(), expected.clone(), to_json(replacement)?);
+        // Read and write inside the writer's transaction, which holds the file's write
+        // lock: no other write, of this process or another, lands in between.
+        self.write(move |tx| {
+            let current: Option<String> = tx
+                .prepare_cached("SELECT document FROM pending_requests WHERE key = ?1 AND expires_at > ?2")?
+                .query_row(params![key, now], |row| row.get(0))
+                .optional()?;
+            let Some(current) = current else { return Ok(false) };
+            if serde_json::from_str::<serde_json::Value>(&current).ok().as_ref() != Some(&expected) {
+                return Ok(false);
+            }
+            tx.prepare_cached("UPDATE pending_requests SET document = ?2 WHERE key = ?1")?
+                .execute(params![key, replacement])?;
+            Ok(true)
+        })
+        .await
     }
 }
 

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use tessera_core::SystemClock;
 use tessera_core::random::Rng;
+use tessera_core::{Clock as _, SystemClock};
 use tracing::error;
 use tracing_subscriber::EnvFilter;
 
@@ -42,6 +42,10 @@ enum Command {
         config: PathBuf,
     },
     /// Validate a configuration file; exits non-zero listing every error.
+    ///
+    /// When its store exists (a SQLite file that is there, a PostgreSQL server that
+    /// answers), also lists the clients and users a start would remove because the
+    /// file declared them before and no longer does. Nothing is removed.
     CheckConfig {
         /// The configuration file.
         file: PathBuf,
@@ -59,6 +63,11 @@ enum Command {
     Users {
         #[command(subcommand)]
         action: UsersAction,
+    },
+    /// List the clients in the configured store (the server need not run).
+    Clients {
+        #[command(subcommand)]
+        action: ClientsAction,
     },
     /// Sign in to an issuer with the device flow (RFC 8628), as a command-line tool does.
     ///
@@ -111,6 +120,16 @@ enum KeysAction {
 }
 
 #[derive(Subcommand)]
+enum ClientsAction {
+    /// One line per client: client id, source (`config`, …), name and grant types,
+    /// tab-separated. Loads the configuration first, as a start would.
+    List {
+        #[arg(long, short, env = "TESSERA_CONFIG")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum UsersAction {
     /// Add a user; refused if the username exists.
     ///
@@ -156,6 +175,16 @@ enum UsersAction {
         #[arg(long, short, env = "TESSERA_CONFIG")]
         config: PathBuf,
     },
+    /// Remove a user added with `add`, revoking its grants, refresh tokens, sessions
+    /// and consents. A user of the configuration file is removed by deleting its
+    /// `[[users]]` entry there instead (the next start removes it).
+    Remove {
+        /// The configuration file; its store is the one changed.
+        #[arg(long, short, env = "TESSERA_CONFIG")]
+        config: PathBuf,
+        /// The sign-in name.
+        username: String,
+    },
 }
 
 fn init_logs(format: LogFormat) {
@@ -182,7 +211,7 @@ async fn main() -> ExitCode {
         Command::CheckConfig { file } => match load_config(&file) {
             Ok(config) => {
                 println!("{}: ok ({} clients)", config.source, config.clients.len());
-                Ok(())
+                check_store(&config).await
             }
             Err(code) => return code,
         },
@@ -195,6 +224,7 @@ async fn main() -> ExitCode {
         }
         Command::Keys { action } => keys(action).await,
         Command::Users { action } => users(action).await,
+        Command::Clients { action } => clients(action).await,
         Command::Login { issuer, client_id, client_secret, scope, save, force, no_qr } => {
             let options = tessera::login::Options {
                 issuer,
@@ -254,7 +284,8 @@ async fn users(action: UsersAction) -> Result<(), tessera::server::StartError> {
     let path = match &action {
         UsersAction::Add { config, .. }
         | UsersAction::SetPassword { config, .. }
-        | UsersAction::List { config } => config,
+        | UsersAction::List { config }
+        | UsersAction::Remove { config, .. } => config,
     };
     let config = load_config(path).map_err(|_| "invalid configuration")?;
     let rng = Rng::default();
@@ -282,6 +313,63 @@ async fn users(action: UsersAction) -> Result<(), tessera::server::StartError> {
                 println!("{line}");
             }
         }
+        UsersAction::Remove { username, .. } => {
+            let user = users::remove(&store, &config, &username, SystemClock.now()).await?;
+            println!(
+                "removed user {} (subject {}); its grants and sessions are revoked",
+                user.username, user.subject
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn clients(action: ClientsAction) -> Result<(), tessera::server::StartError> {
+    let ClientsAction::List { config: path } = action;
+    let config = load_config(&path).map_err(|_| "invalid configuration")?;
+    let store = tessera::users::open_store(&config, &Rng::default()).await?;
+    for line in tessera::clients::list(&store).await? {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// `check-config` against the store: what a start would remove. A store that is not
+/// there is not created (a SQLite file that does not exist, a server that does not
+/// answer); that is said, and the check still passes.
+async fn check_store(config: &tessera_config::Config) -> Result<(), tessera::server::StartError> {
+    let url = &config.storage.url;
+    if let Some(path) = tessera_store_sql::sqlite_file(url)
+        && !std::path::Path::new(&path).exists()
+    {
+        println!("store {path} does not exist yet: a start removes nothing");
+        return Ok(());
+    }
+    let store = match tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tessera_store_sql::SqlStore::connect(url),
+    )
+    .await
+    {
+        Ok(Ok(store)) => store,
+        Ok(Err(error)) => {
+            println!("store not reachable ({error}): could not say what a start would remove");
+            return Ok(());
+        }
+        Err(_) => {
+            println!("store not reachable (timed out): could not say what a start would remove");
+            return Ok(());
+        }
+    };
+    let removals = tessera::seed::planned_removals(&store, config).await?;
+    if removals.is_empty() {
+        println!("a start removes nothing from the store");
+    }
+    for client_id in &removals.clients {
+        println!("a start removes client {client_id} (no longer declared) and revokes its grants");
+    }
+    for username in &removals.users {
+        println!("a start removes user {username} (no longer declared) and revokes its grants and sessions");
     }
     Ok(())
 }

@@ -30,7 +30,7 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<Provi
     let options = StoreOptions { acquire_timeout: config.storage.acquire_timeout };
     let store = SqlStore::connect_with(&config.storage.url, options).await?;
     info!(backend = ?store.backend(), "store ready");
-    seed(&store, config, &Rng::default()).await?;
+    seed(&store, config, &Rng::default(), clock.now()).await?;
     let outbound = Arc::new(HttpJwksSource::new()?);
     let provider = Provider::new(
         config.settings.clone(),

@@ -6,11 +6,12 @@ use std::io::IsTerminal as _;
 
 use serde_json::{Map, Value};
 use tessera_config::Config;
+use tessera_core::Timestamp;
 use tessera_core::model::User;
 use tessera_core::password;
 use tessera_core::random::Rng;
 use tessera_core::secret::Secret;
-use tessera_core::store::UserStore;
+use tessera_core::store::{Source, UserStore};
 use tessera_store_sql::SqlStore;
 
 /// Why a `tessera users` command failed; its message is meant for the operator.
@@ -47,7 +48,8 @@ pub struct NewUser {
 /// When the store cannot be opened or the configuration cannot be written to it.
 pub async fn open_store(config: &Config, rng: &Rng) -> Result<SqlStore, UsersError> {
     let store = SqlStore::connect(&config.storage.url).await?;
-    crate::seed::seed(&store, config, rng).await?;
+    crate::seed::seed(&store, config, rng, tessera_core::clock::Clock::now(&tessera_core::SystemClock))
+        .await?;
     Ok(store)
 }
 
@@ -129,8 +131,30 @@ pub async fn add(
         password_hash: password::hash_password(password.expose(), rng)?,
         claims: new.claims,
     };
-    store.put_user(&user).await?;
+    store.put_user_from(&user, Source::Cli).await?;
     Ok(user)
+}
+
+/// Removes `username` from the store and revokes everything issued to it (grants,
+/// refresh tokens, sessions, consents). A user the configuration declares would be
+/// written back by the next start: refused, naming the file.
+///
+/// # Errors
+/// When the user does not exist, is in the configuration, or the store fails.
+pub async fn remove(
+    store: &dyn UserStore,
+    config: &Config,
+    username: &str,
+    now: Timestamp,
+) -> Result<User, UsersError> {
+    if named_in_config(config, username) {
+        return Err(format!(
+            "user `{username}` is declared in {}: delete its [[users]] entry there; the next start removes it",
+            config.source
+        )
+        .into());
+    }
+    store.remove_user(username, now).await?.ok_or_else(|| format!("no user `{username}`").into())
 }
 
 /// Replaces the password of `username`, keeping its subject and claims.

@@ -54,6 +54,11 @@ pub async fn run_all(store: Arc<dyn Store>) {
     purge_removes_expired_sign_in_rows(store.as_ref()).await;
     racing_attempt_reservations_never_pass_the_limit(store.clone()).await;
     reservations_restart_with_the_window_and_can_be_refunded(store.as_ref()).await;
+    client_sources_are_recorded_and_listed(store.as_ref()).await;
+    removing_a_client_revokes_its_grants_and_consents_only(store.as_ref()).await;
+    user_sources_are_recorded_and_kept_by_put_user(store.as_ref()).await;
+    removing_a_user_revokes_its_grants_sessions_and_consents_only(store.as_ref()).await;
+    forty_racing_swaps_of_a_request_have_one_winner(store.clone()).await;
 }
 
 /// 48 racing reservations against a limit of 5: exactly 5 win, however they interleave.
@@ -657,6 +662,172 @@ pub async fn purge_removes_expired_sign_in_rows(store: &dyn Store) {
     assert_eq!(store.failures("purge-fail-live", 0).await.unwrap(), 1);
     assert!(!store.is_revoked("at", Some("g-purge-at-old")).await.unwrap(), "its tokens have expired");
     assert!(store.is_revoked("at", Some("g-purge-at-live")).await.unwrap());
+}
+
+/// `put_clients_from` records the source and replaces it; `put_clients` inserts
+/// `Config`; `client_sources` lists every client by id.
+pub async fn client_sources_are_recorded_and_listed(store: &dyn Store) {
+    use crate::store::Source;
+    let by_id = |sources: Vec<(ClientId, Source)>, id: &str| {
+        sources.into_iter().find(|(client_id, _)| client_id.as_str() == id).map(|(_, source)| source)
+    };
+    store.put_clients(&[service_client("src-plain", &["api1.read"])]).await.unwrap();
+    store.put_clients_from(Source::Dynamic, &[service_client("src-dyn", &["api1.read"])]).await.unwrap();
+    store.put_clients_from(Source::Config, &[service_client("src-conf", &["api1.read"])]).await.unwrap();
+    let sources = store.client_sources().await.unwrap();
+    let ids: Vec<&str> = sources.iter().map(|(id, _)| id.as_str()).collect();
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    assert_eq!(ids, sorted, "ordered by id");
+    assert_eq!(by_id(sources.clone(), "src-plain"), Some(Source::Config));
+    assert_eq!(by_id(sources.clone(), "src-dyn"), Some(Source::Dynamic));
+    assert_eq!(by_id(sources, "src-conf"), Some(Source::Config));
+    store.put_clients_from(Source::Config, &[service_client("src-dyn", &["api1.read"])]).await.unwrap();
+    assert_eq!(by_id(store.client_sources().await.unwrap(), "src-dyn"), Some(Source::Config));
+}
+
+/// Removing a client deletes it and revokes the grants of its refresh tokens and codes,
+/// and its consents; another client's grant and consent stay.
+pub async fn removing_a_client_revokes_its_grants_and_consents_only(store: &dyn Store) {
+    use crate::store::Source;
+    let gone = ClientId("rm-client".into());
+    store.put_clients_from(Source::Config, &[service_client("rm-client", &["api1.read"])]).await.unwrap();
+    store.put_clients_from(Source::Config, &[service_client("rm-kept", &["api1.read"])]).await.unwrap();
+    let record =
+        |grant: &str, client: &str| RefreshRecord { client_id: client.into(), ..refresh(grant, 100) };
+    let (rt_gone, rt_kept) = (SecretHash::of("rm-client-rt"), SecretHash::of("rm-kept-rt"));
+    store.put_refresh_token(&rt_gone, &record("g-rm-client", "rm-client")).await.unwrap();
+    store.put_refresh_token(&rt_kept, &record("g-rm-kept", "rm-kept")).await.unwrap();
+    let code = SecretHash::of("rm-client-code");
+    let grant = PendingGrant { client_id: "rm-client".into(), ..pending_grant("g-rm-client-code") };
+    store.put_code(&code, &grant, 10_000).await.unwrap();
+    store.put_consent("rm-user", "rm-client", &["openid".into()]).await.unwrap();
+    store.put_consent("rm-user", "rm-kept", &["openid".into()]).await.unwrap();
+
+    assert!(store.remove_client(&gone, 150).await.unwrap());
+    assert_eq!(store.client(&gone).await.unwrap(), None);
+    assert!(!store.client_sources().await.unwrap().iter().any(|(id, _)| *id == gone));
+    assert_eq!(
+        store.refresh_token(&rt_gone).await.unwrap(),
+        Consumed::Replayed { grant_id: "g-rm-client".into() }
+    );
+    assert!(store.is_revoked("g-rm-client.at", Some("g-rm-client")).await.unwrap());
+    assert_eq!(
+        store.consume_code(&code, 160).await.unwrap(),
+        Consumed::Replayed { grant_id: "g-rm-client-code".into() }
+    );
+    assert!(store.consented_scopes("rm-user", "rm-client").await.unwrap().is_empty());
+    assert_eq!(store.refresh_token(&rt_kept).await.unwrap(), Consumed::Fresh(record("g-rm-kept", "rm-kept")));
+    assert!(!store.is_revoked("g-rm-kept.at", Some("g-rm-kept")).await.unwrap());
+    assert_eq!(store.consented_scopes("rm-user", "rm-kept").await.unwrap(), vec!["openid".to_owned()]);
+    assert!(!store.remove_client(&gone, 170).await.unwrap(), "already gone");
+}
+
+fn user(username: &str, subject: &str) -> User {
+    User {
+        subject: subject.into(),
+        username: username.into(),
+        password_hash: "$argon2id$x".into(),
+        claims: serde_json::Map::new(),
+    }
+}
+
+/// `put_user` inserts `Cli` and keeps the source of a user it replaces;
+/// `put_user_from` sets it.
+pub async fn user_sources_are_recorded_and_kept_by_put_user(store: &dyn Store) {
+    use crate::store::Source;
+    let source_of = |sources: Vec<(String, Source)>, name: &str| {
+        sources.into_iter().find(|(username, _)| username == name).map(|(_, source)| source)
+    };
+    store.put_user(&user("src-cli", "src-cli-sub")).await.unwrap();
+    store.put_user_from(&user("src-file", "src-file-sub"), Source::Config).await.unwrap();
+    let sources = store.user_sources().await.unwrap();
+    assert_eq!(source_of(sources.clone(), "src-cli"), Some(Source::Cli));
+    assert_eq!(source_of(sources, "src-file"), Some(Source::Config));
+    let mut changed = user("src-file", "src-file-sub");
+    changed.password_hash = "$argon2id$changed".into();
+    store.put_user(&changed).await.unwrap();
+    assert_eq!(source_of(store.user_sources().await.unwrap(), "src-file"), Some(Source::Config));
+    assert_eq!(store.user_by_username("src-file").await.unwrap(), Some(changed));
+    store.put_user_from(&user("src-cli", "src-cli-sub"), Source::Config).await.unwrap();
+    assert_eq!(source_of(store.user_sources().await.unwrap(), "src-cli"), Some(Source::Config));
+}
+
+/// Removing a user deletes it and revokes the grants of its refresh tokens and codes,
+/// its sessions and consents; another user's stay.
+pub async fn removing_a_user_revokes_its_grants_sessions_and_consents_only(store: &dyn Store) {
+    use crate::store::Source;
+    store.put_user_from(&user("rm-gone", "rm-gone-sub"), Source::Config).await.unwrap();
+    store.put_user(&user("rm-stays", "rm-stays-sub")).await.unwrap();
+    let record =
+        |grant: &str, subject: &str| RefreshRecord { subject: subject.into(), ..refresh(grant, 100) };
+    let (rt_gone, rt_kept) = (SecretHash::of("rm-gone-rt"), SecretHash::of("rm-stays-rt"));
+    store.put_refresh_token(&rt_gone, &record("g-rm-gone", "rm-gone-sub")).await.unwrap();
+    store.put_refresh_token(&rt_kept, &record("g-rm-stays", "rm-stays-sub")).await.unwrap();
+    let code = SecretHash::of("rm-gone-code");
+    let grant = PendingGrant { subject: "rm-gone-sub".into(), ..pending_grant("g-rm-gone-code") };
+    store.put_code(&code, &grant, 10_000).await.unwrap();
+    let session_of = |subject: &str| Session { subject: subject.into(), ..session("sid-rm", 10_000) };
+    let (s_gone, s_kept) = (SecretHash::of("rm-gone-session"), SecretHash::of("rm-stays-session"));
+    store.put_session(&s_gone, &session_of("rm-gone-sub")).await.unwrap();
+    store.put_session(&s_kept, &session_of("rm-stays-sub")).await.unwrap();
+    store.put_consent("rm-gone-sub", "web", &["openid".into()]).await.unwrap();
+    store.put_consent("rm-stays-sub", "web", &["openid".into()]).await.unwrap();
+
+    let removed = store.remove_user("rm-gone", 150).await.unwrap();
+    assert_eq!(removed, Some(user("rm-gone", "rm-gone-sub")));
+    assert_eq!(store.user_by_username("rm-gone").await.unwrap(), None);
+    assert_eq!(store.user_by_subject("rm-gone-sub").await.unwrap(), None);
+    assert_eq!(
+        store.refresh_token(&rt_gone).await.unwrap(),
+        Consumed::Replayed { grant_id: "g-rm-gone".into() }
+    );
+    assert!(store.is_revoked("g-rm-gone.at", Some("g-rm-gone")).await.unwrap());
+    assert_eq!(
+        store.consume_code(&code, 160).await.unwrap(),
+        Consumed::Replayed { grant_id: "g-rm-gone-code".into() }
+    );
+    assert_eq!(store.session(&s_gone, 160).await.unwrap(), None);
+    assert!(store.consented_scopes("rm-gone-sub", "web").await.unwrap().is_empty());
+
+    assert_eq!(
+        store.refresh_token(&rt_kept).await.unwrap(),
+        Consumed::Fresh(record("g-rm-stays", "rm-stays-sub"))
+    );
+    assert_eq!(store.session(&s_kept, 160).await.unwrap(), Some(session_of("rm-stays-sub")));
+    assert_eq!(store.consented_scopes("rm-stays-sub", "web").await.unwrap(), vec!["openid".to_owned()]);
+    assert!(store.user_by_username("rm-stays").await.unwrap().is_some());
+    assert_eq!(store.remove_user("rm-gone", 170).await.unwrap(), None, "already gone");
+}
+
+/// Of 40 racing compare-and-swaps from one pending document exactly one wins, and the
+/// document is that winner's; a swap from a stale or absent document, or on an
+/// expired request, changes nothing.
+pub async fn forty_racing_swaps_of_a_request_have_one_winner(store: Arc<dyn Store>) {
+    let pending = serde_json::json!({ "decision": { "status": "pending" }, "client_id": "tv" });
+    store.put_request("swap-race", &pending, 200).await.unwrap();
+    let outcomes: Vec<_> = (0..40)
+        .map(|i| {
+            let (store, pending) = (store.clone(), pending.clone());
+            tokio::spawn(async move {
+                let decided =
+                    serde_json::json!({ "decision": { "status": "approved", "by": i }, "client_id": "tv" });
+                store.swap_request("swap-race", &pending, &decided, 100).await.unwrap().then_some(decided)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for outcome in outcomes {
+        winners.extend(outcome.await.unwrap());
+    }
+    assert_eq!(winners.len(), 1, "exactly one racing swap wins");
+    assert_eq!(store.request("swap-race", 100).await.unwrap().as_ref(), winners.first());
+    let other = serde_json::json!({ "decision": { "status": "denied" } });
+    assert!(!store.swap_request("swap-race", &pending, &other, 100).await.unwrap(), "stale expectation");
+    assert!(!store.swap_request("swap-unknown", &pending, &other, 100).await.unwrap());
+    store.put_request("swap-expired", &pending, 200).await.unwrap();
+    assert!(!store.swap_request("swap-expired", &pending, &other, 200).await.unwrap());
+    assert_eq!(store.request("swap-expired", 199).await.unwrap(), Some(pending));
 }
 
 #[cfg(test)]

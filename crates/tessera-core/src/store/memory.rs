@@ -7,6 +7,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 
+use super::Source;
 use super::{
     ClientStore, CodeStore, ConsentStore, Consumed, GrantStore, KeyStore, MaintenanceStore, PendingGrant,
     RefreshRecord, RefreshStore, ReplayStore, RequestStore, ResourceStore, SUCCESSOR_OUTSIDE_FAMILY,
@@ -38,6 +39,10 @@ struct State {
     /// Key -> (failures, end of window).
     failures: HashMap<String, (u32, Timestamp)>,
     secrets: HashMap<String, Vec<u8>>,
+    /// Where each client came from; absent means `Config`.
+    client_sources: HashMap<ClientId, Source>,
+    /// Where each user came from; absent means `Cli`.
+    user_sources: HashMap<String, Source>,
 }
 
 struct StoredCode {
@@ -52,6 +57,29 @@ struct StoredRefresh {
 }
 
 impl State {
+    /// Revokes every grant whose stored refresh tokens or codes `belongs` holds for
+    /// (its client id and subject), as `revoke_grant` does.
+    fn revoke_grants_of(&mut self, belongs: impl Fn(&str, &str) -> bool) {
+        let mut until: HashMap<String, Timestamp> = HashMap::new();
+        for token in self.refresh_tokens.values() {
+            if belongs(&token.record.client_id, &token.record.subject) {
+                let entry = until.entry(token.record.grant_id.clone()).or_insert(token.record.expires_at);
+                *entry = (*entry).max(token.record.expires_at);
+            }
+        }
+        for code in self.codes.values_mut() {
+            if belongs(&code.grant.client_id, &code.grant.subject) {
+                code.consumed = true;
+                let entry = until.entry(code.grant.grant_id.clone()).or_insert(code.expires_at);
+                *entry = (*entry).max(code.expires_at);
+            }
+        }
+        for (grant_id, until) in until {
+            let remembered = self.revoked_grants.entry(grant_id).or_insert(until);
+            *remembered = (*remembered).max(until);
+        }
+    }
+
     /// Whether the token can no longer be used because it or its grant was used up.
     fn refresh_replayed(&self, token: &StoredRefresh) -> bool {
         token.used || self.revoked_grants.contains_key(&token.record.grant_id)
@@ -99,6 +127,34 @@ impl ClientStore for MemoryStore {
         }
         Ok(())
     }
+    async fn put_clients_from(&self, source: Source, clients: &[Client]) -> StoreResult<()> {
+        let mut state = self.state();
+        for client in clients {
+            state.clients.insert(client.client_id.clone(), client.clone());
+            state.client_sources.insert(client.client_id.clone(), source);
+        }
+        Ok(())
+    }
+    async fn client_sources(&self) -> StoreResult<Vec<(ClientId, Source)>> {
+        let state = self.state();
+        let mut sources: Vec<(ClientId, Source)> = state
+            .clients
+            .keys()
+            .map(|id| (id.clone(), state.client_sources.get(id).copied().unwrap_or(Source::Config)))
+            .collect();
+        sources.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        Ok(sources)
+    }
+    async fn remove_client(&self, client_id: &ClientId, _now: Timestamp) -> StoreResult<bool> {
+        let mut state = self.state();
+        if state.clients.remove(client_id).is_none() {
+            return Ok(false);
+        }
+        state.client_sources.remove(client_id);
+        state.revoke_grants_of(|client, _| client == client_id.as_str());
+        state.consents.retain(|(_, client), _| client != client_id.as_str());
+        Ok(true)
+    }
 }
 
 #[async_trait]
@@ -135,6 +191,32 @@ impl UserStore for MemoryStore {
         let mut users: Vec<User> = self.state().users.values().cloned().collect();
         users.sort_by(|a, b| a.username.cmp(&b.username));
         Ok(users)
+    }
+    async fn put_user_from(&self, user: &User, source: Source) -> StoreResult<()> {
+        let mut state = self.state();
+        state.users.insert(user.username.clone(), user.clone());
+        state.user_sources.insert(user.username.clone(), source);
+        Ok(())
+    }
+    async fn user_sources(&self) -> StoreResult<Vec<(String, Source)>> {
+        let state = self.state();
+        let mut sources: Vec<(String, Source)> = state
+            .users
+            .keys()
+            .map(|name| (name.clone(), state.user_sources.get(name).copied().unwrap_or(Source::Cli)))
+            .collect();
+        sources.sort();
+        Ok(sources)
+    }
+    async fn remove_user(&self, username: &str, _now: Timestamp) -> StoreResult<Option<User>> {
+        let mut state = self.state();
+        let Some(user) = state.users.remove(username) else { return Ok(None) };
+        state.user_sources.remove(username);
+        let subject = user.subject.clone();
+        state.revoke_grants_of(|_, owner| owner == subject);
+        state.sessions.retain(|_, session| session.subject != subject);
+        state.consents.retain(|(owner, _), _| *owner != subject);
+        Ok(Some(user))
     }
 }
 
@@ -411,6 +493,23 @@ impl RequestStore for MemoryStore {
             .collect();
         found.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(found)
+    }
+
+    async fn swap_request(
+        &self,
+        key: &str,
+        expected: &serde_json::Value,
+        replacement: &serde_json::Value,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let mut state = self.state();
+        match state.requests.get_mut(key) {
+            Some((document, expires)) if *expires > now && document == expected => {
+                *document = replacement.clone();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 }
 

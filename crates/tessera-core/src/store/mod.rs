@@ -61,6 +61,15 @@ pub trait ClientStore: Send + Sync {
     async fn client(&self, client_id: &ClientId) -> StoreResult<Option<Client>>;
     /// Inserts or replaces clients by `client_id`.
     async fn put_clients(&self, clients: &[Client]) -> StoreResult<()>;
+    /// Inserts or replaces clients by `client_id`, recording `source` as where each now
+    /// comes from (a client [`put_clients`](Self::put_clients) inserts is `Config`).
+    async fn put_clients_from(&self, source: Source, clients: &[Client]) -> StoreResult<()>;
+    /// Every client's id and source, ordered by id.
+    async fn client_sources(&self) -> StoreResult<Vec<(ClientId, Source)>>;
+    /// Deletes the client and, in the same step, makes everything issued to it unusable:
+    /// the grants of its stored refresh tokens and codes are revoked (as by
+    /// `GrantStore::revoke_grant`) and its consents forgotten. `false` when unknown.
+    async fn remove_client(&self, client_id: &ClientId, now: Timestamp) -> StoreResult<bool>;
 }
 
 /// API scopes, API resources and identity resources.
@@ -83,6 +92,64 @@ pub trait UserStore: Send + Sync {
     async fn user_by_subject(&self, subject: &str) -> StoreResult<Option<User>>;
     /// Every user, ordered by username.
     async fn users(&self) -> StoreResult<Vec<User>>;
+    /// Inserts or replaces the user with this username, recording `source` as where it
+    /// now comes from ([`put_user`](Self::put_user) inserts `Cli` and keeps the source
+    /// of a user it replaces).
+    async fn put_user_from(&self, user: &User, source: Source) -> StoreResult<()>;
+    /// Every user's username and source, ordered by username.
+    async fn user_sources(&self) -> StoreResult<Vec<(String, Source)>>;
+    /// Deletes the user and, in the same step, makes everything issued to it unusable:
+    /// the grants of its stored refresh tokens and codes are revoked, its sessions and
+    /// consents deleted. Returns the removed user; `None` when unknown.
+    async fn remove_user(&self, username: &str, now: Timestamp) -> StoreResult<Option<User>>;
+}
+
+/// Where a stored client or user comes from. A start reconciles only what the
+/// configuration file declared (`Config`): what it no longer declares is removed;
+/// the other sources are never touched by the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Source {
+    /// Declared in the configuration file (`[[clients]]`, `[[users]]`).
+    Config,
+    /// Created with the command line (`tessera users add`).
+    Cli,
+    /// Created through an administration API.
+    Admin,
+    /// Registered by the client itself (RFC 7591).
+    Dynamic,
+}
+
+impl Source {
+    /// The value stored in the `source` column.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Config => "config",
+            Self::Cli => "cli",
+            Self::Admin => "admin",
+            Self::Dynamic => "dynamic",
+        }
+    }
+
+    /// Reads a stored `source` column.
+    ///
+    /// # Errors
+    /// For a value no version of Tessera writes.
+    pub fn parse(value: &str) -> StoreResult<Self> {
+        match value {
+            "config" => Ok(Self::Config),
+            "cli" => Ok(Self::Cli),
+            "admin" => Ok(Self::Admin),
+            "dynamic" => Ok(Self::Dynamic),
+            other => Err(StoreError::new(format!("unknown source `{other}`"))),
+        }
+    }
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A signing key as stored: private part sealed (or plain), with its schedule.

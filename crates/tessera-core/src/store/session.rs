@@ -184,6 +184,17 @@ pub trait RequestStore: Send + Sync {
         prefix: &str,
         now: Timestamp,
     ) -> StoreResult<Vec<(String, serde_json::Value)>>;
+    /// Compare-and-swap: replaces the unexpired request under `key` by `replacement`
+    /// (keeping its expiry) only while its document still equals `expected`, in one
+    /// atomic step. Of any number of racing swaps from the same `expected`, exactly one
+    /// returns `true`; a gone, expired or changed request gives `false`.
+    async fn swap_request(
+        &self,
+        key: &str,
+        expected: &serde_json::Value,
+        replacement: &serde_json::Value,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
 }
 
 /// Remembered consent per user and client.

@@ -71,7 +71,7 @@ pub struct IssuedAccessToken {
 
 use crate::OAuthError;
 use crate::grants::Issue;
-use crate::model::{AccessTokenFormat, Client};
+use crate::model::{AccessTokenFormat, Client, ClientId};
 use crate::provider::Provider;
 use crate::secret::{Secret, SecretHash};
 use crate::store::TokenRecord;
@@ -154,6 +154,26 @@ fn new_jti(provider: &Provider, grant_id: Option<&str>) -> String {
 }
 
 /// The grant a `jti` names, if it was minted for a user's grant (see [`new_jti`]).
+/// Whether the token's client, and for a user's grant its user, are still registered:
+/// what the configuration no longer declares is removed at start, and a token it was
+/// issued stops working with it, however long it would otherwise live.
+async fn parties_exist(
+    provider: &Provider,
+    client_id: &str,
+    subject: &str,
+    jti: &str,
+) -> Result<bool, OAuthError> {
+    if provider.store.client(&ClientId(client_id.to_owned())).await?.is_none() {
+        return Ok(false);
+    }
+    // Only a user's grant carries its grant in the `jti`; a client's own token names the
+    // client as `sub`.
+    if grant_of(jti).is_some() && provider.store.user_by_subject(subject).await?.is_none() {
+        return Ok(false);
+    }
+    Ok(true)
+}
+
 fn grant_of(jti: &str) -> Option<&str> {
     jti.split_once('.').map(|(grant_id, _)| grant_id)
 }
@@ -207,7 +227,9 @@ pub async fn resolve(
     if token.bytes().filter(|&b| b == b'.').count() != 2 {
         let hash = SecretHash::of(token);
         let Some(record) = provider.store.reference_token(&hash, now).await? else { return Ok(None) };
-        if provider.store.is_revoked(&record.jti, grant_of(&record.jti)).await? {
+        if provider.store.is_revoked(&record.jti, grant_of(&record.jti)).await?
+            || !parties_exist(provider, &record.client_id, &record.subject, &record.jti).await?
+        {
             return Ok(None);
         }
         return Ok(Some(ResolvedToken::from_record(record, hash)));
@@ -219,7 +241,9 @@ pub async fn resolve(
     if claims.iss != provider.settings.issuer || claims.exp <= now {
         return Ok(None);
     }
-    if provider.store.is_revoked(&claims.jti, grant_of(&claims.jti)).await? {
+    if provider.store.is_revoked(&claims.jti, grant_of(&claims.jti)).await?
+        || !parties_exist(provider, &claims.client_id, &claims.sub, &claims.jti).await?
+    {
         return Ok(None);
     }
     Ok(Some(ResolvedToken {

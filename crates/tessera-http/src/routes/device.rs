@@ -5,6 +5,7 @@ use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use tessera_core::device::UserCodeCheck;
 use tessera_core::{device, sign_in};
 use tracing::instrument;
 
@@ -15,9 +16,6 @@ use crate::extract::cookies::SESSION_COOKIE;
 use crate::extract::{OAuthForm, parse_form};
 use crate::pages::{DevicePage, html, see_other};
 use crate::{App, AppState};
-
-/// Wrong codes allowed per address in the throttle window before entry pauses.
-const MAX_WRONG_CODES: u32 = 10;
 
 #[instrument(skip_all, fields(client_id))]
 pub(super) async fn device_authorization(
@@ -84,22 +82,12 @@ async fn review(
     user_code: String,
     session: tessera_core::store::Session,
 ) -> Response {
-    // RFC 8628 §5.1: user codes are short, so wrong guesses are rate-limited.
-    let throttle_key = format!("user-code:{peer}");
-    let now = app.clock.now();
-    match app.store.failures(&throttle_key, now).await {
-        Ok(failures) if failures >= MAX_WRONG_CODES => {
-            let message = "Too many wrong codes. Wait 15 minutes and try again.";
-            return entry_page(app, headers, StatusCode::TOO_MANY_REQUESTS, user_code, Some(message));
-        }
-        Ok(_) => {}
-        Err(error) => return untrusted(app, &error.into()),
-    }
-    let request = match device::find(app, &user_code).await {
-        Ok(Some((_, request))) => request,
-        Ok(None) => {
-            let _ = app.store.record_failure(&throttle_key, now, tessera_core::sign_in::FAILURE_WINDOW).await;
-            tracing::info!("device code not recognised");
+    // RFC 8628 §5.1: user codes are short, so attempts are rate-limited (with the
+    // decision path: one counter per address).
+    let request = match device::check_user_code(app, &user_code, &peer.to_string()).await {
+        Ok(UserCodeCheck::Pending { request, .. }) => request,
+        Ok(UserCodeCheck::Throttled) => return throttled(app, headers, user_code),
+        Ok(UserCodeCheck::Unknown) => {
             let message = "That code is not valid or has expired. Check your device and try again.";
             return entry_page(app, headers, StatusCode::BAD_REQUEST, user_code, Some(message));
         }
@@ -124,6 +112,7 @@ async fn review(
 /// `POST /device/decision`: Approve or Deny.
 pub(super) async fn device_decision(
     State(app): State<AppState>,
+    crate::extract::ClientAddress(peer): crate::extract::ClientAddress,
     headers: HeaderMap,
     OAuthForm(form): OAuthForm,
 ) -> Response {
@@ -132,18 +121,28 @@ pub(super) async fn device_decision(
         Err(response) => return response,
     };
     let approve = form.get("decision") == Some("approve");
-    match device::decide(&app, form.get("user_code").unwrap_or_default(), &session, approve).await {
-        Ok(()) if approve => {
+    let user_code = form.get("user_code").unwrap_or_default();
+    match device::decide(&app, user_code, &session, approve, &peer.to_string()).await {
+        Ok(UserCodeCheck::Pending { .. }) if approve => {
             app.message(StatusCode::OK, "Device connected", "You can return to your device now.", None)
         }
-        Ok(()) => app.message(StatusCode::OK, "Request denied", "The device was not connected.", None),
-        Err(_) => app.message(
+        Ok(UserCodeCheck::Pending { .. }) => {
+            app.message(StatusCode::OK, "Request denied", "The device was not connected.", None)
+        }
+        Ok(UserCodeCheck::Throttled) => throttled(&app, &headers, user_code.to_owned()),
+        Ok(UserCodeCheck::Unknown) | Err(_) => app.message(
             StatusCode::BAD_REQUEST,
             "This code can no longer be used",
             "It expired or was already used. Start again on your device.",
             None,
         ),
     }
+}
+
+/// RFC 8628 §5.1: too many user-code attempts from this address.
+fn throttled(app: &App, headers: &HeaderMap, user_code: String) -> Response {
+    let message = "Too many attempts. Wait 15 minutes and try again.";
+    entry_page(app, headers, StatusCode::TOO_MANY_REQUESTS, user_code, Some(message))
 }
 
 fn entry_page(

@@ -419,6 +419,38 @@ impl RequestStore for PgStore {
             .map(|row| Ok((row.try_get("key").map_err(store_error)?, from_json(row, "document")?)))
             .collect()
     }
+
+    async fn swap_request(
+        &self,
+        key: &str,
+        expected: &serde_json::Value,
+        replacement: &serde_json::Value,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        // One transaction that first takes the row: a racing swap waits for this one
+        // and then finds the document changed.
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let row = sqlx::query(
+            "SELECT document FROM pending_requests WHERE key = $1 AND expires_at > $2 FOR UPDATE",
+        )
+        .bind(key)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        let current: Option<serde_json::Value> = row.map(|row| from_json(&row, "document")).transpose()?;
+        if current.as_ref() != Some(expected) {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE pending_requests SET document = $2 WHERE key = $1")
+            .bind(key)
+            .bind(to_json(replacement)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(true)
+    }
 }
 
 #[async_trait]

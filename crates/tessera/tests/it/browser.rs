@@ -149,3 +149,10 @@ impl<'a> Browser<'a> {
 pub fn query(url: &url::Url, name: &str) -> Option<String> {
     url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }
+
+impl Browser<'_> {
+    /// The `Cookie` header this browser sends, for requests made beside it (races).
+    pub fn cookie_header(&self) -> String {
+        self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+    }
+}

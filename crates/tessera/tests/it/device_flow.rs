@@ -154,7 +154,7 @@ async fn guessing_user_codes_is_rate_limited() {
     browser.sign_in(&login, "alice", "alice-password-1").await;
     let entry = browser.open("/device").await;
     let csrf = entry.input("csrf_token").unwrap();
-    for _ in 0..10 {
+    for _ in 0..tessera_core::device::MAX_USER_CODE_ATTEMPTS {
         let page =
             browser.post("/device", &[("csrf_token", csrf.as_str()), ("user_code", "BBBB-BBBB")]).await;
         assert_eq!(page.status, 400);

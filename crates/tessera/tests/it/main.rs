@@ -8,6 +8,8 @@ mod ciba;
 mod client_credentials;
 mod code_flow;
 mod command;
+mod configuration_removal;
+mod device_decisions;
 mod device_flow;
 mod discovery_and_keys;
 mod dpop;

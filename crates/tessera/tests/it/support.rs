@@ -361,4 +361,12 @@ impl TestServer {
     pub async fn spawn_on_store(storage_url: &str, extra: &str) -> Self {
         Self::spawn_configured(storage_url, extra, &[], temp_dir("store"), None).await
     }
+
+    /// The base configuration plus `extra` TOML on the store at `storage_url`, which
+    /// outlives the server (restart on the same store with another configuration), as
+    /// `issuer` (so tokens of an earlier start stay valid JWTs).
+    pub async fn spawn_on_store_as(issuer: &str, storage_url: &str, extra: &str) -> Self {
+        Self::spawn_configured(storage_url, extra, &[("TESSERA__ISSUER", issuer)], temp_dir("server"), None)
+            .await
+    }
 }
