@@ -188,6 +188,7 @@ fn issue(
         user: Some(UserGrant { grant_id, auth_time, sid, nonce: None, refresh }),
         act: None,
         issued_token_type: None,
+        derived_grant: None,
     })
 }
 

@@ -89,6 +89,7 @@ impl GrantHandler for AuthorizationCode {
             }),
             act: None,
             issued_token_type: None,
+            derived_grant: None,
         })
     }
 }

@@ -98,6 +98,7 @@ impl GrantHandler for RefreshToken {
             }),
             act: None,
             issued_token_type: None,
+            derived_grant: None,
         })
     }
 }
