@@ -103,11 +103,7 @@ pub async fn authentication_request(
                 .backchannel_client_notification_endpoint
                 .clone()
                 .ok_or_else(|| OAuthError::server_error("ping client without a notification endpoint"))?;
-            Some(PingTarget {
-                endpoint,
-                client_notification_token: token.to_owned(),
-                seed,
-            })
+            Some(PingTarget { endpoint, client_notification_token: token.to_owned(), seed })
         }
     };
     let now = provider.clock.now();

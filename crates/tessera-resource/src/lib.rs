@@ -421,7 +421,8 @@ where
         // RFC 9449 §4.3 item 9: `htu` is checked against the URL the API is reached at,
         // which only its configuration knows; never the client-chosen `Host` header.
         // Without a base URL the empty `url` matches no proof.
-        let url = verifier.api_base.as_ref().map(|base| format!("{base}{}", parts.uri.path())).unwrap_or_default();
+        let url =
+            verifier.api_base.as_ref().map(|base| format!("{base}{}", parts.uri.path())).unwrap_or_default();
         let certificate = parts.extensions.get::<PeerCertificate>();
         verifier.verify(&parts.headers, parts.method.as_str(), &url, certificate).await.map(Authenticated)
     }

@@ -95,6 +95,8 @@ fn refusal(mismatch: CodeMismatch) -> OAuthError {
         CodeMismatch::CodeVerifier => {
             OAuthError::invalid_grant("code_verifier does not match the code_challenge")
         }
-        CodeMismatch::DpopKey => OAuthError::new(ErrorCode::InvalidDpopProof, "the code is bound to another DPoP key"),
+        CodeMismatch::DpopKey => {
+            OAuthError::new(ErrorCode::InvalidDpopProof, "the code is bound to another DPoP key")
+        }
     }
 }

@@ -47,13 +47,9 @@ impl GrantHandler for TokenExchange {
         {
             return Err(OAuthError::invalid_request("only access tokens are issued by token exchange"));
         }
-        let subject = party(
-            cx,
-            params.require("subject_token")?,
-            params.require("subject_token_type")?,
-            Role::Subject,
-        )
-        .await?;
+        let subject =
+            party(cx, params.require("subject_token")?, params.require("subject_token_type")?, Role::Subject)
+                .await?;
         let act = match (params.get("actor_token"), params.get("actor_token_type")) {
             (Some(token), Some(token_type)) => {
                 let actor = party(cx, token, token_type, Role::Actor).await?;
@@ -114,7 +110,12 @@ impl Role {
 /// `aud`, an access token by `aud` naming the client or an API the client fronts (one
 /// whose scopes it may request). RFC 8693 §2.2.2: an invalid or unacceptable token is
 /// `invalid_request`.
-async fn party(cx: &GrantContext<'_>, token: &str, token_type: &str, role: Role) -> Result<Party, OAuthError> {
+async fn party(
+    cx: &GrantContext<'_>,
+    token: &str,
+    token_type: &str,
+    role: Role,
+) -> Result<Party, OAuthError> {
     let name = role.name();
     let invalid = || OAuthError::invalid_request(format!("the {name}_token is invalid, expired or revoked"));
     let elsewhere = || {
@@ -125,7 +126,9 @@ async fn party(cx: &GrantContext<'_>, token: &str, token_type: &str, role: Role)
     match token_type {
         ACCESS_TOKEN_TYPE | JWT_TYPE => {
             let resolved = access_token::resolve(cx.provider, token, cx.now).await?.ok_or_else(invalid)?;
-            if role == Role::Subject && !resolved.audience.iter().any(|aud| aud == client_id || fronts(cx, aud)) {
+            if role == Role::Subject
+                && !resolved.audience.iter().any(|aud| aud == client_id || fronts(cx, aud))
+            {
                 return Err(elsewhere());
             }
             Ok(Party {

@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use super::{Consumed, PendingGrant, RefreshRecord, Session, Store, StoredKey, TokenRecord};
 use super::{CodeMismatch, CodePresentation};
+use super::{Consumed, PendingGrant, RefreshRecord, Session, Store, StoredKey, TokenRecord};
 use crate::catalog::Resources;
 use crate::model::{ApiResource, ApiScope, ClientId, User};
 use crate::secret::SecretHash;
@@ -650,7 +650,10 @@ pub async fn a_code_presented_wrongly_stays_unused(store: &dyn Store) {
             CodeMismatch::RedirectUri,
         ),
         (
-            CodePresentation { code_verifier: crate::secret::Secret::new("x".repeat(43)), ..rightful.clone() },
+            CodePresentation {
+                code_verifier: crate::secret::Secret::new("x".repeat(43)),
+                ..rightful.clone()
+            },
             CodeMismatch::CodeVerifier,
         ),
         (CodePresentation { dpop_jkt: None, ..rightful.clone() }, CodeMismatch::DpopKey),

@@ -7,11 +7,11 @@ pub mod contract;
 pub mod memory;
 mod session;
 
+pub use session::{CodeMismatch, CodePresentation};
 pub use session::{
     CodeStore, ConsentStore, Consumed, GrantStore, PendingGrant, RefreshRecord, RefreshStore, RequestStore,
     SUCCESSOR_OUTSIDE_FAMILY, SecretStore, Session, SessionStore, ThrottleStore,
 };
-pub use session::{CodeMismatch, CodePresentation};
 
 use async_trait::async_trait;
 

@@ -187,5 +187,9 @@ async fn a_failed_jwks_fetch_is_shared_and_not_repeated_within_the_interval() {
     }
     let later = call(&app, &url, Some(format!("Bearer {junk}")), None).await;
     assert_eq!(later.status(), 401);
-    assert_eq!(issuer_host.fetches.load(std::sync::atomic::Ordering::SeqCst), 1, "one fetch, then the failure is remembered");
+    assert_eq!(
+        issuer_host.fetches.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one fetch, then the failure is remembered"
+    );
 }

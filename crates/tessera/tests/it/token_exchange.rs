@@ -358,7 +358,8 @@ async fn userinfo_error(app: &TestServer, token: &str) -> (u16, String) {
         .get("www-authenticate")
         .map(|value| value.to_str().unwrap().to_owned())
         .unwrap_or_default();
-    let error = challenge.split("error=\"").nth(1).and_then(|rest| rest.split('"').next()).unwrap_or_default();
+    let error =
+        challenge.split("error=\"").nth(1).and_then(|rest| rest.split('"').next()).unwrap_or_default();
     (status, error.to_owned())
 }
 
