@@ -85,7 +85,14 @@ pub async fn authentication_request(
             .ok_or_else(|| OAuthError::invalid_request("requested_expiry must be a positive integer"))?
             .min(MAX_EXPIRY),
     };
-    let auth_req_id = provider.rng.token();
+    // A ping-mode request's id is derived from a stored seed with the server's key, so
+    // the ping can name it without the id itself being stored (invariants: secrets only
+    // as hashes); a poll-mode one is plain random.
+    let seed = provider.rng.token();
+    let auth_req_id = match client.ciba_delivery_mode {
+        CibaDeliveryMode::Poll => provider.rng.token(),
+        CibaDeliveryMode::Ping => provider.ping_auth_req_id(&seed),
+    };
     let ping = match client.ciba_delivery_mode {
         CibaDeliveryMode::Poll => None,
         CibaDeliveryMode::Ping => {
@@ -96,11 +103,7 @@ pub async fn authentication_request(
                 .backchannel_client_notification_endpoint
                 .clone()
                 .ok_or_else(|| OAuthError::server_error("ping client without a notification endpoint"))?;
-            Some(PingTarget {
-                endpoint,
-                client_notification_token: token.to_owned(),
-                auth_req_id: auth_req_id.clone(),
-            })
+            Some(PingTarget { endpoint, client_notification_token: token.to_owned(), seed })
         }
     };
     let now = provider.clock.now();
@@ -212,7 +215,7 @@ pub async fn decide(
     provider.store.consume_request(&user_index(&session.subject, id), provider.clock.now()).await?;
     info!(subject = %session.subject, approve, "backchannel authentication decided");
     if let Some(ping) = request.ping {
-        let body = json!({ "auth_req_id": ping.auth_req_id });
+        let body = json!({ "auth_req_id": provider.ping_auth_req_id(&ping.seed) });
         send_later(provider.notifier.clone(), ping.endpoint, Some(ping.client_notification_token), body);
     }
     Ok(())

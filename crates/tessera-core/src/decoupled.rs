@@ -47,14 +47,15 @@ pub struct PendingAuthorization {
     pub ping: Option<PingTarget>,
 }
 
-/// A ping-mode client's notification endpoint (CIBA Core §10.2). The `auth_req_id`
-/// is kept to send it back; alone it redeems nothing, since the token endpoint also
-/// authenticates the confidential client.
+/// A ping-mode client's notification endpoint (CIBA Core §10.2). The ping must carry
+/// the `auth_req_id`, which is stored only hashed like every other one: the ping
+/// recomputes it from `seed` with a server key (`Provider::ping_auth_req_id`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PingTarget {
     pub endpoint: String,
     pub client_notification_token: String,
-    pub auth_req_id: String,
+    /// Random; the `auth_req_id` is its HMAC under the server's key.
+    pub seed: String,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -198,6 +199,7 @@ fn issue(
         user: Some(UserGrant { grant_id, auth_time, sid, nonce: None, refresh }),
         act: None,
         issued_token_type: None,
+        derived_grant: None,
     })
 }
 

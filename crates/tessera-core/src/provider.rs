@@ -39,6 +39,8 @@ pub struct Provider {
     pub refresh_in_doubt: crate::grants::InDoubtRotations,
     /// Bounds concurrent password checks (argon2id memory).
     pub password_checks: crate::sign_in::PasswordChecks,
+    /// Derives CIBA ping-mode `auth_req_id`s from their stored seeds.
+    ping_id_key: aws_lc_rs::hmac::Key,
 }
 
 impl Provider {
@@ -62,6 +64,10 @@ impl Provider {
         let successor_secret = store.shared_secret("refresh-successor", &rng.bytes::<32>()).await?;
         let refresh_successor_key =
             aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &successor_secret);
+        let ping_id_key = ping_id_key(
+            &store.shared_secret("ciba-ping-id", &rng.bytes::<32>()).await?,
+            settings.signing.encryption_key.as_ref(),
+        );
         Ok(Self {
             settings,
             catalog,
@@ -78,7 +84,15 @@ impl Provider {
             refresh_successor_key,
             refresh_in_doubt: crate::grants::InDoubtRotations::default(),
             password_checks: crate::sign_in::PasswordChecks::default(),
+            ping_id_key,
         })
+    }
+
+    /// The `auth_req_id` of a CIBA ping-mode request with this `seed`: its HMAC, so
+    /// the ping can name the request while the store keeps only the id's hash.
+    #[must_use]
+    pub fn ping_auth_req_id(&self, seed: &str) -> String {
+        crate::secret::b64url(aws_lc_rs::hmac::sign(&self.ping_id_key, seed.as_bytes()))
     }
 
     /// The DPoP nonce for the time window holding `now` (RFC 9449 §8): stateless, the
@@ -112,4 +126,14 @@ impl Provider {
     fn dpop_nonce_for_window(&self, window: i64) -> String {
         crate::secret::b64url(aws_lc_rs::hmac::sign(&self.dpop_nonce_key, &window.to_be_bytes()))
     }
+}
+
+/// The key of [`Provider::ping_auth_req_id`]: the instances' shared secret, and, when
+/// set, the operator's `signing.encryption_key`, which is never in the database; a
+/// copy of the database alone then cannot recompute a pending request's id.
+fn ping_id_key(shared: &[u8], encryption_key: Option<&crate::secret::Secret>) -> aws_lc_rs::hmac::Key {
+    let outer = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, shared);
+    let operator = encryption_key.map(crate::secret::Secret::expose).unwrap_or_default();
+    let derived = aws_lc_rs::hmac::sign(&outer, format!("tessera ciba ping id\0{operator}").as_bytes());
+    aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, derived.as_ref())
 }

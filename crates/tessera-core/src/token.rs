@@ -177,6 +177,7 @@ async fn user_tokens(
             auth_time: user.auth_time,
             nonce: user.nonce.as_deref(),
             sid: &user.sid,
+            grant_id: &user.grant_id,
         };
         Some(
             id_token::mint(

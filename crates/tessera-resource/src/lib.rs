@@ -6,7 +6,8 @@
 //! request as a [`PeerCertificate`].
 //!
 //! ```ignore
-//! let verifier = Arc::new(Verifier::new("https://id.example.com", "api1"));
+//! let verifier =
+//!     Arc::new(Verifier::new("https://id.example.com", "api1").with_api_base("https://api1.example.com"));
 //! let app = Router::new().route("/orders", get(orders)).with_state(verifier);
 //! async fn orders(Authenticated(token): Authenticated) -> Result<String, Rejection> {
 //!     token.require_scope("api1.read")?;
@@ -30,8 +31,16 @@ use tessera_core::sender::dpop::{self, DpopProof};
 
 /// How long fetched keys are trusted before the JWKS is read again.
 const KEYS_FRESH_FOR: Duration = Duration::from_secs(300);
-/// The least time between refetches forced by an unknown `kid`.
+/// The least time between refetches forced by an unknown `kid`, and between a failed
+/// fetch and the next one.
 const REFETCH_AFTER: Duration = Duration::from_secs(30);
+/// The largest JWKS read from the issuer.
+const MAX_JWKS_BYTES: usize = 1024 * 1024;
+/// DPoP proofs remembered against replay at most (RFC 9449 §11.1); past it, new
+/// proofs are refused until older ones expire, rather than replays let through.
+const MAX_SEEN_PROOFS: usize = 100_000;
+/// How often expired proofs are swept out of the replay cache, in seconds.
+const SWEEP_EVERY: i64 = 30;
 
 /// Checks access tokens for one API (`audience`) of one issuer.
 pub struct Verifier {
@@ -40,8 +49,38 @@ pub struct Verifier {
     jwks_uri: String,
     http: reqwest::Client,
     keys: RwLock<Option<(Instant, JwkSet)>>,
-    seen_proofs: Mutex<HashMap<String, i64>>,
+    /// When the last fetch of the JWKS failed.
+    failed_at: Mutex<Option<Instant>>,
+    /// Held by the one request fetching the JWKS; others wait and read its result.
+    fetching: tokio::sync::Mutex<()>,
+    seen_proofs: Mutex<SeenProofs>,
     api_base: Option<String>,
+}
+
+/// DPoP proof `jti`s by key, each until the proof would be too old anyway.
+#[derive(Default)]
+struct SeenProofs {
+    until: HashMap<String, i64>,
+    next_sweep: i64,
+}
+
+impl SeenProofs {
+    /// Records `key`: `Ok(true)` the first time, `Ok(false)` for a replay, `Err` when
+    /// the cache is full of live proofs.
+    fn remember(&mut self, key: String, until: i64, now: i64) -> Result<bool, ()> {
+        if now >= self.next_sweep || self.until.len() >= MAX_SEEN_PROOFS {
+            self.until.retain(|_, until| *until > now);
+            self.next_sweep = now + SWEEP_EVERY;
+        }
+        if self.until.get(&key).is_some_and(|seen_until| *seen_until > now) {
+            return Ok(false);
+        }
+        if self.until.len() >= MAX_SEEN_PROOFS {
+            return Err(());
+        }
+        self.until.insert(key, until);
+        Ok(true)
+    }
 }
 
 /// A verified access token.
@@ -157,13 +196,16 @@ impl Verifier {
             audience: audience.to_owned(),
             http: reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap_or_default(),
             keys: RwLock::new(None),
-            seen_proofs: Mutex::new(HashMap::new()),
+            failed_at: Mutex::new(None),
+            fetching: tokio::sync::Mutex::new(()),
+            seen_proofs: Mutex::new(SeenProofs::default()),
             api_base: None,
         }
     }
 
     /// The API's public base URL (`https://api.example.com`), which DPoP proofs name
-    /// in `htu`. Without it the extractor uses `http://` and the `Host` header.
+    /// in `htu`. Without it the extractor refuses DPoP-bound tokens: the `Host` header
+    /// is the client's to choose, so it cannot say which URL a proof must name.
     #[must_use]
     pub fn with_api_base(mut self, base: &str) -> Self {
         self.api_base = Some(base.trim_end_matches('/').to_owned());
@@ -299,37 +341,72 @@ impl Verifier {
         }
         // RFC 9449 §11.1: each proof once, remembered until it would be too old anyway.
         let mut seen = self.seen_proofs.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        seen.retain(|_, until| *until > now);
-        if seen.insert(format!("{jkt}:{}", checked.jti), checked.replay_until()).is_some() {
-            return Err(bad("the DPoP proof was already used"));
+        match seen.remember(format!("{jkt}:{}", checked.jti), checked.replay_until(), now) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(bad("the DPoP proof was already used")),
+            Err(()) => Err(bad("too many recent DPoP proofs; try again later")),
         }
-        Ok(())
     }
 
     /// The issuer's key `kid`, fetching the JWKS when stale or when the key is new.
+    /// Concurrent misses share one fetch, and a failed fetch is not repeated for 30 s,
+    /// so tokens naming unknown keys cannot make the API hammer the issuer.
     async fn key(&self, kid: &str) -> Option<jsonwebtoken::jwk::Jwk> {
-        let cached = self.keys.read().ok().and_then(|keys| keys.clone());
-        if let Some((fetched, set)) = &cached {
-            let found = set.find(kid).cloned();
-            if found.is_some() && fetched.elapsed() < KEYS_FRESH_FOR {
-                return found;
-            }
-            if found.is_none() && fetched.elapsed() < REFETCH_AFTER {
-                return None;
-            }
+        if let Some(decided) = self.cached_key(kid) {
+            return decided;
         }
-        let set: JwkSet = self.http.get(&self.jwks_uri).send().await.ok()?.json().await.ok()?;
+        let _turn = self.fetching.lock().await;
+        if let Some(decided) = self.cached_key(kid) {
+            return decided;
+        }
+        let Some(set) = self.fetch_keys().await else {
+            *self.failed_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
+            // A key already known (only stale) still verifies until the issuer answers.
+            return self.keys.read().ok()?.as_ref()?.1.find(kid).cloned();
+        };
         let found = set.find(kid).cloned();
         if let Ok(mut keys) = self.keys.write() {
             *keys = Some((Instant::now(), set));
         }
+        *self.failed_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
         found
+    }
+
+    /// The answer for `kid` when the cache decides it without a fetch.
+    fn cached_key(&self, kid: &str) -> Option<Option<jsonwebtoken::jwk::Jwk>> {
+        let keys = self.keys.read().ok()?;
+        let found = keys.as_ref().and_then(|(_, set)| set.find(kid).cloned());
+        if let Some((fetched, _)) = keys.as_ref() {
+            if found.is_some() && fetched.elapsed() < KEYS_FRESH_FOR {
+                return Some(found);
+            }
+            if found.is_none() && fetched.elapsed() < REFETCH_AFTER {
+                return Some(None);
+            }
+        }
+        let failed_at = *self.failed_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        failed_at.is_some_and(|at| at.elapsed() < REFETCH_AFTER).then_some(found)
+    }
+
+    /// The issuer's JWKS, read up to [`MAX_JWKS_BYTES`].
+    async fn fetch_keys(&self) -> Option<JwkSet> {
+        let mut response = self.http.get(&self.jwks_uri).send().await.ok()?.error_for_status().ok()?;
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.ok()? {
+            if body.len() + chunk.len() > MAX_JWKS_BYTES {
+                tracing::warn!(jwks_uri = %self.jwks_uri, "the issuer's JWKS is too large");
+                return None;
+            }
+            body.extend_from_slice(&chunk);
+        }
+        serde_json::from_slice(&body).ok()
     }
 }
 
 /// The axum extractor: a verified access token, or the [`Rejection`].
-/// Needs `Arc<Verifier>` in the router's state and the request's public URL, taken
-/// as the verifier's issuer origin plus the request path.
+/// Needs `Arc<Verifier>` in the router's state. A DPoP proof's `htu` is checked
+/// against the API's configured base URL ([`Verifier::with_api_base`]) plus the
+/// request path.
 pub struct Authenticated(pub AccessToken);
 
 impl<S> FromRequestParts<S> for Authenticated
@@ -341,14 +418,39 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let verifier = Arc::<Verifier>::from_ref(state);
-        let url = match &verifier.api_base {
-            Some(base) => format!("{base}{}", parts.uri.path()),
-            None => {
-                let host = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
-                format!("http://{host}{}", parts.uri.path())
-            }
-        };
+        // RFC 9449 §4.3 item 9: `htu` is checked against the URL the API is reached at,
+        // which only its configuration knows; never the client-chosen `Host` header.
+        // Without a base URL the empty `url` matches no proof.
+        let url =
+            verifier.api_base.as_ref().map(|base| format!("{base}{}", parts.uri.path())).unwrap_or_default();
         let certificate = parts.extensions.get::<PeerCertificate>();
         verifier.verify(&parts.headers, parts.method.as_str(), &url, certificate).await.map(Authenticated)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MAX_SEEN_PROOFS, SWEEP_EVERY, SeenProofs};
+
+    #[test]
+    fn a_proof_is_accepted_once_until_it_expires() {
+        let mut seen = SeenProofs::default();
+        assert_eq!(seen.remember("k:1".into(), 100, 10), Ok(true));
+        assert_eq!(seen.remember("k:1".into(), 100, 50), Ok(false), "replay");
+        assert_eq!(seen.remember("k:1".into(), 200, 100), Ok(true), "expired: too old to matter anyway");
+    }
+
+    #[test]
+    fn the_replay_cache_is_bounded_and_sweeps_expired_proofs() {
+        let mut seen = SeenProofs::default();
+        for n in 0..MAX_SEEN_PROOFS {
+            assert_eq!(seen.remember(format!("k:{n}"), 100, 0), Ok(true));
+        }
+        // Full of live proofs: a new one is refused, not let through unrecorded.
+        assert_eq!(seen.remember("k:new".into(), 100, 1), Err(()));
+        assert_eq!(seen.remember("k:0".into(), 100, 1), Ok(false), "replays are still caught");
+        // Once they expire they are swept and room returns.
+        assert_eq!(seen.remember("k:new".into(), 300, 100 + SWEEP_EVERY), Ok(true));
+        assert_eq!(seen.until.len(), 1);
     }
 }

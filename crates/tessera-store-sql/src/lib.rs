@@ -217,6 +217,12 @@ forward!(MaintenanceStore {
 forward!(CodeStore {
     fn put_code(&self, hash: &SecretHash, grant: &PendingGrant, expires_at: Timestamp) -> StoreResult<()>;
     fn consume_code(&self, hash: &SecretHash, now: Timestamp) -> StoreResult<Consumed<PendingGrant>>;
+    fn redeem_code(
+        &self,
+        hash: &SecretHash,
+        presented: &tessera_core::store::CodePresentation,
+        now: Timestamp,
+    ) -> StoreResult<Result<Consumed<PendingGrant>, tessera_core::store::CodeMismatch>>;
 });
 forward!(RefreshStore {
     fn put_refresh_token(&self, hash: &SecretHash, record: &RefreshRecord) -> StoreResult<()>;

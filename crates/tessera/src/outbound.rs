@@ -36,16 +36,21 @@ impl HttpJwksSource {
 #[async_trait]
 impl JwksSource for HttpJwksSource {
     async fn fetch(&self, uri: &str) -> Result<serde_json::Value, String> {
-        let response = self.client.get(uri).send().await.map_err(|e| format!("fetch failed: {e}"))?;
+        let mut response = self.client.get(uri).send().await.map_err(|e| format!("fetch failed: {e}"))?;
         if !response.status().is_success() {
             return Err(format!("HTTP {}", response.status()));
         }
         if response.content_length().is_some_and(|len| len > MAX_JWKS_BYTES as u64) {
             return Err("JWK Set too large".into());
         }
-        let body = response.bytes().await.map_err(|e| format!("read failed: {e}"))?;
-        if body.len() > MAX_JWKS_BYTES {
-            return Err("JWK Set too large".into());
+        // Read chunk by chunk and stop at the cap: a hostile host may send no length, or
+        // a false one, and an endless body.
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| format!("read failed: {e}"))? {
+            if body.len() + chunk.len() > MAX_JWKS_BYTES {
+                return Err("JWK Set too large".into());
+            }
+            body.extend_from_slice(&chunk);
         }
         serde_json::from_slice(&body).map_err(|e| format!("not JSON: {e}"))
     }

@@ -145,6 +145,17 @@ fn check_signature(token: &str, jwk: &Jwk, alg: Algorithm) -> Option<AssertionCl
     jsonwebtoken::decode::<AssertionClaims>(token, &key, &validation).ok().map(|data| data.claims)
 }
 
+/// draft-ietf-oauth-rfc7523bis §4: `aud` is the issuer as its sole value, so an
+/// assertion made for another server (or for several) cannot be replayed here. The
+/// endpoint's URL as a single string is still accepted from older clients (RFC 7523
+/// §3 item 3); an array holding anything but the issuer is not.
+fn audience_accepted(aud: &Audience, issuer: &str, endpoint: &str) -> bool {
+    match aud {
+        Audience::One(one) => one == issuer || one == endpoint,
+        Audience::Many(many) => matches!(many.as_slice(), [only] if only == issuer),
+    }
+}
+
 /// RFC 7523 §3: `iss` and `sub` are the client, `aud` names this server, `exp` is
 /// present, not past and not too far ahead; `nbf` and `iat` not in the future.
 fn check_claims(
@@ -161,8 +172,8 @@ fn check_claims(
         return Err("iss and sub must both be the client_id".into());
     }
     let aud = claims.aud.as_ref().ok_or("assertion has no aud")?;
-    if !aud.contains(&provider.settings.issuer) && !aud.contains(endpoint.url) {
-        return Err("aud names neither the issuer nor this endpoint".into());
+    if !audience_accepted(aud, &provider.settings.issuer, endpoint.url) {
+        return Err("aud must be the issuer alone (or, as one string, this endpoint)".into());
     }
     let exp = claims.exp.ok_or("assertion has no exp")?;
     if exp + skew <= now {

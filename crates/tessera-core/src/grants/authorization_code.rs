@@ -1,14 +1,14 @@
 //! `authorization_code` grant (RFC 6749 §4.1.3, OAuth 2.1 §4.1.3) with PKCE (RFC 7636).
 
 use async_trait::async_trait;
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::{GrantContext, GrantFacts, GrantHandler, Issue, UserGrant, first_refresh};
 use crate::model::GrantType;
 use crate::request::Params;
-use crate::secret::SecretHash;
-use crate::store::Consumed;
-use crate::{OAuthError, pkce};
+use crate::secret::{Secret, SecretHash};
+use crate::store::{CodeMismatch, CodePresentation, Consumed};
+use crate::{ErrorCode, OAuthError, pkce};
 
 /// Redeems a code for tokens.
 pub struct AuthorizationCode;
@@ -26,40 +26,31 @@ impl GrantHandler for AuthorizationCode {
             return Err(OAuthError::invalid_request("code_verifier must be 43-128 unreserved characters"));
         }
         let store = &cx.provider.store;
-        let grant = match store.consume_code(&SecretHash::of(code), cx.now).await? {
-            Consumed::Fresh(grant) => grant,
-            Consumed::Replayed { grant_id } => {
+        // The binding is checked inside the store's redemption: a request that does not
+        // match (RFC 6749 §4.1.3, RFC 7636 §4.6, RFC 9449 §10) leaves the code unused.
+        let presented = CodePresentation {
+            client_id: cx.client.client_id.to_string(),
+            redirect_uri: params.get("redirect_uri").map(str::to_owned),
+            code_verifier: Secret::new(verifier),
+            dpop_jkt: cx.dpop_jkt.map(str::to_owned),
+        };
+        let redeemed = store.redeem_code(&SecretHash::of(code), &presented, cx.now).await?;
+        let grant = match redeemed {
+            Ok(Consumed::Fresh(grant)) => grant,
+            Ok(Consumed::Replayed { grant_id }) => {
                 // RFC 6749 §4.1.2: a code used twice revokes what was issued from it.
                 warn!(client_id = %cx.client.client_id, "authorization code reused: revoking its grant");
                 super::revoke_grant(cx.provider, &grant_id, cx.now).await?;
                 return Err(OAuthError::invalid_grant("authorization code already used"));
             }
-            Consumed::Missing => {
+            Ok(Consumed::Missing) => {
                 return Err(OAuthError::invalid_grant("unknown or expired authorization code"));
             }
+            Err(mismatch) => {
+                info!(client_id = %cx.client.client_id, ?mismatch, "code redemption refused; the code stays unused");
+                return Err(refusal(mismatch));
+            }
         };
-        if grant.client_id != cx.client.client_id.as_str() {
-            return Err(OAuthError::invalid_grant("the code was issued to another client"));
-        }
-        // RFC 6749 §4.1.3: the same redirect_uri, when one was sent to /authorize.
-        if let Some(expected) = &grant.redirect_uri
-            && params.get("redirect_uri") != Some(expected.as_str())
-        {
-            return Err(OAuthError::invalid_grant("redirect_uri does not match the authorization request"));
-        }
-        // RFC 7636 §4.6.
-        if !pkce::verify(verifier, &grant.code_challenge) {
-            return Err(OAuthError::invalid_grant("code_verifier does not match the code_challenge"));
-        }
-        // RFC 9449 §10: a code requested with `dpop_jkt` is redeemed only with that key.
-        if let Some(bound) = &grant.dpop_jkt
-            && cx.dpop_jkt != Some(bound.as_str())
-        {
-            return Err(OAuthError::new(
-                crate::ErrorCode::InvalidDpopProof,
-                "the code is bound to another DPoP key",
-            ));
-        }
         let audience = cx
             .provider
             .catalog
@@ -89,6 +80,23 @@ impl GrantHandler for AuthorizationCode {
             }),
             act: None,
             issued_token_type: None,
+            derived_grant: None,
         })
+    }
+}
+
+/// The error for a request that does not match the code's binding.
+fn refusal(mismatch: CodeMismatch) -> OAuthError {
+    match mismatch {
+        CodeMismatch::Client => OAuthError::invalid_grant("the code was issued to another client"),
+        CodeMismatch::RedirectUri => {
+            OAuthError::invalid_grant("redirect_uri does not match the authorization request")
+        }
+        CodeMismatch::CodeVerifier => {
+            OAuthError::invalid_grant("code_verifier does not match the code_challenge")
+        }
+        CodeMismatch::DpopKey => {
+            OAuthError::new(ErrorCode::InvalidDpopProof, "the code is bound to another DPoP key")
+        }
     }
 }

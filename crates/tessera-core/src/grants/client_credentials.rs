@@ -32,6 +32,7 @@ impl GrantHandler for ClientCredentials {
             user: None,
             act: None,
             issued_token_type: None,
+            derived_grant: None,
         })
     }
 }

@@ -64,6 +64,9 @@ pub struct Issue {
     pub act: Option<serde_json::Value>,
     /// `issued_token_type` of the response (RFC 8693 §2.2.1), for token exchange.
     pub issued_token_type: Option<&'static str>,
+    /// The grant a token made by exchange joins (its subject token's), so revoking
+    /// that grant revokes it too (RFC 9700 §4.14.2); `None` elsewhere.
+    pub derived_grant: Option<String>,
 }
 
 /// A grant by a signed-in user: what ties its tokens together.

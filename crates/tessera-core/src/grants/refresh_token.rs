@@ -132,6 +132,7 @@ fn issue(record: RefreshRecord, scopes: Vec<String>, audience: Vec<String>, next
         }),
         act: None,
         issued_token_type: None,
+        derived_grant: None,
     }
 }
 

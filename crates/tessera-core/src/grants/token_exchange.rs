@@ -23,8 +23,8 @@ pub struct TokenExchange;
 /// Who a presented token speaks for.
 struct Party {
     subject: String,
-    /// The scopes it carries (none for an ID token).
-    scopes: Vec<String>,
+    /// The grant the token belongs to, if it was issued for a user's grant.
+    grant_id: Option<String>,
     /// Its own `act`, for chains of delegation.
     act: Option<Value>,
 }
@@ -48,11 +48,11 @@ impl GrantHandler for TokenExchange {
             return Err(OAuthError::invalid_request("only access tokens are issued by token exchange"));
         }
         let subject =
-            party(cx, params.require("subject_token")?, params.require("subject_token_type")?, "subject")
+            party(cx, params.require("subject_token")?, params.require("subject_token_type")?, Role::Subject)
                 .await?;
         let act = match (params.get("actor_token"), params.get("actor_token_type")) {
             (Some(token), Some(token_type)) => {
-                let actor = party(cx, token, token_type, "actor").await?;
+                let actor = party(cx, token, token_type, Role::Actor).await?;
                 Some(delegate(policy, &actor.subject, subject.act.clone())?)
             }
             (Some(_), None) => {
@@ -74,15 +74,7 @@ impl GrantHandler for TokenExchange {
             }
         };
         let targets = targets(policy, params)?;
-        let scopes = narrowed_scopes(cx, &subject, &targets, params.get("scope"))?;
-        // RFC 8707 §2: the token is for the targets its scopes reach.
-        let catalog = &cx.provider.catalog;
-        let audience = targets
-            .into_iter()
-            .filter(|target| {
-                catalog.api_resource(target).is_some_and(|api| api.scopes.iter().any(|s| scopes.contains(s)))
-            })
-            .collect();
+        let (scopes, audience) = scopes_and_audience(cx, &targets, params.get("scope"))?;
         Ok(Issue {
             subject: subject.subject,
             scopes,
@@ -90,33 +82,89 @@ impl GrantHandler for TokenExchange {
             user: None,
             act,
             issued_token_type: Some(ACCESS_TOKEN_TYPE),
+            // The new token joins the subject token's grant: revoking that grant (a
+            // reused refresh token, RFC 9700 §4.14.2) revokes what was exchanged from it.
+            derived_grant: subject.grant_id,
         })
     }
 }
 
+/// Which token of the request is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Subject,
+    Actor,
+}
+
+impl Role {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Subject => "subject",
+            Self::Actor => "actor",
+        }
+    }
+}
+
 /// Reads a presented token: an access token or ID token this server issued, live.
-/// RFC 8693 §2.2.2: an invalid token is `invalid_request`.
+/// A subject token must be addressed to the exchanging client: an ID token by its
+/// `aud`, an access token by `aud` naming the client or an API the client fronts (one
+/// whose scopes it may request). RFC 8693 §2.2.2: an invalid or unacceptable token is
+/// `invalid_request`.
 async fn party(
     cx: &GrantContext<'_>,
     token: &str,
     token_type: &str,
-    role: &str,
+    role: Role,
 ) -> Result<Party, OAuthError> {
-    let invalid = || OAuthError::invalid_request(format!("the {role}_token is invalid, expired or revoked"));
+    let name = role.name();
+    let invalid = || OAuthError::invalid_request(format!("the {name}_token is invalid, expired or revoked"));
+    let elsewhere = || {
+        tracing::info!(client_id = %cx.client.client_id, role = name, "token exchange refused: token addressed to someone else");
+        OAuthError::invalid_request(format!("the {name}_token is not addressed to this client"))
+    };
+    let client_id = cx.client.client_id.as_str();
     match token_type {
         ACCESS_TOKEN_TYPE | JWT_TYPE => {
             let resolved = access_token::resolve(cx.provider, token, cx.now).await?.ok_or_else(invalid)?;
-            Ok(Party { subject: resolved.subject, scopes: resolved.scope, act: resolved.act })
+            if role == Role::Subject
+                && !resolved.audience.iter().any(|aud| aud == client_id || fronts(cx, aud))
+            {
+                return Err(elsewhere());
+            }
+            Ok(Party {
+                subject: resolved.subject,
+                grant_id: access_token::grant_of(&resolved.jti).map(str::to_owned),
+                act: resolved.act,
+            })
         }
         ID_TOKEN_TYPE => {
             let claims = id_token::read_hint(cx.provider, token).await.map_err(|_| invalid())?;
             if claims.exp <= cx.now {
                 return Err(invalid());
             }
-            Ok(Party { subject: claims.sub, scopes: Vec::new(), act: None })
+            // OpenID Connect Core §2: an ID token is for its `aud` alone.
+            if role == Role::Subject && claims.aud != client_id {
+                return Err(elsewhere());
+            }
+            // The grant rides in `jti` as in access tokens; without it the token cannot
+            // be tied to a grant, and so could not be revoked with it.
+            let jti = claims.jti.as_deref().ok_or_else(invalid)?;
+            let grant_id = access_token::grant_of(jti);
+            if cx.provider.store.is_revoked(jti, grant_id).await? {
+                return Err(invalid());
+            }
+            Ok(Party { subject: claims.sub, grant_id: grant_id.map(str::to_owned), act: None })
         }
-        _ => Err(OAuthError::invalid_request(format!("unsupported {role}_token_type"))),
+        _ => Err(OAuthError::invalid_request(format!("unsupported {name}_token_type"))),
     }
+}
+
+/// Whether `audience` is an API the client fronts: one with a scope the client may request.
+fn fronts(cx: &GrantContext<'_>, audience: &str) -> bool {
+    cx.provider
+        .catalog
+        .api_resource(audience)
+        .is_some_and(|api| api.scopes.iter().any(|scope| cx.client.allowed_scopes.contains(scope)))
 }
 
 /// The `act` claim naming `actor`, with earlier actors nested (RFC 8693 §4.1).
@@ -147,36 +195,45 @@ fn targets(policy: &TokenExchangePolicy, params: &Params) -> Result<Vec<String>,
     Ok(targets)
 }
 
-/// The new token's scopes: requested (or all it may keep), never more than the
-/// subject token had, and only scopes of the target APIs.
-fn narrowed_scopes(
+/// The new token's scopes and audience. The scopes are those requested (or, when none
+/// are, every one the client may request of the targets), each within the client's
+/// `allowed_scopes` and belonging to a target API; the subject token's own scopes do
+/// not bound them, since the point of exchange is a token for another API (RFC 8693
+/// §1). The audience is every target reached by a scope, and every target API that
+/// has no scopes (an audience-only token).
+fn scopes_and_audience(
     cx: &GrantContext<'_>,
-    subject: &Party,
     targets: &[String],
     requested: Option<&str>,
-) -> Result<Vec<String>, OAuthError> {
-    let reaches = |scope: &str| {
-        targets.iter().any(|target| {
-            cx.provider.catalog.api_resource(target).is_some_and(|api| api.scopes.iter().any(|s| s == scope))
-        })
-    };
-    // An ID token carries no API scope: the client's own allowance bounds it.
-    let ceiling: &[String] =
-        if subject.scopes.is_empty() { &cx.client.allowed_scopes } else { &subject.scopes };
+) -> Result<(Vec<String>, Vec<String>), OAuthError> {
+    let mut apis = Vec::with_capacity(targets.len());
+    for target in targets {
+        let api = cx.provider.catalog.api_resource(target).ok_or_else(|| {
+            OAuthError::invalid_target(format!("`{target}` is not an API resource of this server"))
+        })?;
+        apis.push(api);
+    }
+    let belongs = |scope: &str| apis.iter().any(|api| api.scopes.iter().any(|s| s == scope));
+    let allowed = &cx.client.allowed_scopes;
     let scopes: Vec<String> = match requested {
         Some(text) => parse_scope(text)?,
-        None => ceiling.iter().filter(|scope| reaches(scope)).cloned().collect(),
+        None => allowed.iter().filter(|scope| belongs(scope)).cloned().collect(),
     };
-    if let Some(wider) = scopes.iter().find(|scope| !ceiling.contains(scope)) {
-        return Err(OAuthError::invalid_scope(format!("scope `{wider}` is wider than the subject token")));
+    if let Some(wider) = scopes.iter().find(|scope| !allowed.contains(scope)) {
+        return Err(OAuthError::invalid_scope(format!("scope `{wider}` is not allowed for this client")));
     }
-    if let Some(elsewhere) = scopes.iter().find(|scope| !reaches(scope)) {
+    if let Some(elsewhere) = scopes.iter().find(|scope| !belongs(scope)) {
         return Err(OAuthError::invalid_scope(format!(
             "scope `{elsewhere}` does not belong to the audience"
         )));
     }
-    if scopes.is_empty() {
-        return Err(OAuthError::invalid_scope("the subject token has no scope for this audience"));
+    let audience: Vec<String> = apis
+        .iter()
+        .filter(|api| api.scopes.is_empty() || api.scopes.iter().any(|s| scopes.contains(s)))
+        .map(|api| api.name.clone())
+        .collect();
+    if audience.is_empty() {
+        return Err(OAuthError::invalid_scope("the client may request no scope of this audience"));
     }
-    Ok(scopes)
+    Ok((scopes, audience))
 }

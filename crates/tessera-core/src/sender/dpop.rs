@@ -116,7 +116,14 @@ impl ProofKey {
     fn parse(encoded_header: &str) -> Result<Self, OAuthError> {
         let malformed = || invalid("malformed DPoP proof");
         let header = URL_SAFE_NO_PAD.decode(encoded_header).map_err(|_| malformed())?;
-        let header: jsonwebtoken::Header = serde_json::from_slice(&header).map_err(|_| malformed())?;
+        // RFC 9449 §4.3 item 6: judged on the header as sent, since `Jwk` drops the
+        // members it does not know (`d` and the other private ones among them).
+        let raw: serde_json::Value = serde_json::from_slice(&header).map_err(|_| malformed())?;
+        let raw_jwk = raw.get("jwk").ok_or_else(|| invalid("the proof carries no jwk"))?;
+        if PRIVATE_MEMBERS.iter().any(|member| raw_jwk.get(member).is_some()) {
+            return Err(invalid("the jwk must be a public key"));
+        }
+        let header: jsonwebtoken::Header = serde_json::from_value(raw).map_err(|_| malformed())?;
         if header.typ.as_deref() != Some("dpop+jwt") {
             return Err(invalid("typ must be dpop+jwt"));
         }
@@ -124,10 +131,6 @@ impl ProofKey {
             return Err(invalid("unsupported DPoP algorithm"));
         }
         let jwk: Jwk = header.jwk.ok_or_else(|| invalid("the proof carries no jwk"))?;
-        let jwk_json = serde_json::to_value(&jwk).map_err(|_| invalid("bad jwk"))?;
-        if PRIVATE_MEMBERS.iter().any(|member| jwk_json.get(member).is_some()) {
-            return Err(invalid("the jwk must be a public key"));
-        }
         let key = DecodingKey::from_jwk(&jwk).map_err(|_| invalid("unusable jwk"))?;
         let verifier = if header.alg == Algorithm::ES256 {
             // The bytes jsonwebtoken's ES256 verifier would parse for every proof.
@@ -353,6 +356,24 @@ mod tests {
         proof.jwt = format!("{}.extra", proof.jwt);
         assert!(keys.check(&proof, None, 1000).is_err());
         assert!(check(&proof, None, 1000).is_err());
+    }
+
+    #[test]
+    fn a_proof_whose_jwk_carries_a_private_member_is_refused() {
+        let (rng, keys) = (Rng::default(), ProofKeys::default());
+        let key = key(&rng);
+        for member in ["d", "p", "q", "dp", "dq", "qi", "k"] {
+            let mut jwk = key.public_jwk();
+            jwk.as_object_mut().unwrap().insert(member.into(), json!("AAAA"));
+            let header = b64url(json!({ "typ": "dpop+jwt", "alg": "ES256", "jwk": jwk }).to_string());
+            let input = format!("{header}.{}", b64url(claims(member).to_string()));
+            let signature = b64url(key.sign(input.as_bytes(), &rng).unwrap());
+            let proof =
+                DpopProof { jwt: format!("{input}.{signature}"), method: "POST".into(), url: URL.into() };
+            let refused = keys.check(&proof, None, 1000).unwrap_err();
+            assert_eq!(refused.code, crate::ErrorCode::InvalidDpopProof, "{member}");
+            assert!(check(&proof, None, 1000).is_err(), "{member}");
+        }
     }
 
     #[test]

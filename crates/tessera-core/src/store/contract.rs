@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use super::{CodeMismatch, CodePresentation};
 use super::{Consumed, PendingGrant, RefreshRecord, Session, Store, StoredKey, TokenRecord};
 use crate::catalog::Resources;
 use crate::model::{ApiResource, ApiScope, ClientId, User};
@@ -59,6 +60,8 @@ pub async fn run_all(store: Arc<dyn Store>) {
     user_sources_are_recorded_and_kept_by_put_user(store.as_ref()).await;
     removing_a_user_revokes_its_grants_sessions_and_consents_only(store.as_ref()).await;
     forty_racing_swaps_of_a_request_have_one_winner(store.clone()).await;
+    a_code_presented_wrongly_stays_unused(store.as_ref()).await;
+    racing_wrong_presentations_do_not_burn_the_code(store.clone()).await;
 }
 
 /// 48 racing reservations against a limit of 5: exactly 5 win, however they interleave.
@@ -828,6 +831,81 @@ pub async fn forty_racing_swaps_of_a_request_have_one_winner(store: Arc<dyn Stor
     store.put_request("swap-expired", &pending, 200).await.unwrap();
     assert!(!store.swap_request("swap-expired", &pending, &other, 200).await.unwrap());
     assert_eq!(store.request("swap-expired", 199).await.unwrap(), Some(pending));
+/// What the rightful client presents for [`pending_grant`]'s code (RFC 7636 App. B).
+fn rightful_presentation() -> CodePresentation {
+    CodePresentation {
+        client_id: "web".into(),
+        redirect_uri: Some("https://app.example/cb".into()),
+        code_verifier: crate::secret::Secret::new("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+        dpop_jkt: None,
+    }
+}
+
+/// A redemption with the wrong client, `redirect_uri`, verifier or DPoP key is refused
+/// and leaves the code unused; the rightful one then redeems it, once.
+pub async fn a_code_presented_wrongly_stays_unused(store: &dyn Store) {
+    let code = SecretHash::of("code-presented-wrongly");
+    let grant = PendingGrant { dpop_jkt: Some("jkt-1".into()), ..pending_grant("g-code-wrongly") };
+    store.put_code(&code, &grant, 200).await.unwrap();
+    let rightful = CodePresentation { dpop_jkt: Some("jkt-1".into()), ..rightful_presentation() };
+    let wrong = [
+        (CodePresentation { client_id: "other".into(), ..rightful.clone() }, CodeMismatch::Client),
+        (CodePresentation { redirect_uri: None, ..rightful.clone() }, CodeMismatch::RedirectUri),
+        (
+            CodePresentation { redirect_uri: Some("https://app.example/other".into()), ..rightful.clone() },
+            CodeMismatch::RedirectUri,
+        ),
+        (
+            CodePresentation {
+                code_verifier: crate::secret::Secret::new("x".repeat(43)),
+                ..rightful.clone()
+            },
+            CodeMismatch::CodeVerifier,
+        ),
+        (CodePresentation { dpop_jkt: None, ..rightful.clone() }, CodeMismatch::DpopKey),
+        (CodePresentation { dpop_jkt: Some("jkt-2".into()), ..rightful.clone() }, CodeMismatch::DpopKey),
+    ];
+    for (presented, mismatch) in wrong {
+        assert_eq!(store.redeem_code(&code, &presented, 100).await.unwrap(), Err(mismatch));
+    }
+    assert_eq!(store.redeem_code(&code, &rightful, 100).await.unwrap(), Ok(Consumed::Fresh(grant)));
+    assert_eq!(
+        store.redeem_code(&code, &rightful, 100).await.unwrap(),
+        Ok(Consumed::Replayed { grant_id: "g-code-wrongly".into() })
+    );
+    // Expired and unknown codes are `Missing` however they are presented.
+    assert_eq!(store.redeem_code(&code, &rightful, 200).await.unwrap(), Ok(Consumed::Missing));
+    let unknown = SecretHash::of("code-never-issued");
+    assert_eq!(store.redeem_code(&unknown, &rightful, 100).await.unwrap(), Ok(Consumed::Missing));
+}
+
+/// 40 racing wrong redemptions and one rightful one: the rightful one is `Fresh`,
+/// the wrong ones are refused (or, after it, `Replayed`), never `Fresh`.
+pub async fn racing_wrong_presentations_do_not_burn_the_code(store: Arc<dyn Store>) {
+    let code = SecretHash::of("code-racing-wrongly");
+    store.put_code(&code, &pending_grant("g-code-racing-wrongly"), 200).await.unwrap();
+    let outcomes: Vec<_> = (0..41)
+        .map(|i| {
+            let store = store.clone();
+            let presented = if i == 20 {
+                rightful_presentation()
+            } else {
+                CodePresentation {
+                    code_verifier: crate::secret::Secret::new(format!("{i:0>43}")),
+                    ..rightful_presentation()
+                }
+            };
+            tokio::spawn(async move { (i, store.redeem_code(&code, &presented, 100).await.unwrap()) })
+        })
+        .collect();
+    for outcome in outcomes {
+        match outcome.await.unwrap() {
+            (20, outcome) => assert_eq!(outcome, Ok(Consumed::Fresh(pending_grant("g-code-racing-wrongly")))),
+            (_, Err(mismatch)) => assert_eq!(mismatch, CodeMismatch::CodeVerifier),
+            (_, Ok(Consumed::Replayed { grant_id })) => assert_eq!(grant_id, "g-code-racing-wrongly"),
+            (i, other) => panic!("wrong redemption {i} saw {other:?}"),
+        }
+    }
 }
 
 #[cfg(test)]

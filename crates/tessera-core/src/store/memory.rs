@@ -352,6 +352,26 @@ impl CodeStore for MemoryStore {
         code.consumed = true;
         Ok(Consumed::Fresh(code.grant.clone()))
     }
+
+    async fn redeem_code(
+        &self,
+        hash: &SecretHash,
+        presented: &super::CodePresentation,
+        now: Timestamp,
+    ) -> StoreResult<Result<Consumed<PendingGrant>, super::CodeMismatch>> {
+        let mut state = self.state();
+        let Some(code) = state.codes.get_mut(hash).filter(|code| code.expires_at > now) else {
+            return Ok(Ok(Consumed::Missing));
+        };
+        if code.consumed {
+            return Ok(Ok(Consumed::Replayed { grant_id: code.grant.grant_id.clone() }));
+        }
+        if let Some(mismatch) = code.grant.mismatch(presented) {
+            return Ok(Err(mismatch));
+        }
+        code.consumed = true;
+        Ok(Ok(Consumed::Fresh(code.grant.clone())))
+    }
 }
 
 #[async_trait]

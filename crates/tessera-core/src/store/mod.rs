@@ -7,6 +7,7 @@ pub mod contract;
 pub mod memory;
 mod session;
 
+pub use session::{CodeMismatch, CodePresentation};
 pub use session::{
     CodeStore, ConsentStore, Consumed, GrantStore, PendingGrant, RefreshRecord, RefreshStore, RequestStore,
     SUCCESSOR_OUTSIDE_FAMILY, SecretStore, Session, SessionStore, ThrottleStore,

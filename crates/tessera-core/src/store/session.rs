@@ -62,6 +62,17 @@ pub trait CodeStore: Send + Sync {
     /// redemptions exactly one sees `Fresh`; later ones see `Replayed`. An expired
     /// or unknown code is `Missing`.
     async fn consume_code(&self, hash: &SecretHash, now: Timestamp) -> StoreResult<Consumed<PendingGrant>>;
+    /// [`Self::consume_code`] for a token request: in the same atomic step, a live,
+    /// unused code is first matched against what the request presents
+    /// ([`PendingGrant::mismatch`]); on a mismatch it is left unused (`Err`), so a
+    /// wrong client, verifier, `redirect_uri` or DPoP key cannot burn the rightful
+    /// client's code. A used code is `Replayed` whoever presents it.
+    async fn redeem_code(
+        &self,
+        hash: &SecretHash,
+        presented: &CodePresentation,
+        now: Timestamp,
+    ) -> StoreResult<Result<Consumed<PendingGrant>, CodeMismatch>>;
 }
 
 /// What a refresh token stands for.
@@ -233,4 +244,55 @@ pub trait SecretStore: Send + Sync {
     /// The secret called `name`; stores `candidate` first if there is none, so every
     /// instance ends up with the same value.
     async fn shared_secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>>;
+}
+
+/// What a token request presents to redeem an authorization code.
+#[derive(Debug, Clone)]
+pub struct CodePresentation {
+    /// The authenticated client.
+    pub client_id: String,
+    /// The request's `redirect_uri`, if it sent one.
+    pub redirect_uri: Option<String>,
+    /// The PKCE `code_verifier` (RFC 7636 §4.5).
+    pub code_verifier: crate::secret::Secret,
+    /// The thumbprint of the request's verified DPoP key, if it sent a proof.
+    pub dpop_jkt: Option<String>,
+}
+
+/// Why a presentation does not redeem a code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeMismatch {
+    /// Issued to another client (RFC 6749 §4.1.3).
+    Client,
+    /// Not the `redirect_uri` sent to `/authorize` (RFC 6749 §4.1.3).
+    RedirectUri,
+    /// The verifier does not hash to the challenge (RFC 7636 §4.6).
+    CodeVerifier,
+    /// Bound to another DPoP key (RFC 9449 §10).
+    DpopKey,
+}
+
+impl PendingGrant {
+    /// Whether `presented` may redeem the code this grant stands for; every store
+    /// calls this inside its atomic redemption, so the rules live here once.
+    #[must_use]
+    pub fn mismatch(&self, presented: &CodePresentation) -> Option<CodeMismatch> {
+        if self.client_id != presented.client_id {
+            return Some(CodeMismatch::Client);
+        }
+        if let Some(expected) = &self.redirect_uri
+            && presented.redirect_uri.as_deref() != Some(expected.as_str())
+        {
+            return Some(CodeMismatch::RedirectUri);
+        }
+        if !crate::pkce::verify(presented.code_verifier.expose(), &self.code_challenge) {
+            return Some(CodeMismatch::CodeVerifier);
+        }
+        if let Some(bound) = &self.dpop_jkt
+            && presented.dpop_jkt.as_deref() != Some(bound.as_str())
+        {
+            return Some(CodeMismatch::DpopKey);
+        }
+        None
+    }
 }

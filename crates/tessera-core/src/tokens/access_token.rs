@@ -90,7 +90,8 @@ pub async fn mint(
 ) -> Result<IssuedAccessToken, OAuthError> {
     let lifetime = client.access_token_lifetime.unwrap_or(provider.settings.tokens.access_token_lifetime);
     let format = client.access_token_format.unwrap_or(provider.settings.tokens.access_token_format);
-    let jti = new_jti(provider, issue.user.as_ref().map(|user| user.grant_id.as_str()));
+    let grant_id = issue.user.as_ref().map(|user| user.grant_id.as_str()).or(issue.derived_grant.as_deref());
+    let jti = new_jti(provider, grant_id);
     let scope = (!issue.scopes.is_empty()).then(|| issue.scopes.join(" "));
     // With identity scopes only, the token is for the userinfo endpoint (RFC 9068 §3).
     let audience = if issue.audience.is_empty() {
@@ -145,7 +146,7 @@ pub async fn mint(
 /// it, `{grant}.{random}`, so revoking the grant (a reused code or refresh token,
 /// RFC 6749 §4.1.2, RFC 9700 §4.14.2) revokes the token without a stored row per
 /// token: `is_revoked` judges it by its grant when it is presented.
-fn new_jti(provider: &Provider, grant_id: Option<&str>) -> String {
+pub(crate) fn new_jti(provider: &Provider, grant_id: Option<&str>) -> String {
     let random = provider.rng.identifier();
     match grant_id {
         Some(grant_id) => format!("{grant_id}.{random}"),
@@ -174,7 +175,7 @@ async fn parties_exist(
     Ok(true)
 }
 
-fn grant_of(jti: &str) -> Option<&str> {
+pub(crate) fn grant_of(jti: &str) -> Option<&str> {
     jti.split_once('.').map(|(grant_id, _)| grant_id)
 }
 

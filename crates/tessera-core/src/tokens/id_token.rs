@@ -21,6 +21,10 @@ pub struct IdTokenClaims {
     pub at_hash: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// `{grant}.{random}` as in access tokens (RFC 7519 §4.1.7), so a token exchange
+    /// can tie what it makes from this ID token to the grant (RFC 8693 §2.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
 }
 
 /// What an ID token says about the user's authentication.
@@ -30,6 +34,8 @@ pub struct Authentication<'a> {
     pub auth_time: Timestamp,
     pub nonce: Option<&'a str>,
     pub sid: &'a str,
+    /// The grant the token is issued under.
+    pub grant_id: &'a str,
 }
 
 /// Mints an ID token for `client_id`, with `at_hash` of the access token issued beside it,
@@ -58,6 +64,7 @@ pub async fn mint(
         nonce: authentication.nonce.map(str::to_owned),
         at_hash: Some(signer.algorithm().half_hash(access_token)),
         sid: Some(authentication.sid.to_owned()),
+        jti: Some(super::access_token::new_jti(provider, Some(authentication.grant_id))),
     };
     Ok(jws::sign_id_token(&claims, signer, &provider.rng)?)
 }

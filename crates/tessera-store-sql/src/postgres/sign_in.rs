@@ -76,6 +76,44 @@ impl CodeStore for PgStore {
             None => Ok(Consumed::Missing),
         }
     }
+
+    async fn redeem_code(
+        &self,
+        hash: &SecretHash,
+        presented: &tessera_core::store::CodePresentation,
+        now: Timestamp,
+    ) -> StoreResult<Result<Consumed<PendingGrant>, tessera_core::store::CodeMismatch>> {
+        let code_hash = hash.to_base64url();
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        // Takes the row first: a racing redemption waits for this transaction, then
+        // finds `consumed_at` set. A request that does not match leaves it unset.
+        let row = sqlx::query(
+            "SELECT grant_id, document, consumed_at FROM authorization_codes \
+             WHERE code_hash = $1 AND expires_at > $2 FOR UPDATE",
+        )
+        .bind(&code_hash)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        let Some(row) = row else { return Ok(Ok(Consumed::Missing)) };
+        let consumed_at: Option<i64> = row.try_get("consumed_at").map_err(store_error)?;
+        if consumed_at.is_some() {
+            return Ok(Ok(Consumed::Replayed { grant_id: row.try_get("grant_id").map_err(store_error)? }));
+        }
+        let grant: PendingGrant = from_json(&row, "document")?;
+        if let Some(mismatch) = grant.mismatch(presented) {
+            return Ok(Err(mismatch));
+        }
+        sqlx::query("UPDATE authorization_codes SET consumed_at = $2 WHERE code_hash = $1")
+            .bind(&code_hash)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(Ok(Consumed::Fresh(grant)))
+    }
 }
 
 /// `Replayed` for a token that exists but is used or of a revoked grant; `Missing`

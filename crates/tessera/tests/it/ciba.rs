@@ -164,6 +164,29 @@ async fn ping_mode_tells_the_client_when_to_fetch_the_tokens() {
 }
 
 #[tokio::test]
+async fn a_ping_mode_auth_req_id_is_never_stored_in_plaintext() {
+    let (hooks, received) = receiver().await;
+    let app = TestServer::spawn_with(&clients(&hooks)).await;
+    let pinged = ("pinged", "pinged-secret");
+    let form = [("scope", "openid"), ("login_hint", "alice"), ("client_notification_token", "notify-me-456")];
+    let started: Value = ask(&app, pinged, &form).await.json().await.unwrap();
+    let auth_req_id = started["auth_req_id"].as_str().unwrap().to_owned();
+    let stored_text = async || {
+        let now = tessera_core::Clock::now(app.clock.as_ref());
+        let stored = app.provider.store.requests_with_prefix("", now).await.unwrap();
+        assert!(stored.iter().any(|(key, _)| key.starts_with("ciba:")), "the request is stored");
+        stored.iter().map(|(key, document)| format!("{key} {document}")).collect::<Vec<_>>().join("\n")
+    };
+    assert!(!stored_text().await.contains(&auth_req_id), "auth_req_id stored in plaintext");
+    answer(&app, "alice", "alice-password-1", "approve").await;
+    assert!(!stored_text().await.contains(&auth_req_id), "auth_req_id stored in plaintext once decided");
+    // The ping still names the request, and it redeems.
+    let (_, body) = wait_for(&received, "/ping").await;
+    assert_eq!(body["auth_req_id"], auth_req_id.as_str());
+    assert_eq!(poll(&app, pinged, &auth_req_id).await.status(), 200);
+}
+
+#[tokio::test]
 async fn denial_expiry_and_slow_polling_get_their_errors() {
     let (hooks, _) = receiver().await;
     let app = TestServer::spawn_with(&clients(&hooks)).await;

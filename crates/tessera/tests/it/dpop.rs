@@ -125,6 +125,34 @@ async fn bad_proofs_are_invalid_dpop_proof() {
 }
 
 #[tokio::test]
+async fn a_proof_whose_jwk_carries_a_private_member_is_refused() {
+    let app = TestServer::spawn().await;
+    let prover = Prover::new();
+    let url = app.url("/token");
+    let form = [("grant_type", "client_credentials")];
+    for member in ["d", "p", "q", "dp", "dq", "qi", "k"] {
+        // RFC 9449 §4.3 item 6: the header's `jwk` must not hold a private key; the
+        // member is written into the raw header, where a JWK type would drop it.
+        let mut jwk = serde_json::to_value(prover.jwk()).unwrap();
+        jwk[member] = json!("c2VjcmV0LWtleS1tYXRlcmlhbA");
+        let header = json!({ "typ": "dpop+jwt", "alg": "ES256", "jwk": jwk });
+        let now = tessera_core::Clock::now(app.clock.as_ref());
+        let claims = json!({ "jti": format!("private-{member}"), "htm": "POST", "htu": url, "iat": now });
+        let input = format!(
+            "{}.{}",
+            tessera_core::secret::b64url(header.to_string()),
+            tessera_core::secret::b64url(claims.to_string())
+        );
+        let key = jsonwebtoken::EncodingKey::from_ec_der(&prover.key.pkcs8);
+        let signature =
+            jsonwebtoken::crypto::sign(input.as_bytes(), &key, jsonwebtoken::Algorithm::ES256).unwrap();
+        let proof = format!("{input}.{signature}");
+        let response = token_with(&app, Some(("svc", "svc-secret")), &form, Some(&proof)).await;
+        assert_eq!(oauth_error(response).await, (400, "invalid_dpop_proof".into()), "{member}");
+    }
+}
+
+#[tokio::test]
 async fn userinfo_wants_the_proof_from_the_tokens_key() {
     let app = TestServer::spawn().await;
     let prover = Prover::new();

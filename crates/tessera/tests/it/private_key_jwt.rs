@@ -1,6 +1,10 @@
 //! `private_key_jwt` client authentication (RFC 7523 §2.2, §3).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use serde_json::{Value, json};
 
@@ -51,6 +55,32 @@ async fn the_issuer_is_an_accepted_audience() {
     let mut claims = claims(&app, "aud-issuer");
     claims["aud"] = json!([app.base.clone()]);
     assert_eq!(token_with_assertion(&app, &key.assertion(&claims)).await.status(), 200);
+}
+
+#[tokio::test]
+async fn an_audience_array_must_hold_the_issuer_alone() {
+    let key = ClientKey::generate("k");
+    let app = TestServer::spawn_with(&inline_client(&key)).await;
+    // draft-ietf-oauth-rfc7523bis: an assertion also good for another server is refused.
+    let refused = [
+        json!([app.issuer.clone(), "https://other-issuer.example"]),
+        json!(["https://other-issuer.example", app.issuer.clone()]),
+        json!([app.url("/token")]),
+        json!([app.issuer.clone(), app.url("/token")]),
+        json!([]),
+    ];
+    for (i, aud) in refused.into_iter().enumerate() {
+        let mut claims = claims(&app, &format!("aud-array-{i}"));
+        claims["aud"] = aud.clone();
+        let response = token_with_assertion(&app, &key.assertion(&claims)).await;
+        assert_eq!(oauth_error(response).await, (400, "invalid_client".into()), "aud {aud}");
+    }
+    // The issuer or the token endpoint as one string still work (older clients).
+    for (i, aud) in [json!(app.issuer.clone()), json!(app.url("/token"))].into_iter().enumerate() {
+        let mut claims = claims(&app, &format!("aud-string-{i}"));
+        claims["aud"] = aud.clone();
+        assert_eq!(token_with_assertion(&app, &key.assertion(&claims)).await.status(), 200, "aud {aud}");
+    }
 }
 
 #[tokio::test]
@@ -178,6 +208,126 @@ allowed_scopes = ["api1.read"]
     let other = ClientKey::generate("remote-1");
     let response = token_with_assertion(&app, &other.assertion(&claims(&app, "remote-2"))).await;
     assert_eq!(oauth_error(response).await, (400, "invalid_client".into()));
+}
+
+/// What a [`JwksHost`] answers.
+#[derive(Clone, Copy)]
+pub enum Answer {
+    /// HTTP 500.
+    Failure,
+    /// A chunked JSON body that never ends (stops at 1 GiB or when the reader hangs up).
+    Endless,
+}
+
+/// A `jwks_uri` host on a loopback port that counts the requests it gets and the body
+/// bytes it manages to send.
+pub struct JwksHost {
+    pub url: String,
+    pub fetches: Arc<AtomicUsize>,
+    pub sent: Arc<AtomicUsize>,
+}
+
+pub async fn jwks_host(answer: Answer) -> JwksHost {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+    let (fetches, sent) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (counted, written) = (fetches.clone(), sent.clone());
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let (counted, written) = (counted.clone(), written.clone());
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buffer = [0_u8; 4096];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                counted.fetch_add(1, Ordering::SeqCst);
+                match answer {
+                    Answer::Failure => {
+                        let head = "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+                        let _ = stream.write_all(head.as_bytes()).await;
+                    }
+                    Answer::Endless => {
+                        let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+                        if stream.write_all(head.as_bytes()).await.is_err() {
+                            return;
+                        }
+                        let mut chunk = b"10000\r\n".to_vec();
+                        chunk.extend(std::iter::repeat_n(b' ', 0x10000));
+                        chunk.extend_from_slice(b"\r\n");
+                        while written.load(Ordering::SeqCst) < 1 << 30 {
+                            if stream.write_all(&chunk).await.is_err() {
+                                return;
+                            }
+                            written.fetch_add(0x10000, Ordering::SeqCst);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    JwksHost { url, fetches, sent }
+}
+
+fn jwks_uri_client(url: &str) -> String {
+    format!(
+        r#"
+[[clients]]
+client_id = "signer"
+allowed_grant_types = ["client_credentials"]
+client_secrets = [{{ jwks_uri = "{url}" }}]
+allowed_scopes = ["api1.read"]
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forty_parallel_junk_assertions_cause_one_jwks_fetch_and_a_failure_is_remembered() {
+    let host = jwks_host(Answer::Failure).await;
+    let app = Arc::new(TestServer::spawn_with(&jwks_uri_client(&host.url)).await);
+    let key = Arc::new(ClientKey::generate("junk"));
+    let attempts: Vec<_> = (0..40)
+        .map(|i| {
+            let (app, key) = (app.clone(), key.clone());
+            tokio::spawn(async move {
+                let assertion = key.assertion(&claims(&app, &format!("junk-{i}")));
+                oauth_error(token_with_assertion(&app, &assertion).await).await
+            })
+        })
+        .collect();
+    for attempt in attempts {
+        assert_eq!(attempt.await.unwrap(), (400, "invalid_client".into()));
+    }
+    assert_eq!(host.fetches.load(Ordering::SeqCst), 1, "one fetch for 40 concurrent misses");
+    // Within the refetch interval (30 s) the failure stands without a new fetch.
+    app.clock.advance(29);
+    let response = token_with_assertion(&app, &key.assertion(&claims(&app, "junk-later"))).await;
+    assert_eq!(oauth_error(response).await, (400, "invalid_client".into()));
+    assert_eq!(host.fetches.load(Ordering::SeqCst), 1, "a failed fetch is not retried within 30 s");
+    // After it, one new attempt.
+    app.clock.advance(2);
+    let response = token_with_assertion(&app, &key.assertion(&claims(&app, "junk-after"))).await;
+    assert_eq!(oauth_error(response).await, (400, "invalid_client".into()));
+    assert_eq!(host.fetches.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn an_endless_jwks_body_is_cut_off_at_the_cap_without_buffering_it() {
+    let host = jwks_host(Answer::Endless).await;
+    let app = TestServer::spawn_with(&jwks_uri_client(&host.url)).await;
+    let key = ClientKey::generate("k");
+    let started = Instant::now();
+    let response = token_with_assertion(&app, &key.assertion(&claims(&app, "endless"))).await;
+    assert_eq!(oauth_error(response).await, (400, "invalid_client".into()));
+    // The fetch gives up at the cap (256 KiB), long before the 5 s fetch timeout.
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let sent = host.sent.load(Ordering::SeqCst);
+    assert!(sent < 32 << 20, "the host could send {sent} bytes: the body was read past the cap");
+    assert_eq!(host.fetches.load(Ordering::SeqCst), 1);
 }
 
 fn rand_suffix() -> String {

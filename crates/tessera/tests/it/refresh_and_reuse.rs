@@ -154,6 +154,49 @@ async fn wrong_verifier_redirect_uri_and_expiry_are_invalid_grant() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_redemptions_do_not_burn_the_code() {
+    let app = Arc::new(TestServer::spawn().await);
+    let mut browser = Browser::new(&app);
+    let (url, verifier) = authorization_url(&app, "web", "https://web.example/cb", "openid", &[]);
+    let code = query(&browser.authorize(&url, "alice", "alice-password-1").await, "code").unwrap();
+    // Wrong verifier, wrong redirect_uri, none at all, and another client.
+    let wrong_verifier = tessera_core::random::Rng::default().token();
+    let response = redeem(&app, &code, &wrong_verifier, "https://web.example/cb").await;
+    assert_eq!(oauth_error(response).await, (400, "invalid_grant".into()), "wrong verifier");
+    let response = redeem(&app, &code, &verifier, "https://web.example/other-cb").await;
+    assert_eq!(oauth_error(response).await, (400, "invalid_grant".into()), "other redirect_uri");
+    let form = [("grant_type", "authorization_code"), ("code", code.as_str()), ("code_verifier", &verifier)];
+    let response = app.post_form("/token", Some(("web", "web-secret")), &form).await;
+    assert_eq!(oauth_error(response).await, (400, "invalid_grant".into()), "no redirect_uri");
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("code_verifier", &verifier),
+        ("redirect_uri", "https://web.example/cb"),
+    ];
+    let response = app.post_form("/token", Some(("trusted", "trusted-secret")), &form).await;
+    assert_eq!(oauth_error(response).await, (400, "invalid_grant".into()), "another client");
+    // A burst of 40 wrong verifiers at once burns nothing either.
+    let attempts: Vec<_> = (0..40)
+        .map(|_| {
+            let (app, code) = (app.clone(), code.clone());
+            tokio::spawn(async move {
+                let wrong = tessera_core::random::Rng::default().token();
+                oauth_error(redeem(&app, &code, &wrong, "https://web.example/cb").await).await
+            })
+        })
+        .collect();
+    for attempt in attempts {
+        assert_eq!(attempt.await.unwrap(), (400, "invalid_grant".into()));
+    }
+    // The rightful redemption still works, once.
+    let response = redeem(&app, &code, &verifier, "https://web.example/cb").await;
+    assert_eq!(response.status(), 200);
+    let response = redeem(&app, &code, &verifier, "https://web.example/cb").await;
+    assert_eq!(oauth_error(response).await, (400, "invalid_grant".into()), "used once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_racing_redemptions_of_one_code_give_exactly_one_token() {
     let app = Arc::new(TestServer::spawn().await);
     let mut browser = Browser::new(&app);
