@@ -831,6 +831,8 @@ pub async fn forty_racing_swaps_of_a_request_have_one_winner(store: Arc<dyn Stor
     store.put_request("swap-expired", &pending, 200).await.unwrap();
     assert!(!store.swap_request("swap-expired", &pending, &other, 200).await.unwrap());
     assert_eq!(store.request("swap-expired", 199).await.unwrap(), Some(pending));
+}
+
 /// What the rightful client presents for [`pending_grant`]'s code (RFC 7636 App. B).
 fn rightful_presentation() -> CodePresentation {
     CodePresentation {
