@@ -450,3 +450,20 @@ async fn chromium_enters_a_device_code_signs_in_and_approves_while_the_device_po
     })
     .await;
 }
+
+#[tokio::test]
+async fn chromium_stays_on_the_issuer_after_sign_in_with_a_tab_in_return_to() {
+    in_chromium(|client| async move {
+        let app = TestServer::spawn().await;
+        // Issue 11.4: Chromium drops the tab and would land on //evil.example/x.
+        client.goto(&app.url("/login?return_to=/%09/evil.example/x")).await.unwrap();
+        wait_for_page(&client, "Sign in").await;
+        sign_in(&client, "alice", "alice-password-1").await;
+        let page = wait_for_page(&client, "Signed in").await;
+        assert!(page.contains("You are signed in as alice."), "{page}");
+        let url = client.current_url().await.unwrap();
+        assert_eq!(url.origin(), url::Url::parse(&app.issuer).unwrap().origin(), "{url}");
+        app.stop().await;
+    })
+    .await;
+}
