@@ -26,6 +26,9 @@ pub type StartError = Box<dyn std::error::Error + Send + Sync>;
 /// # Errors
 /// When the store, the seed data or the keys fail.
 pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<Provider>, StartError> {
+    for warning in &config.warnings {
+        tracing::warn!(%warning, "weak configuration");
+    }
     let store = SqlStore::connect(&config.storage.url).await?;
     info!(backend = ?store.backend(), "store ready");
     seed(&store, config, &Rng::default(), clock.now()).await?;
