@@ -409,6 +409,7 @@ fn credential(cx: &mut Cx, place: &Place, raw: RawCredential) -> Option<ClientCr
             cx.error(place, "value", "must not be empty");
             return None;
         }
+        cx.check_secret_length(place, &value);
         // Only the hash is kept: the plain secret never reaches the store or a log.
         return Some(ClientCredential::SharedSecret { sha256: SecretHash::of(&value), expires });
     }

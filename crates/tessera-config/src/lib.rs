@@ -28,6 +28,7 @@ use tessera_core::settings::{Settings, SigningSettings, TokenSettings};
 
 pub use error::{ConfigError, ConfigErrors};
 
+pub use decode::MIN_SECRET_CHARS;
 use decode::{Cx, Place, Unknown, human};
 
 /// A checked configuration, ready to start a server with.
@@ -47,6 +48,9 @@ pub struct Config {
     pub clients: Vec<Client>,
     /// Local accounts to put in the store.
     pub users: Vec<UserSeed>,
+    /// What is accepted but weak (short `value` secrets), each naming file, table and
+    /// key: `tessera serve` logs them at every start, `check-config` prints them.
+    pub warnings: Vec<ConfigError>,
 }
 
 /// `[server]`: the listeners.
@@ -294,6 +298,7 @@ fn check(
         resources,
         clients,
         users,
+        warnings: cx.warnings,
     })
 }
 

@@ -218,7 +218,10 @@ fn resource_secret(cx: &mut Cx, place: &Place, table: toml::Table) -> Option<Sec
     let raw: RawResourceSecret = cx.decode(place, table).unwrap_or_default();
     cx.unknown(place, &raw.unknown);
     match (raw.value, raw.sha256) {
-        (Some(value), None) if !value.is_empty() => Some(SecretHash::of(&value)),
+        (Some(value), None) if !value.is_empty() => {
+            cx.check_secret_length(place, &value);
+            Some(SecretHash::of(&value))
+        }
         (Some(_), None) => {
             cx.error(place, "value", "must not be empty");
             None

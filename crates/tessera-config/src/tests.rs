@@ -403,3 +403,29 @@ fn an_env_override_adding_an_unknown_key_is_an_error() {
     let errors = load_env(BASE, &[("TESSERA__TOKENS__LIFETIME", "1h")]).unwrap_err();
     assert!(has_error(&errors, "[tokens]", "lifetime"), "{errors:#?}");
 }
+
+#[test]
+fn short_value_secrets_are_accepted_with_a_warning_naming_file_table_and_key() {
+    let long = "k3Jq9vX2pL7wR4tY8zN1bA";
+    let text = format!(
+        "{BASE}{}{}",
+        client(
+            "short-svc",
+            "allowed_grant_types = [\"client_credentials\"]\nclient_secrets = [{ value = \"svc-secret\" }]"
+        ),
+        client(
+            "long-svc",
+            &format!(
+                "allowed_grant_types = [\"client_credentials\"]\nclient_secrets = [{{ value = \"{long}\" }}]"
+            )
+        ),
+    );
+    let config = load_ok(&text);
+    let warnings: Vec<String> = config.warnings.iter().map(ToString::to_string).collect();
+    let short: Vec<&String> = warnings.iter().filter(|w| w.contains("short-svc")).collect();
+    assert_eq!(short.len(), 1, "{warnings:#?}");
+    assert!(short[0].starts_with("tessera.toml:") && short[0].contains("value"), "{}", short[0]);
+    assert!(short[0].contains(&MIN_SECRET_CHARS.to_string()), "says the bound: {}", short[0]);
+    assert!(!short[0].contains("svc-secret"), "never the secret itself");
+    assert!(!warnings.iter().any(|w| w.contains("long-svc")), "{warnings:#?}");
+}

@@ -159,7 +159,7 @@ pub enum UserCodeCheck {
     /// No pending, unexpired request has this code.
     Unknown,
     /// The pending request, with its store key.
-    Pending { key: String, request: PendingAuthorization },
+    Pending { key: String, request: Box<PendingAuthorization> },
 }
 
 /// Looks up a typed user code for a request from `address`, after reserving one
@@ -181,7 +181,7 @@ pub async fn check_user_code(
         return Ok(UserCodeCheck::Throttled);
     }
     Ok(match find(provider, typed).await? {
-        Some((key, request)) => UserCodeCheck::Pending { key, request },
+        Some((key, request)) => UserCodeCheck::Pending { key, request: Box::new(request) },
         None => {
             info!("user code not recognised");
             UserCodeCheck::Unknown

@@ -211,6 +211,9 @@ async fn main() -> ExitCode {
         Command::CheckConfig { file } => match load_config(&file) {
             Ok(config) => {
                 println!("{}: ok ({} clients)", config.source, config.clients.len());
+                for warning in &config.warnings {
+                    println!("warning: {warning}");
+                }
                 check_store(&config).await
             }
             Err(code) => return code,

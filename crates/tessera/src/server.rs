@@ -27,6 +27,9 @@ pub type StartError = Box<dyn std::error::Error + Send + Sync>;
 /// # Errors
 /// When the store, the seed data or the keys fail.
 pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<Provider>, StartError> {
+    for warning in &config.warnings {
+        tracing::warn!(%warning, "weak configuration");
+    }
     let options = StoreOptions { acquire_timeout: config.storage.acquire_timeout };
     let store = SqlStore::connect_with(&config.storage.url, options).await?;
     info!(backend = ?store.backend(), "store ready");

@@ -206,6 +206,14 @@ fn clients_list_and_check_config_say_what_a_start_would_remove() {
     // No store yet: check-config says so and creates nothing.
     let fresh = stdout(&run(&url, &["check-config", full.to_str().unwrap()], ""));
     assert!(fresh.contains("does not exist yet"), "{fresh}");
+    // The quickstart's short development secrets are accepted, with a warning each.
+    assert!(
+        fresh
+            .lines()
+            .any(|line| line.starts_with("warning:") && line.contains("service-a") && line.contains("value")),
+        "{fresh}"
+    );
+    assert!(!fresh.contains("service-a-secret"), "never the secret itself");
     assert!(!dir.join("clients.db").exists());
 
     let listed = stdout(&run(&url, &["clients", "list", "--config", full.to_str().unwrap()], ""));
