@@ -29,7 +29,7 @@ impl Page {
         let marker = format!("name=\"{name}\" value=\"");
         let start = self.body.find(&marker)? + marker.len();
         let end = self.body[start..].find('"')? + start;
-        Some(self.body[start..end].replace("&#x2f;", "/").replace("&amp;", "&"))
+        Some(self.body[start..end].replace("&#x2f;", "/").replace("&amp;", "&").replace("&#38;", "&"))
     }
 }
 

@@ -467,3 +467,34 @@ async fn chromium_stays_on_the_issuer_after_sign_in_with_a_tab_in_return_to() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn chromium_signs_in_from_the_device_page_and_denies_at_once() {
+    in_chromium(|client| async move {
+        let app = TestServer::spawn_with(device_flow::TV).await;
+        let started = device_flow::start(&app, "openid profile").await;
+        let user_code = started["user_code"].as_str().unwrap();
+        let device_code = started["device_code"].as_str().unwrap();
+
+        client.goto(&app.url("/device")).await.unwrap();
+        wait_for_page(&client, "Connect a device").await;
+        field_labelled(&client, "Code").await.send_keys(user_code).await.unwrap();
+        click_button(&client, "Continue").await;
+        wait_for_page(&client, "Sign in").await;
+        sign_in(&client, "alice", "alice-password-1").await;
+        // Back from sign-in with a live code: the decision itself, no second Continue.
+        let page = wait_for_page(&client, "Connect Living Room TV?").await;
+        assert!(page.contains(&format!("Check that your device shows the code {user_code}.")), "{page}");
+        click_button(&client, "Deny").await;
+        let done = wait_for_page(&client, "Request denied").await;
+        assert!(done.contains("The device was not connected."), "{done}");
+
+        app.clock.advance(5);
+        assert_eq!(
+            oauth_error(device_flow::poll(&app, device_code).await).await,
+            (400, "access_denied".into())
+        );
+        app.stop().await;
+    })
+    .await;
+}

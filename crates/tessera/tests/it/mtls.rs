@@ -483,3 +483,22 @@ async fn a_public_clients_refresh_tokens_stay_bound_to_its_certificate() {
     assert_eq!(stolen.status(), 400);
     assert_eq!(refresh(http, tls_token_url, successor).await.status(), 200);
 }
+
+#[tokio::test]
+async fn instances_behind_one_tls_load_balancer_advertise_its_public_url() {
+    let pki = Pki::new();
+    let server_cert = pki.server();
+    let extra = "[server.tls]\nlisten = \"127.0.0.1:{tls_port}\"\ncert = \"server.pem\"\nkey = \"server.key\"\n\
+                 client_ca = \"clients-ca.pem\"\npublic_url = \"https://mtls.id.example.com\"\n";
+    let mut aliases = Vec::new();
+    for _ in 0..2 {
+        // Two instances, each with its own TLS port, behind the same balancer.
+        let app = TestServer::spawn_with_tls(extra, |dir| write_tls_files(&pki, &server_cert, dir)).await;
+        let metadata = app.get_json("/.well-known/oauth-authorization-server").await;
+        assert_eq!(metadata["mtls_endpoint_aliases"]["token_endpoint"], "https://mtls.id.example.com/token");
+        assert_eq!(metadata["token_endpoint"], app.url("/token"), "the plain endpoints stay the issuer's");
+        aliases.push(metadata["mtls_endpoint_aliases"].clone());
+        app.stop().await;
+    }
+    assert_eq!(aliases[0], aliases[1], "both instances advertise the same aliases");
+}
