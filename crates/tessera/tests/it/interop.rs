@@ -403,7 +403,7 @@ async fn the_return_from_sign_in_is_no_way_around_the_wrong_code_limit() {
     let login = browser.open("/login").await;
     browser.sign_in(&login, "alice", "alice-password-1").await;
     let mut last = 0;
-    for _ in 0..11 {
+    for _ in 0..=tessera_core::device::MAX_USER_CODE_ATTEMPTS {
         last = browser.get("/device?user_code=BBBB-BBBB&after_sign_in=1").await.status;
     }
     assert_eq!(last, 429, "wrong codes through the return path count too");
