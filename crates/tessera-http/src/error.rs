@@ -136,4 +136,16 @@ mod tests {
         assert_eq!(status_of(ErrorCode::InvalidGrant, true), StatusCode::BAD_REQUEST);
         assert_eq!(status_of(ErrorCode::ServerError, false), StatusCode::INTERNAL_SERVER_ERROR);
     }
+
+    #[tokio::test]
+    async fn an_unavailable_store_is_a_503_with_retry_after_and_the_rfc_6749_body() {
+        let error = OAuthError::from(tessera_core::store::StoreError::unavailable("connection refused"));
+        let response = HttpError::from(error).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], RETRY_AFTER_SECONDS);
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+        let body = axum::body::to_bytes(response.into_body(), 4096).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"], "temporarily_unavailable");
+    }
 }

@@ -273,7 +273,17 @@ forward!(SecretStore {
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::{redact, store_error};
+
+    #[test]
+    fn an_unreachable_database_is_unavailable_and_a_bad_statement_is_not() {
+        assert!(store_error(sqlx::Error::PoolTimedOut).is_unavailable());
+        assert!(store_error(sqlx::Error::PoolClosed).is_unavailable());
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(store_error(sqlx::Error::Io(refused)).is_unavailable());
+        assert!(!store_error(sqlx::Error::RowNotFound).is_unavailable());
+        assert!(!store_error("a document that does not parse").is_unavailable());
+    }
 
     #[test]
     fn redact_hides_the_password() {
