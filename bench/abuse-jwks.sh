@@ -15,7 +15,7 @@ PORT="${PORT:-38511}"
 JWKS_PORT="${JWKS_PORT:-38512}"
 BURST="${BURST:-40}"
 BODY_MB="${BODY_MB:-400}"
-BIN="${BIN:-target/release/tessera}"
+BIN="${BIN:-${TESSERA_BIN:-target/release/tessera}}"
 [ -x "$BIN" ] || { echo "no $BIN: build it with cargo build --release -p tessera" >&2; exit 1; }
 
 work="$(mktemp -d)"

@@ -69,9 +69,6 @@ wait "$server" 2>/dev/null || true
 server=""
 
 # ---- Part 2: a jwks_uri host streaming a 400 MB body --------------------------------
-# Added by the integrator from bench/abuse-jwks.sh (another helper's script); it starts
-# its own server and prints its own peak RSS.
-if [ -f bench/abuse-jwks.sh ]; then
-  echo "## jwks_uri: bench/abuse-jwks.sh"
-  TESSERA_BIN="$BIN" bash bench/abuse-jwks.sh
-fi
+# bench/abuse-jwks.sh starts its own server and prints its own peak RSS.
+echo "## jwks_uri: bench/abuse-jwks.sh"
+TESSERA_BIN="$BIN" bash bench/abuse-jwks.sh
