@@ -5,7 +5,7 @@ use tracing::debug;
 
 use crate::client_auth::{self, Credentials, Endpoint};
 use crate::grants::{GrantContext, Issue, RefreshPlan, UserGrant};
-use crate::model::Client;
+use crate::model::{Client, GrantType};
 use crate::request::Params;
 use crate::secret::{Secret, SecretHash};
 use crate::sender::Confirmation;
@@ -114,8 +114,15 @@ pub async fn exchange(provider: &Provider, request: &TokenRequest) -> Result<Tok
     };
     let issue = handler.handle(&cx, &request.params).await?;
     // A user removed from the store (no longer in the configuration, `tessera users
-    // remove`) gets nothing more, whichever pending code, device or CIBA request names it.
-    if issue.user.is_some() && provider.store.user_by_subject(&issue.subject).await?.is_none() {
+    // remove`) gets nothing more from a device or CIBA request approved before: those
+    // wait as documents, outside the grants that removal revokes. Codes and refresh
+    // tokens need no read here (the hot path): removal revokes their grants, so what
+    // they could still mint is inactive at introspection and userinfo, and no refresh
+    // token is stored for a revoked grant.
+    if issue.user.is_some()
+        && matches!(handler.grant_type(), GrantType::DeviceCode | GrantType::Ciba)
+        && provider.store.user_by_subject(&issue.subject).await?.is_none()
+    {
         return Err(OAuthError::invalid_grant("the user no longer exists"));
     }
     // RFC 8705 §3: whoever presents a certificate gets tokens bound to it, however it

@@ -753,34 +753,39 @@ impl CodeStore for SqliteStore {
         presented: &tessera_core::store::CodePresentation,
         now: Timestamp,
     ) -> StoreResult<Result<Consumed<PendingGrant>, tessera_core::store::CodeMismatch>> {
-        let (code_hash, presented) = (hash.to_base64url(), presented.clone());
-        // Read, check and mark in one operation of the writer, whose batch holds the
-        // file's write lock: no other redemption, here or in another process, comes
-        // between. The mark is the only write, and the last step.
-        self.write_one(move |c| {
-            let row: Option<(String, String, bool)> = c
-                .prepare_cached(
-                    "SELECT grant_id, document, consumed_at IS NOT NULL FROM authorization_codes \
-                     WHERE code_hash = ?1 AND expires_at > ?2",
+        let code_hash = hash.to_base64url();
+        // The code's row never changes but for `consumed_at`, so its binding is checked
+        // on an inline read, off the single writer; the mark is then one conditional
+        // statement of the writer, so of racing redemptions (here or in another process)
+        // only one finds `consumed_at` still NULL (RFC 6749 §4.1.2), and a request that
+        // does not match never writes (the code stays unused).
+        let row: Option<(String, String, bool)> = self.read(|c| {
+            c.prepare_cached(
+                "SELECT grant_id, document, consumed_at IS NOT NULL FROM authorization_codes \
+                 WHERE code_hash = ?1 AND expires_at > ?2",
+            )?
+            .query_row(params![code_hash, now], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .optional()
+        })?;
+        let Some((grant_id, document, used)) = row else { return Ok(Ok(Consumed::Missing)) };
+        if used {
+            return Ok(Ok(Consumed::Replayed { grant_id }));
+        }
+        let grant: PendingGrant = from_json(&document)?;
+        if let Some(mismatch) = grant.mismatch(presented) {
+            return Ok(Err(mismatch));
+        }
+        let marked = self
+            .write_one(move |c| {
+                Ok(c.prepare_cached(
+                    "UPDATE authorization_codes SET consumed_at = ?2 \
+                     WHERE code_hash = ?1 AND consumed_at IS NULL AND expires_at > ?2",
                 )?
-                .query_row(params![code_hash, now], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
-                .optional()?;
-            let Some((grant_id, document, used)) = row else { return Ok(Ok(Consumed::Missing)) };
-            if used {
-                return Ok(Ok(Consumed::Replayed { grant_id }));
-            }
-            let grant: PendingGrant = from_json(&document).map_err(WriteError::Store)?;
-            if let Some(mismatch) = grant.mismatch(&presented) {
-                return Ok(Err(mismatch));
-            }
-            let marked = c
-                .prepare_cached(
-                    "UPDATE authorization_codes SET consumed_at = ?2 WHERE code_hash = ?1 AND consumed_at IS NULL",
-                )?
-                .execute(params![code_hash, now])?;
-            Ok(Ok(if marked == 1 { Consumed::Fresh(grant) } else { Consumed::Replayed { grant_id } }))
-        })
-        .await
+                .execute(params![code_hash, now])?)
+            })
+            .await?;
+        // Not marked: a racing redemption came first (or the code expired meanwhile).
+        Ok(Ok(if marked == 1 { Consumed::Fresh(grant) } else { Consumed::Replayed { grant_id } }))
     }
 }
 
