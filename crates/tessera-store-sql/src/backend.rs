@@ -49,24 +49,25 @@ impl Backend {
 
     /// The migrations: version, description, SQL.
     pub(crate) fn migrations(self) -> [(i64, &'static str, &'static str); 6] {
-        let (initial, sign_in, grant_carrying_jti, refresh_family_start, sources, readiness_probe) = match self {
-            Self::Sqlite => (
-                include_str!("../migrations/sqlite/0001_initial.sql"),
-                include_str!("../migrations/sqlite/0002_sign_in.sql"),
-                include_str!("../migrations/sqlite/0003_grant_carrying_jti.sql"),
-                include_str!("../migrations/sqlite/0004_refresh_family_start.sql"),
-                include_str!("../migrations/sqlite/0006_sources.sql"),
-                include_str!("../migrations/sqlite/0008_readiness_probe.sql"),
-            ),
-            Self::Postgres => (
-                include_str!("../migrations/postgres/0001_initial.sql"),
-                include_str!("../migrations/postgres/0002_sign_in.sql"),
-                include_str!("../migrations/postgres/0003_grant_carrying_jti.sql"),
-                include_str!("../migrations/postgres/0004_refresh_family_start.sql"),
-                include_str!("../migrations/postgres/0006_sources.sql"),
-                include_str!("../migrations/postgres/0008_readiness_probe.sql"),
-            ),
-        };
+        let (initial, sign_in, grant_carrying_jti, refresh_family_start, sources, readiness_probe) =
+            match self {
+                Self::Sqlite => (
+                    include_str!("../migrations/sqlite/0001_initial.sql"),
+                    include_str!("../migrations/sqlite/0002_sign_in.sql"),
+                    include_str!("../migrations/sqlite/0003_grant_carrying_jti.sql"),
+                    include_str!("../migrations/sqlite/0004_refresh_family_start.sql"),
+                    include_str!("../migrations/sqlite/0006_sources.sql"),
+                    include_str!("../migrations/sqlite/0008_readiness_probe.sql"),
+                ),
+                Self::Postgres => (
+                    include_str!("../migrations/postgres/0001_initial.sql"),
+                    include_str!("../migrations/postgres/0002_sign_in.sql"),
+                    include_str!("../migrations/postgres/0003_grant_carrying_jti.sql"),
+                    include_str!("../migrations/postgres/0004_refresh_family_start.sql"),
+                    include_str!("../migrations/postgres/0006_sources.sql"),
+                    include_str!("../migrations/postgres/0008_readiness_probe.sql"),
+                ),
+            };
         [
             (1, "initial", initial),
             (2, "sign_in", sign_in),

@@ -372,7 +372,8 @@ impl KeyRing {
         }
         parsed.retain(|kid, _| keys.iter().any(|key| &key.kid == kid && key.expires_at > now));
         let default = self.settings.algorithm;
-        let signer = signers.iter().find(|(_, key, _)| key.algorithm() == default).map(|(_, key, _)| key.clone());
+        let signer =
+            signers.iter().find(|(_, key, _)| key.algorithm() == default).map(|(_, key, _)| key.clone());
         let signs_until = if signer.is_some() {
             signers.iter().map(|(_, _, retires_at)| *retires_at).min().unwrap_or(now)
         } else {
