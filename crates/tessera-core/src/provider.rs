@@ -37,6 +37,8 @@ pub struct Provider {
     refresh_successor_key: aws_lc_rs::hmac::Key,
     /// Refresh rotations answered `temporarily_unavailable` that may have committed.
     pub refresh_in_doubt: crate::grants::InDoubtRotations,
+    /// Code redemptions answered `temporarily_unavailable` whose commit was in doubt.
+    pub code_in_doubt: crate::grants::InDoubtRotations,
     /// Bounds concurrent password checks (argon2id memory).
     pub password_checks: crate::sign_in::PasswordChecks,
     /// Derives CIBA ping-mode `auth_req_id`s from their stored seeds.
@@ -83,6 +85,7 @@ impl Provider {
             dpop_keys: crate::sender::dpop::ProofKeys::default(),
             refresh_successor_key,
             refresh_in_doubt: crate::grants::InDoubtRotations::default(),
+            code_in_doubt: crate::grants::InDoubtRotations::for_codes(),
             password_checks: crate::sign_in::PasswordChecks::default(),
             ping_id_key,
         })

@@ -223,6 +223,7 @@ forward!(CodeStore {
         presented: &tessera_core::store::CodePresentation,
         now: Timestamp,
     ) -> StoreResult<Result<Consumed<PendingGrant>, tessera_core::store::CodeMismatch>>;
+    fn redeemed_code(&self, hash: &SecretHash, now: Timestamp) -> StoreResult<Option<PendingGrant>>;
 });
 forward!(RefreshStore {
     fn put_refresh_token(&self, hash: &SecretHash, record: &RefreshRecord) -> StoreResult<()>;

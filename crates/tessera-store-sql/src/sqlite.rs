@@ -787,6 +787,19 @@ impl CodeStore for SqliteStore {
         // Not marked: a racing redemption came first (or the code expired meanwhile).
         Ok(Ok(if marked == 1 { Consumed::Fresh(grant) } else { Consumed::Replayed { grant_id } }))
     }
+
+    async fn redeemed_code(&self, hash: &SecretHash, now: Timestamp) -> StoreResult<Option<PendingGrant>> {
+        let code_hash = hash.to_base64url();
+        let document: Option<String> = self.read(|c| {
+            c.prepare_cached(
+                "SELECT document FROM authorization_codes \
+                 WHERE code_hash = ?1 AND consumed_at IS NOT NULL AND expires_at > ?2",
+            )?
+            .query_row(params![code_hash, now], |row| row.get(0))
+            .optional()
+        })?;
+        from_json_opt(document)
+    }
 }
 
 /// `Replayed` for a token that exists but is used or of a revoked grant; `Missing`

@@ -171,17 +171,32 @@ pub const IN_DOUBT_WINDOW: Timestamp = 60;
 /// have happened: kept here (for retries reaching this instance) and, as soon as the
 /// store answers again, in the store for [`IN_DOUBT_WINDOW`] (for retries reaching
 /// another instance). Keyed by the old token's hash; bounded in memory.
-#[derive(Default)]
+///
+/// Code redemptions in doubt are kept by one of their own ([`Self::for_codes`]).
 pub struct InDoubtRotations {
     local: Mutex<HashMap<SecretHash, Timestamp>>,
+    /// The store key's prefix, naming what is in doubt.
+    prefix: &'static str,
+}
+
+impl Default for InDoubtRotations {
+    fn default() -> Self {
+        Self { local: Mutex::default(), prefix: "refresh-in-doubt:" }
+    }
 }
 
 /// Entries beyond which the local list starts over (bounded memory).
 const MAX_IN_DOUBT: usize = 10_000;
 
 impl InDoubtRotations {
-    fn key(old: &SecretHash) -> String {
-        format!("refresh-in-doubt:{}", old.to_base64url())
+    /// Code redemptions in doubt, keyed by the code's hash.
+    #[must_use]
+    pub fn for_codes() -> Self {
+        Self { local: Mutex::default(), prefix: "code-in-doubt:" }
+    }
+
+    fn key(&self, old: &SecretHash) -> String {
+        format!("{}{}", self.prefix, old.to_base64url())
     }
 
     /// Notes that the rotation of `old` is in doubt, here at once and in the store in
@@ -195,8 +210,8 @@ impl InDoubtRotations {
             }
             local.insert(*old, now);
         }
-        warn!("refresh rotation in doubt: a retry within the window gets its successor");
-        let key = Self::key(old);
+        warn!(kind = self.prefix, "consumption in doubt: a retry within the window is let through");
+        let key = self.key(old);
         let expires_at = now + IN_DOUBT_WINDOW;
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
@@ -212,12 +227,12 @@ impl InDoubtRotations {
     }
 
     /// Whether the rotation of `old` was noted in doubt within the window.
-    async fn is_noted(&self, store: &dyn Store, old: &SecretHash, now: Timestamp) -> bool {
+    pub(crate) async fn is_noted(&self, store: &dyn Store, old: &SecretHash, now: Timestamp) -> bool {
         let local = self.local.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(old).copied();
         if local.is_some_and(|noted| now - noted <= IN_DOUBT_WINDOW) {
             return true;
         }
-        matches!(store.request(&Self::key(old), now).await, Ok(Some(_)))
+        matches!(store.request(&self.key(old), now).await, Ok(Some(_)))
     }
 }
 

@@ -62,6 +62,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     forty_racing_swaps_of_a_request_have_one_winner(store.clone()).await;
     a_code_presented_wrongly_stays_unused(store.as_ref()).await;
     racing_wrong_presentations_do_not_burn_the_code(store.clone()).await;
+    a_redeemed_code_reads_back_its_grant_until_it_expires(store.as_ref()).await;
 }
 
 /// 48 racing reservations against a limit of 5: exactly 5 win, however they interleave.
@@ -908,6 +909,22 @@ pub async fn racing_wrong_presentations_do_not_burn_the_code(store: Arc<dyn Stor
             (i, other) => panic!("wrong redemption {i} saw {other:?}"),
         }
     }
+}
+
+/// `redeemed_code` (read only for the retry of an in-doubt redemption) returns the
+/// grant of a used, live code, and nothing for an unused, expired or unknown one.
+pub async fn a_redeemed_code_reads_back_its_grant_until_it_expires(store: &dyn Store) {
+    let code = SecretHash::of("code-read-back");
+    let grant = pending_grant("g-code-read-back");
+    store.put_code(&code, &grant, 200).await.unwrap();
+    assert_eq!(store.redeemed_code(&code, 100).await.unwrap(), None, "unused");
+    assert_eq!(
+        store.redeem_code(&code, &rightful_presentation(), 100).await.unwrap(),
+        Ok(Consumed::Fresh(grant.clone()))
+    );
+    assert_eq!(store.redeemed_code(&code, 100).await.unwrap(), Some(grant));
+    assert_eq!(store.redeemed_code(&code, 200).await.unwrap(), None, "expired");
+    assert_eq!(store.redeemed_code(&SecretHash::of("code-never-read"), 100).await.unwrap(), None);
 }
 
 #[cfg(test)]

@@ -372,6 +372,15 @@ impl CodeStore for MemoryStore {
         code.consumed = true;
         Ok(Ok(Consumed::Fresh(code.grant.clone())))
     }
+
+    async fn redeemed_code(&self, hash: &SecretHash, now: Timestamp) -> StoreResult<Option<PendingGrant>> {
+        let state = self.state();
+        Ok(state
+            .codes
+            .get(hash)
+            .filter(|code| code.expires_at > now && code.consumed)
+            .map(|code| code.grant.clone()))
+    }
 }
 
 #[async_trait]

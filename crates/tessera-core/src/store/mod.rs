@@ -44,7 +44,25 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         self.0.downcast_ref::<Unavailable>().is_some()
     }
+
+    /// The store could not be reached to learn whether a single-use consumption whose
+    /// `COMMIT` went unanswered was made durable: `unavailable`, and the caller may
+    /// let one retry of the same consumption through (see [`Self::is_in_doubt`]).
+    pub fn in_doubt(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::unavailable(InDoubt(error.into()))
+    }
+
+    /// Whether this failure left a consumption's commit in doubt ([`Self::in_doubt`]).
+    #[must_use]
+    pub fn is_in_doubt(&self) -> bool {
+        self.0.downcast_ref::<Unavailable>().is_some_and(|outer| outer.0.downcast_ref::<InDoubt>().is_some())
+    }
 }
+
+/// Marks an [`Unavailable`] cause as a commit whose outcome is unknown.
+#[derive(Debug, thiserror::Error)]
+#[error("commit in doubt: {0}")]
+pub struct InDoubt(#[source] pub Box<dyn std::error::Error + Send + Sync>);
 
 /// Marks a [`StoreError`]'s cause as the store being unreachable. A wrapper inside the
 /// box rather than a field, so `StoreError` keeps its shape.

@@ -73,6 +73,10 @@ pub trait CodeStore: Send + Sync {
         presented: &CodePresentation,
         now: Timestamp,
     ) -> StoreResult<Result<Consumed<PendingGrant>, CodeMismatch>>;
+    /// The grant of a live code that is already used; `None` for an unused, expired
+    /// or unknown one. Read only for the retry of a redemption whose commit was in
+    /// doubt ([`StoreError::is_in_doubt`]), never on the normal path.
+    async fn redeemed_code(&self, hash: &SecretHash, now: Timestamp) -> StoreResult<Option<PendingGrant>>;
 }
 
 /// What a refresh token stands for.

@@ -111,8 +111,23 @@ impl CodeStore for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(store_error)?;
-        tx.commit().await.map_err(store_error)?;
+        if let Err(error) = tx.commit().await {
+            return self.settle_redemption(&code_hash, now, grant, error).await;
+        }
         Ok(Ok(Consumed::Fresh(grant)))
+    }
+
+    async fn redeemed_code(&self, hash: &SecretHash, now: Timestamp) -> StoreResult<Option<PendingGrant>> {
+        let row = sqlx::query(
+            "SELECT document FROM authorization_codes \
+             WHERE code_hash = $1 AND consumed_at IS NOT NULL AND expires_at > $2",
+        )
+        .bind(hash.to_base64url())
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(store_error)?;
+        row.map(|row| from_json(&row, "document")).transpose()
     }
 }
 
@@ -257,6 +272,59 @@ impl PgStore {
                 Err(StoreError::unavailable(error))
             }
         }
+    }
+
+    /// A code redemption's `COMMIT` failed: as [`Self::settle_rotation`], read on
+    /// another connection whether the code is now marked used at this redemption's
+    /// time. Marked: the redemption succeeded and the grant is issued. Unmarked: it
+    /// did not, the code is still unused, `unavailable`. Unknown: `in_doubt`, and the
+    /// core lets one retry of the same redemption through (RFC 6749 §4.1.2 still
+    /// revokes on any other reuse).
+    async fn settle_redemption(
+        &self,
+        code_hash: &str,
+        now: Timestamp,
+        grant: PendingGrant,
+        error: sqlx::Error,
+    ) -> StoreResult<Result<Consumed<PendingGrant>, tessera_core::store::CodeMismatch>> {
+        let settled = tokio::time::timeout(SETTLE_BUDGET, self.code_marked(code_hash, now)).await;
+        match settled {
+            Ok(Some(true)) => {
+                tracing::warn!(%error, "code redemption's COMMIT failed but it committed");
+                Ok(Ok(Consumed::Fresh(grant)))
+            }
+            Ok(Some(false)) => {
+                tracing::warn!(%error, "code redemption's COMMIT failed and it did not commit");
+                Err(StoreError::unavailable(error))
+            }
+            _ => {
+                tracing::warn!(%error, "code redemption in doubt: its outcome cannot be read now");
+                Err(StoreError::in_doubt(error))
+            }
+        }
+    }
+
+    /// Whether the code `code_hash` is marked used at `now` (by the redemption being
+    /// settled: it held the row until its commit); `None` when no attempt could tell.
+    async fn code_marked(&self, code_hash: &str, now: Timestamp) -> Option<bool> {
+        for attempt in 1..=SETTLE_ATTEMPTS {
+            let found = sqlx::query("SELECT consumed_at FROM authorization_codes WHERE code_hash = $1")
+                .bind(code_hash)
+                .fetch_optional(&self.pool)
+                .await;
+            match found {
+                Ok(row) => {
+                    let consumed_at =
+                        row.and_then(|row| row.try_get::<Option<i64>, _>("consumed_at").ok().flatten());
+                    return Some(consumed_at == Some(now));
+                }
+                Err(error) => tracing::debug!(%error, attempt, "code redemption's outcome not readable yet"),
+            }
+            if attempt < SETTLE_ATTEMPTS {
+                tokio::time::sleep(SETTLE_PAUSE).await;
+            }
+        }
+        None
     }
 
     /// Whether the refresh token `new_hash` exists; `None` when no attempt could tell.

@@ -181,3 +181,148 @@ async fn reusing_a_rotated_token_without_doubt_still_revokes_the_family() {
     app.stop().await;
     schema.drop().await;
 }
+
+/// The verifier of every code [`seed_code`] stores.
+const VERIFIER: &str = "in-doubt-verifier-in-doubt-verifier-in-doubt-verifier";
+
+/// Stores a code `value` of client `web` with a refresh-bearing grant, as /authorize would.
+async fn seed_code(app: &TestServer, value: &str, grant_id: &str) {
+    let now = tessera_core::Clock::now(app.clock.as_ref());
+    let challenge = tessera_core::secret::b64url(aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        VERIFIER.as_bytes(),
+    ));
+    let grant = tessera_core::store::PendingGrant {
+        grant_id: grant_id.into(),
+        client_id: "web".into(),
+        subject: "alice-sub".into(),
+        redirect_uri: None,
+        code_challenge: challenge,
+        scopes: vec!["api1.read".into(), "offline_access".into()],
+        resources: Vec::new(),
+        nonce: None,
+        auth_time: now,
+        sid: "sid-1".into(),
+        dpop_jkt: None,
+    };
+    app.provider.store.put_code(&SecretHash::of(value), &grant, now + 600).await.unwrap();
+}
+
+async fn redeem(app: &TestServer, code: &str, verifier: &str) -> reqwest::Response {
+    app.post_form(
+        "/token",
+        Some(("web", "web-secret")),
+        &[("grant_type", "authorization_code"), ("code", code), ("code_verifier", verifier)],
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_redemption_whose_commit_answer_is_lost_is_settled_and_answered_200() {
+    let Some(base_url) = postgres_url() else { return };
+    let schema = tessera_store_sql::testing::fresh_postgres_schema(&base_url).await.unwrap();
+    let proxy = PgProxy::start(upstream_of(&schema.url)).await;
+    let app = TestServer::spawn_on_store(&through_proxy(&schema.url, proxy.port), "").await;
+    seed_code(&app, "lost-code-1", "grant-lost-code-1").await;
+
+    let mut cut = proxy.cut_after_next_commit().await;
+    let response = redeem(&app, "lost-code-1", VERIFIER).await;
+    assert!(cut.try_recv().is_ok(), "the redemption's COMMIT was cut");
+    assert_eq!(response.status(), 200, "the committed redemption is answered");
+    let body: Value = response.json().await.unwrap();
+    assert!(body["access_token"].is_string());
+    let refresh_token = body["refresh_token"].as_str().unwrap();
+    assert_eq!(refresh(&app, refresh_token).await.status(), 200, "the grant is live");
+    app.stop().await;
+    schema.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_an_in_doubt_code_redemption_gets_tokens_once_on_any_instance_and_the_grant_stays_valid()
+ {
+    let Some(base_url) = postgres_url() else { return };
+    let schema = tessera_store_sql::testing::fresh_postgres_schema(&base_url).await.unwrap();
+    let proxy = PgProxy::start(upstream_of(&schema.url)).await;
+    let a = TestServer::spawn_on_store(&through_proxy(&schema.url, proxy.port), "").await;
+    let b = TestServer::spawn_on_store(&schema.url, "").await;
+    seed_code(&a, "doubt-code-1", "grant-doubt-code-1").await;
+
+    // The commit's answer is lost and the store stays unreachable: A cannot tell.
+    let mut cut = proxy.blackout_after_next_commit().await;
+    let started = Instant::now();
+    let response = redeem(&a, "doubt-code-1", VERIFIER).await;
+    assert!(cut.try_recv().is_ok(), "the redemption's COMMIT was cut ({})", response.status());
+    assert!(started.elapsed() < LONGEST, "answered after {:?}", started.elapsed());
+    assert_unavailable(response).await;
+
+    // The store is back; A has noted the doubt in it by the time the client retries.
+    proxy.refuse(false);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // A retry with another verifier is not the same redemption: refused, and (the code
+    // being used) it is reuse; so first the rightful retry, on the other instance.
+    let response = redeem(&b, "doubt-code-1", VERIFIER).await;
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+    let body: Value = response.json().await.unwrap();
+    let refresh_token = body["refresh_token"].as_str().unwrap().to_owned();
+    // The grant stays valid: its refresh token rotates.
+    let rotated = refresh(&b, &refresh_token).await;
+    assert_eq!(rotated.status(), 200, "the grant is not revoked");
+    let next: Value = rotated.json().await.unwrap();
+    let next = next["refresh_token"].as_str().unwrap().to_owned();
+
+    // Exactly once: the next use of the code, even by the same client, is reuse and
+    // revokes the grant (RFC 6749 §4.1.2).
+    let (status, error) = crate::support::oauth_error(redeem(&a, "doubt-code-1", VERIFIER).await).await;
+    assert_eq!((status, error.as_str()), (400, "invalid_grant"));
+    let (status, error) = crate::support::oauth_error(refresh(&a, &next).await).await;
+    assert_eq!((status, error.as_str()), (400, "invalid_grant"), "the grant is revoked");
+    a.stop().await;
+    b.stop().await;
+    schema.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_forty_parallel_retries_after_an_in_doubt_code_redemption_exactly_one_gets_tokens() {
+    let Some(base_url) = postgres_url() else { return };
+    let schema = tessera_store_sql::testing::fresh_postgres_schema(&base_url).await.unwrap();
+    let proxy = PgProxy::start(upstream_of(&schema.url)).await;
+    let a = TestServer::spawn_on_store(&through_proxy(&schema.url, proxy.port), "").await;
+    let b = TestServer::spawn_on_store(&schema.url, "").await;
+    seed_code(&a, "doubt-code-2", "grant-doubt-code-2").await;
+    let _cut = proxy.blackout_after_next_commit().await;
+    assert_unavailable(redeem(&a, "doubt-code-2", VERIFIER).await).await;
+    proxy.refuse(false);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let (a, b) = (std::sync::Arc::new(a), std::sync::Arc::new(b));
+    let retries = (0..40).map(|i| {
+        let app = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tokio::spawn(async move { redeem(&app, "doubt-code-2", VERIFIER).await.status().as_u16() })
+    });
+    let mut statuses = Vec::new();
+    for retry in retries {
+        statuses.push(retry.await.unwrap());
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 400).count(), 39, "{statuses:?}");
+    schema.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replaying_a_redeemed_code_without_doubt_still_revokes_the_grant() {
+    let Some(base_url) = postgres_url() else { return };
+    let schema = tessera_store_sql::testing::fresh_postgres_schema(&base_url).await.unwrap();
+    let app = TestServer::spawn_on_store(&schema.url, "").await;
+    seed_code(&app, "plain-code-1", "grant-plain-code-1").await;
+    let response = redeem(&app, "plain-code-1", VERIFIER).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let refresh_token = body["refresh_token"].as_str().unwrap().to_owned();
+    let (status, error) = crate::support::oauth_error(redeem(&app, "plain-code-1", VERIFIER).await).await;
+    assert_eq!((status, error.as_str()), (400, "invalid_grant"));
+    let (status, error) = crate::support::oauth_error(refresh(&app, &refresh_token).await).await;
+    assert_eq!((status, error.as_str()), (400, "invalid_grant"), "the grant is revoked");
+    app.stop().await;
+    schema.drop().await;
+}
