@@ -39,6 +39,8 @@ pub struct Provider {
     pub refresh_in_doubt: crate::grants::InDoubtRotations,
     /// Bounds concurrent password checks (argon2id memory).
     pub password_checks: crate::sign_in::PasswordChecks,
+    /// Remembers secrets that passed an argon2id check, so the next request is one SHA-256.
+    pub secret_checks: crate::secret_checks::SecretChecks,
     /// Derives CIBA ping-mode `auth_req_id`s from their stored seeds.
     ping_id_key: aws_lc_rs::hmac::Key,
 }
@@ -84,6 +86,7 @@ impl Provider {
             refresh_successor_key,
             refresh_in_doubt: crate::grants::InDoubtRotations::default(),
             password_checks: crate::sign_in::PasswordChecks::default(),
+            secret_checks: crate::secret_checks::SecretChecks::default(),
             ping_id_key,
         })
     }
