@@ -294,9 +294,9 @@ mod tests {
         let config = crate::test_support::load_ok(BASE);
         let secrets = &config.resources.api_resources[0].secrets;
         assert_eq!(secrets.len(), 1);
-        let StoredSecret::Argon2id(phc) = &secrets[0] else { panic!("{secrets:?}") };
+        let tessera_core::secret::StoredSecret::Argon2id(phc) = &secrets[0] else { panic!("{secrets:?}") };
         assert!(tessera_core::password::verify_password("api1-secret", phc));
-        assert!(!phc.contains(&SecretHash::of("api1-secret").to_base64url()));
+        assert!(!phc.contains(&tessera_core::secret::SecretHash::of("api1-secret").to_base64url()));
     }
 
     #[test]
