@@ -409,9 +409,15 @@ fn credential(cx: &mut Cx, place: &Place, raw: RawCredential) -> Option<ClientCr
             cx.error(place, "value", "must not be empty");
             return None;
         }
-        cx.check_secret_length(place, &value);
-        // Only the hash is kept: the plain secret never reaches the store or a log.
-        return Some(ClientCredential::SharedSecret { sha256: SecretHash::of(&value), expires });
+        // Only a salted argon2id hash is kept: the plain secret never reaches the store
+        // or a log, and a copy of the store does not let a short one be guessed fast.
+        return match tessera_core::password::hash_password(&value, &tessera_core::random::Rng::default()) {
+            Ok(argon2id) => Some(ClientCredential::SaltedSecret { argon2id, expires }),
+            Err(message) => {
+                cx.error(place, "value", message);
+                None
+            }
+        };
     }
     if let Some(sha256) = raw.sha256 {
         return match SecretHash::from_base64(&sha256) {
@@ -759,13 +765,25 @@ mod tests {
     }
 
     #[test]
-    fn a_shared_secret_is_stored_only_as_its_hash() {
+    fn a_value_secret_is_stored_only_as_a_salted_argon2id_hash() {
         let config = load_ok(&service("client_secrets = [{ value = \"svc-secret\" }]"));
-        let ClientCredential::SharedSecret { sha256, .. } = &config.clients[0].credentials[0] else {
-            panic!()
+        let ClientCredential::SaltedSecret { argon2id, .. } = &config.clients[0].credentials[0] else {
+            panic!("{:?}", config.clients[0].credentials)
         };
-        assert_eq!(*sha256, SecretHash::of("svc-secret"));
+        assert!(tessera_core::password::is_argon2id_hash(argon2id), "{argon2id}");
+        assert!(tessera_core::password::verify_password("svc-secret", argon2id));
+        assert!(!argon2id.contains(&SecretHash::of("svc-secret").to_base64url()));
         assert!(!format!("{config:?}").contains("svc-secret"));
+        let again = load_ok(&service("client_secrets = [{ value = \"svc-secret\" }]"));
+        assert_ne!(
+            again.clients[0].credentials, config.clients[0].credentials,
+            "salted: a fresh salt each load"
+        );
+        let warnings: Vec<String> = config.warnings.iter().map(ToString::to_string).collect();
+        assert!(
+            !warnings.iter().any(|w| w.contains("client_secrets")),
+            "no short-secret warning: {warnings:?}"
+        );
     }
 
     #[test]

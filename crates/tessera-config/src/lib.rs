@@ -28,7 +28,6 @@ use tessera_core::settings::{Settings, SigningSettings, TokenSettings};
 
 pub use error::{ConfigError, ConfigErrors};
 
-pub use decode::MIN_SECRET_CHARS;
 use decode::{Cx, Place, Unknown, human};
 
 /// A checked configuration, ready to start a server with.

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use serde::Deserialize;
 use tessera_core::catalog::{OFFLINE_ACCESS, Resources};
 use tessera_core::model::{ApiResource, ApiScope, IdentityResource};
-use tessera_core::secret::SecretHash;
+use tessera_core::secret::{SecretHash, StoredSecret};
 
 use crate::decode::{Cx, Place, Unknown};
 
@@ -214,19 +214,26 @@ fn api_resource(
     Some(ApiResource { name, display_name, scopes: raw.scopes, secrets })
 }
 
-fn resource_secret(cx: &mut Cx, place: &Place, table: toml::Table) -> Option<SecretHash> {
+fn resource_secret(cx: &mut Cx, place: &Place, table: toml::Table) -> Option<StoredSecret> {
     let raw: RawResourceSecret = cx.decode(place, table).unwrap_or_default();
     cx.unknown(place, &raw.unknown);
     match (raw.value, raw.sha256) {
         (Some(value), None) if !value.is_empty() => {
-            cx.check_secret_length(place, &value);
-            Some(SecretHash::of(&value))
+            // Salted argon2id, as for client secrets: the plain secret is never kept.
+            match tessera_core::password::hash_password(&value, &tessera_core::random::Rng::default()) {
+                Ok(phc) => Some(StoredSecret::Argon2id(phc)),
+                Err(message) => {
+                    cx.error(place, "value", message);
+                    None
+                }
+            }
         }
         (Some(_), None) => {
             cx.error(place, "value", "must not be empty");
             None
         }
         (None, Some(sha256)) => SecretHash::from_base64(&sha256)
+            .map(StoredSecret::Sha256)
             .map_err(|message| {
                 cx.error(place, "sha256", format!("{message}: expected base64 of a SHA-256 digest"))
             })
@@ -287,7 +294,9 @@ mod tests {
         let config = crate::test_support::load_ok(BASE);
         let secrets = &config.resources.api_resources[0].secrets;
         assert_eq!(secrets.len(), 1);
-        assert!(secrets[0].matches("api1-secret"));
+        let tessera_core::secret::StoredSecret::Argon2id(phc) = &secrets[0] else { panic!("{secrets:?}") };
+        assert!(tessera_core::password::verify_password("api1-secret", phc));
+        assert!(!phc.contains(&tessera_core::secret::SecretHash::of("api1-secret").to_base64url()));
     }
 
     #[test]

@@ -43,11 +43,8 @@ pub async fn authenticate_caller(
     if let Credentials::Basic { client_id, secret } | Credentials::Post { client_id, secret } = credentials
         && let Some(api) = provider.catalog.api_resource(client_id)
     {
-        let mut matched = false;
-        for hash in &api.secrets {
-            matched |= hash.matches(secret.expose());
-        }
-        if matched {
+        let stored: Vec<_> = api.secrets.iter().collect();
+        if crate::secret_checks::verify(provider, &format!("api:{}", api.name), &stored, secret).await? {
             return Ok(Caller::Api(api.name.clone()));
         }
         info!(api = %api.name, "introspection caller authentication failed: wrong API secret");

@@ -24,6 +24,7 @@ pub mod redirect_uri;
 pub mod request;
 pub mod revocation;
 pub mod secret;
+pub mod secret_checks;
 pub mod sender;
 pub mod settings;
 pub mod sign_in;

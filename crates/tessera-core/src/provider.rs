@@ -41,6 +41,8 @@ pub struct Provider {
     pub code_in_doubt: crate::grants::InDoubtRotations,
     /// Bounds concurrent password checks (argon2id memory).
     pub password_checks: crate::sign_in::PasswordChecks,
+    /// Remembers secrets that passed an argon2id check, so the next request is one SHA-256.
+    pub secret_checks: crate::secret_checks::SecretChecks,
     /// Derives CIBA ping-mode `auth_req_id`s from their stored seeds.
     ping_id_key: aws_lc_rs::hmac::Key,
 }
@@ -87,6 +89,7 @@ impl Provider {
             refresh_in_doubt: crate::grants::InDoubtRotations::default(),
             code_in_doubt: crate::grants::InDoubtRotations::for_codes(),
             password_checks: crate::sign_in::PasswordChecks::default(),
+            secret_checks: crate::secret_checks::SecretChecks::default(),
             ping_id_key,
         })
     }

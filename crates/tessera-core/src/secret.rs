@@ -89,6 +89,42 @@ impl From<SecretHash> for String {
     }
 }
 
+/// A shared secret as stored: the argon2id PHC string of a secret Tessera was given
+/// (`value`), or the SHA-256 an operator chose to give instead (`sha256`). Serialized as
+/// one string, so resources stored before argon2id read back as [`StoredSecret::Sha256`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum StoredSecret {
+    /// A salted, slow hash (`$argon2id$...`): a copy of the store does not let a short
+    /// secret be guessed offline at SHA-256 speed.
+    Argon2id(String),
+    /// An unsalted SHA-256, as the operator configured it.
+    Sha256(SecretHash),
+}
+
+impl TryFrom<String> for StoredSecret {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        if value.starts_with("$argon2id$") {
+            return if crate::password::is_argon2id_hash(&value) {
+                Ok(Self::Argon2id(value))
+            } else {
+                Err("not an argon2id PHC string".to_owned())
+            };
+        }
+        SecretHash::from_base64(&value).map(Self::Sha256)
+    }
+}
+
+impl From<StoredSecret> for String {
+    fn from(value: StoredSecret) -> Self {
+        match value {
+            StoredSecret::Argon2id(phc) => phc,
+            StoredSecret::Sha256(hash) => hash.to_base64url(),
+        }
+    }
+}
+
 /// Base64url without padding, as JOSE uses it.
 #[must_use]
 pub fn b64url(bytes: impl AsRef<[u8]>) -> String {
@@ -127,6 +163,22 @@ mod tests {
         assert!(hash.matches("s3cret"));
         assert!(!hash.matches("s3cret "));
         assert!(!hash.matches(""));
+    }
+
+    #[test]
+    fn a_stored_secret_reads_back_as_the_form_it_was_stored_in() {
+        let phc = crate::password::hash_password("s3cret", &crate::random::Rng::default()).unwrap();
+        for stored in [StoredSecret::Argon2id(phc.clone()), StoredSecret::Sha256(SecretHash::of("s3cret"))] {
+            let json = serde_json::to_string(&stored).unwrap();
+            assert_eq!(serde_json::from_str::<StoredSecret>(&json).unwrap(), stored);
+        }
+        // Resources stored before argon2id held bare SHA-256 strings: still read.
+        let legacy = serde_json::to_string(&SecretHash::of("s3cret")).unwrap();
+        assert_eq!(
+            serde_json::from_str::<StoredSecret>(&legacy).unwrap(),
+            StoredSecret::Sha256(SecretHash::of("s3cret"))
+        );
+        assert!(serde_json::from_str::<StoredSecret>("\"$argon2id$broken\"").is_err());
     }
 
     #[test]

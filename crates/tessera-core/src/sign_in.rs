@@ -56,7 +56,7 @@ impl PasswordChecks {
     }
 
     /// Whether `password` matches `hash`; `None` when the queue is full.
-    async fn verify(&self, password: &str, hash: String) -> Option<bool> {
+    pub(crate) async fn verify(&self, password: &str, hash: String) -> Option<bool> {
         let _admitted = self.admitted.try_acquire().ok()?;
         let _running = self.running.acquire().await.ok()?;
         let password = password.to_owned();

@@ -44,7 +44,7 @@ pub fn catalog() -> Catalog {
         name: name.into(),
         display_name: name.into(),
         scopes: vec![format!("{name}.read"), format!("{name}.write")],
-        secrets: vec![SecretHash::of(&format!("{name}-secret"))],
+        secrets: vec![crate::secret::StoredSecret::Sha256(SecretHash::of(&format!("{name}-secret")))],
     };
     Catalog::new(Resources {
         api_scopes: ["api1.read", "api1.write", "api2.read", "api2.write"].map(scope).to_vec(),

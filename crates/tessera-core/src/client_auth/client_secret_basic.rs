@@ -6,6 +6,10 @@ use crate::provider::Provider;
 use crate::secret::Secret;
 
 /// Checks the header's secret against the client's shared secrets.
-pub(super) fn verify(provider: &Provider, client: &Client, secret: &Secret) -> Result<(), Refusal> {
-    shared_secret::verify(client, secret, provider.clock.now())
+pub(super) async fn verify(
+    provider: &Provider,
+    client: &Client,
+    secret: &Secret,
+) -> Result<Result<(), Refusal>, crate::OAuthError> {
+    shared_secret::verify(provider, client, secret, provider.clock.now()).await
 }

@@ -103,8 +103,14 @@ pub async fn authenticate(
     let (method, outcome) = match credentials {
         Credentials::Certificate { certificate, .. } => by_certificate(&client, certificate, now),
         _ if !client.allows_auth_method(method) => (method, Err("method not registered".into())),
-        Credentials::Basic { secret, .. } => (method, client_secret_basic::verify(provider, &client, secret)),
-        Credentials::Post { secret, .. } => (method, client_secret_post::verify(provider, &client, secret)),
+        // A full queue of slow secret checks is 503 `temporarily_unavailable`, not a
+        // wrong secret: the client's secret may well be right.
+        Credentials::Basic { secret, .. } => {
+            (method, client_secret_basic::verify(provider, &client, secret).await?)
+        }
+        Credentials::Post { secret, .. } => {
+            (method, client_secret_post::verify(provider, &client, secret).await?)
+        }
         Credentials::ClientIdOnly { .. } => (method, none::verify(&client)),
         Credentials::Assertion { assertion, .. } => {
             (method, private_key_jwt::verify(provider, &client, assertion, endpoint).await)

@@ -72,8 +72,10 @@ impl AuthMethod {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ClientCredential {
-    /// A shared secret, kept only as its SHA-256.
+    /// A shared secret the operator gave pre-hashed (`sha256`), kept as that SHA-256.
     SharedSecret { sha256: SecretHash, expires: Option<Timestamp> },
+    /// A shared secret given as `value`, kept only as its salted argon2id PHC string.
+    SaltedSecret { argon2id: String, expires: Option<Timestamp> },
     /// A public key for `private_key_jwt` (RFC 7523), as a JWK.
     Jwk { jwk: serde_json::Value, expires: Option<Timestamp> },
     /// A JWKS URL for `private_key_jwt`, fetched and cached.
@@ -90,6 +92,7 @@ impl ClientCredential {
     pub fn expires(&self) -> Option<Timestamp> {
         match self {
             Self::SharedSecret { expires, .. }
+            | Self::SaltedSecret { expires, .. }
             | Self::Jwk { expires, .. }
             | Self::JwksUri { expires, .. }
             | Self::X509Subject { expires, .. }
@@ -107,7 +110,9 @@ impl ClientCredential {
     #[must_use]
     pub fn methods(&self) -> &'static [AuthMethod] {
         match self {
-            Self::SharedSecret { .. } => &[AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost],
+            Self::SharedSecret { .. } | Self::SaltedSecret { .. } => {
+                &[AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost]
+            }
             Self::Jwk { .. } | Self::JwksUri { .. } => &[AuthMethod::PrivateKeyJwt],
             Self::X509Subject { .. } => &[AuthMethod::TlsClientAuth],
             Self::X509Thumbprint { .. } => &[AuthMethod::SelfSignedTlsClientAuth],

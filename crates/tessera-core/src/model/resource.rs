@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::secret::SecretHash;
+use crate::secret::StoredSecret;
 
 /// A scope that grants access to an API.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,7 +18,7 @@ pub struct ApiResource {
     pub display_name: String,
     pub scopes: Vec<String>,
     /// Secrets the API authenticates with at the introspection endpoint.
-    pub secrets: Vec<SecretHash>,
+    pub secrets: Vec<StoredSecret>,
 }
 
 /// A set of user claims requested by an OpenID Connect scope.

@@ -120,7 +120,7 @@ pub async fn resources_round_trip(store: &dyn Store) {
             name: "a".into(),
             display_name: "A".into(),
             scopes: vec!["a.read".into()],
-            secrets: vec![SecretHash::of("s")],
+            secrets: vec![crate::secret::StoredSecret::Sha256(SecretHash::of("s"))],
         }],
         identity_resources: vec![],
     };

@@ -6,6 +6,7 @@ mod browser;
 mod chromium;
 mod ciba;
 mod client_credentials;
+mod client_credentials_slow_hash;
 mod code_flow;
 mod command;
 mod configuration_removal;
