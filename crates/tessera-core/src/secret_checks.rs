@@ -9,7 +9,7 @@
 //! anonymous junk secrets cannot multiply argon2 memory or CPU.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use subtle::ConstantTimeEq as _;
 
@@ -26,7 +26,15 @@ pub const CACHE_ENTRIES: usize = 4096;
 pub struct SecretChecks {
     /// `SHA-256(owner NUL phc)` -> SHA-256 of the secret that verified against `phc`.
     verified: Mutex<HashMap<[u8; 32], [u8; 32]>>,
+    /// Slow checks in progress, by owner, PHC string and presented secret: a burst of
+    /// requests with one secret (a service's first calls after a start) waits on one
+    /// argon2 check instead of filling the queue. Entries leave when their check ends.
+    in_flight: Mutex<HashMap<[u8; 32], Arc<SlowCheck>>>,
 }
+
+/// The outcome of one slow check, shared by every request that waits on it: whether
+/// the secret verified, or `None` when the queue of password checks was full.
+type SlowCheck = tokio::sync::OnceCell<Option<bool>>;
 
 impl SecretChecks {
     fn key(owner: &str, phc: &str) -> [u8; 32] {
@@ -49,6 +57,44 @@ impl SecretChecks {
             }
         }
         verified.insert(Self::key(owner, phc), presented);
+    }
+
+    fn flight_key(owner: &str, phc: &str, presented: &[u8; 32]) -> [u8; 32] {
+        sha256([Self::key(owner, phc).as_slice(), presented.as_slice()].concat())
+    }
+
+    /// The slow check of `presented` against `phc` for `owner`: joins one in progress.
+    async fn slow_check(
+        &self,
+        provider: &Provider,
+        owner: &str,
+        phc: &str,
+        presented: &Secret,
+    ) -> Option<bool> {
+        let digest = sha256(presented.expose());
+        let key = Self::flight_key(owner, phc, &digest);
+        let check = {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            in_flight.entry(key).or_default().clone()
+        };
+        let outcome = *check
+            .get_or_init(|| async {
+                // A check that ended just before this one joined may have remembered it.
+                if self.remembered(owner, phc, &digest) {
+                    return Some(true);
+                }
+                let outcome = provider.password_checks.verify(presented.expose(), phc.to_owned()).await;
+                if outcome == Some(true) {
+                    self.remember(owner, phc, digest);
+                }
+                outcome
+            })
+            .await;
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if in_flight.get(&key).is_some_and(|current| Arc::ptr_eq(current, &check)) {
+            in_flight.remove(&key);
+        }
+        outcome
     }
 
     /// How many pairs are remembered (for tests and diagnostics).
@@ -96,11 +142,8 @@ pub async fn verify(
         return Ok(true);
     }
     for phc in slow {
-        match provider.password_checks.verify(presented.expose(), phc.clone()).await {
-            Some(true) => {
-                provider.secret_checks.remember(owner, phc, digest);
-                return Ok(true);
-            }
+        match provider.secret_checks.slow_check(provider, owner, phc, presented).await {
+            Some(true) => return Ok(true),
             Some(false) => {}
             None => {
                 return Err(OAuthError::temporarily_unavailable("too many secret checks in progress"));
