@@ -104,7 +104,8 @@ pub fn parse(text: &str, base: &Path) -> Result<BffConfig, String> {
             }
         },
     };
-    let session_lifetime = duration("session_lifetime", raw.session_lifetime.as_deref(), 8 * 3600, &mut errors);
+    let session_lifetime =
+        duration("session_lifetime", raw.session_lifetime.as_deref(), 8 * 3600, &mut errors);
     let session_idle = duration("session_idle", raw.session_idle.as_deref(), 3600, &mut errors);
     let public_url = raw.public_url.trim_end_matches('/').to_owned();
     if url::Url::parse(&public_url).is_err() {
@@ -203,7 +204,8 @@ mod tests {
 
     #[test]
     fn dpop_and_missing_secret_are_refused_with_reasons() {
-        let text = "[bff]\npublic_url = \"http://x\"\nissuer = \"http://y\"\nclient_id = \"spa\"\ndpop = true\n";
+        let text =
+            "[bff]\npublic_url = \"http://x\"\nissuer = \"http://y\"\nclient_id = \"spa\"\ndpop = true\n";
         let errors = parse(text, Path::new("/")).unwrap_err();
         assert!(errors.contains("bff.dpop") && errors.contains("bff.client_secret"), "{errors}");
     }

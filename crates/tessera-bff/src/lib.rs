@@ -103,10 +103,13 @@ pub async fn router(config: BffConfig, clock: Arc<dyn Clock>) -> Result<Router, 
         .route("/bff/logout", get(logout))
         .route("/bff/backchannel", post(backchannel));
     for (index, api) in apis.iter().enumerate() {
-        let handler = move |state: State<Arc<Bff>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-            proxy(state, index, method, uri, headers, body)
-        };
-        router = router.route(&api.path, any(handler.clone())).route(&format!("{}/{{*rest}}", api.path), any(handler));
+        let handler =
+            move |state: State<Arc<Bff>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                proxy(state, index, method, uri, headers, body)
+            };
+        router = router
+            .route(&api.path, any(handler.clone()))
+            .route(&format!("{}/{{*rest}}", api.path), any(handler));
     }
     Ok(router.fallback(get(static_file)).with_state(state))
 }
@@ -208,7 +211,8 @@ async fn login(State(bff): State<Arc<Bff>>, Query(query): Query<LoginQuery>) -> 
     if let Err(error) = bff.store.insert_login(&pending).await {
         return server_error("storing a login failed", &error);
     }
-    let challenge = URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()));
+    let challenge =
+        URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()));
     let scope = bff.config.scopes.join(" ");
     let redirect_uri = format!("{}/bff/callback", bff.config.public_url);
     let mut url = match url::Url::parse(&bff.provider.metadata.authorization_endpoint) {
@@ -243,7 +247,11 @@ struct CallbackQuery {
     error: Option<String>,
 }
 
-async fn callback(State(bff): State<Arc<Bff>>, headers: HeaderMap, Query(query): Query<CallbackQuery>) -> Response {
+async fn callback(
+    State(bff): State<Arc<Bff>>,
+    headers: HeaderMap,
+    Query(query): Query<CallbackQuery>,
+) -> Response {
     let Some(state) = query.state else {
         info!("callback refused: no state");
         return status(StatusCode::BAD_REQUEST, "invalid_request");
@@ -378,7 +386,9 @@ async fn user(State(bff): State<Arc<Bff>>, headers: HeaderMap) -> Response {
     if let Value::Object(map) = claims {
         for (name, value) in map {
             match value {
-                Value::Array(values) => out.extend(values.into_iter().map(|v| json!({"type": name, "value": v}))),
+                Value::Array(values) => {
+                    out.extend(values.into_iter().map(|v| json!({"type": name, "value": v})))
+                }
                 value => out.push(json!({"type": name, "value": value})),
             }
         }
@@ -398,7 +408,11 @@ struct LogoutQuery {
     sid: Option<String>,
 }
 
-async fn logout(State(bff): State<Arc<Bff>>, headers: HeaderMap, Query(query): Query<LogoutQuery>) -> Response {
+async fn logout(
+    State(bff): State<Arc<Bff>>,
+    headers: HeaderMap,
+    Query(query): Query<LogoutQuery>,
+) -> Response {
     let session = match current_session(&bff, &headers).await {
         Ok(session) => session,
         Err(response) => return response,
@@ -499,7 +513,8 @@ async fn user_token(bff: &Bff, session: Session) -> Result<String, Response> {
         return Ok(session.access_token);
     }
     let lock = {
-        let mut map = bff.refreshing.lock().map_err(|_| status(StatusCode::INTERNAL_SERVER_ERROR, "server_error"))?;
+        let mut map =
+            bff.refreshing.lock().map_err(|_| status(StatusCode::INTERNAL_SERVER_ERROR, "server_error"))?;
         map.entry(session.id_hash.clone()).or_default().clone()
     };
     let _guard = lock.lock().await;
@@ -538,7 +553,13 @@ async fn user_token(bff: &Bff, session: Session) -> Result<String, Response> {
                 let refresh = tokens.refresh_token.or(Some(refresh_token));
                 if let Err(error) = bff
                     .store
-                    .save_tokens(&current.id_hash, &tokens.access_token, refresh.as_deref(), now, now + lifetime)
+                    .save_tokens(
+                        &current.id_hash,
+                        &tokens.access_token,
+                        refresh.as_deref(),
+                        now,
+                        now + lifetime,
+                    )
                     .await
                 {
                     return Err(server_error("saving refreshed tokens failed", &error));
@@ -572,7 +593,16 @@ async fn client_token(bff: &Bff) -> Result<String, Response> {
     {
         return Ok(token.clone());
     }
-    let scope = bff.config.scopes.iter().filter(|s| !matches!(s.as_str(), "openid" | "profile" | "email" | "offline_access" | "address" | "phone")).cloned().collect::<Vec<_>>().join(" ");
+    let scope = bff
+        .config
+        .scopes
+        .iter()
+        .filter(|s| {
+            !matches!(s.as_str(), "openid" | "profile" | "email" | "offline_access" | "address" | "phone")
+        })
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" ");
     let mut form = vec![("grant_type", "client_credentials")];
     if !scope.is_empty() {
         form.push(("scope", &scope));

@@ -86,7 +86,9 @@ impl Provider {
             ALLOWED
                 .iter()
                 .copied()
-                .filter(|alg| metadata.id_token_signing_alg_values_supported.iter().any(|a| a == &format!("{alg:?}")))
+                .filter(|alg| {
+                    metadata.id_token_signing_alg_values_supported.iter().any(|a| a == &format!("{alg:?}"))
+                })
                 .collect()
         };
         let jwks: JwkSet = http.get(&metadata.jwks_uri).send().await?.error_for_status()?.json().await?;
@@ -128,14 +130,16 @@ impl Provider {
     /// the JWKS again once when the key is unknown: the provider may have rotated),
     /// `iss`, `aud` = our client id, and `exp` against `now` (with 60 s leeway).
     pub async fn verify(&self, token: &str, now: i64, check_exp: bool) -> Result<Value, OidcError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|e| invalid(format!("malformed JWT: {e}")))?;
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|e| invalid(format!("malformed JWT: {e}")))?;
         if !self.algorithms.contains(&header.alg) {
             return Err(invalid(format!("algorithm {:?} not allowed", header.alg)));
         }
         let key = match self.key(header.kid.as_deref()) {
             Some(key) => key,
             None => {
-                let jwks: JwkSet = self.http.get(&self.metadata.jwks_uri).send().await?.error_for_status()?.json().await?;
+                let jwks: JwkSet =
+                    self.http.get(&self.metadata.jwks_uri).send().await?.error_for_status()?.json().await?;
                 if let Ok(mut cached) = self.jwks.write() {
                     *cached = jwks;
                 }

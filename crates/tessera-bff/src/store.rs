@@ -126,7 +126,8 @@ impl Store {
 
     pub async fn session(&self, id_hash: &str) -> StoreResult<Option<Session>> {
         let sql = format!("SELECT {SESSION_COLUMNS} FROM bff_sessions WHERE id_hash = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id_hash.to_owned()).fetch_optional(&self.pool).await?;
+        let row =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id_hash.to_owned()).fetch_optional(&self.pool).await?;
         row.map(|row| {
             Ok(Session {
                 id_hash: row.try_get(0)?,
@@ -201,7 +202,10 @@ impl Store {
     }
 
     pub async fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM bff_sessions WHERE id_hash = $1").bind(id_hash.to_owned()).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM bff_sessions WHERE id_hash = $1")
+            .bind(id_hash.to_owned())
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -217,10 +221,16 @@ impl Store {
                     .await?
             }
             (Some(sid), None) => {
-                sqlx::query("DELETE FROM bff_sessions WHERE sid = $1").bind(sid.to_owned()).execute(&self.pool).await?
+                sqlx::query("DELETE FROM bff_sessions WHERE sid = $1")
+                    .bind(sid.to_owned())
+                    .execute(&self.pool)
+                    .await?
             }
             (None, Some(sub)) => {
-                sqlx::query("DELETE FROM bff_sessions WHERE sub = $1").bind(sub.to_owned()).execute(&self.pool).await?
+                sqlx::query("DELETE FROM bff_sessions WHERE sub = $1")
+                    .bind(sub.to_owned())
+                    .execute(&self.pool)
+                    .await?
             }
             (None, None) => return Ok(0),
         };
@@ -229,12 +239,17 @@ impl Store {
 
     /// Records a logout token's `jti`; false when it was seen before (a replay).
     pub async fn remember_jti(&self, jti: &str, now: i64, expires_at: i64) -> StoreResult<bool> {
-        sqlx::query("DELETE FROM bff_logout_jtis WHERE expires_at < $1").bind(now).execute(&self.pool).await?;
-        let done = sqlx::query("INSERT INTO bff_logout_jtis (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING")
-            .bind(jti.to_owned())
-            .bind(expires_at)
+        sqlx::query("DELETE FROM bff_logout_jtis WHERE expires_at < $1")
+            .bind(now)
             .execute(&self.pool)
             .await?;
+        let done = sqlx::query(
+            "INSERT INTO bff_logout_jtis (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING",
+        )
+        .bind(jti.to_owned())
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 
