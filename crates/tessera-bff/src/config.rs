@@ -187,7 +187,7 @@ pub fn parse(text: &str, base: &Path) -> Result<BffConfig, String> {
 
 #[cfg(test)]
 mod tests {
-    #![expect(clippy::unwrap_used, reason = "tests")]
+    #![allow(clippy::unwrap_used, reason = "tests")]
     use super::*;
 
     #[test]

@@ -37,6 +37,7 @@ pub trait Clock: Send + Sync + 'static {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    #[expect(clippy::disallowed_methods, reason = "the BFF's own clock: it does not depend on tessera-core")]
     fn now(&self) -> i64 {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -107,9 +108,8 @@ pub async fn router(config: BffConfig, clock: Arc<dyn Clock>) -> Result<Router, 
             move |state: State<Arc<Bff>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
                 proxy(state, index, method, uri, headers, body)
             };
-        router = router
-            .route(&api.path, any(handler.clone()))
-            .route(&format!("{}/{{*rest}}", api.path), any(handler));
+        router =
+            router.route(&api.path, any(handler)).route(&format!("{}/{{*rest}}", api.path), any(handler));
     }
     Ok(router.fallback(get(static_file)).with_state(state))
 }
@@ -363,10 +363,10 @@ async fn current_session(bff: &Bff, headers: &HeaderMap) -> Result<Option<Sessio
         return Ok(None);
     }
     // One write per session a few times per idle period, not one per request.
-    if now - session.last_seen >= (bff.config.session_idle / 60).max(1) {
-        if let Err(error) = bff.store.touch(&hash, now).await {
-            warn!(%error, "sliding a session failed");
-        }
+    if now - session.last_seen >= (bff.config.session_idle / 60).max(1)
+        && let Err(error) = bff.store.touch(&hash, now).await
+    {
+        warn!(%error, "sliding a session failed");
     }
     Ok(Some(session))
 }

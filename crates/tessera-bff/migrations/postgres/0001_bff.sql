@@ -1,3 +1,4 @@
+-- The BFF's tables on PostgreSQL (created idempotently at start, under an advisory lock).
 CREATE TABLE IF NOT EXISTS bff_sessions (
     id_hash TEXT PRIMARY KEY,
     sid TEXT NOT NULL,
