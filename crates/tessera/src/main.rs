@@ -103,6 +103,16 @@ enum Command {
         #[arg(long)]
         no_qr: bool,
     },
+    /// Run a backend-for-frontend for a single-page app (its own process, beside the SPA).
+    ///
+    /// Does the OpenID Connect code flow with any provider, keeps the tokens in a
+    /// server-side session and proxies API calls with the token attached; the browser
+    /// holds only an HttpOnly cookie. See `examples/bff.toml`.
+    Bff {
+        /// The BFF's configuration file (a `[bff]` table).
+        #[arg(long, short, env = "TESSERA_BFF_CONFIG")]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -240,6 +250,7 @@ async fn main() -> ExitCode {
             };
             return tessera::login::run(&options).await;
         }
+        Command::Bff { config } => return bff(&config).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -258,6 +269,30 @@ async fn serve(config: tessera_config::Config) -> Result<(), tessera::server::St
     let listeners = tessera::server::Listeners::bind(&config).await?;
     tessera::server::serve(provider, tls, listeners, shutdown_signal()).await?;
     Ok(())
+}
+
+async fn bff(path: &std::path::Path) -> ExitCode {
+    let config = match tessera_bff::config::load(path) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::from(2);
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(&config.listen).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            error!(%error, listen = %config.listen, "bff cannot listen");
+            return ExitCode::FAILURE;
+        }
+    };
+    match tessera_bff::serve(config, Arc::new(tessera_bff::SystemClock), listener, shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            error!(%error, "bff failed");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 async fn keys(action: KeysAction) -> Result<(), tessera::server::StartError> {

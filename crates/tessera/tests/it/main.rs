@@ -2,6 +2,7 @@
 #![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests: a failed expectation is a panic")]
 
 mod authorize_errors;
+mod bff;
 mod browser;
 mod chromium;
 mod ciba;

@@ -1,0 +1,175 @@
+//! The BFF as an OpenID Connect relying party of any provider: discovery (OpenID
+//! Connect Discovery 1.0 §4), the token endpoint with `client_secret_basic`
+//! (RFC 6749 §2.3.1), JWT verification against the provider's JWKS.
+
+use std::sync::RwLock;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// The parts of the provider's metadata the BFF uses.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Metadata {
+    pub issuer: String,
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+    pub jwks_uri: String,
+    pub end_session_endpoint: Option<String>,
+    #[serde(default)]
+    pub id_token_signing_alg_values_supported: Vec<String>,
+}
+
+/// Asymmetric algorithms only: `none` and the HMAC family are never accepted.
+const ALLOWED: &[Algorithm] = &[
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum OidcError {
+    #[error("provider unreachable: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn invalid(reason: impl Into<String>) -> OidcError {
+    OidcError::Invalid(reason.into())
+}
+
+/// A token endpoint response (RFC 6749 §5.1).
+#[derive(Debug, Deserialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub refresh_token: Option<String>,
+    pub id_token: Option<String>,
+    pub expires_in: Option<i64>,
+}
+
+pub struct Provider {
+    pub metadata: Metadata,
+    pub client_id: String,
+    client_secret: String,
+    http: reqwest::Client,
+    jwks: RwLock<JwkSet>,
+    algorithms: Vec<Algorithm>,
+}
+
+impl Provider {
+    /// Fetches `{issuer}/.well-known/openid-configuration` and the JWKS; the metadata's
+    /// `issuer` must equal the configured one (Discovery §4.3).
+    pub async fn discover(
+        http: reqwest::Client,
+        issuer: &str,
+        client_id: &str,
+        client_secret: &str,
+    ) -> Result<Self, OidcError> {
+        let url = format!("{issuer}/.well-known/openid-configuration");
+        let metadata: Metadata = http.get(&url).send().await?.error_for_status()?.json().await?;
+        if metadata.issuer.trim_end_matches('/') != issuer.trim_end_matches('/') {
+            return Err(invalid(format!("discovery issuer {} is not {issuer}", metadata.issuer)));
+        }
+        let algorithms: Vec<Algorithm> = if metadata.id_token_signing_alg_values_supported.is_empty() {
+            vec![Algorithm::RS256]
+        } else {
+            ALLOWED
+                .iter()
+                .copied()
+                .filter(|alg| {
+                    metadata.id_token_signing_alg_values_supported.iter().any(|a| a == &format!("{alg:?}"))
+                })
+                .collect()
+        };
+        let jwks: JwkSet = http.get(&metadata.jwks_uri).send().await?.error_for_status()?.json().await?;
+        Ok(Self {
+            metadata,
+            client_id: client_id.to_owned(),
+            client_secret: client_secret.to_owned(),
+            http,
+            jwks: RwLock::new(jwks),
+            algorithms,
+        })
+    }
+
+    /// `Authorization: Basic` with both parts form-urlencoded first (RFC 6749 §2.3.1).
+    fn basic(&self) -> String {
+        let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let pair = format!("{}:{}", encode(&self.client_id), encode(&self.client_secret));
+        format!("Basic {}", STANDARD.encode(pair))
+    }
+
+    pub async fn token(&self, form: &[(&str, &str)]) -> Result<TokenResponse, OidcError> {
+        let response = self
+            .http
+            .post(&self.metadata.token_endpoint)
+            .header(reqwest::header::AUTHORIZATION, self.basic())
+            .form(form)
+            .send()
+            .await?;
+        let status = response.status();
+        if !status.is_success() {
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            let error = body.get("error").and_then(Value::as_str).unwrap_or("unknown").to_owned();
+            return Err(invalid(format!("token endpoint answered {status} ({error})")));
+        }
+        Ok(response.json().await?)
+    }
+
+    /// Verifies a JWT's signature with the provider's key named by its `kid` (fetching
+    /// the JWKS again once when the key is unknown: the provider may have rotated),
+    /// `iss`, `aud` = our client id, and `exp` against `now` (with 60 s leeway).
+    pub async fn verify(&self, token: &str, now: i64, check_exp: bool) -> Result<Value, OidcError> {
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|e| invalid(format!("malformed JWT: {e}")))?;
+        if !self.algorithms.contains(&header.alg) {
+            return Err(invalid(format!("algorithm {:?} not allowed", header.alg)));
+        }
+        let key = match self.key(header.kid.as_deref()) {
+            Some(key) => key,
+            None => {
+                let jwks: JwkSet =
+                    self.http.get(&self.metadata.jwks_uri).send().await?.error_for_status()?.json().await?;
+                if let Ok(mut cached) = self.jwks.write() {
+                    *cached = jwks;
+                }
+                self.key(header.kid.as_deref()).ok_or_else(|| invalid("no provider key for the JWT's kid"))?
+            }
+        };
+        let mut validation = Validation::new(header.alg);
+        validation.validate_exp = false;
+        validation.required_spec_claims.clear();
+        validation.set_issuer(&[&self.metadata.issuer]);
+        validation.set_audience(&[&self.client_id]);
+        let data = jsonwebtoken::decode::<Value>(token, &key, &validation)
+            .map_err(|e| invalid(format!("JWT rejected: {e}")))?;
+        let claims = data.claims;
+        if check_exp {
+            let exp = claims.get("exp").and_then(Value::as_i64).ok_or_else(|| invalid("JWT has no exp"))?;
+            if exp + 60 < now {
+                return Err(invalid("JWT expired"));
+            }
+        }
+        Ok(claims)
+    }
+
+    fn key(&self, kid: Option<&str>) -> Option<DecodingKey> {
+        let jwks = self.jwks.read().ok()?;
+        let jwk = match kid {
+            Some(kid) => jwks.find(kid)?,
+            None if jwks.keys.len() == 1 => jwks.keys.first()?,
+            None => return None,
+        };
+        DecodingKey::from_jwk(jwk).ok()
+    }
+}

@@ -1,0 +1,398 @@
+//! `tessera bff` (issue 17) against a real Tessera, with an echo API behind it: the
+//! code flow through the sign-in pages, the session cookie, `/bff/user`, the proxy
+//! with the user's token, CSRF header, logout and back-channel logout, and one
+//! refresh per session under parallel calls.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, Uri};
+use base64::Engine as _;
+use reqwest::header::{LOCATION, SET_COOKIE};
+use serde_json::{Value, json};
+use tessera_core::clock::MockClock;
+use tokio::net::TcpListener;
+
+use crate::browser::Browser;
+use crate::support::{TestServer, temp_dir};
+
+struct SharedClock(Arc<MockClock>);
+
+impl tessera_bff::Clock for SharedClock {
+    fn now(&self) -> i64 {
+        tessera_core::Clock::now(&*self.0)
+    }
+}
+
+/// An API that answers with what it received.
+async fn echo_api() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let app = axum::Router::new().fallback(
+        |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| async move {
+            let header = |name: &str| headers.get(name).map(|v| v.to_str().unwrap().to_owned());
+            axum::Json(json!({
+                "method": method.as_str(),
+                "path": uri.path(),
+                "query": uri.query(),
+                "authorization": header("authorization"),
+                "cookie": header("cookie"),
+                "x_custom": header("x-custom"),
+                "body": String::from_utf8_lossy(&body),
+            }))
+        },
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    base
+}
+
+/// Tessera with the `spa-bff` client, an echo API, and a BFF in front of both.
+struct Setup {
+    app: TestServer,
+    bff: String,
+    http: reqwest::Client,
+}
+
+fn client_toml(bff: &str) -> String {
+    format!(
+        "[[clients]]\nclient_id = \"spa-bff\"\nclient_name = \"SPA\"\nallowed_grant_types = [\"authorization_code\"]\n\
+         client_secrets = [{{ value = \"spa-bff-secret\" }}]\nredirect_uris = [\"{bff}/bff/callback\"]\n\
+         post_logout_redirect_uris = [\"{bff}/\"]\nallowed_scopes = [\"openid\", \"profile\", \"api1.read\"]\n\
+         allow_offline_access = true\n"
+    )
+}
+
+async fn start_bff(
+    listener: TcpListener,
+    issuer: &str,
+    echo: &str,
+    storage: &str,
+    clock: Arc<MockClock>,
+) -> String {
+    let port = listener.local_addr().unwrap().port();
+    let base = format!("http://127.0.0.1:{port}");
+    let dir = temp_dir("bff");
+    let text = format!(
+        "[bff]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{base}\"\nissuer = \"{issuer}\"\n\
+         client_id = \"spa-bff\"\nclient_secret = \"spa-bff-secret\"\n\
+         scopes = [\"openid\", \"profile\", \"offline_access\", \"api1.read\"]\n\
+         session_lifetime = \"8h\"\nsession_idle = \"8h\"\nstorage = \"{storage}\"\n\
+         [[bff.apis]]\npath = \"/api\"\nupstream = \"{echo}\"\ntoken = \"user\"\n"
+    );
+    let path = dir.join("bff.toml");
+    std::fs::write(&path, text).unwrap();
+    let config = tessera_bff::config::load(&path).unwrap();
+    let router = tessera_bff::router(config, Arc::new(SharedClock(clock))).await.unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    base
+}
+
+impl Setup {
+    async fn start() -> Self {
+        Self::start_on(None).await
+    }
+
+    async fn start_on(storage: Option<&str>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let bff = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let app = TestServer::spawn_with(&client_toml(&bff)).await;
+        let echo = echo_api().await;
+        let storage = storage.map_or_else(|| "sqlite://bff.db".to_owned(), str::to_owned);
+        start_bff(listener, &app.issuer, &echo, &storage, app.clock.clone()).await;
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        Self { app, bff, http }
+    }
+
+    /// Signs alice in through the BFF; returns the session cookie value and the
+    /// `Set-Cookie` header that carried it.
+    async fn sign_in(&self) -> (String, String) {
+        let start =
+            self.http.get(format!("{}/bff/login?returnUrl=/app/home", self.bff)).send().await.unwrap();
+        assert_eq!(start.status(), 303);
+        let cookies = set_cookies(start.headers());
+        let authorize = start.headers()[LOCATION].to_str().unwrap().to_owned();
+        let url = url::Url::parse(&authorize).unwrap();
+        let query: BTreeMap<_, _> = url.query_pairs().into_owned().collect();
+        assert_eq!(query["prompt"], "consent", "offline_access asks for consent (OIDC Core §11)");
+        assert_eq!(query["code_challenge_method"], "S256");
+        assert!(query.contains_key("nonce"));
+        let back = Browser::new(&self.app).authorize(&authorize, "alice", "alice-password-1").await;
+        assert!(back.as_str().starts_with(&format!("{}/bff/callback", self.bff)), "{back}");
+        let state = &cookies["__Host-bff-state"].0;
+        let done = self
+            .http
+            .get(back.as_str())
+            .header("cookie", format!("__Host-bff-state={state}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(done.status(), 303, "{}", done.text().await.unwrap());
+        assert_eq!(done.headers()[LOCATION], "/app/home");
+        let cookies = set_cookies(done.headers());
+        let (value, header) = cookies["__Host-bff"].clone();
+        (value, header)
+    }
+
+    async fn get(&self, path: &str, session: Option<&str>, csrf: bool) -> reqwest::Response {
+        let mut request = self.http.get(format!("{}{path}", self.bff));
+        if let Some(session) = session {
+            request = request.header("cookie", format!("__Host-bff={session}"));
+        }
+        if csrf {
+            request = request.header("x-csrf", "1");
+        }
+        request.send().await.unwrap()
+    }
+}
+
+fn set_cookies(headers: &reqwest::header::HeaderMap) -> BTreeMap<String, (String, String)> {
+    headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| {
+            let text = v.to_str().unwrap().to_owned();
+            let (name, value) = text.split(';').next().unwrap().split_once('=').unwrap();
+            (name.to_owned(), (value.to_owned(), text.clone()))
+        })
+        .collect()
+}
+
+fn claim(user: &Value, kind: &str) -> Value {
+    user.as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == kind)
+        .map(|c| c["value"].clone())
+        .unwrap_or(Value::Null)
+}
+
+fn jwt_claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_browser_signs_in_through_the_bff_and_the_api_receives_the_users_token() {
+    let setup = Setup::start().await;
+    let (session, header) = setup.sign_in().await;
+    for attribute in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/"] {
+        assert!(header.contains(attribute), "{attribute} missing in {header}");
+    }
+    assert!(!session.contains('.') && session.len() >= 43, "an opaque random id, not a token");
+
+    let user = setup.get("/bff/user", Some(&session), true).await;
+    assert_eq!(user.status(), 200);
+    let user: Value = user.json().await.unwrap();
+    assert_eq!(claim(&user, "sub"), "alice-sub");
+    assert!(claim(&user, "bff:logout_url").as_str().unwrap().starts_with("/bff/logout?sid="));
+    assert!(claim(&user, "bff:session_expires_in").as_i64().unwrap() > 0);
+    let text = user.to_string();
+    assert!(!text.contains("eyJ"), "no token in /bff/user: {text}");
+
+    let call = setup
+        .http
+        .post(format!("{}/api/things/1?x=1&y=two", setup.bff))
+        .header("cookie", format!("__Host-bff={session}; other=browser-cookie"))
+        .header("authorization", "Bearer from-the-browser")
+        .header("x-csrf", "1")
+        .header("x-custom", "kept")
+        .body("payload")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(call.status(), 200);
+    let echo: Value = call.json().await.unwrap();
+    assert_eq!(echo["method"], "POST");
+    assert_eq!(echo["path"], "/things/1");
+    assert_eq!(echo["query"], "x=1&y=two");
+    assert_eq!(echo["body"], "payload");
+    assert_eq!(echo["x_custom"], "kept");
+    assert_eq!(echo["cookie"], Value::Null, "browser cookies are not forwarded");
+    let bearer = echo["authorization"].as_str().unwrap().strip_prefix("Bearer ").unwrap().to_owned();
+    assert_ne!(bearer, "from-the-browser");
+    let claims = setup.app.verify_jwt(&bearer).await;
+    assert_eq!(claims["sub"], "alice-sub");
+}
+
+#[tokio::test]
+async fn without_x_csrf_or_without_a_session_user_and_api_calls_get_401() {
+    let setup = Setup::start().await;
+    let (session, _) = setup.sign_in().await;
+    for path in ["/bff/user", "/api/x"] {
+        let response = setup.get(path, Some(&session), false).await;
+        assert_eq!(response.status(), 401, "{path} without X-CSRF");
+        assert_eq!(response.json::<Value>().await.unwrap()["error"], "csrf_header_required");
+        let response = setup.get(path, None, true).await;
+        assert_eq!(response.status(), 401, "{path} without a session");
+        assert_eq!(response.json::<Value>().await.unwrap()["error"], "no_session");
+        let response = setup.get(path, Some("made-up"), true).await;
+        assert_eq!(response.status(), 401, "{path} with an unknown cookie");
+    }
+}
+
+#[tokio::test]
+async fn a_return_url_that_is_not_a_local_path_is_refused_with_400() {
+    let setup = Setup::start().await;
+    for bad in ["https://evil.example/", "//evil.example", "/\\evil.example", "/a\r\nSet-Cookie:x", "evil"] {
+        let encoded = url::form_urlencoded::byte_serialize(bad.as_bytes()).collect::<String>();
+        let response = setup.get(&format!("/bff/login?returnUrl={encoded}"), None, false).await;
+        assert_eq!(response.status(), 400, "{bad}");
+        assert_eq!(response.json::<Value>().await.unwrap()["error"], "invalid_return_url");
+    }
+    let fine = setup.get("/bff/login?returnUrl=/deep/link?q=1", None, false).await;
+    assert_eq!(fine.status(), 303);
+}
+
+#[tokio::test]
+async fn a_callback_without_the_browsers_state_cookie_is_refused() {
+    let setup = Setup::start().await;
+    let start = setup.get("/bff/login", None, false).await;
+    let authorize = start.headers()[LOCATION].to_str().unwrap().to_owned();
+    let back = Browser::new(&setup.app).authorize(&authorize, "alice", "alice-password-1").await;
+    let response = setup.http.get(back.as_str()).send().await.unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(response.json::<Value>().await.unwrap()["error"], "invalid_state");
+}
+
+#[tokio::test]
+async fn logout_with_a_wrong_or_missing_sid_is_refused_and_the_right_one_ends_the_session_at_the_provider() {
+    let setup = Setup::start().await;
+    let (session, _) = setup.sign_in().await;
+    for query in ["", "?sid=wrong"] {
+        let response = setup.get(&format!("/bff/logout{query}"), Some(&session), false).await;
+        assert_eq!(response.status(), 400, "logout{query}");
+        assert_eq!(response.json::<Value>().await.unwrap()["error"], "invalid_sid");
+    }
+    assert_eq!(setup.get("/bff/user", Some(&session), true).await.status(), 200, "still signed in");
+
+    let user: Value = setup.get("/bff/user", Some(&session), true).await.json().await.unwrap();
+    let logout_url = claim(&user, "bff:logout_url").as_str().unwrap().to_owned();
+    let response = setup.get(&logout_url, Some(&session), false).await;
+    assert_eq!(response.status(), 303);
+    let location = url::Url::parse(response.headers()[LOCATION].to_str().unwrap()).unwrap();
+    assert!(location.as_str().starts_with(&setup.app.url("/")), "{location}");
+    let query: BTreeMap<_, _> = location.query_pairs().into_owned().collect();
+    assert!(query.contains_key("id_token_hint"));
+    assert_eq!(query["post_logout_redirect_uri"], format!("{}/", setup.bff));
+    assert!(set_cookies(response.headers())["__Host-bff"].1.contains("Max-Age=0"));
+    assert_eq!(setup.get("/bff/user", Some(&session), true).await.status(), 401, "signed out");
+    // The provider accepts the request (the URI is registered) and redirects back.
+    let provider = setup.app.http.get(location.as_str()).send().await.unwrap();
+    assert!(provider.status().is_redirection() || provider.status() == 200, "{}", provider.status());
+}
+
+async fn logout_token(app: &TestServer, claims: &Value) -> String {
+    let now = tessera_core::Clock::now(&*app.clock);
+    let keys = app.provider.keys.key_set(now).await.unwrap();
+    tessera_core::tokens::jws::sign_id_token(
+        claims,
+        keys.signer().unwrap(),
+        &tessera_core::random::Rng::default(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_back_channel_logout_token_ends_the_session_and_a_replay_or_a_bad_token_is_refused() {
+    let setup = Setup::start().await;
+    let (session, _) = setup.sign_in().await;
+    let now = tessera_core::Clock::now(&*setup.app.clock);
+    let event = json!({ "http://schemas.openid.net/event/backchannel-logout": {} });
+    let base = json!({ "iss": setup.app.issuer, "aud": "spa-bff", "iat": now, "exp": now + 120, "sub": "alice-sub", "events": event });
+    let post = |token: String| {
+        let http = setup.http.clone();
+        let url = format!("{}/bff/backchannel", setup.bff);
+        async move { http.post(url).form(&[("logout_token", token)]).send().await.unwrap() }
+    };
+    // Wrong audience, no events, a nonce: refused, nobody signed out.
+    let mut wrong_aud = base.clone();
+    wrong_aud["aud"] = json!("someone-else");
+    wrong_aud["jti"] = json!("j1");
+    let mut no_events = base.clone();
+    no_events.as_object_mut().unwrap().remove("events");
+    no_events["jti"] = json!("j2");
+    let mut with_nonce = base.clone();
+    with_nonce["nonce"] = json!("n");
+    with_nonce["jti"] = json!("j3");
+    for claims in [wrong_aud, no_events, with_nonce] {
+        let response = post(logout_token(&setup.app, &claims).await).await;
+        assert_eq!(response.status(), 400, "{claims}");
+        assert_eq!(response.json::<Value>().await.unwrap()["error"], "invalid_request");
+    }
+    assert_eq!(setup.get("/bff/user", Some(&session), true).await.status(), 200);
+
+    let mut good = base.clone();
+    good["jti"] = json!("j-good");
+    let token = logout_token(&setup.app, &good).await;
+    assert_eq!(post(token.clone()).await.status(), 200);
+    assert_eq!(setup.get("/bff/user", Some(&session), true).await.status(), 401, "session ended");
+    let replay = post(token).await;
+    assert_eq!(replay.status(), 400, "jti replay refused");
+}
+
+/// 40 parallel API calls when the access token is about to expire: one refresh, all
+/// calls carry the new token. A second refresh would reuse the rotated refresh token,
+/// which the provider answers by revoking the grant (and the calls would get 401).
+async fn parallel_calls_refresh_once(setup: &Setup, bffs: &[String], session: &str) {
+    let before: Value = setup.get("/api/x", Some(session), true).await.json().await.unwrap();
+    let old = before["authorization"].as_str().unwrap().to_owned();
+    let claims = jwt_claims(old.strip_prefix("Bearer ").unwrap());
+    let now = tessera_core::Clock::now(&*setup.app.clock);
+    setup.app.clock.advance(claims["exp"].as_i64().unwrap() - now - 5);
+    let calls = (0..40).map(|i| {
+        let http = setup.http.clone();
+        let url = format!("{}/api/x", bffs[i % bffs.len()]);
+        let cookie = format!("__Host-bff={session}");
+        async move {
+            let response = http.get(url).header("cookie", cookie).header("x-csrf", "1").send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.json::<Value>().await.unwrap()["authorization"].as_str().unwrap().to_owned()
+        }
+    });
+    let seen: std::collections::BTreeSet<String> = futures_join(calls).await.into_iter().collect();
+    assert_eq!(seen.len(), 1, "every call carries the same refreshed token");
+    assert!(!seen.contains(&old), "the token was refreshed");
+}
+
+async fn futures_join<F: std::future::Future<Output = String> + Send + 'static>(
+    calls: impl Iterator<Item = F>,
+) -> Vec<String> {
+    let tasks: Vec<_> = calls.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for task in tasks {
+        out.push(task.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn forty_parallel_api_calls_at_expiry_cause_exactly_one_refresh() {
+    let setup = Setup::start().await;
+    let (session, _) = setup.sign_in().await;
+    parallel_calls_refresh_once(&setup, std::slice::from_ref(&setup.bff), &session).await;
+}
+
+#[tokio::test]
+async fn two_bff_instances_on_one_postgresql_share_sessions_and_refresh_once() {
+    let Ok(url) = std::env::var("TESSERA_TEST_POSTGRES") else {
+        eprintln!("TESSERA_TEST_POSTGRES unset: skipped");
+        return;
+    };
+    let setup = Setup::start_on(Some(&url)).await;
+    let (session, _) = setup.sign_in().await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let echo = echo_api().await;
+    let second = start_bff(listener, &setup.app.issuer, &echo, &url, setup.app.clock.clone()).await;
+    let user = setup
+        .http
+        .get(format!("{second}/bff/user"))
+        .header("cookie", format!("__Host-bff={session}"))
+        .header("x-csrf", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(user.status(), 200, "the second instance knows the session");
+    parallel_calls_refresh_once(&setup, &[setup.bff.clone(), second], &session).await;
+}
