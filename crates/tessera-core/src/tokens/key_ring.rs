@@ -27,6 +27,12 @@ pub struct KeyPlan {
     pub expires_at: Timestamp,
 }
 
+/// Seconds by which a key may sign before its `activates_at`. Instances' clocks differ
+/// by a little: without it, an instance a second behind the one that created the first
+/// key would find no key signing yet and create another. A key is in the JWKS from the
+/// moment it is stored, so signing a few seconds early never precedes its publication.
+pub const ACTIVATION_TOLERANCE: Timestamp = 5;
+
 /// Decides whether a key must be created now, from the stored keys and the schedule.
 ///
 /// No key signing now: one that signs at once (first start, or an algorithm change).
@@ -49,7 +55,8 @@ pub fn plan_next_key(
             expires_at: retires_at + schedule.retain,
         }
     };
-    let signing_now = of_algorithm().any(|key| key.activates_at <= now && now < key.retires_at);
+    let signing_now =
+        of_algorithm().any(|key| key.activates_at <= now + ACTIVATION_TOLERANCE && now < key.retires_at);
     if !signing_now {
         return Some(plan(now));
     }
@@ -355,7 +362,7 @@ impl KeyRing {
                 .ok_or_else(|| KeyError::Load { kid: stored.kid.clone(), reason: "bad public key".into() })?;
             published.push(PublishedKey { kid: stored.kid.clone(), algorithm: key.algorithm(), decoding });
             jwks.push(jwk);
-            let active = stored.activates_at <= now && now < stored.retires_at;
+            let active = stored.activates_at <= now + ACTIVATION_TOLERANCE && now < stored.retires_at;
             if active && self.settings.algorithms.contains(&key.algorithm()) {
                 match signers.iter_mut().find(|(_, signer, _)| signer.algorithm() == key.algorithm()) {
                     Some(newest) if stored.generation > newest.0 => {
@@ -366,7 +373,7 @@ impl KeyRing {
                 }
                 fresh_until = fresh_until.min(stored.retires_at);
             }
-            if stored.activates_at > now {
+            if stored.activates_at > now + ACTIVATION_TOLERANCE {
                 fresh_until = fresh_until.min(stored.activates_at);
             }
         }
