@@ -523,7 +523,7 @@ mod tests {
 
     use rusqlite::{Connection, params};
 
-    use super::{WriteError, Writer};
+    use super::{WriteError, Writer, lock, oneshot};
 
     /// A writer on a fresh file with `t (k TEXT PRIMARY KEY)`, and the file's path.
     fn writer(name: &str) -> (Writer, String) {
@@ -550,19 +550,41 @@ mod tests {
         select.query_map([], |row| row.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
     }
 
-    /// Holds the writer busy, so that what is queued meanwhile forms one batch.
-    async fn hold(writer: &Writer) -> tokio::task::JoinHandle<()> {
+    /// The writer held busy by a write that waits for [`Held::release_once_queued`], so
+    /// that what is queued meanwhile forms one batch, however slow the machine is.
+    struct Held {
+        writer: Writer,
+        release: std::sync::mpsc::Sender<()>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl Held {
+        /// Lets the held write finish once `writes` more are queued behind it.
+        async fn release_once_queued(self, writes: usize) {
+            while lock(&self.writer.handle.shared.queue).as_ref().map_or(0, Vec::len) < writes {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            self.release.send(()).unwrap();
+            self.task.await.unwrap();
+        }
+    }
+
+    /// Returns once the writer is inside a write that waits to be released.
+    async fn hold(writer: &Writer) -> Held {
         let busy = writer.clone();
-        let held = tokio::spawn(async move {
-            busy.write(|_| {
-                std::thread::sleep(Duration::from_millis(200));
+        let (started, has_started) = oneshot::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let task = tokio::spawn(async move {
+            busy.write(move |_| {
+                started.send(()).unwrap();
+                released.recv_timeout(Duration::from_secs(30)).expect("released");
                 Ok(())
             })
             .await
             .unwrap();
         });
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        held
+        has_started.await.unwrap();
+        Held { writer: writer.clone(), release, task }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -592,7 +614,7 @@ mod tests {
             let w = writer.clone();
             async move { w.write(insert("c")).await }
         });
-        held.await.unwrap();
+        held.release_once_queued(3).await;
         assert_eq!(a.await.unwrap().unwrap(), 1);
         assert!(b.await.unwrap().is_err(), "the failing write reports its error");
         assert_eq!(c.await.unwrap().unwrap(), 1);
@@ -621,7 +643,7 @@ mod tests {
             let w = writer.clone();
             async move { w.write_one(insert("c")).await }
         });
-        held.await.unwrap();
+        held.release_once_queued(3).await;
         assert_eq!(first.await.unwrap().unwrap(), 1);
         assert!(failing.await.unwrap().is_err());
         assert_eq!(last.await.unwrap().unwrap(), 1);
@@ -648,7 +670,7 @@ mod tests {
                 .await
             }
         });
-        held.await.unwrap();
+        held.release_once_queued(2).await;
         assert_eq!(a.await.unwrap().unwrap(), 1);
         assert!(b.await.unwrap().is_err());
         assert_eq!(writer.write(insert("c")).await.unwrap(), 1);
@@ -666,7 +688,7 @@ mod tests {
                     tokio::spawn(async move { w.write(insert(["r0", "r1", "r2", "r3", "r4"][round])).await })
                 })
                 .collect();
-            held.await.unwrap();
+            held.release_once_queued(50).await;
             let mut winners = 0;
             for racer in racers {
                 winners += racer.await.unwrap().unwrap();
