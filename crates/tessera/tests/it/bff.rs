@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use crate::browser::Browser;
 use crate::support::{TestServer, temp_dir};
 
-struct SharedClock(Arc<MockClock>);
+pub(crate) struct SharedClock(Arc<MockClock>);
 
 impl tessera_bff::Clock for SharedClock {
     fn now(&self) -> i64 {
@@ -54,7 +54,7 @@ struct Setup {
     http: reqwest::Client,
 }
 
-fn client_toml(bff: &str) -> String {
+pub(crate) fn client_toml(bff: &str) -> String {
     format!(
         "[[clients]]\nclient_id = \"spa-bff\"\nclient_name = \"SPA\"\nallowed_grant_types = [\"authorization_code\"]\n\
          client_secrets = [{{ value = \"spa-bff-secret\" }}]\nredirect_uris = [\"{bff}/bff/callback\"]\n\
@@ -70,22 +70,37 @@ async fn start_bff(
     storage: &str,
     clock: Arc<MockClock>,
 ) -> String {
+    let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let extra = format!(
+        "storage = \"{storage}\"\n[[bff.apis]]\npath = \"/api\"\nupstream = \"{echo}\"\ntoken = \"user\"\n"
+    );
+    start_bff_with(listener, &base, issuer, clock, &extra).await;
+    base
+}
+
+/// Starts a BFF for the `spa-bff` client at `public_url`; `extra` adds `[bff]` keys
+/// and `[[bff.apis]]` tables. The file is written to a fresh directory, returned.
+pub(crate) async fn start_bff_with(
+    listener: TcpListener,
+    public_url: &str,
+    issuer: &str,
+    clock: Arc<MockClock>,
+    extra: &str,
+) -> std::path::PathBuf {
     let port = listener.local_addr().unwrap().port();
-    let base = format!("http://127.0.0.1:{port}");
     let dir = temp_dir("bff");
     let text = format!(
-        "[bff]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{base}\"\nissuer = \"{issuer}\"\n\
+        "[bff]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{public_url}\"\nissuer = \"{issuer}\"\n\
          client_id = \"spa-bff\"\nclient_secret = \"spa-bff-secret\"\n\
          scopes = [\"openid\", \"profile\", \"offline_access\", \"api1.read\"]\n\
-         session_lifetime = \"8h\"\nsession_idle = \"8h\"\nstorage = \"{storage}\"\n\
-         [[bff.apis]]\npath = \"/api\"\nupstream = \"{echo}\"\ntoken = \"user\"\n"
+         session_lifetime = \"8h\"\nsession_idle = \"8h\"\n{extra}"
     );
     let path = dir.join("bff.toml");
     std::fs::write(&path, text).unwrap();
     let config = tessera_bff::config::load(&path).unwrap();
     let router = tessera_bff::router(config, Arc::new(SharedClock(clock))).await.unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    base
+    dir
 }
 
 impl Setup {

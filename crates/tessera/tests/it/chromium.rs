@@ -24,7 +24,7 @@ use crate::support::{TestServer, oauth_error, temp_dir};
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// How long a single page may take to appear.
-const PAGE_WAIT: Duration = Duration::from_secs(20);
+pub(crate) const PAGE_WAIT: Duration = Duration::from_secs(20);
 /// How long a whole test may take in the browser.
 const TEST_LIMIT: Duration = Duration::from_secs(120);
 
@@ -141,7 +141,7 @@ impl Drop for ChromeDriver {
 
 /// Runs `test` in a fresh headless Chromium; closes the session and ends chromedriver
 /// whether it passes or fails.
-async fn in_chromium<F, Fut>(test: F)
+pub(crate) async fn in_chromium<F, Fut>(test: F)
 where
     F: FnOnce(Client) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
@@ -175,7 +175,7 @@ async fn field_labelled(client: &Client, text: &str) -> fantoccini::elements::El
 }
 
 /// Waits for, then clicks, the button reading `text`.
-async fn click_button(client: &Client, text: &str) {
+pub(crate) async fn click_button(client: &Client, text: &str) {
     let button = client
         .wait()
         .at_most(PAGE_WAIT)
@@ -186,7 +186,7 @@ async fn click_button(client: &Client, text: &str) {
 }
 
 /// Waits for the page whose `<h1>` reads `heading` and returns the page's visible text.
-async fn wait_for_page(client: &Client, heading: &str) -> String {
+pub(crate) async fn wait_for_page(client: &Client, heading: &str) -> String {
     let found = client
         .wait()
         .at_most(PAGE_WAIT)
@@ -200,7 +200,7 @@ async fn wait_for_page(client: &Client, heading: &str) -> String {
 }
 
 /// Types the credentials into the fields found through their labels and signs in.
-async fn sign_in(client: &Client, username: &str, password: &str) {
+pub(crate) async fn sign_in(client: &Client, username: &str, password: &str) {
     let user = field_labelled(client, "Username").await;
     assert_eq!(user.attr("type").await.unwrap().as_deref(), Some("text"));
     user.clear().await.unwrap();

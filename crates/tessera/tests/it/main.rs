@@ -3,6 +3,7 @@
 
 mod authorize_errors;
 mod bff;
+mod bff_browser;
 mod browser;
 mod chromium;
 mod ciba;
