@@ -33,7 +33,10 @@ pub struct BffConfig {
     pub public_url: String,
     pub issuer: String,
     pub client_id: String,
+    /// `client_secret_basic` with this secret, or …
     pub client_secret: Option<String>,
+    /// … `private_key_jwt` with this PEM private key (resolved against the file).
+    pub client_key: Option<PathBuf>,
     pub scopes: Vec<String>,
     pub static_dir: Option<PathBuf>,
     /// Seconds.
@@ -115,16 +118,18 @@ pub fn parse(text: &str, base: &Path) -> Result<BffConfig, String> {
     if url::Url::parse(&issuer).is_err() {
         errors.push("bff.issuer: not an absolute URL".to_owned());
     }
-    if raw.client_key.is_some() {
-        errors.push("bff.client_key: private_key_jwt is not supported yet; use client_secret".to_owned());
+    match (&raw.client_secret, &raw.client_key) {
+        (None, None) => errors.push(
+            "bff.client_secret or bff.client_key: one is required (the BFF is a confidential client)"
+                .to_owned(),
+        ),
+        (Some(_), Some(_)) => errors
+            .push("bff.client_secret and bff.client_key: name one way to authenticate, not both".to_owned()),
+        (Some(secret), None) if secret.is_empty() => errors.push("bff.client_secret: empty".to_owned()),
+        _ => {}
     }
-    if raw.client_secret.is_none() {
-        errors.push("bff.client_secret: required (the BFF is a confidential client)".to_owned());
-    }
+    let client_key = raw.client_key.as_ref().map(|key| base.join(key));
     let dpop = raw.dpop.unwrap_or(false);
-    if dpop {
-        errors.push("bff.dpop: true is not supported yet".to_owned());
-    }
     let scopes = raw.scopes.unwrap_or_else(|| vec!["openid".to_owned(), "profile".to_owned()]);
     if !scopes.iter().any(|s| s == "openid") {
         errors.push("bff.scopes: must contain \"openid\"".to_owned());
@@ -174,6 +179,7 @@ pub fn parse(text: &str, base: &Path) -> Result<BffConfig, String> {
         issuer,
         client_id: raw.client_id,
         client_secret: raw.client_secret,
+        client_key,
         scopes,
         static_dir: raw.static_dir.map(|dir| base.join(dir)),
         session_lifetime,
@@ -203,10 +209,15 @@ mod tests {
     }
 
     #[test]
-    fn dpop_and_missing_secret_are_refused_with_reasons() {
-        let text =
+    fn the_client_authenticates_one_way_exactly() {
+        let base =
             "[bff]\npublic_url = \"http://x\"\nissuer = \"http://y\"\nclient_id = \"spa\"\ndpop = true\n";
-        let errors = parse(text, Path::new("/")).unwrap_err();
-        assert!(errors.contains("bff.dpop") && errors.contains("bff.client_secret"), "{errors}");
+        let errors = parse(base, Path::new("/")).unwrap_err();
+        assert!(errors.contains("one is required"), "{errors}");
+        let both = format!("{base}client_secret = \"s\"\nclient_key = \"k.pem\"\n");
+        assert!(parse(&both, Path::new("/")).unwrap_err().contains("not both"));
+        let key = parse(&format!("{base}client_key = \"k.pem\"\n"), Path::new("/etc/app")).unwrap();
+        assert_eq!(key.client_key.unwrap(), Path::new("/etc/app/k.pem"));
+        assert!(key.dpop);
     }
 }

@@ -8,6 +8,7 @@
 //! RP-initiated logout and back-channel logout.
 
 pub mod config;
+pub mod keys;
 pub mod oidc;
 pub mod store;
 
@@ -27,6 +28,7 @@ use serde_json::{Value, json};
 use tracing::{info, warn};
 
 pub use config::{Api, BffConfig, TokenMode};
+use keys::SigningKey;
 use store::{PendingLogin, Session, Store};
 
 /// Seconds since the epoch; injectable so tests can move time.
@@ -63,6 +65,8 @@ pub enum StartError {
     Discovery(#[from] oidc::OidcError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("bff.client_key {0}")]
+    ClientKey(String),
 }
 
 struct Bff {
@@ -74,7 +78,18 @@ struct Bff {
     /// One refresh at a time per session within this instance; the store's lease
     /// does the same across instances.
     refreshing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    client_token: tokio::sync::Mutex<Option<(String, i64)>>,
+    client_token: tokio::sync::Mutex<Option<(Credential, i64)>>,
+    /// With `dpop = true`: this instance's key for its client-credentials tokens.
+    client_dpop: Option<Arc<SigningKey>>,
+    /// Each API's last `DPoP-Nonce` (RFC 9449 §9), by index.
+    api_nonces: Mutex<HashMap<usize, String>>,
+}
+
+/// An access token and, when it is DPoP-bound, the key its proofs are signed with.
+#[derive(Clone)]
+struct Credential {
+    token: String,
+    dpop: Option<Arc<SigningKey>>,
 }
 
 /// Connects the store, discovers the provider, and returns the BFF's router.
@@ -85,8 +100,25 @@ pub async fn router(config: BffConfig, clock: Arc<dyn Clock>) -> Result<Router, 
         .build()
         .map_err(oidc::OidcError::Http)?;
     let store = Store::connect(&config.storage).await?;
-    let secret = config.client_secret.clone().unwrap_or_default();
-    let provider = oidc::Provider::discover(http.clone(), &config.issuer, &config.client_id, &secret).await?;
+    let auth = match &config.client_key {
+        Some(path) => {
+            let pem =
+                std::fs::read(path).map_err(|e| StartError::ClientKey(format!("{}: {e}", path.display())))?;
+            let key = SigningKey::from_pem(&pem)
+                .map_err(|e| StartError::ClientKey(format!("{}: {e}", path.display())))?;
+            let jwk = serde_json::to_string(key.public_jwk()).unwrap_or_default();
+            info!(public_jwk = %jwk, "private_key_jwt: register this public key for the client");
+            oidc::ClientAuth::Key(Box::new(key))
+        }
+        None => oidc::ClientAuth::Secret(config.client_secret.clone().unwrap_or_default()),
+    };
+    let provider =
+        oidc::Provider::discover(http.clone(), &config.issuer, &config.client_id, auth, clock.now()).await?;
+    let client_dpop = if config.dpop {
+        Some(Arc::new(SigningKey::generate_es256().map_err(StartError::ClientKey)?.0))
+    } else {
+        None
+    };
     let apis = config.apis.clone();
     let state = Arc::new(Bff {
         config,
@@ -96,6 +128,8 @@ pub async fn router(config: BffConfig, clock: Arc<dyn Clock>) -> Result<Router, 
         http,
         refreshing: Mutex::new(HashMap::new()),
         client_token: tokio::sync::Mutex::new(None),
+        client_dpop,
+        api_nonces: Mutex::new(HashMap::new()),
     });
     let mut router = Router::new()
         .route("/bff/login", get(login))
@@ -278,14 +312,27 @@ async fn callback(
         return status(StatusCode::BAD_REQUEST, "invalid_request");
     };
     let redirect_uri = format!("{}/bff/callback", bff.config.public_url);
+    // With `dpop = true`, a key for this session alone, kept with it (RFC 9449 §5).
+    let dpop = if bff.config.dpop {
+        match SigningKey::generate_es256() {
+            Ok((key, pkcs8)) => Some((key, URL_SAFE_NO_PAD.encode(pkcs8))),
+            Err(error) => return server_error("generating a DPoP key failed", &error),
+        }
+    } else {
+        None
+    };
     let tokens = match bff
         .provider
-        .token(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", &redirect_uri),
-            ("code_verifier", &pending.verifier),
-        ])
+        .token(
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", &redirect_uri),
+                ("code_verifier", &pending.verifier),
+            ],
+            dpop.as_ref().map(|(key, _)| key),
+            now,
+        )
         .await
     {
         Ok(tokens) => tokens,
@@ -294,6 +341,7 @@ async fn callback(
             return status(StatusCode::BAD_GATEWAY, "login_failed");
         }
     };
+    let token_is_dpop = tokens.is_dpop();
     let Some(id_token) = tokens.id_token else {
         warn!("token response without id_token");
         return status(StatusCode::BAD_GATEWAY, "login_failed");
@@ -319,6 +367,14 @@ async fn callback(
     }
     let sid = claims.get("sid").and_then(Value::as_str).map_or_else(random, str::to_owned);
     let lifetime = tokens.expires_in.unwrap_or(300).max(1);
+    let dpop_key = match dpop {
+        Some((_, stored)) if token_is_dpop => Some(stored),
+        Some(_) => {
+            warn!("dpop = true but the provider issued a Bearer token: the session uses Bearer");
+            None
+        }
+        None => None,
+    };
     let session = Session {
         id_hash: sha256(&id),
         sid,
@@ -327,6 +383,7 @@ async fn callback(
         id_token,
         access_token: tokens.access_token,
         refresh_token: tokens.refresh_token,
+        dpop_key,
         access_issued_at: now,
         access_expires_at: now + lifetime,
         created_at: now,
@@ -508,9 +565,9 @@ async fn backchannel_inner(bff: &Bff, token: Option<String>) -> Result<u64, Stri
 /// lifetime (at most 60 s) remains. One refresh per session at a time: a lock per
 /// session in this instance, a lease in the store across instances; the others wait
 /// and use the refreshed token.
-async fn user_token(bff: &Bff, session: Session) -> Result<String, Response> {
+async fn user_token(bff: &Bff, session: Session) -> Result<Credential, Response> {
     if !needs_refresh(&session, bff.clock.now()) {
-        return Ok(session.access_token);
+        return credential(session).map_err(unreadable_key);
     }
     let lock = {
         let mut map =
@@ -526,11 +583,11 @@ async fn user_token(bff: &Bff, session: Session) -> Result<String, Response> {
             Err(error) => return Err(server_error("reading a session failed", &error)),
         };
         if !needs_refresh(&current, now) {
-            return Ok(current.access_token);
+            return credential(current).map_err(unreadable_key);
         }
         let Some(refresh_token) = current.refresh_token.clone() else {
             if current.access_expires_at > now {
-                return Ok(current.access_token);
+                return credential(current).map_err(unreadable_key);
             }
             info!("access token expired and no refresh token: session ended");
             let _ = bff.store.delete_session(&current.id_hash).await;
@@ -545,8 +602,9 @@ async fn user_token(bff: &Bff, session: Session) -> Result<String, Response> {
             }
             Err(error) => return Err(server_error("leasing a refresh failed", &error)),
         }
-        let result =
-            bff.provider.token(&[("grant_type", "refresh_token"), ("refresh_token", &refresh_token)]).await;
+        let key = session_key(&current).map_err(unreadable_key)?;
+        let form = [("grant_type", "refresh_token"), ("refresh_token", refresh_token.as_str())];
+        let result = bff.provider.token(&form, key.as_deref(), now).await;
         return match result {
             Ok(tokens) => {
                 let lifetime = tokens.expires_in.unwrap_or(300).max(1);
@@ -565,7 +623,7 @@ async fn user_token(bff: &Bff, session: Session) -> Result<String, Response> {
                     return Err(server_error("saving refreshed tokens failed", &error));
                 }
                 info!("access token refreshed");
-                Ok(tokens.access_token)
+                Ok(Credential { token: tokens.access_token, dpop: key })
             }
             Err(error) => {
                 // The grant is gone (revoked, expired, reused): so is the session.
@@ -579,19 +637,35 @@ async fn user_token(bff: &Bff, session: Session) -> Result<String, Response> {
     Err(status(StatusCode::SERVICE_UNAVAILABLE, "refresh_pending"))
 }
 
+/// The session's DPoP key, when its tokens are bound to one.
+fn session_key(session: &Session) -> Result<Option<Arc<SigningKey>>, String> {
+    let Some(stored) = &session.dpop_key else { return Ok(None) };
+    let pkcs8 = URL_SAFE_NO_PAD.decode(stored).map_err(|e| e.to_string())?;
+    Ok(Some(Arc::new(SigningKey::from_es256_pkcs8(&pkcs8)?)))
+}
+
+fn credential(session: Session) -> Result<Credential, String> {
+    let dpop = session_key(&session)?;
+    Ok(Credential { token: session.access_token, dpop })
+}
+
+fn unreadable_key(error: String) -> Response {
+    server_error("a session's DPoP key is unreadable", &error)
+}
+
 fn needs_refresh(session: &Session, now: i64) -> bool {
     let lifetime = (session.access_expires_at - session.access_issued_at).max(0);
     let margin = (lifetime / 4).min(60);
     session.access_expires_at - now < margin
 }
 
-async fn client_token(bff: &Bff) -> Result<String, Response> {
+async fn client_token(bff: &Bff) -> Result<Credential, Response> {
     let now = bff.clock.now();
     let mut cached = bff.client_token.lock().await;
-    if let Some((token, expires_at)) = cached.as_ref()
+    if let Some((credential, expires_at)) = cached.as_ref()
         && *expires_at - 30 > now
     {
-        return Ok(token.clone());
+        return Ok(credential.clone());
     }
     let scope = bff
         .config
@@ -607,11 +681,13 @@ async fn client_token(bff: &Bff) -> Result<String, Response> {
     if !scope.is_empty() {
         form.push(("scope", &scope));
     }
-    match bff.provider.token(&form).await {
+    let key = bff.client_dpop.clone();
+    match bff.provider.token(&form, key.as_deref(), now).await {
         Ok(tokens) => {
-            let token = tokens.access_token.clone();
-            *cached = Some((tokens.access_token, now + tokens.expires_in.unwrap_or(300)));
-            Ok(token)
+            let dpop = if tokens.is_dpop() { key } else { None };
+            let credential = Credential { token: tokens.access_token, dpop };
+            *cached = Some((credential.clone(), now + tokens.expires_in.unwrap_or(300)));
+            Ok(credential)
         }
         Err(error) => {
             warn!(%error, "client credentials failed");
@@ -658,15 +734,15 @@ async fn proxy(
         Ok(session) => session,
         Err(response) => return response,
     };
-    let bearer = match (api.token, session) {
+    let credential = match (api.token, session) {
         (TokenMode::None, _) => None,
         (_, None) => return status(StatusCode::UNAUTHORIZED, "no_session"),
         (TokenMode::User, Some(session)) => match user_token(&bff, session).await {
-            Ok(token) => Some(token),
+            Ok(credential) => Some(credential),
             Err(response) => return response,
         },
         (TokenMode::Client, Some(_)) => match client_token(&bff).await {
-            Ok(token) => Some(token),
+            Ok(credential) => Some(credential),
             Err(response) => return response,
         },
     };
@@ -676,21 +752,61 @@ async fn proxy(
         target.push('?');
         target.push_str(query);
     }
-    let mut request = bff.http.request(method, &target);
-    for (name, value) in &headers {
-        if !NOT_FORWARDED.contains(&name.as_str()) {
-            request = request.header(name, value);
+    let mut attempt = 0;
+    let upstream = loop {
+        attempt += 1;
+        let mut request = bff.http.request(method.clone(), &target);
+        for (name, value) in &headers {
+            if !NOT_FORWARDED.contains(&name.as_str()) {
+                request = request.header(name, value);
+            }
         }
-    }
-    if let Some(token) = bearer {
-        request = request.bearer_auth(token);
-    }
-    let upstream = match request.body(body).send().await {
-        Ok(upstream) => upstream,
-        Err(error) => {
-            warn!(%error, api = %api.path, "upstream unreachable");
-            return status(StatusCode::BAD_GATEWAY, "upstream_unreachable");
+        match &credential {
+            None => {}
+            Some(Credential { token, dpop: None }) => request = request.bearer_auth(token),
+            // RFC 9449 §7.1: the DPoP scheme, and a proof with `ath` for this request.
+            Some(Credential { token, dpop: Some(key) }) => {
+                let nonce = bff.api_nonces.lock().ok().and_then(|n| n.get(&index).cloned());
+                let proof = match key.dpop_proof(
+                    method.as_str(),
+                    &target,
+                    bff.clock.now(),
+                    Some(token),
+                    nonce.as_deref(),
+                ) {
+                    Ok(proof) => proof,
+                    Err(error) => return server_error("signing a DPoP proof failed", &error),
+                };
+                request =
+                    request.header(header::AUTHORIZATION, format!("DPoP {token}")).header("DPoP", proof);
+            }
         }
+        let upstream = match request.body(body.clone()).send().await {
+            Ok(upstream) => upstream,
+            Err(error) => {
+                warn!(%error, api = %api.path, "upstream unreachable");
+                return status(StatusCode::BAD_GATEWAY, "upstream_unreachable");
+            }
+        };
+        // RFC 9449 §9: a resource server that wants a nonce answers 401 with
+        // `error="use_dpop_nonce"` and the nonce; the call is sent once more with it.
+        let dpop_bound = credential.as_ref().is_some_and(|c| c.dpop.is_some());
+        if dpop_bound
+            && let Some(nonce) = upstream.headers().get("dpop-nonce").and_then(|v| v.to_str().ok())
+            && let Ok(mut nonces) = bff.api_nonces.lock()
+        {
+            nonces.insert(index, nonce.to_owned());
+        }
+        let wants_nonce = upstream.status() == StatusCode::UNAUTHORIZED
+            && upstream
+                .headers()
+                .get_all(header::WWW_AUTHENTICATE)
+                .iter()
+                .any(|v| v.to_str().is_ok_and(|v| v.contains("use_dpop_nonce")));
+        if dpop_bound && wants_nonce && attempt == 1 {
+            continue;
+        }
+        break upstream;
     };
     let code = upstream.status();
     let mut out_headers = HeaderMap::new();

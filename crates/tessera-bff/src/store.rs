@@ -21,6 +21,8 @@ pub struct Session {
     pub id_token: String,
     pub access_token: String,
     pub refresh_token: Option<String>,
+    /// The DPoP key the tokens are bound to (PKCS#8, base64url); `None`: Bearer tokens.
+    pub dpop_key: Option<String>,
     pub access_issued_at: i64,
     pub access_expires_at: i64,
     pub created_at: i64,
@@ -43,7 +45,7 @@ pub struct Store {
 }
 
 const SESSION_COLUMNS: &str = "id_hash, sid, sub, claims, id_token, access_token, refresh_token, \
-     access_issued_at, access_expires_at, created_at, last_seen, expires_at";
+     dpop_key, access_issued_at, access_expires_at, created_at, last_seen, expires_at";
 
 impl Store {
     /// Connects and creates the tables (idempotent, safe for instances starting together).
@@ -104,8 +106,8 @@ impl Store {
     pub async fn insert_session(&self, s: &Session) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO bff_sessions (id_hash, sid, sub, claims, id_token, access_token, refresh_token, \
-             access_issued_at, access_expires_at, created_at, last_seen, expires_at, refreshing_until) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 0)",
+             dpop_key, access_issued_at, access_expires_at, created_at, last_seen, expires_at, refreshing_until) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0)",
         )
         .bind(s.id_hash.clone())
         .bind(s.sid.clone())
@@ -114,6 +116,7 @@ impl Store {
         .bind(s.id_token.clone())
         .bind(s.access_token.clone())
         .bind(s.refresh_token.clone())
+        .bind(s.dpop_key.clone())
         .bind(s.access_issued_at)
         .bind(s.access_expires_at)
         .bind(s.created_at)
@@ -137,11 +140,12 @@ impl Store {
                 id_token: row.try_get(4)?,
                 access_token: row.try_get(5)?,
                 refresh_token: row.try_get(6)?,
-                access_issued_at: row.try_get(7)?,
-                access_expires_at: row.try_get(8)?,
-                created_at: row.try_get(9)?,
-                last_seen: row.try_get(10)?,
-                expires_at: row.try_get(11)?,
+                dpop_key: row.try_get(7)?,
+                access_issued_at: row.try_get(8)?,
+                access_expires_at: row.try_get(9)?,
+                created_at: row.try_get(10)?,
+                last_seen: row.try_get(11)?,
+                expires_at: row.try_get(12)?,
             })
         })
         .transpose()

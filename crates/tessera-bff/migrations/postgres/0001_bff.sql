@@ -7,6 +7,8 @@ CREATE TABLE IF NOT EXISTS bff_sessions (
     id_token TEXT NOT NULL,
     access_token TEXT NOT NULL,
     refresh_token TEXT,
+    -- The session's DPoP key (PKCS#8, base64url) when its tokens are DPoP-bound.
+    dpop_key TEXT,
     access_issued_at BIGINT NOT NULL,
     access_expires_at BIGINT NOT NULL,
     refreshing_until BIGINT NOT NULL DEFAULT 0,
@@ -14,6 +16,8 @@ CREATE TABLE IF NOT EXISTS bff_sessions (
     last_seen BIGINT NOT NULL,
     expires_at BIGINT NOT NULL
 );
+-- Tables created before DPoP support.
+ALTER TABLE bff_sessions ADD COLUMN IF NOT EXISTS dpop_key TEXT;
 CREATE INDEX IF NOT EXISTS bff_sessions_sid ON bff_sessions (sid);
 CREATE INDEX IF NOT EXISTS bff_sessions_sub ON bff_sessions (sub);
 CREATE TABLE IF NOT EXISTS bff_logins (

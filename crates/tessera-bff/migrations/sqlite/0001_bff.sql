@@ -7,6 +7,8 @@ CREATE TABLE IF NOT EXISTS bff_sessions (
     id_token TEXT NOT NULL,
     access_token TEXT NOT NULL,
     refresh_token TEXT,
+    -- The session's DPoP key (PKCS#8, base64url) when its tokens are DPoP-bound.
+    dpop_key TEXT,
     access_issued_at BIGINT NOT NULL,
     access_expires_at BIGINT NOT NULL,
     refreshing_until BIGINT NOT NULL DEFAULT 0,

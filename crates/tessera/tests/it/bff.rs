@@ -38,6 +38,7 @@ async fn echo_api() -> String {
                 "query": uri.query(),
                 "authorization": header("authorization"),
                 "cookie": header("cookie"),
+                "dpop": header("dpop"),
                 "x_custom": header("x-custom"),
                 "body": String::from_utf8_lossy(&body),
             }))
@@ -72,14 +73,14 @@ async fn start_bff(
 ) -> String {
     let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
     let extra = format!(
-        "storage = \"{storage}\"\n[[bff.apis]]\npath = \"/api\"\nupstream = \"{echo}\"\ntoken = \"user\"\n"
+        "client_secret = \"spa-bff-secret\"\nstorage = \"{storage}\"\n[[bff.apis]]\npath = \"/api\"\nupstream = \"{echo}\"\ntoken = \"user\"\n"
     );
     start_bff_with(listener, &base, issuer, clock, &extra).await;
     base
 }
 
 /// Starts a BFF for the `spa-bff` client at `public_url`; `extra` adds `[bff]` keys
-/// and `[[bff.apis]]` tables. The file is written to a fresh directory, returned.
+/// (the client's authentication among them) and `[[bff.apis]]` tables. The file is written to a fresh directory, returned.
 pub(crate) async fn start_bff_with(
     listener: TcpListener,
     public_url: &str,
@@ -91,7 +92,7 @@ pub(crate) async fn start_bff_with(
     let dir = temp_dir("bff");
     let text = format!(
         "[bff]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{public_url}\"\nissuer = \"{issuer}\"\n\
-         client_id = \"spa-bff\"\nclient_secret = \"spa-bff-secret\"\n\
+         client_id = \"spa-bff\"\n\
          scopes = [\"openid\", \"profile\", \"offline_access\", \"api1.read\"]\n\
          session_lifetime = \"8h\"\nsession_idle = \"8h\"\n{extra}"
     );
@@ -106,6 +107,21 @@ pub(crate) async fn start_bff_with(
 impl Setup {
     async fn start() -> Self {
         Self::start_on(None).await
+    }
+
+    /// Tessera with the clients `clients(bff)` declares, an echo API, and a BFF whose
+    /// file adds `extra(echo, issuer)`.
+    async fn start_custom(
+        clients: impl FnOnce(&str) -> String,
+        extra: impl FnOnce(&str, &str) -> String,
+    ) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let bff = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let app = TestServer::spawn_with(&clients(&bff)).await;
+        let echo = echo_api().await;
+        start_bff_with(listener, &bff, &app.issuer, app.clock.clone(), &extra(&echo, &app.issuer)).await;
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        Self { app, bff, http }
     }
 
     async fn start_on(storage: Option<&str>) -> Self {
@@ -410,4 +426,154 @@ async fn two_bff_instances_on_one_postgresql_share_sessions_and_refresh_once() {
         .unwrap();
     assert_eq!(user.status(), 200, "the second instance knows the session");
     parallel_calls_refresh_once(&setup, &[setup.bff.clone(), second], &session).await;
+}
+
+fn thumbprint(jwk: &Value) -> String {
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk.clone()).unwrap();
+    jwk.thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256).unwrap()
+}
+
+fn jwt_header(token: &str) -> Value {
+    let header = token.split('.').next().unwrap();
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn with_dpop_the_tokens_are_bound_to_a_key_the_bff_holds_and_the_provider_checks_its_proofs() {
+    dpop_bound_session("").await;
+}
+
+/// RFC 9449 §8 and §9: the token endpoint and userinfo ask for a nonce; the BFF
+/// answers with it.
+#[tokio::test]
+async fn with_dpop_the_bff_answers_a_providers_nonce_challenge() {
+    dpop_bound_session("[dpop]\nrequire_nonce = true\n").await;
+}
+
+async fn dpop_bound_session(provider: &str) {
+    let setup = Setup::start_custom(
+        |bff| format!("{provider}{}", client_toml(bff)),
+        |echo, issuer| {
+            format!(
+                "client_secret = \"spa-bff-secret\"\ndpop = true\nstorage = \"sqlite://bff.db\"\n\
+             [[bff.apis]]\npath = \"/api\"\nupstream = \"{echo}\"\n\
+             [[bff.apis]]\npath = \"/me\"\nupstream = \"{issuer}/userinfo\"\n"
+            )
+        },
+    )
+    .await;
+    let (session, _) = setup.sign_in().await;
+
+    let echo: Value = setup.get("/api/orders?page=2", Some(&session), true).await.json().await.unwrap();
+    let token =
+        echo["authorization"].as_str().unwrap().strip_prefix("DPoP ").expect("the DPoP scheme").to_owned();
+    let proof = echo["dpop"].as_str().expect("a DPoP proof");
+    let (header, claims) = (jwt_header(proof), jwt_claims(proof));
+    assert_eq!(header["typ"], "dpop+jwt");
+    assert!(header["jwk"].get("d").is_none(), "the proof carries the public key only");
+    assert_eq!(claims["htm"], "GET");
+    assert!(claims["htu"].as_str().unwrap().ends_with("/orders"), "htu without the query: {claims}");
+    let hash = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    assert_eq!(claims["ath"], base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(hash));
+    let key = thumbprint(&header["jwk"]);
+    let access = setup.app.verify_jwt(&token).await;
+    assert_eq!(access["cnf"]["jkt"], key.as_str(), "the token is bound to the BFF's key");
+
+    // The provider's userinfo checks the binding: through the BFF it answers ...
+    let me = setup.get("/me", Some(&session), true).await;
+    assert_eq!(me.status(), 200);
+    assert_eq!(me.json::<Value>().await.unwrap()["sub"], "alice-sub");
+    // ... while the token alone, as a bearer token, is refused.
+    let stolen = setup.app.http.get(setup.app.url("/userinfo")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(stolen.status(), 401, "a DPoP-bound token is no bearer token");
+
+    // Refreshed near expiry with a proof of the same key: still bound, still accepted.
+    let now = tessera_core::Clock::now(&*setup.app.clock);
+    setup.app.clock.advance(access["exp"].as_i64().unwrap() - now - 5);
+    let echo: Value = setup.get("/api/x", Some(&session), true).await.json().await.unwrap();
+    let refreshed = echo["authorization"].as_str().unwrap().strip_prefix("DPoP ").unwrap().to_owned();
+    assert_ne!(refreshed, token, "refreshed");
+    assert_eq!(setup.app.verify_jwt(&refreshed).await["cnf"]["jkt"], key.as_str());
+    assert_eq!(thumbprint(&jwt_header(echo["dpop"].as_str().unwrap())["jwk"]), key);
+    assert_eq!(setup.get("/me", Some(&session), true).await.status(), 200);
+}
+
+/// The public JWK as a TOML inline table, for `client_secrets = [{ jwk = … }]`.
+fn toml_jwk(jwk: &jsonwebtoken::jwk::Jwk) -> String {
+    let Value::Object(members) = serde_json::to_value(jwk).unwrap() else { unreachable!() };
+    let fields: Vec<String> = members.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+    format!("{{ {} }}", fields.join(", "))
+}
+
+#[tokio::test]
+async fn with_a_client_key_the_bff_authenticates_by_private_key_jwt() {
+    let dir = temp_dir("bff-key");
+    let pem = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap().serialize_pem();
+    std::fs::write(dir.join("bff-key.pem"), &pem).unwrap();
+    // What an operator registers: the public JWK the BFF logs at start.
+    let public = tessera_bff::keys::SigningKey::from_pem(pem.as_bytes()).unwrap().public_jwk().clone();
+    let key_path = dir.join("bff-key.pem");
+    let setup = Setup::start_custom(
+        |bff| {
+            client_toml(bff).replace(
+                "client_secrets = [{ value = \"spa-bff-secret\" }]",
+                &format!("client_secrets = [{{ jwk = {} }}]", toml_jwk(&public)),
+            )
+        },
+        |echo, _| {
+            format!(
+                "client_key = \"{}\"\nstorage = \"sqlite://bff.db\"\n\
+                 [[bff.apis]]\npath = \"/api\"\nupstream = \"{echo}\"\n",
+                key_path.display()
+            )
+        },
+    )
+    .await;
+    let (session, _) = setup.sign_in().await;
+    let echo: Value = setup.get("/api/x", Some(&session), true).await.json().await.unwrap();
+    let token = echo["authorization"].as_str().unwrap().strip_prefix("Bearer ").unwrap().to_owned();
+    assert_eq!(setup.app.verify_jwt(&token).await["sub"], "alice-sub");
+    // The shared secret is not what got the BFF in: Tessera knows only the key.
+    let by_secret = setup
+        .app
+        .post_form(
+            "/token",
+            Some(("spa-bff", "spa-bff-secret")),
+            &[("grant_type", "refresh_token"), ("refresh_token", "x")],
+        )
+        .await;
+    assert_eq!(by_secret.status(), 401);
+}
+
+#[tokio::test]
+async fn a_client_token_api_gets_the_bffs_own_token_and_still_needs_a_session() {
+    let setup = Setup::start_custom(
+        |bff| {
+            client_toml(bff)
+                .replace("[\"authorization_code\"]", "[\"authorization_code\", \"client_credentials\"]")
+        },
+        |echo, _| {
+            format!(
+                "client_secret = \"spa-bff-secret\"\nstorage = \"sqlite://bff.db\"\n\
+                 [[bff.apis]]\npath = \"/svc\"\nupstream = \"{echo}\"\ntoken = \"client\"\n\
+                 [[bff.apis]]\npath = \"/open\"\nupstream = \"{echo}\"\ntoken = \"none\"\n"
+            )
+        },
+    )
+    .await;
+    assert_eq!(setup.get("/svc/x", None, true).await.status(), 401, "no session, no client token");
+    let (session, _) = setup.sign_in().await;
+    let first: Value = setup.get("/svc/x", Some(&session), true).await.json().await.unwrap();
+    let token = first["authorization"].as_str().unwrap().strip_prefix("Bearer ").unwrap().to_owned();
+    let claims = setup.app.verify_jwt(&token).await;
+    assert_eq!(claims["client_id"], "spa-bff");
+    assert_ne!(claims["sub"], "alice-sub", "the BFF's own token, not the user's");
+    assert!(claims["scope"].as_str().unwrap().split(' ').all(|s| s != "openid"), "{claims}");
+    let second: Value = setup.get("/svc/y", Some(&session), true).await.json().await.unwrap();
+    assert_eq!(
+        second["authorization"], first["authorization"],
+        "the client token is reused until near expiry"
+    );
+    let open: Value = setup.get("/open/z", Some(&session), true).await.json().await.unwrap();
+    assert_eq!(open["authorization"], Value::Null, "token = \"none\" forwards no token");
 }

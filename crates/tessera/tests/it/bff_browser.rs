@@ -87,7 +87,7 @@ async fn chromium_signs_in_through_the_bff_and_the_page_holds_no_token() {
         std::fs::write(dist.join("index.html"), INDEX).unwrap();
         std::fs::write(dist.join("app.js"), APP_JS).unwrap();
         let extra = format!(
-            "static_dir = \"{}\"\nstorage = \"sqlite://bff.db\"\n\
+            "client_secret = \"spa-bff-secret\"\nstatic_dir = \"{}\"\nstorage = \"sqlite://bff.db\"\n\
              [[bff.apis]]\npath = \"/api\"\nupstream = \"{api}\"\ntoken = \"user\"\n",
             dist.display()
         );
