@@ -112,8 +112,7 @@ pub async fn router(config: BffConfig, clock: Arc<dyn Clock>) -> Result<Router, 
         }
         None => oidc::ClientAuth::Secret(config.client_secret.clone().unwrap_or_default()),
     };
-    let provider =
-        oidc::Provider::discover(http.clone(), &config.issuer, &config.client_id, auth, clock.now()).await?;
+    let provider = discover(&http, &config, auth, clock.as_ref()).await?;
     let client_dpop = if config.dpop {
         Some(Arc::new(SigningKey::generate_es256().map_err(StartError::ClientKey)?.0))
     } else {
@@ -146,6 +145,30 @@ pub async fn router(config: BffConfig, clock: Arc<dyn Clock>) -> Result<Router, 
             router.route(&api.path, any(handler)).route(&format!("{}/{{*rest}}", api.path), any(handler));
     }
     Ok(router.fallback(get(static_file)).with_state(state))
+}
+
+/// Discovers the provider, waiting for it while it cannot be reached (a BFF started
+/// beside its provider may come up first): one try a second at first, then every 30
+/// s. Metadata that is wrong (another `issuer`, say) ends the start at once.
+async fn discover(
+    http: &reqwest::Client,
+    config: &BffConfig,
+    mut auth: oidc::ClientAuth,
+    clock: &dyn Clock,
+) -> Result<oidc::Provider, StartError> {
+    let mut pause = std::time::Duration::from_secs(1);
+    loop {
+        match oidc::Provider::discover(http.clone(), &config.issuer, &config.client_id, auth, clock.now()).await {
+            Ok(provider) => return Ok(provider),
+            Err((oidc::OidcError::Http(error), returned)) => {
+                warn!(%error, issuer = %config.issuer, retry_in = ?pause, "the provider cannot be reached yet");
+                auth = returned;
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_secs(30));
+            }
+            Err((error, _)) => return Err(error.into()),
+        }
+    }
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves.

@@ -95,14 +95,32 @@ const JWKS_REFETCH: i64 = 10;
 
 impl Provider {
     /// Fetches `{issuer}/.well-known/openid-configuration` and the JWKS; the metadata's
-    /// `issuer` must equal the configured one (Discovery §4.3).
+    /// `issuer` must equal the configured one (Discovery §4.3). On failure `auth` is
+    /// handed back, for another try.
     pub async fn discover(
         http: reqwest::Client,
         issuer: &str,
         client_id: &str,
         auth: ClientAuth,
         now: i64,
-    ) -> Result<Self, OidcError> {
+    ) -> Result<Self, (OidcError, ClientAuth)> {
+        let (metadata, jwks, algorithms) = match Self::fetch(&http, issuer).await {
+            Ok(found) => found,
+            Err(error) => return Err((error, auth)),
+        };
+        Ok(Self {
+            metadata,
+            client_id: client_id.to_owned(),
+            auth,
+            http,
+            jwks: RwLock::new(jwks),
+            jwks_fetched_at: Mutex::new(now),
+            algorithms,
+            dpop_nonce: Mutex::new(None),
+        })
+    }
+
+    async fn fetch(http: &reqwest::Client, issuer: &str) -> Result<(Metadata, JwkSet, Vec<Algorithm>), OidcError> {
         let url = format!("{issuer}/.well-known/openid-configuration");
         let metadata: Metadata = http.get(&url).send().await?.error_for_status()?.json().await?;
         if metadata.issuer.trim_end_matches('/') != issuer.trim_end_matches('/') {
@@ -120,16 +138,7 @@ impl Provider {
                 .collect()
         };
         let jwks: JwkSet = http.get(&metadata.jwks_uri).send().await?.error_for_status()?.json().await?;
-        Ok(Self {
-            metadata,
-            client_id: client_id.to_owned(),
-            auth,
-            http,
-            jwks: RwLock::new(jwks),
-            jwks_fetched_at: Mutex::new(now),
-            algorithms,
-            dpop_nonce: Mutex::new(None),
-        })
+        Ok((metadata, jwks, algorithms))
     }
 
     /// `Authorization: Basic` with both parts form-urlencoded first (RFC 6749 §2.3.1).
