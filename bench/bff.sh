@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # BFF benchmark (issue 17): proxied API calls per second through `tessera bff` against
 # direct calls to the same echo API, in one run. Starts the release token service with a
-# `spa-bff` client, an echo API (python3, threaded) and the BFF; signs alice in through
+# `spa-bff` client, an echo API (`tessera-bench echo`, axum) and the BFF; signs alice in through
 # the real pages (python3 urllib), then drives wrk at /api/echo through the BFF (cookie
 # and X-CSRF: 1) and at the echo API directly. Target: proxied >= 0.5x direct, p99 < 10 ms.
-# Uses target/release/tessera; it does not build it.
+# Uses target/release/tessera and tessera-bench; it does not build them.
 #
 #   bench/bff.sh
 #   CONNECTIONS=64 DURATION=20 bench/bff.sh
@@ -16,28 +16,17 @@ PORT="${PORT:-38520}"
 BFF_PORT="${BFF_PORT:-38521}"
 ECHO_PORT="${ECHO_PORT:-38522}"
 BIN="${BIN:-target/release/tessera}"
-[ -x "$BIN" ] || { echo "no $BIN: build it with cargo build --release -p tessera" >&2; exit 1; }
+BENCH="${BENCH:-target/release/tessera-bench}"
+for b in "$BIN" "$BENCH"; do
+  [ -x "$b" ] || { echo "no $b: build it with cargo build --release -p tessera -p tessera-bench" >&2; exit 1; }
+done
 command -v wrk >/dev/null || { echo "wrk is needed" >&2; exit 1; }
 
 work="$(mktemp -d)"
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$work"' EXIT
 
-cat >"$work/echo.py" <<'PY'
-import http.server, json, sys
-class Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def log_message(self, *args): pass
-    def do_GET(self):
-        body = json.dumps({"path": self.path, "authorization": bool(self.headers.get("authorization"))}).encode()
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
-PY
-python3 "$work/echo.py" "$ECHO_PORT" & pids+=($!)
+"$BENCH" echo --listen "127.0.0.1:$ECHO_PORT" & pids+=($!)
 
 cat >"$work/tessera.toml" <<TOML
 issuer = "http://127.0.0.1:$PORT"

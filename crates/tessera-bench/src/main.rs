@@ -3,8 +3,11 @@
 //!   refresh tokens into a store, as `/authorize` and the token endpoint would, and
 //!   prints their values one per line, for `bench/run.sh` to redeem under load;
 //! - `tessera-bench load`: a client-credentials load generator that can add a fresh
-//!   DPoP proof (RFC 9449) to every request, which wrk cannot (`bench/dpop.sh`).
+//!   DPoP proof (RFC 9449) to every request, which wrk cannot (`bench/dpop.sh`);
+//! - `tessera-bench echo`: an API that answers with what it received, the upstream
+//!   of `bench/bff.sh`.
 
+mod echo;
 mod load;
 
 use std::io::Write as _;
@@ -30,6 +33,8 @@ enum Command {
     Seed(Args),
     /// Drive client_credentials, optionally with DPoP proofs.
     Load(load::LoadArgs),
+    /// Serve an echo API.
+    Echo(echo::EchoArgs),
 }
 
 #[derive(clap::Args)]
@@ -65,6 +70,7 @@ async fn main() -> ExitCode {
     let outcome = match Command::parse() {
         Command::Seed(args) => seed(&args).await,
         Command::Load(args) => load::run(&args).await,
+        Command::Echo(args) => echo::run(&args).await.map_err(Into::into),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -158,7 +158,9 @@ async fn discover(
 ) -> Result<oidc::Provider, StartError> {
     let mut pause = std::time::Duration::from_secs(1);
     loop {
-        match oidc::Provider::discover(http.clone(), &config.issuer, &config.client_id, auth, clock.now()).await {
+        match oidc::Provider::discover(http.clone(), &config.issuer, &config.client_id, auth, clock.now())
+            .await
+        {
             Ok(provider) => return Ok(provider),
             Err((oidc::OidcError::Http(error), returned)) => {
                 warn!(%error, issuer = %config.issuer, retry_in = ?pause, "the provider cannot be reached yet");

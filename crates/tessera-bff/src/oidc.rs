@@ -120,7 +120,10 @@ impl Provider {
         })
     }
 
-    async fn fetch(http: &reqwest::Client, issuer: &str) -> Result<(Metadata, JwkSet, Vec<Algorithm>), OidcError> {
+    async fn fetch(
+        http: &reqwest::Client,
+        issuer: &str,
+    ) -> Result<(Metadata, JwkSet, Vec<Algorithm>), OidcError> {
         let url = format!("{issuer}/.well-known/openid-configuration");
         let metadata: Metadata = http.get(&url).send().await?.error_for_status()?.json().await?;
         if metadata.issuer.trim_end_matches('/') != issuer.trim_end_matches('/') {

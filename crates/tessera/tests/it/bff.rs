@@ -577,3 +577,49 @@ async fn a_client_token_api_gets_the_bffs_own_token_and_still_needs_a_session() 
     let open: Value = setup.get("/open/z", Some(&session), true).await.json().await.unwrap();
     assert_eq!(open["authorization"], Value::Null, "token = \"none\" forwards no token");
 }
+
+/// Forwards every connection to `port` on to `target` (a load balancer, reduced).
+async fn forward(port: u16, target: String) {
+    let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let target = target.clone();
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+}
+
+#[tokio::test]
+async fn a_bff_started_before_its_provider_waits_for_it_instead_of_exiting() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let issuer = format!("http://127.0.0.1:{port}");
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let bff = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let clock = Arc::new(MockClock::starting_now());
+    let starting = tokio::spawn({
+        let (bff, issuer) = (bff.clone(), issuer.clone());
+        async move {
+            let extra = "client_secret = \"spa-bff-secret\"\nstorage = \"sqlite://bff.db\"\n";
+            start_bff_with(listener, &bff, &issuer, clock, extra).await;
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(!starting.is_finished(), "the BFF waits while the provider is unreachable");
+
+    let dir = temp_dir("late-provider");
+    let storage = format!("sqlite://{}", dir.join("tessera.db").display());
+    let app = TestServer::spawn_instance(&issuer, &storage, dir).await;
+    forward(port, app.base.trim_start_matches("http://").to_owned()).await;
+    tokio::time::timeout(std::time::Duration::from_secs(10), starting)
+        .await
+        .expect("the BFF starts once the provider answers")
+        .unwrap();
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let login = http.get(format!("{bff}/bff/login")).send().await.unwrap();
+    assert_eq!(login.status(), 303);
+    assert!(login.headers()[LOCATION].to_str().unwrap().starts_with(&format!("{issuer}/authorize?")));
+}
