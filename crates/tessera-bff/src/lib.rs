@@ -53,6 +53,8 @@ pub const COOKIE: &str = "__Host-bff";
 /// Binds a pending login to the browser that started it (login CSRF).
 const STATE_COOKIE: &str = "__Host-bff-state";
 const LOGIN_TTL: i64 = 600;
+/// At most this many logins wait for their callback (see [`Store::purge`]).
+const MAX_PENDING_LOGINS: i64 = 10_000;
 /// How long one instance may hold a session's refresh before others may try.
 const REFRESH_LEASE: i64 = 30;
 const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
@@ -264,7 +266,7 @@ async fn login(State(bff): State<Arc<Bff>>, Query(query): Query<LoginQuery>) -> 
         return_url,
         expires_at: now + LOGIN_TTL,
     };
-    if let Err(error) = bff.store.purge(now).await {
+    if let Err(error) = bff.store.purge(now, MAX_PENDING_LOGINS).await {
         warn!(%error, "purging expired logins failed");
     }
     if let Err(error) = bff.store.insert_login(&pending).await {

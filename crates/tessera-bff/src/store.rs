@@ -257,10 +257,64 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Drops expired logins and sessions.
-    pub async fn purge(&self, now: i64) -> StoreResult<()> {
+    /// Drops expired logins and sessions, and the oldest pending logins beyond the
+    /// newest `keep_logins`: anyone can start a login, so their number is bounded (a
+    /// flood makes early starters sign in again, it does not fill the database).
+    pub async fn purge(&self, now: i64, keep_logins: i64) -> StoreResult<()> {
         sqlx::query("DELETE FROM bff_logins WHERE expires_at < $1").bind(now).execute(&self.pool).await?;
+        sqlx::query(
+            "DELETE FROM bff_logins WHERE expires_at <= \
+             (SELECT expires_at FROM bff_logins ORDER BY expires_at DESC LIMIT 1 OFFSET $1)",
+        )
+        .bind(keep_logins)
+        .execute(&self.pool)
+        .await?;
         sqlx::query("DELETE FROM bff_sessions WHERE expires_at < $1").bind(now).execute(&self.pool).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    async fn pending_logins_are_bounded(url: &str, prefix: &str) {
+        let store = Store::connect(url).await.unwrap();
+        for i in 0..30 {
+            let login = PendingLogin {
+                state: format!("{prefix}-{i}"),
+                verifier: "v".to_owned(),
+                nonce: "n".to_owned(),
+                return_url: "/".to_owned(),
+                expires_at: 1_000_000 + i,
+            };
+            store.insert_login(&login).await.unwrap();
+        }
+        store.purge(0, 10).await.unwrap();
+        assert!(store.take_login(&format!("{prefix}-19")).await.unwrap().is_none(), "the oldest went");
+        assert!(store.take_login(&format!("{prefix}-20")).await.unwrap().is_some(), "the newest ten stay");
+        assert!(store.take_login(&format!("{prefix}-29")).await.unwrap().is_some());
+        store.purge(2_000_000, 10).await.unwrap();
+        assert!(store.take_login(&format!("{prefix}-21")).await.unwrap().is_none(), "expired ones go");
+    }
+
+    #[tokio::test]
+    async fn pending_logins_are_bounded_on_sqlite() {
+        let path = std::env::temp_dir().join(format!("bff-store-{}.db", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        pending_logins_are_bounded(&format!("sqlite://{}?mode=rwc", path.display()), "s").await;
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[tokio::test]
+    async fn pending_logins_are_bounded_on_postgres() {
+        let Ok(url) = std::env::var("TESSERA_TEST_POSTGRES") else {
+            eprintln!("TESSERA_TEST_POSTGRES unset: skipped");
+            return;
+        };
+        let store = Store::connect(&url).await.unwrap();
+        sqlx::query("DELETE FROM bff_logins").execute(&store.pool).await.unwrap();
+        pending_logins_are_bounded(&url, "p").await;
     }
 }

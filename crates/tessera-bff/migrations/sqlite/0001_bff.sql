@@ -25,6 +25,7 @@ CREATE TABLE IF NOT EXISTS bff_logins (
     return_url TEXT NOT NULL,
     expires_at BIGINT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS bff_logins_expires ON bff_logins (expires_at);
 CREATE TABLE IF NOT EXISTS bff_logout_jtis (
     jti TEXT PRIMARY KEY,
     expires_at BIGINT NOT NULL

@@ -287,3 +287,82 @@ async fn a_user_added_on_the_command_line_survives_a_start_and_signs_in() {
     assert_eq!(claims["sub"], "carol-sub");
     app.stop().await;
 }
+
+#[test]
+fn bff_refuses_a_bad_file_naming_every_key() {
+    let dir = temp_dir("bff-bad");
+    let path = dir.join("bff.toml");
+    std::fs::write(
+        &path,
+        "[bff]\npublic_url = \"not a url\"\nissuer = \"http://127.0.0.1:1\"\nclient_id = \"spa\"\n\
+         scopes = [\"profile\"]\nsession_idle = \"soon\"\n[[bff.apis]]\npath = \"/bff/x\"\nupstream = \"http://127.0.0.1:2\"\n",
+    )
+    .unwrap();
+    let output = tessera().args(["bff", "--config"]).arg(&path).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for key in [
+        "bff.toml",
+        "bff.public_url",
+        "bff.client_secret",
+        "bff.scopes",
+        "bff.session_idle",
+        "bff.apis[0].path",
+    ] {
+        assert!(stderr.contains(key), "missing {key} in:\n{stderr}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn bff_starts_from_its_file_with_paths_relative_to_it_and_stops_on_sigterm() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let public_url = format!("http://127.0.0.1:{port}");
+    let app = TestServer::spawn_with(&crate::bff::client_toml(&public_url)).await;
+    let dir = temp_dir("bff-command");
+    std::fs::create_dir_all(dir.join("dist")).unwrap();
+    std::fs::write(dir.join("dist/index.html"), "<!doctype html><title>app</title>").unwrap();
+    let path = dir.join("bff.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[bff]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{public_url}\"\nissuer = \"{}\"\n\
+             client_id = \"spa-bff\"\nclient_secret = \"spa-bff-secret\"\nstatic_dir = \"dist\"\n\
+             storage = \"sqlite://bff.db\"\n",
+            app.issuer
+        ),
+    )
+    .unwrap();
+    let child = tessera()
+        .args(["bff", "--config"])
+        .arg(&path)
+        .current_dir(std::env::temp_dir())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let mut login = None;
+    for _ in 0..100 {
+        if let Ok(response) = http.get(format!("{public_url}/bff/login")).send().await {
+            login = Some(response);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let login = login.expect("the BFF came up");
+    assert_eq!(login.status(), 303);
+    let location = login.headers()["location"].to_str().unwrap();
+    assert!(location.starts_with(&format!("{}/authorize?", app.issuer)), "{location}");
+    let page = http.get(format!("{public_url}/some/route")).send().await.unwrap();
+    assert_eq!(page.text().await.unwrap(), "<!doctype html><title>app</title>", "static_dir beside the file");
+    assert!(dir.join("bff.db").exists(), "storage beside the file, not in the working directory");
+
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
+    let logs = String::from_utf8_lossy(&exit.stderr);
+    assert!(exit.status.success(), "exit {:?}:\n{logs}", exit.status);
+    assert!(!logs.contains("spa-bff-secret"), "no secret in the logs");
+    let _ = std::fs::remove_dir_all(dir);
+}
