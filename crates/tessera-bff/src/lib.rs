@@ -7,6 +7,7 @@
 //! Nothing here knows Tessera; it speaks only discovery, the code flow, refresh,
 //! RP-initiated logout and back-channel logout.
 
+mod cache;
 pub mod config;
 pub mod keys;
 pub mod oidc;
@@ -75,6 +76,7 @@ struct Bff {
     config: BffConfig,
     provider: oidc::Provider,
     store: Store,
+    sessions: cache::SessionCache,
     clock: Arc<dyn Clock>,
     http: reqwest::Client,
     /// One refresh at a time per session within this instance; the store's lease
@@ -125,6 +127,7 @@ pub async fn router(config: BffConfig, clock: Arc<dyn Clock>) -> Result<Router, 
         config,
         provider,
         store,
+        sessions: cache::SessionCache::default(),
         clock,
         http,
         refreshing: Mutex::new(HashMap::new()),
@@ -433,24 +436,35 @@ async fn callback(
 async fn current_session(bff: &Bff, headers: &HeaderMap) -> Result<Option<Session>, Response> {
     let Some(id) = cookie(headers, COOKIE) else { return Ok(None) };
     let hash = sha256(&id);
-    let session = match bff.store.session(&hash).await {
-        Ok(Some(session)) => session,
-        Ok(None) => return Ok(None),
-        Err(error) => return Err(server_error("reading a session failed", &error)),
+    let mut session = match bff.sessions.get(&hash) {
+        Some(session) => session,
+        None => match bff.store.session(&hash).await {
+            Ok(Some(session)) => {
+                bff.sessions.put(session.clone());
+                session
+            }
+            Ok(None) => return Ok(None),
+            Err(error) => return Err(server_error("reading a session failed", &error)),
+        },
     };
     let now = bff.clock.now();
     if now >= session.expires_at || now >= session.last_seen + bff.config.session_idle {
         info!("session ended: lifetime or idle timeout");
+        bff.sessions.remove(&hash);
         if let Err(error) = bff.store.delete_session(&hash).await {
             warn!(%error, "deleting an expired session failed");
         }
         return Ok(None);
     }
     // One write per session a few times per idle period, not one per request.
-    if now - session.last_seen >= (bff.config.session_idle / 60).max(1)
-        && let Err(error) = bff.store.touch(&hash, now).await
-    {
-        warn!(%error, "sliding a session failed");
+    if now - session.last_seen >= (bff.config.session_idle / 60).max(1) {
+        match bff.store.touch(&hash, now).await {
+            Ok(()) => {
+                session.last_seen = now;
+                bff.sessions.put(session.clone());
+            }
+            Err(error) => warn!(%error, "sliding a session failed"),
+        }
     }
     Ok(Some(session))
 }
@@ -512,6 +526,7 @@ async fn logout(
         info!("logout refused: missing or wrong sid");
         return status(StatusCode::BAD_REQUEST, "invalid_sid");
     }
+    bff.sessions.remove(&session.id_hash);
     if let Err(error) = bff.store.delete_session(&session.id_hash).await {
         return server_error("deleting a session failed", &error);
     }
@@ -585,6 +600,7 @@ async fn backchannel_inner(bff: &Bff, token: Option<String>) -> Result<u64, Stri
     if !bff.store.remember_jti(jti, now, now + 3600).await.map_err(|e| e.to_string())? {
         return Err("jti replayed".to_owned());
     }
+    bff.sessions.remove_matching(sid, sub);
     bff.store.delete_matching(sid, sub).await.map_err(|e| e.to_string())
 }
 
@@ -617,13 +633,15 @@ async fn user_token(bff: &Bff, session: Session) -> Result<Credential, Response>
                 return credential(current).map_err(unreadable_key);
             }
             info!("access token expired and no refresh token: session ended");
+            bff.sessions.remove(&current.id_hash);
             let _ = bff.store.delete_session(&current.id_hash).await;
             return Err(status(StatusCode::UNAUTHORIZED, "no_session"));
         };
-        match bff.store.lease_refresh(&current.id_hash, now, now + REFRESH_LEASE).await {
+        match bff.store.lease_refresh(&current.id_hash, &current.access_token, now, now + REFRESH_LEASE).await
+        {
             Ok(true) => {}
             Ok(false) => {
-                // Another instance refreshes: wait for its tokens.
+                // Another instance refreshes, or already has: wait for, or read, its tokens.
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             }
@@ -650,11 +668,19 @@ async fn user_token(bff: &Bff, session: Session) -> Result<Credential, Response>
                     return Err(server_error("saving refreshed tokens failed", &error));
                 }
                 info!("access token refreshed");
+                bff.sessions.put(Session {
+                    access_token: tokens.access_token.clone(),
+                    refresh_token: refresh,
+                    access_issued_at: now,
+                    access_expires_at: now + lifetime,
+                    ..current
+                });
                 Ok(Credential { token: tokens.access_token, dpop: key })
             }
             Err(error) => {
                 // The grant is gone (revoked, expired, reused): so is the session.
                 warn!(%error, "refresh failed: session ended");
+                bff.sessions.remove(&current.id_hash);
                 let _ = bff.store.delete_session(&current.id_hash).await;
                 Err(status(StatusCode::UNAUTHORIZED, "no_session"))
             }

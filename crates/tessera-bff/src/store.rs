@@ -161,14 +161,25 @@ impl Store {
     }
 
     /// Takes the refresh lease of a session until `until`: true for exactly one caller
-    /// among instances racing (a conditional update), until the lease ends or is released.
-    pub async fn lease_refresh(&self, id_hash: &str, now: i64, until: i64) -> StoreResult<bool> {
+    /// among instances racing (a conditional update), until the lease ends or is released,
+    /// and only while the session still holds `access_token`: a caller that read the
+    /// session before another instance refreshed it must not refresh again with the
+    /// rotated-away refresh token (the provider would take that for theft).
+    pub async fn lease_refresh(
+        &self,
+        id_hash: &str,
+        access_token: &str,
+        now: i64,
+        until: i64,
+    ) -> StoreResult<bool> {
         let done = sqlx::query(
-            "UPDATE bff_sessions SET refreshing_until = $1 WHERE id_hash = $2 AND refreshing_until <= $3",
+            "UPDATE bff_sessions SET refreshing_until = $1 \
+             WHERE id_hash = $2 AND refreshing_until <= $3 AND access_token = $4",
         )
         .bind(until)
         .bind(id_hash.to_owned())
         .bind(now)
+        .bind(access_token.to_owned())
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)

@@ -425,7 +425,23 @@ async fn two_bff_instances_on_one_postgresql_share_sessions_and_refresh_once() {
         .await
         .unwrap();
     assert_eq!(user.status(), 200, "the second instance knows the session");
-    parallel_calls_refresh_once(&setup, &[setup.bff.clone(), second], &session).await;
+    parallel_calls_refresh_once(&setup, &[setup.bff.clone(), second.clone()], &session).await;
+
+    // Signed out on the first instance: the second stops honouring the session within
+    // a second (it keeps sessions it read for at most that long).
+    let user: Value = setup.get("/bff/user", Some(&session), true).await.json().await.unwrap();
+    let logout_url = claim(&user, "bff:logout_url").as_str().unwrap().to_owned();
+    assert_eq!(setup.get(&logout_url, Some(&session), false).await.status(), 303);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let after = setup
+        .http
+        .get(format!("{second}/api/x"))
+        .header("cookie", format!("__Host-bff={session}"))
+        .header("x-csrf", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 401, "the session ended everywhere");
 }
 
 fn thumbprint(jwk: &Value) -> String {
