@@ -326,3 +326,35 @@ async fn replaying_a_redeemed_code_without_doubt_still_revokes_the_grant() {
     app.stop().await;
     schema.drop().await;
 }
+
+/// Issue 12 §4: a database that answers reads but refuses every write (a full disk, a
+/// read-only standby) is not ready; once it writes again, it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_is_503_while_the_store_cannot_write_and_200_once_it_can() {
+    use sqlx::Connection as _;
+    let Some(cluster) = PgCluster::start().await else { return };
+    let app = TestServer::spawn_on_store(&cluster.url(), "").await;
+    assert_eq!(app.http.get(app.url("/readyz")).send().await.unwrap().status(), 200);
+
+    let mut admin = sqlx::PgConnection::connect(&cluster.url()).await.unwrap();
+    // Every session's default, the server's too, applied by a reload.
+    for statement in [
+        "SET default_transaction_read_only = off",
+        "ALTER SYSTEM SET default_transaction_read_only = on",
+        "SELECT pg_reload_conf()",
+    ] {
+        sqlx::raw_sql(statement).execute(&mut admin).await.unwrap();
+    }
+    let took = wait_for_status(&app.http, &app.url("/readyz"), 503, Duration::from_secs(3)).await;
+    assert!(took < Duration::from_secs(2), "not ready after {took:?}");
+    // Reads still work: the server is up, only not ready.
+    let discovery = app.http.get(app.url("/.well-known/openid-configuration")).send().await.unwrap();
+    assert_eq!(discovery.status(), 200);
+
+    for statement in ["ALTER SYSTEM RESET default_transaction_read_only", "SELECT pg_reload_conf()"] {
+        sqlx::raw_sql(statement).execute(&mut admin).await.unwrap();
+    }
+    let took = wait_for_status(&app.http, &app.url("/readyz"), 200, Duration::from_secs(3)).await;
+    assert!(took < Duration::from_secs(2), "still not ready after {took:?}");
+    app.stop().await;
+}
