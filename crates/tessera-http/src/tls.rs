@@ -215,12 +215,15 @@ pub async fn serve_limited(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let acceptor = TlsAcceptor::from(config);
+    // The handshake is part of reading a request's head: a client gets no longer for it
+    // than for the headers (and never more than HANDSHAKE_TIMEOUT).
+    let handshake_timeout = connections.limits().header_read_timeout.min(HANDSHAKE_TIMEOUT);
     info!(address = %listener.local_addr()?, "serving TLS");
     let handshake = move |stream: crate::connections::Tracked<tokio::net::TcpStream>,
                           peer: std::net::SocketAddr| {
         let acceptor = acceptor.clone();
         async move {
-            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+            let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(error)) => {
                     debug!(%peer, %error, "TLS handshake failed");

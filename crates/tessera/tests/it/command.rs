@@ -366,3 +366,62 @@ async fn bff_starts_from_its_file_with_paths_relative_to_it_and_stops_on_sigterm
     assert!(!logs.contains("spa-bff-secret"), "no secret in the logs");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Issue 12 §6: `tessera serve` raises its soft descriptor limit to the hard one at
+/// start, and says in its log when the connection cap is reached and when it is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_raises_the_descriptor_limit_and_logs_the_connection_cap() {
+    let dir = temp_dir("serve-limits");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // Started with a low soft limit, as a default shell gives (1,024 or less).
+    let mut command = Command::new("sh");
+    command
+        .args([
+            "-c",
+            "ulimit -Sn 256 2>/dev/null; exec \"$0\" \"$@\"",
+            env!("CARGO_BIN_EXE_tessera"),
+            "serve",
+            "--config",
+        ])
+        .arg(quickstart())
+        .env("TESSERA__ISSUER", format!("http://127.0.0.1:{port}"))
+        .env("TESSERA__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("TESSERA__SERVER__MAX_CONNECTIONS", "4")
+        .env("TESSERA__SERVER__IDLE_TIMEOUT", "1s")
+        .env("TESSERA__STORAGE__URL", format!("sqlite://{}", dir.join("q.db").display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let child = command.spawn().unwrap();
+    let http = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..100 {
+        if http.get(format!("http://127.0.0.1:{port}/healthz")).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(up, "the server came up");
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
+    let open_files = limits.lines().find(|l| l.starts_with("Max open files")).unwrap().to_owned();
+    let numbers: Vec<&str> = open_files.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(numbers[0], numbers[1], "soft limit raised to the hard one: {open_files}");
+
+    // Five idle connections against a cap of four: the fifth waits, and the log says why.
+    let mut idle = Vec::new();
+    for _ in 0..5 {
+        idle.push(tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(idle);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(http.get(format!("http://127.0.0.1:{port}/healthz")).send().await.unwrap().status().is_success());
+
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
+    let logs = String::from_utf8_lossy(&exit.stderr);
+    assert!(logs.contains("connection cap reached"), "{logs}");
+    assert!(logs.contains("max_connections"), "{logs}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -502,3 +502,56 @@ async fn instances_behind_one_tls_load_balancer_advertise_its_public_url() {
     }
     assert_eq!(aliases[0], aliases[1], "both instances advertise the same aliases");
 }
+
+/// Issue 12 §6 on the TLS listener: connections that never finish their handshake, or
+/// stop halfway through a ClientHello, are closed after the header read timeout, and a
+/// normal HTTPS request beside 500 of them is served at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tls_listener_closes_idle_and_half_sent_handshakes_and_serves_beside_them() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let pki = Pki::new();
+    let server_cert = pki.server();
+    let extra =
+        "[server.tls]\nlisten = \"127.0.0.1:{tls_port}\"\ncert = \"server.pem\"\nkey = \"server.key\"\n";
+    let app = TestServer::spawn_with_tls_env(
+        extra,
+        |dir| write_tls_files(&pki, &server_cert, dir),
+        &[("TESSERA__SERVER__HEADER_READ_TIMEOUT", "1s"), ("TESSERA__SERVER__IDLE_TIMEOUT", "2s")],
+    )
+    .await;
+    let metadata = app.get_json("/.well-known/openid-configuration").await;
+    let tls_token_url = metadata["mtls_endpoint_aliases"]["token_endpoint"].as_str().unwrap().to_owned();
+    let address = tls_token_url.trim_start_matches("https://").trim_end_matches("/token").to_owned();
+
+    let mut stalled = Vec::new();
+    for n in 0..500 {
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        if n % 2 == 1 {
+            // The first bytes of a TLS record header of a ClientHello, then nothing.
+            stream.write_all(&[0x16, 0x03, 0x01, 0x02]).await.unwrap();
+        }
+        stalled.push(stream);
+    }
+    let started = std::time::Instant::now();
+    let health = pki.client_http(None).get(tls_token_url.replace("/token", "/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    assert!(started.elapsed() < std::time::Duration::from_secs(1), "served after {:?}", started.elapsed());
+
+    let started = std::time::Instant::now();
+    let limit = std::time::Duration::from_secs(5);
+    for stream in &mut stalled {
+        let remaining = limit.saturating_sub(started.elapsed());
+        let mut buffer = [0u8; 512];
+        let closed = tokio::time::timeout(remaining, async {
+            loop {
+                match stream.read(&mut buffer).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "a stalled TLS connection still open after {limit:?}");
+    }
+    app.stop().await;
+}

@@ -166,12 +166,21 @@ impl TestServer {
     /// With a TLS listener too: `extra` names its port as `{tls_port}`, and may refer
     /// to files `prepare` writes into the server's directory (passed to it).
     pub async fn spawn_with_tls(extra: &str, prepare: impl FnOnce(&std::path::Path)) -> Self {
+        Self::spawn_with_tls_env(extra, prepare, &[]).await
+    }
+
+    /// [`Self::spawn_with_tls`] with `TESSERA__…` overrides.
+    pub async fn spawn_with_tls_env(
+        extra: &str,
+        prepare: impl FnOnce(&std::path::Path),
+        env: &[(&str, &str)],
+    ) -> Self {
         let dir = temp_dir("server");
         prepare(&dir);
         let url = format!("sqlite://{}", dir.join("tessera.db").display());
         let tls = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let extra = extra.replace("{tls_port}", &tls.local_addr().unwrap().port().to_string());
-        Self::spawn_configured(&url, &extra, &[], dir, Some(tls)).await
+        Self::spawn_configured(&url, &extra, env, dir, Some(tls)).await
     }
 
     /// One of several instances behind a load balancer: they share `issuer`
