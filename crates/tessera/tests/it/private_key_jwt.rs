@@ -338,3 +338,83 @@ fn hs256_assertion(claims: &Value) -> String {
     let key = jsonwebtoken::EncodingKey::from_secret(b"guessable");
     jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256), claims, &key).unwrap()
 }
+
+/// Issue 14 §2: the client sees a terse `invalid_client`; the log line says why.
+#[tokio::test]
+async fn a_refused_assertion_is_terse_to_the_client_and_explained_in_the_log() {
+    use std::process::{Command, Stdio};
+    use tessera_core::Clock as _;
+    let dir = crate::support::temp_dir("assertion-logs");
+    let key = ClientKey::generate("signer-key");
+    let quickstart = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/quickstart.toml");
+    let config = dir.join("tessera.toml");
+    std::fs::write(&config, std::fs::read_to_string(quickstart).unwrap() + &inline_client(&key)).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let base = format!("http://127.0.0.1:{port}");
+    let child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .env("TESSERA__ISSUER", &base)
+        .env("TESSERA__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("TESSERA__STORAGE__URL", format!("sqlite://{}", dir.join("q.db").display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..200 {
+        if http.get(format!("{base}/healthz")).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(up, "server came up");
+    let send = |assertion: String| {
+        let (http, url) = (http.clone(), format!("{base}/token"));
+        async move {
+            let form = [
+                ("grant_type", "client_credentials"),
+                ("scope", "api1.read"),
+                ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+                ("client_assertion", assertion.as_str()),
+            ];
+            http.post(url).form(&form).send().await.unwrap()
+        }
+    };
+    let now = tessera_core::clock::SystemClock.now();
+    // As Authlib signs them: valid for an hour.
+    let claims = |jti: &str, aud: &str, exp: i64| json!({ "iss": "signer", "sub": "signer", "aud": aud, "exp": exp, "iat": now, "jti": jti });
+    let good = key.assertion(&claims("hour", &base, now + 3600));
+    let accepted = send(good.clone()).await;
+    assert_eq!(accepted.status(), 200, "a one-hour assertion: {}", accepted.text().await.unwrap());
+    let stranger = ClientKey::generate("signer-key");
+    let refused = [
+        (good, "assertion jti replayed"),
+        (key.assertion(&claims("old", &base, now - 600)), "assertion expired"),
+        (key.assertion(&claims("elsewhere", "https://other.example", now + 60)), "aud must be the issuer"),
+        (stranger.assertion(&claims("forged", &base, now + 60)), "no registered key verifies the assertion"),
+    ];
+    for (assertion, _) in &refused {
+        let response = send(assertion.clone()).await;
+        // RFC 6749 §5.2: 401 is for credentials sent in the Authorization header.
+        assert_eq!(response.status(), 400);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_client");
+        let description = body["error_description"].as_str().unwrap_or_default();
+        for (_, reason) in &refused {
+            assert!(!description.contains(reason), "the client is not told why: {description}");
+        }
+    }
+
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
+    let logs = String::from_utf8_lossy(&exit.stderr);
+    for (_, reason) in &refused {
+        assert!(logs.contains(reason), "the log says {reason:?}:\n{logs}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
