@@ -90,11 +90,15 @@ pub(crate) async fn start_bff_with(
 ) -> std::path::PathBuf {
     let port = listener.local_addr().unwrap().port();
     let dir = temp_dir("bff");
+    let lifetimes = if extra.contains("session_idle") {
+        ""
+    } else {
+        "session_lifetime = \"8h\"\nsession_idle = \"8h\"\n"
+    };
     let text = format!(
         "[bff]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{public_url}\"\nissuer = \"{issuer}\"\n\
          client_id = \"spa-bff\"\n\
-         scopes = [\"openid\", \"profile\", \"offline_access\", \"api1.read\"]\n\
-         session_lifetime = \"8h\"\nsession_idle = \"8h\"\n{extra}"
+         scopes = [\"openid\", \"profile\", \"offline_access\", \"api1.read\"]\n{lifetimes}{extra}"
     );
     let path = dir.join("bff.toml");
     std::fs::write(&path, text).unwrap();
@@ -638,4 +642,34 @@ async fn a_bff_started_before_its_provider_waits_for_it_instead_of_exiting() {
     let login = http.get(format!("{bff}/bff/login")).send().await.unwrap();
     assert_eq!(login.status(), 303);
     assert!(login.headers()[LOCATION].to_str().unwrap().starts_with(&format!("{issuer}/authorize?")));
+}
+
+#[tokio::test]
+async fn a_session_ends_after_its_idle_timeout_and_after_its_lifetime_however_active() {
+    let setup = Setup::start_custom(client_toml, |echo, _| {
+        format!(
+            "client_secret = \"spa-bff-secret\"\nstorage = \"sqlite://bff.db\"\n\
+             session_lifetime = \"8h\"\nsession_idle = \"1h\"\n[[bff.apis]]\npath = \"/api\"\nupstream = \"{echo}\"\n"
+        )
+    })
+    .await;
+    let (session, _) = setup.sign_in().await;
+    let user: Value = setup.get("/bff/user", Some(&session), true).await.json().await.unwrap();
+    let expires_in = claim(&user, "bff:session_expires_in").as_i64().unwrap();
+    assert!((3600 - 5..=3600).contains(&expires_in), "the idle timeout comes first: {expires_in}");
+    // Idle for longer than session_idle: gone.
+    setup.app.clock.advance(3601);
+    assert_eq!(setup.get("/bff/user", Some(&session), true).await.status(), 401, "idle timeout");
+
+    // Active every 50 minutes, still ended at the absolute lifetime.
+    let (session, _) = setup.sign_in().await;
+    for _ in 0..9 {
+        setup.app.clock.advance(3000);
+        assert_eq!(setup.get("/bff/user", Some(&session), true).await.status(), 200, "kept alive");
+    }
+    let user: Value = setup.get("/bff/user", Some(&session), true).await.json().await.unwrap();
+    let left = claim(&user, "bff:session_expires_in").as_i64().unwrap();
+    assert!(left <= 8 * 3600 - 9 * 3000, "the lifetime bounds what is left: {left}");
+    setup.app.clock.advance(left + 1);
+    assert_eq!(setup.get("/bff/user", Some(&session), true).await.status(), 401, "absolute lifetime");
 }
