@@ -145,7 +145,27 @@ pub(crate) fn sqlite_path(url: &str) -> StoreResult<String> {
     Ok(path.to_owned())
 }
 
+/// Opens the writer connection and migrates, starting again while another process
+/// holds the file's lock. The busy handler does not cover every step here: switching
+/// a fresh file to WAL, or two connections upgrading their locks at once, fail with
+/// SQLITE_BUSY at once (SQLite refuses to wait where waiting could deadlock), which
+/// two instances starting together on a new file hit about one time in four.
 fn open_and_migrate(path: &str) -> rusqlite::Result<Connection> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match open_and_migrate_once(path) {
+            Err(rusqlite::Error::SqliteFailure(error, _))
+                if error.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            result => return result,
+        }
+    }
+}
+
+fn open_and_migrate_once(path: &str) -> rusqlite::Result<Connection> {
     let mut connection = Connection::open(path)?;
     // busy_timeout makes writers of other processes queue instead of failing with
     // SQLITE_BUSY; WAL lets their readers run beside the one writer; NORMAL syncs
