@@ -4,10 +4,13 @@
 //! deleting it (one atomic step); polling pace is kept under a second key, so a poll
 //! can never overwrite the user's decision.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use serde::{Deserialize, Serialize};
 
-use crate::grants::{GrantContext, GrantFacts, Issue, UserGrant, first_refresh};
-use crate::store::Session;
+use crate::grants::{GrantContext, GrantFacts, IN_DOUBT_WINDOW, Issue, UserGrant, first_refresh};
+use crate::store::{Session, Store};
 use crate::{OAuthError, Timestamp};
 
 /// How long a decided or expired request is kept, so a late poll learns `expired_token`
@@ -125,6 +128,15 @@ pub async fn decide(
 pub async fn poll(cx: &GrantContext<'_>, key: &str, interval: i64) -> Result<Issue, OAuthError> {
     let provider = cx.provider;
     let Some(request) = load(provider, key).await? else {
+        // The retry of a redemption answered `temporarily_unavailable` though its
+        // delete may have committed: answered once, from the noted request.
+        if let Some(request) = provider.decoupled_in_doubt.claim(provider.store.as_ref(), key, cx.now).await?
+            && request.client_id == cx.client.client_id.as_str()
+            && let Decision::Approved { subject, auth_time, sid } = &request.decision
+        {
+            tracing::info!(client_id = %cx.client.client_id, "retry of an in-doubt redemption: answered once");
+            return issue(cx, &request, subject.clone(), *auth_time, sid.clone());
+        }
         return Err(OAuthError::invalid_grant("unknown or already redeemed"));
     };
     if request.client_id != cx.client.client_id.as_str() {
@@ -143,8 +155,15 @@ pub async fn poll(cx: &GrantContext<'_>, key: &str, interval: i64) -> Result<Iss
         Decision::Approved { subject, auth_time, sid } => (subject.clone(), *auth_time, sid.clone()),
     };
     // Redeemed by deleting: of racing polls exactly one gets the document back.
-    if provider.store.consume_request(key, cx.now).await?.is_none() {
-        return Err(OAuthError::invalid_grant("already redeemed"));
+    match provider.store.consume_request(key, cx.now).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return Err(OAuthError::invalid_grant("already redeemed")),
+        Err(error) => {
+            if error.is_in_doubt() {
+                provider.decoupled_in_doubt.note(provider.store.clone(), key, &request, cx.now);
+            }
+            return Err(error.into());
+        }
     }
     issue(cx, &request, subject, auth_time, sid)
 }
@@ -210,5 +229,79 @@ pub fn approval(session: &Session) -> Decision {
         subject: session.subject.clone(),
         auth_time: session.auth_time,
         sid: session.sid.clone(),
+    }
+}
+
+/// Entries beyond which the local list starts over (bounded memory).
+const MAX_IN_DOUBT: usize = 10_000;
+
+/// Approved requests whose redemption was answered `temporarily_unavailable` while
+/// the delete that redeems them may have committed (the store could not tell): kept
+/// here and, once the store answers, in it for [`IN_DOUBT_WINDOW`], so the client's
+/// next poll on any instance gets the tokens it never received instead of
+/// `invalid_grant`. Claimed once, atomically in the store: of any number of retries
+/// exactly one is answered.
+#[derive(Default)]
+pub struct InDoubtRedemptions {
+    local: Mutex<HashMap<String, (Timestamp, PendingAuthorization)>>,
+}
+
+impl InDoubtRedemptions {
+    fn key(key: &str) -> String {
+        format!("redeemed-in-doubt:{key}")
+    }
+
+    /// Notes the redemption of `key` (holding `request`) as in doubt, here at once and
+    /// in the store in the background (retried until it answers or the window passes).
+    pub fn note(&self, store: Arc<dyn Store>, key: &str, request: &PendingAuthorization, now: Timestamp) {
+        {
+            let mut local = self.local.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            local.retain(|_, (noted, _)| now - *noted <= IN_DOUBT_WINDOW);
+            if local.len() >= MAX_IN_DOUBT {
+                local.clear();
+            }
+            local.insert(key.to_owned(), (now, request.clone()));
+        }
+        tracing::warn!("redemption in doubt: the next poll within the window is answered once");
+        let Ok(document) = serde_json::to_value(request) else { return };
+        let note_key = Self::key(key);
+        let expires_at = now + IN_DOUBT_WINDOW;
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                for _ in 0..IN_DOUBT_WINDOW * 4 {
+                    if store.put_request(&note_key, &document, expires_at).await.is_ok() {
+                        return;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                }
+            });
+        }
+    }
+
+    /// The request noted in doubt under `key` within the window, claimed by this call
+    /// (once, across instances); `None` when none is noted or it was claimed already.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn claim(
+        &self,
+        store: &dyn Store,
+        key: &str,
+        now: Timestamp,
+    ) -> Result<Option<PendingAuthorization>, OAuthError> {
+        let local = self.local.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(key).cloned();
+        let noted = match local {
+            Some((noted, request)) if now - noted <= IN_DOUBT_WINDOW => Some(request),
+            _ => store
+                .request(&Self::key(key), now)
+                .await?
+                .and_then(|document| serde_json::from_value(document).ok()),
+        };
+        let Some(request) = noted else { return Ok(None) };
+        let claim = format!("redeemed-in-doubt-claimed:{key}");
+        if !store.remember_once(&claim, now + IN_DOUBT_WINDOW, now).await? {
+            return Ok(None);
+        }
+        Ok(Some(request))
     }
 }

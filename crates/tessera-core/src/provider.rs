@@ -39,6 +39,9 @@ pub struct Provider {
     pub refresh_in_doubt: crate::grants::InDoubtRotations,
     /// Code redemptions answered `temporarily_unavailable` whose commit was in doubt.
     pub code_in_doubt: crate::grants::InDoubtRotations,
+    /// Device and CIBA redemptions answered `temporarily_unavailable` whose delete may
+    /// have committed.
+    pub decoupled_in_doubt: crate::decoupled::InDoubtRedemptions,
     /// Bounds concurrent password checks (argon2id memory).
     pub password_checks: crate::sign_in::PasswordChecks,
     /// Remembers secrets that passed an argon2id check, so the next request is one SHA-256.
@@ -88,6 +91,7 @@ impl Provider {
             refresh_successor_key,
             refresh_in_doubt: crate::grants::InDoubtRotations::default(),
             code_in_doubt: crate::grants::InDoubtRotations::for_codes(),
+            decoupled_in_doubt: crate::decoupled::InDoubtRedemptions::default(),
             password_checks: crate::sign_in::PasswordChecks::default(),
             secret_checks: crate::secret_checks::SecretChecks::default(),
             ping_id_key,

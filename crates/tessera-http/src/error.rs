@@ -148,4 +148,33 @@ mod tests {
         let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(body["error"], "temporarily_unavailable");
     }
+
+    /// A handler that outlives the request timeout is dropped, and the client gets
+    /// the 503 JSON body with `Retry-After`, not hyper's empty one.
+    #[tokio::test(start_paused = true)]
+    async fn a_request_past_the_timeout_is_a_503_with_the_rfc_6749_body() {
+        use tower::ServiceExt as _;
+        let app = axum::Router::new()
+            .route(
+                "/slow",
+                axum::routing::get(|| async {
+                    tokio::time::sleep(REQUEST_TIMEOUT * 2).await;
+                    "too late"
+                }),
+            )
+            .route("/quick", axum::routing::get(|| async { "in time" }))
+            .layer(axum::middleware::from_fn(within_request_timeout));
+        let request =
+            |path: &str| axum::extract::Request::builder().uri(path).body(axum::body::Body::empty());
+        let quick = app.clone().oneshot(request("/quick").unwrap()).await.unwrap();
+        assert_eq!(quick.status(), StatusCode::OK);
+        let started = tokio::time::Instant::now();
+        let response = app.oneshot(request("/slow").unwrap()).await.unwrap();
+        assert_eq!(started.elapsed(), REQUEST_TIMEOUT, "answered at the timeout, not when the handler ends");
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], RETRY_AFTER_SECONDS);
+        let body = axum::body::to_bytes(response.into_body(), 4096).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"], "temporarily_unavailable");
+    }
 }

@@ -327,6 +327,53 @@ impl PgStore {
         None
     }
 
+    /// A consumption's `COMMIT` failed: read on another connection whether the row is
+    /// gone. Gone: this delete committed (it held the row until its commit, so no
+    /// other could take it first) and the document is answered. Still there: it did
+    /// not, `unavailable`, and a retry finds the request unused. Unknown: `in_doubt`.
+    async fn settle_consumption(
+        &self,
+        key: &str,
+        document: serde_json::Value,
+        error: sqlx::Error,
+    ) -> StoreResult<Option<serde_json::Value>> {
+        let settled = tokio::time::timeout(SETTLE_BUDGET, self.request_row_gone(key)).await;
+        match settled {
+            Ok(Some(true)) => {
+                tracing::warn!(%error, "request consumption's COMMIT failed but it committed");
+                Ok(Some(document))
+            }
+            Ok(Some(false)) => {
+                tracing::warn!(%error, "request consumption's COMMIT failed and it did not commit");
+                Err(StoreError::unavailable(error))
+            }
+            _ => {
+                tracing::warn!(%error, "request consumption in doubt: its outcome cannot be read now");
+                Err(StoreError::in_doubt(error))
+            }
+        }
+    }
+
+    /// Whether the pending request `key` is gone; `None` when no attempt could tell.
+    async fn request_row_gone(&self, key: &str) -> Option<bool> {
+        for attempt in 1..=SETTLE_ATTEMPTS {
+            let found = sqlx::query("SELECT 1 AS found FROM pending_requests WHERE key = $1")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await;
+            match found {
+                Ok(row) => return Some(row.is_none()),
+                Err(error) => {
+                    tracing::debug!(%error, attempt, "request consumption's outcome not readable yet")
+                }
+            }
+            if attempt < SETTLE_ATTEMPTS {
+                tokio::time::sleep(SETTLE_PAUSE).await;
+            }
+        }
+        None
+    }
+
     /// Whether the refresh token `new_hash` exists; `None` when no attempt could tell.
     async fn committed(&self, new_hash: &str) -> Option<bool> {
         for attempt in 1..=SETTLE_ATTEMPTS {
@@ -496,15 +543,23 @@ impl RequestStore for PgStore {
     }
 
     async fn consume_request(&self, key: &str, now: Timestamp) -> StoreResult<Option<serde_json::Value>> {
-        // RFC 9126 §2.2: single use. Of racing deletes only one gets the row back.
+        // RFC 9126 §2.2: single use. Of racing deletes only one gets the row back. An
+        // explicit transaction, so that a failed `COMMIT` is told apart from a failed
+        // delete and can be settled (a device or CIBA redemption, a PAR request used).
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
         let row =
             sqlx::query("DELETE FROM pending_requests WHERE key = $1 AND expires_at > $2 RETURNING document")
                 .bind(key)
                 .bind(now)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *tx)
                 .await
                 .map_err(store_error)?;
-        row.map(|row| from_json(&row, "document")).transpose()
+        let Some(row) = row else { return Ok(None) };
+        let document: serde_json::Value = from_json(&row, "document")?;
+        if let Err(error) = tx.commit().await {
+            return self.settle_consumption(key, document, error).await;
+        }
+        Ok(Some(document))
     }
 
     async fn requests_with_prefix(

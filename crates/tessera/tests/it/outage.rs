@@ -327,6 +327,91 @@ async fn replaying_a_redeemed_code_without_doubt_still_revokes_the_grant() {
     schema.drop().await;
 }
 
+/// Stores a device request of client `tv` that alice approved, as /device would.
+async fn seed_approved_device(app: &TestServer, device_code: &str) {
+    use tessera_core::decoupled::{Decision, PendingAuthorization};
+    let now = tessera_core::Clock::now(app.clock.as_ref());
+    let request = PendingAuthorization {
+        client_id: "tv".into(),
+        scopes: vec!["api1.read".into()],
+        resources: Vec::new(),
+        decision: Decision::Approved { subject: "alice-sub".into(), auth_time: now, sid: "sid-1".into() },
+        expires_at: now + 600,
+        user_code: None,
+        subject: None,
+        binding_message: None,
+        ping: None,
+    };
+    let key = tessera_core::device::device_key(device_code);
+    tessera_core::decoupled::save(&app.provider, &key, &request).await.unwrap();
+}
+
+async fn poll_device(app: &TestServer, device_code: &str) -> reqwest::Response {
+    app.post_form(
+        "/token",
+        Some(("tv", "tv-secret")),
+        &[("grant_type", "urn:ietf:params:oauth:grant-type:device_code"), ("device_code", device_code)],
+    )
+    .await
+}
+
+/// Issue 12 §1, "every other single-use consumption": a device redemption (one delete,
+/// as for CIBA and PAR) whose `COMMIT` answer is lost is settled, not left to fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_redemption_whose_commit_answer_is_lost_is_settled_and_answered_200() {
+    let Some(base_url) = postgres_url() else { return };
+    let schema = tessera_store_sql::testing::fresh_postgres_schema(&base_url).await.unwrap();
+    let proxy = PgProxy::start(upstream_of(&schema.url)).await;
+    let app = TestServer::spawn_on_store(&through_proxy(&schema.url, proxy.port), "").await;
+    seed_approved_device(&app, "lost-device-1").await;
+
+    let mut cut = proxy.cut_after_next_commit().await;
+    let response = poll_device(&app, "lost-device-1").await;
+    assert!(cut.try_recv().is_ok(), "the redemption's COMMIT was cut");
+    assert_eq!(response.status(), 200, "the committed redemption is answered");
+    let body: Value = response.json().await.unwrap();
+    assert!(body["access_token"].is_string());
+    let (status, error) = crate::support::oauth_error(poll_device(&app, "lost-device-1").await).await;
+    assert_eq!((status, error.as_str()), (400, "invalid_grant"), "still redeemed once");
+    app.stop().await;
+    schema.drop().await;
+}
+
+/// When the store cannot tell, the device's next poll, on any instance, gets the
+/// tokens once; of 40 parallel polls exactly one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poll_after_an_in_doubt_device_redemption_gets_tokens_once_on_any_instance() {
+    let Some(base_url) = postgres_url() else { return };
+    let schema = tessera_store_sql::testing::fresh_postgres_schema(&base_url).await.unwrap();
+    let proxy = PgProxy::start(upstream_of(&schema.url)).await;
+    let a = TestServer::spawn_on_store(&through_proxy(&schema.url, proxy.port), "").await;
+    let b = TestServer::spawn_on_store(&schema.url, "").await;
+    seed_approved_device(&a, "doubt-device-1").await;
+
+    let mut cut = proxy.blackout_after_next_commit().await;
+    let started = Instant::now();
+    let response = poll_device(&a, "doubt-device-1").await;
+    assert!(cut.try_recv().is_ok(), "the redemption's COMMIT was cut ({})", response.status());
+    assert!(started.elapsed() < LONGEST, "answered after {:?}", started.elapsed());
+    assert_unavailable(response).await;
+
+    // The store is back; A has noted the doubt in it by the time the device polls again.
+    proxy.refuse(false);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (a, b) = (std::sync::Arc::new(a), std::sync::Arc::new(b));
+    let polls = (0..40).map(|i| {
+        let app = if i % 2 == 0 { b.clone() } else { a.clone() };
+        tokio::spawn(async move { poll_device(&app, "doubt-device-1").await.status().as_u16() })
+    });
+    let mut statuses = Vec::new();
+    for poll in polls {
+        statuses.push(poll.await.unwrap());
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 400).count(), 39, "{statuses:?}");
+    schema.drop().await;
+}
+
 /// Issue 12 §4: a database that answers reads but refuses every write (a full disk, a
 /// read-only standby) is not ready; once it writes again, it is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
