@@ -97,6 +97,41 @@ async fn forty_parallel_wrong_passwords_for_one_account_get_five_evaluations() {
     assert!(after.text().await.unwrap().contains("Too many failed attempts"));
 }
 
+/// The limit is one count in the store, not one per instance: two instances on one
+/// PostgreSQL, 40 wrong passwords split between them at once, five evaluations in all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forty_parallel_wrong_passwords_across_two_instances_get_five_evaluations() {
+    let Ok(base_url) = std::env::var("TESSERA_TEST_POSTGRES") else {
+        eprintln!("TESSERA_TEST_POSTGRES is not set: skipping the two-instance throttle run");
+        return;
+    };
+    let schema = tessera_store_sql::testing::fresh_postgres_schema(&base_url).await.unwrap();
+    let (a, b) = tokio::join!(
+        TestServer::spawn_on_store_as("https://tessera.example", &schema.url, ""),
+        TestServer::spawn_on_store_as("https://tessera.example", &schema.url, "")
+    );
+    let (form_a, form_b) = (login_form(&a).await, login_form(&b).await);
+    let wrong = [("username", "alice"), ("password", "wrong")];
+    let burst = (0..40).map(|i| {
+        let (app, form) = if i % 2 == 0 { (&a, &form_a) } else { (&b, &form_b) };
+        post_login(app, form, wrong.to_vec(), None)
+    });
+    let statuses: Vec<u16> = join_all(burst).await.iter().map(|r| r.status().as_u16()).collect();
+    let count = |status: u16| statuses.iter().filter(|s| **s == status).count();
+    assert_eq!(count(401), 5, "five evaluations over both instances: {statuses:?}");
+    assert_eq!(count(429), 35, "{statuses:?}");
+    // Either instance now refuses the right password too.
+    let right = [("username", "alice"), ("password", "alice-password-1")];
+    for (app, form) in [(&a, &form_a), (&b, &form_b)] {
+        let response = post_login(app, form, right.to_vec(), None).await;
+        assert_eq!(response.status(), 429);
+        assert!(!sets_session(&response));
+    }
+    a.stop().await;
+    b.stop().await;
+    schema.drop().await;
+}
+
 #[tokio::test]
 async fn the_right_password_in_a_burst_after_the_limit_does_not_sign_in() {
     let app = TestServer::spawn().await;
