@@ -258,7 +258,7 @@ async fn login(State(bff): State<Arc<Bff>>, Query(query): Query<LoginQuery>) -> 
         return status(StatusCode::BAD_REQUEST, "invalid_return_url");
     }
     let (state, verifier, nonce) = (random(), random(), random());
-    if state.is_empty() || verifier.is_empty() {
+    if state.is_empty() || verifier.is_empty() || nonce.is_empty() {
         return status(StatusCode::INTERNAL_SERVER_ERROR, "server_error");
     }
     let now = bff.clock.now();

@@ -53,6 +53,8 @@ struct Setup {
     app: TestServer,
     bff: String,
     http: reqwest::Client,
+    /// The directory of the BFF's file (and of its SQLite store).
+    dir: std::path::PathBuf,
 }
 
 pub(crate) fn client_toml(bff: &str) -> String {
@@ -70,13 +72,13 @@ async fn start_bff(
     echo: &str,
     storage: &str,
     clock: Arc<MockClock>,
-) -> String {
+) -> (String, std::path::PathBuf) {
     let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
     let extra = format!(
         "client_secret = \"spa-bff-secret\"\nstorage = \"{storage}\"\n[[bff.apis]]\npath = \"/api\"\nupstream = \"{echo}\"\ntoken = \"user\"\n"
     );
-    start_bff_with(listener, &base, issuer, clock, &extra).await;
-    base
+    let dir = start_bff_with(listener, &base, issuer, clock, &extra).await;
+    (base, dir)
 }
 
 /// Starts a BFF for the `spa-bff` client at `public_url`; `extra` adds `[bff]` keys
@@ -123,9 +125,10 @@ impl Setup {
         let bff = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
         let app = TestServer::spawn_with(&clients(&bff)).await;
         let echo = echo_api().await;
-        start_bff_with(listener, &bff, &app.issuer, app.clock.clone(), &extra(&echo, &app.issuer)).await;
+        let dir =
+            start_bff_with(listener, &bff, &app.issuer, app.clock.clone(), &extra(&echo, &app.issuer)).await;
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        Self { app, bff, http }
+        Self { app, bff, http, dir }
     }
 
     async fn start_on(storage: Option<&str>) -> Self {
@@ -134,9 +137,9 @@ impl Setup {
         let app = TestServer::spawn_with(&client_toml(&bff)).await;
         let echo = echo_api().await;
         let storage = storage.map_or_else(|| "sqlite://bff.db".to_owned(), str::to_owned);
-        start_bff(listener, &app.issuer, &echo, &storage, app.clock.clone()).await;
+        let (_, dir) = start_bff(listener, &app.issuer, &echo, &storage, app.clock.clone()).await;
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        Self { app, bff, http }
+        Self { app, bff, http, dir }
     }
 
     /// Signs alice in through the BFF; returns the session cookie value and the
@@ -356,6 +359,26 @@ async fn a_back_channel_logout_token_ends_the_session_and_a_replay_or_a_bad_toke
         assert_eq!(response.status(), 400, "{claims}");
         assert_eq!(response.json::<Value>().await.unwrap()["error"], "invalid_request");
     }
+    // Another issuer, a tampered payload (the signature no longer matches), an
+    // unsigned token: refused too.
+    let mut other_issuer = base.clone();
+    other_issuer["iss"] = json!("https://evil.example");
+    other_issuer["jti"] = json!("j4");
+    let response = post(logout_token(&setup.app, &other_issuer).await).await;
+    assert_eq!(response.status(), 400, "another issuer");
+    let mut signed = base.clone();
+    signed["jti"] = json!("j5");
+    let token = logout_token(&setup.app, &signed).await;
+    let parts: Vec<&str> = token.split('.').collect();
+    let mut tampered_claims = signed.clone();
+    tampered_claims["sub"] = json!("alice-sub ");
+    let tampered = format!("{}.{}.{}", parts[0], b64(&tampered_claims), parts[2]);
+    let unsigned = format!("{}.{}.", b64(&json!({ "alg": "none", "typ": "logout+jwt" })), parts[1]);
+    for (what, token) in [("tampered", tampered), ("unsigned", unsigned), ("garbage", "x.y.z".to_owned())] {
+        let response = post(token).await;
+        assert_eq!(response.status(), 400, "{what}");
+        assert_eq!(response.json::<Value>().await.unwrap()["error"], "invalid_request", "{what}");
+    }
     assert_eq!(setup.get("/bff/user", Some(&session), true).await.status(), 200);
 
     let mut good = base.clone();
@@ -419,7 +442,7 @@ async fn two_bff_instances_on_one_postgresql_share_sessions_and_refresh_once() {
     let (session, _) = setup.sign_in().await;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let echo = echo_api().await;
-    let second = start_bff(listener, &setup.app.issuer, &echo, &url, setup.app.clock.clone()).await;
+    let (second, _) = start_bff(listener, &setup.app.issuer, &echo, &url, setup.app.clock.clone()).await;
     let user = setup
         .http
         .get(format!("{second}/bff/user"))
@@ -672,4 +695,35 @@ async fn a_session_ends_after_its_idle_timeout_and_after_its_lifetime_however_ac
     assert!(left <= 8 * 3600 - 9 * 3000, "the lifetime bounds what is left: {left}");
     setup.app.clock.advance(left + 1);
     assert_eq!(setup.get("/bff/user", Some(&session), true).await.status(), 401, "absolute lifetime");
+}
+
+fn b64(value: &Value) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string())
+}
+
+/// The session cookie is an opaque random id, and the store keeps only its hash: the
+/// value in the browser appears nowhere in the BFF's database files.
+#[tokio::test]
+async fn the_session_id_is_random_and_stored_only_hashed() {
+    let setup = Setup::start().await;
+    let (first, _) = setup.sign_in().await;
+    let (second, _) = setup.sign_in().await;
+    assert_ne!(first, second);
+    assert!(first.len() >= 32, "at least 192 bits of randomness: {first}");
+    assert!(!first.contains('.'), "not a signed token: {first}");
+    assert_eq!(setup.get("/bff/user", Some(&first), true).await.status(), 200);
+    let mut files = 0;
+    for entry in std::fs::read_dir(&setup.dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap().to_string_lossy().starts_with("bff.db") {
+            files += 1;
+            let bytes = std::fs::read(&path).unwrap();
+            for id in [&first, &second] {
+                let found = bytes.windows(id.len()).any(|window| window == id.as_bytes());
+                assert!(!found, "{} holds a session id in plain text", path.display());
+            }
+        }
+    }
+    assert!(files >= 1, "the BFF's SQLite store is in {}", setup.dir.display());
 }
