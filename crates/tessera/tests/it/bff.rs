@@ -727,3 +727,43 @@ async fn the_session_id_is_random_and_stored_only_hashed() {
     }
     assert!(files >= 1, "the BFF's SQLite store is in {}", setup.dir.display());
 }
+
+/// `post_logout_redirect` names where the provider sends the browser after sign-out;
+/// the provider accepts it because the client registers `{public_url}{path}`.
+#[tokio::test]
+async fn logout_sends_the_browser_back_to_the_configured_post_logout_path() {
+    let setup = Setup::start_custom(
+        |bff| client_toml(bff).replace(&format!("[\"{bff}/\"]"), &format!("[\"{bff}/signed-out\"]")),
+        |echo, _| {
+            format!(
+                "client_secret = \"spa-bff-secret\"\nstorage = \"sqlite://bff.db\"\n\
+                 post_logout_redirect = \"/signed-out\"\n\
+                 [[bff.apis]]\npath = \"/api\"\nupstream = \"{echo}\"\n"
+            )
+        },
+    )
+    .await;
+    let (session, _) = setup.sign_in().await;
+    let user: Value = setup.get("/bff/user", Some(&session), true).await.json().await.unwrap();
+    let logout_url = claim(&user, "bff:logout_url").as_str().unwrap().to_owned();
+    let response = setup.get(&logout_url, Some(&session), false).await;
+    assert_eq!(response.status(), 303);
+    let location = url::Url::parse(response.headers()[LOCATION].to_str().unwrap()).unwrap();
+    let query: BTreeMap<_, _> = location.query_pairs().into_owned().collect();
+    assert_eq!(query["post_logout_redirect_uri"], format!("{}/signed-out", setup.bff));
+    // The provider's confirmation page, confirmed, lands on the configured path.
+    let mut browser = Browser::new(&setup.app);
+    let page = browser.get(location.as_str()).await;
+    assert_eq!(page.status, 200);
+    let mut form = vec![("csrf_token".to_owned(), page.input("csrf_token").unwrap())];
+    for name in query.keys() {
+        if let Some(value) = page.input(name) {
+            form.push((name.clone(), value));
+        }
+    }
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let done = browser.post("/logout", &form).await;
+    assert_eq!(done.status, 303);
+    let landed = done.location.unwrap();
+    assert!(landed.starts_with(&format!("{}/signed-out", setup.bff)), "{landed}");
+}
