@@ -412,6 +412,51 @@ async fn a_poll_after_an_in_doubt_device_redemption_gets_tokens_once_on_any_inst
     schema.drop().await;
 }
 
+/// Issue 12 §2: a database that swallows connections (a partition, not a refusal) is
+/// waited for no longer than `[storage] acquire_timeout`, then 503; the default is 2 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_never_answers_is_waited_for_no_longer_than_the_acquire_timeout() {
+    let Some(base_url) = postgres_url() else { return };
+    let schema = tessera_store_sql::testing::fresh_postgres_schema(&base_url).await.unwrap();
+    let proxy = PgProxy::start(upstream_of(&schema.url)).await;
+    let url = through_proxy(&schema.url, proxy.port);
+    let quick =
+        TestServer::spawn_on_store_with_env(&url, "", &[("TESSERA__STORAGE__ACQUIRE_TIMEOUT", "1s")]).await;
+    let default = TestServer::spawn_on_store(&url, "").await;
+    for app in [&quick, &default] {
+        let (status, _) = crate::support::oauth_error(refresh(app, "no-such-token").await).await;
+        assert_eq!(status, 400);
+    }
+    proxy.swallow(true);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for (app, least, most) in [
+        (&quick, Duration::from_millis(900), Duration::from_millis(1700)),
+        (&default, Duration::from_millis(1800), Duration::from_millis(2900)),
+    ] {
+        // Connections the pool held fail at once when used; then new ones are needed,
+        // and those are never answered.
+        let mut waited = false;
+        for _ in 0..12 {
+            let started = Instant::now();
+            let response = refresh(app, "no-such-token").await;
+            let took = started.elapsed();
+            assert!(took < most, "answered after {took:?}, at most {most:?}");
+            assert_unavailable(response).await;
+            if took >= least {
+                waited = true;
+                break;
+            }
+        }
+        assert!(waited, "no request waited for a new connection");
+    }
+    proxy.swallow(false);
+    let recovered = wait_for_status(&quick.http, &quick.url("/readyz"), 200, Duration::from_secs(5)).await;
+    assert!(recovered < Duration::from_secs(2), "ready again after {recovered:?}");
+    quick.stop().await;
+    default.stop().await;
+    schema.drop().await;
+}
+
 /// Issue 12 §4: a database that answers reads but refuses every write (a full disk, a
 /// read-only standby) is not ready; once it writes again, it is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -133,6 +133,9 @@ struct Faults {
     cut_after_commit: AtomicBool,
     /// Close every new connection at once.
     refusing: AtomicBool,
+    /// Accept new connections and never answer them (a network partition, a firewall
+    /// that drops packets): only timeouts end the wait.
+    swallowing: AtomicBool,
     /// With the cut, also end every other connection and start refusing new ones:
     /// the store becomes unreachable just as the commit's answer is lost.
     blackout_with_cut: AtomicBool,
@@ -165,6 +168,13 @@ impl PgProxy {
                     drop(client);
                     continue;
                 }
+                if task_faults.swallowing.load(Ordering::SeqCst) {
+                    tokio::spawn(async move {
+                        let _held = client;
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                    });
+                    continue;
+                }
                 let Ok(server) = TcpStream::connect(&upstream).await else { continue };
                 tokio::spawn(pipe(client, server, task_faults.clone(), task_cut.clone()));
             }
@@ -186,6 +196,14 @@ impl PgProxy {
     pub async fn blackout_after_next_commit(&self) -> tokio::sync::oneshot::Receiver<()> {
         self.faults.blackout_with_cut.store(true, Ordering::SeqCst);
         self.cut_after_next_commit().await
+    }
+
+    /// Ends every open connection and, while set, swallows new ones unanswered.
+    pub fn swallow(&self, swallowing: bool) {
+        self.faults.swallowing.store(swallowing, Ordering::SeqCst);
+        if swallowing {
+            self.faults.generation.send_modify(|generation| *generation += 1);
+        }
     }
 
     /// Closes new connections at once (as a restarting server does) while set.

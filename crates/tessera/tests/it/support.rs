@@ -371,6 +371,11 @@ impl TestServer {
         Self::spawn_configured(storage_url, extra, &[], temp_dir("store"), None).await
     }
 
+    /// As [`Self::spawn_on_store`], with `TESSERA__…` overrides.
+    pub async fn spawn_on_store_with_env(storage_url: &str, extra: &str, env: &[(&str, &str)]) -> Self {
+        Self::spawn_configured(storage_url, extra, env, temp_dir("store"), None).await
+    }
+
     /// The base configuration plus `extra` TOML on the store at `storage_url`, which
     /// outlives the server (restart on the same store with another configuration), as
     /// `issuer` (so tokens of an earlier start stay valid JWTs).
