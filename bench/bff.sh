@@ -20,7 +20,7 @@ BENCH="${BENCH:-target/release/tessera-bench}"
 for b in "$BIN" "$BENCH"; do
   [ -x "$b" ] || { echo "no $b: build it with cargo build --release -p tessera -p tessera-bench" >&2; exit 1; }
 done
-command -v wrk >/dev/null || { echo "wrk is needed" >&2; exit 1; }
+command -v wrk >/dev/null || { echo "installing wrk"; apt-get install -y wrk >/dev/null; }
 
 work="$(mktemp -d)"
 pids=()
@@ -74,7 +74,7 @@ upstream = "http://127.0.0.1:$ECHO_PORT"
 TOML
 RUST_LOG=warn "$BIN" serve --config "$work/tessera.toml" & pids+=($!)
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/.well-known/openid-configuration" >/dev/null && break; sleep 0.1; done
-RUST_LOG=warn "$BIN" bff --config "$work/bff.toml" & pids+=($!)
+env ${BFF_WORKERS:+TOKIO_WORKER_THREADS=$BFF_WORKERS} RUST_LOG=warn "$BIN" bff --config "$work/bff.toml" & pids+=($!)
 for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$BFF_PORT/bff/login" && break; sleep 0.1; done
 
 # Sign in through the real pages; prints the session cookie value.
