@@ -255,6 +255,7 @@ fn client(
         refresh_token_rotation: raw.refresh_token_rotation.unwrap_or(true),
         id_token_signed_response_alg,
         access_token_signing_alg,
+        registration: None,
     })
 }
 

@@ -182,6 +182,7 @@ struct RawRoot {
     client_authentication: toml::Table,
     ciba: toml::Table,
     dpop: toml::Table,
+    registration: toml::Table,
     api_scopes: Vec<toml::Table>,
     api_resources: Vec<toml::Table>,
     identity_resources: Vec<toml::Table>,
@@ -267,6 +268,7 @@ fn check(
         },
     );
     let clients = clients::clients(&mut cx, raw.clients, &resources, &signing.algorithms);
+    let registration = sections::registration(&mut cx, raw.registration, &resources);
     let users = users::users(&mut cx, raw.users);
     tokens.longest_access_token_lifetime = clients
         .iter()
@@ -291,6 +293,7 @@ fn check(
             dpop_require_nonce,
             mtls,
             cors_origins: clients::cors_origins(&clients),
+            registration,
         },
         server,
         storage,

@@ -480,6 +480,67 @@ pub(crate) fn dpop(cx: &mut Cx, table: toml::Table) -> bool {
     raw.require_nonce
 }
 
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct RawRegistration {
+    enabled: bool,
+    initial_access_token: Option<String>,
+    allowed_scopes: Vec<String>,
+    unused_client_lifetime: Option<Seconds>,
+    #[serde(flatten)]
+    unknown: Unknown,
+}
+
+/// Checks `[registration]` (RFC 7591): off unless `enabled`; the scopes it allows must
+/// be defined ones.
+pub(crate) fn registration(
+    cx: &mut Cx,
+    table: toml::Table,
+    resources: &tessera_core::catalog::Resources,
+) -> tessera_core::registration::RegistrationSettings {
+    let place = Place::section("registration");
+    let raw: RawRegistration = cx.decode(&place, table).unwrap_or_default();
+    cx.unknown(&place, &raw.unknown);
+    for scope in &raw.allowed_scopes {
+        let known = scope == tessera_core::catalog::OFFLINE_ACCESS
+            || resources.identity_resources.iter().any(|resource| &resource.name == scope)
+            || resources.api_scopes.iter().any(|api_scope| &api_scope.name == scope);
+        if !known {
+            cx.error(
+                &place,
+                "allowed_scopes",
+                format!("`{scope}` is not defined in [[api_scopes]] or [[identity_resources]]"),
+            );
+        }
+    }
+    let initial_access_token = raw.initial_access_token.and_then(|token| {
+        if token.len() < 16 {
+            cx.error(
+                &place,
+                "initial_access_token",
+                "must be at least 16 characters; leave it out for open registration",
+            );
+            return None;
+        }
+        Some(Secret::new(token))
+    });
+    if raw.enabled && raw.allowed_scopes.is_empty() {
+        cx.error(&place, "allowed_scopes", "name the scopes registered clients may ask for");
+    }
+    tessera_core::registration::RegistrationSettings {
+        enabled: raw.enabled,
+        initial_access_token,
+        allowed_scopes: raw.allowed_scopes,
+        unused_client_lifetime: positive(
+            cx,
+            &place,
+            "unused_client_lifetime",
+            raw.unused_client_lifetime,
+            30 * 86_400,
+        ),
+    }
+}
+
 /// A lifetime: zero would make whatever it governs expire as it is issued.
 pub(crate) fn positive(cx: &mut Cx, place: &Place, key: &str, value: Option<Seconds>, default: i64) -> i64 {
     match value {

@@ -386,6 +386,10 @@ async fn needs_consent(
     if client.is_public() {
         return Ok(true);
     }
+    // Nobody vouched for a client that registered itself (RFC 7591 §5): every time.
+    if client.registration.is_some() {
+        return Ok(true);
+    }
     let granted = provider.store.consented_scopes(&session.subject, &request.client_id).await?;
     Ok(!request.scopes.iter().all(|scope| granted.contains(scope)))
 }

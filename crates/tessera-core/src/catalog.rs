@@ -113,7 +113,15 @@ impl Catalog {
         requested: Option<&str>,
         resources: &[String],
     ) -> Result<ApiGrant, OAuthError> {
-        let scopes = self.requested_scopes(client, requested, |_| true)?;
+        // Absent `scope`, the client's scopes; with `resource` indicators, of the API
+        // scopes only those of the resources asked for (what an MCP client expects).
+        let scopes = self.requested_scopes(client, requested, |scope| {
+            resources.is_empty()
+                || !self.is_api_scope(scope)
+                || resources
+                    .iter()
+                    .any(|name| self.api_resource(name).is_some_and(|r| r.scopes.iter().any(|s| s == scope)))
+        })?;
         if scopes.is_empty() {
             return Err(OAuthError::invalid_scope("no scope requested or allowed"));
         }
@@ -168,7 +176,21 @@ impl Catalog {
         by_default: impl Fn(&str) -> bool,
     ) -> Result<Vec<String>, OAuthError> {
         let Some(text) = requested else {
-            return Ok(client.allowed_scopes.iter().filter(|scope| by_default(scope)).cloned().collect());
+            let mut scopes: Vec<String> =
+                client.allowed_scopes.iter().filter(|scope| by_default(scope)).cloned().collect();
+            // A registered client whose `scope` names offline_access (RFC 7591 §2) asked
+            // for refresh tokens by default.
+            let registered_offline = client.registration.as_ref().is_some_and(|registration| {
+                registration
+                    .metadata
+                    .scope
+                    .as_deref()
+                    .is_some_and(|scope| scope.split(' ').any(|s| s == OFFLINE_ACCESS))
+            });
+            if registered_offline && client.allow_offline_access && by_default(OFFLINE_ACCESS) {
+                scopes.push(OFFLINE_ACCESS.to_owned());
+            }
+            return Ok(scopes);
         };
         let scopes = parse_scope(text)?;
         for scope in &scopes {

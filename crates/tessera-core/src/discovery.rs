@@ -57,6 +57,10 @@ pub fn metadata(provider: &Provider) -> Value {
     if settings.mtls.enabled {
         metadata["tls_client_certificate_bound_access_tokens"] = json!(true);
     }
+    // RFC 8414 §2, RFC 7591 §3: only when clients may register.
+    if settings.registration.enabled {
+        metadata["registration_endpoint"] = json!(settings.endpoint("/register"));
+    }
     // RFC 8705 §5: where the endpoints that take client certificates are, when that is
     // another host or port than the issuer's.
     if settings.mtls.endpoint_base.is_some() {

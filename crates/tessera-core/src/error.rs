@@ -48,6 +48,10 @@ pub enum ErrorCode {
     InvalidDpopProof,
     /// RFC 9449 §8: send the proof again with the server's nonce.
     UseDpopNonce,
+    /// RFC 7591 §3.2.2: a redirect URI the server does not accept.
+    InvalidRedirectUri,
+    /// RFC 7591 §3.2.2: other client metadata the server does not accept.
+    InvalidClientMetadata,
 }
 
 impl ErrorCode {
@@ -81,6 +85,8 @@ impl ErrorCode {
             Self::InvalidBindingMessage => "invalid_binding_message",
             Self::InvalidDpopProof => "invalid_dpop_proof",
             Self::UseDpopNonce => "use_dpop_nonce",
+            Self::InvalidRedirectUri => "invalid_redirect_uri",
+            Self::InvalidClientMetadata => "invalid_client_metadata",
         }
     }
 }

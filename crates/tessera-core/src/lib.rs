@@ -21,6 +21,7 @@ pub mod pkce;
 pub mod provider;
 pub mod random;
 pub mod redirect_uri;
+pub mod registration;
 pub mod request;
 pub mod revocation;
 pub mod secret;

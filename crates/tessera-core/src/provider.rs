@@ -42,6 +42,8 @@ pub struct Provider {
     /// Device and CIBA redemptions answered `temporarily_unavailable` whose delete may
     /// have committed.
     pub decoupled_in_doubt: crate::decoupled::InDoubtRedemptions,
+    /// When registered clients were last seen in use (their removal when unused).
+    pub client_use: crate::registration::ClientUse,
     /// Bounds concurrent password checks (argon2id memory).
     pub password_checks: crate::sign_in::PasswordChecks,
     /// Remembers secrets that passed an argon2id check, so the next request is one SHA-256.
@@ -92,6 +94,7 @@ impl Provider {
             refresh_in_doubt: crate::grants::InDoubtRotations::default(),
             code_in_doubt: crate::grants::InDoubtRotations::for_codes(),
             decoupled_in_doubt: crate::decoupled::InDoubtRedemptions::default(),
+            client_use: crate::registration::ClientUse::default(),
             password_checks: crate::sign_in::PasswordChecks::default(),
             secret_checks: crate::secret_checks::SecretChecks::default(),
             ping_id_key,

@@ -27,6 +27,8 @@ pub struct Settings {
     /// authorization endpoints: every client's `allowed_cors_origins` and the origins
     /// of public clients' web redirect URIs. Sorted, each as a browser sends `Origin`.
     pub cors_origins: Vec<String>,
+    /// Dynamic Client Registration (RFC 7591), off by default.
+    pub registration: crate::registration::RegistrationSettings,
 }
 
 /// What discovery says about mutual TLS (RFC 8705 §3.3, §5).
@@ -124,6 +126,7 @@ impl Settings {
             dpop_require_nonce: false,
             mtls: MtlsSettings::default(),
             cors_origins: Vec::new(),
+            registration: crate::registration::RegistrationSettings::default(),
         }
     }
 

@@ -33,6 +33,7 @@ pub fn service_client(client_id: &str, scopes: &[&str]) -> Client {
         refresh_token_rotation: true,
         id_token_signed_response_alg: None,
         access_token_signing_alg: None,
+        registration: None,
     }
 }
 

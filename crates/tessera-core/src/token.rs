@@ -136,6 +136,8 @@ pub async fn exchange(provider: &Provider, request: &TokenRequest) -> Result<Tok
             user_tokens(provider, client, &issue, user, &token, binding, now).await?
         }
     };
+    // A registered client in use is kept (a map lookup for every other client).
+    provider.client_use.note(provider, client, now).await;
     // Debug, not info: one line per token would dominate the cost of issuing it.
     debug!(client_id = %client.client_id, grant_type, scope = %issue.scopes.join(" "), "issued access token");
     Ok(TokenResponse {

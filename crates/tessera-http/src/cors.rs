@@ -18,6 +18,9 @@ enum Policy {
     Public,
     /// Token, userinfo, revocation, device authorization: the clients' origins only.
     ClientOrigins { methods: &'static str },
+    /// Client registration (RFC 7591, RFC 7592): any origin. It reads no cookies, and
+    /// browser-based clients (an MCP inspector) register themselves.
+    AnyOrigin { methods: &'static str },
     /// Everything else, pages above all: no CORS at all.
     Closed,
 }
@@ -41,6 +44,8 @@ fn policy(base_path: &str, path: &str) -> Policy {
         }
         Some("/token" | "/revoke" | "/device_authorization") => Policy::ClientOrigins { methods: "POST" },
         Some("/userinfo") => Policy::ClientOrigins { methods: "GET, POST" },
+        Some("/register") => Policy::AnyOrigin { methods: "POST" },
+        Some(path) if path.starts_with("/register/") => Policy::AnyOrigin { methods: "GET, PUT, DELETE" },
         _ => Policy::Closed,
     }
 }
@@ -56,7 +61,7 @@ pub(crate) async fn cors(State(app): State<AppState>, request: Request, next: Ne
         return next.run(request).await;
     }
     let allowed = match policy {
-        Policy::Public => Some(HeaderValue::from_static("*")),
+        Policy::Public | Policy::AnyOrigin { .. } => Some(HeaderValue::from_static("*")),
         Policy::ClientOrigins { .. } => {
             origin.to_str().ok().filter(|origin| app.settings.cors_allows(origin)).map(|_| origin.clone())
         }
@@ -98,7 +103,7 @@ fn preflight_response(policy: Policy, allowed: Option<HeaderValue>, request: &He
         return response;
     };
     let methods = match policy {
-        Policy::ClientOrigins { methods } => methods,
+        Policy::ClientOrigins { methods } | Policy::AnyOrigin { methods } => methods,
         Policy::Public | Policy::Closed => "GET",
     };
     headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allowed);

@@ -72,6 +72,13 @@ impl IntoResponse for HttpError {
             // RFC 9110 §10.2.3: when to try again.
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
         }
+        // RFC 6750 §3: a refused Bearer token says so in the challenge.
+        if error.code == ErrorCode::InvalidToken {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(r#"Bearer error="invalid_token""#),
+            );
+        }
         if status == StatusCode::UNAUTHORIZED && error.code == ErrorCode::InvalidClient {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Basic realm="tessera""#));
         }

@@ -37,7 +37,27 @@ pub fn spawn(provider: &Arc<Provider>) -> Vec<JoinHandle<()>> {
             }
         })
     };
-    vec![keys, purge]
+    let registrations = {
+        let provider = provider.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                tick.tick().await;
+                remove_unused_clients(&provider).await;
+            }
+        })
+    };
+    vec![keys, purge, registrations]
+}
+
+/// Removes dynamically registered clients unused for `[registration]
+/// unused_client_lifetime` (RFC 7591 §5 leaves their lifetime to the server).
+pub async fn remove_unused_clients(provider: &Provider) {
+    match tessera_core::registration::remove_unused(provider, provider.clock.now()).await {
+        Ok(0) => {}
+        Ok(removed) => debug!(removed, "removed unused registered clients"),
+        Err(error) => warn!(%error, "removing unused registered clients failed"),
+    }
 }
 
 /// Purges in batches until a pass finds nothing (at most 20 passes per round).

@@ -180,6 +180,9 @@ pub struct Client {
     /// The key that signs this client's JWT access tokens; `None` as above.
     #[serde(default)]
     pub access_token_signing_alg: Option<crate::tokens::SigningAlgorithm>,
+    /// For a client that registered itself (RFC 7591): its registration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration: Option<crate::registration::Registration>,
 }
 
 fn rotate_by_default() -> bool {

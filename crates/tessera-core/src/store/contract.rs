@@ -56,6 +56,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     racing_attempt_reservations_never_pass_the_limit(store.clone()).await;
     reservations_restart_with_the_window_and_can_be_refunded(store.as_ref()).await;
     client_sources_are_recorded_and_listed(store.as_ref()).await;
+    a_registered_client_keeps_its_registration_and_is_replaced_whole(store.as_ref()).await;
     removing_a_client_revokes_its_grants_and_consents_only(store.as_ref()).await;
     user_sources_are_recorded_and_kept_by_put_user(store.as_ref()).await;
     removing_a_user_revokes_its_grants_sessions_and_consents_only(store.as_ref()).await;
@@ -688,6 +689,40 @@ pub async fn client_sources_are_recorded_and_listed(store: &dyn Store) {
     assert_eq!(by_id(sources, "src-conf"), Some(Source::Config));
     store.put_clients_from(Source::Config, &[service_client("src-dyn", &["api1.read"])]).await.unwrap();
     assert_eq!(by_id(store.client_sources().await.unwrap(), "src-dyn"), Some(Source::Config));
+}
+
+/// A dynamically registered client (RFC 7591) reads back with its registration (the
+/// hash of its registration access token, its metadata) and source; a replacement
+/// (RFC 7592 §2.2) overwrites all of it; removal forgets it.
+pub async fn a_registered_client_keeps_its_registration_and_is_replaced_whole(store: &dyn Store) {
+    use crate::registration::{ClientMetadata, Registration};
+    use crate::store::Source;
+    let mut client = service_client("reg-dyn", &["api1.read"]);
+    client.registration = Some(Registration {
+        access_token: SecretHash::of("rat-1"),
+        issued_at: 1_000,
+        metadata: ClientMetadata {
+            redirect_uris: vec!["https://agent.example/cb".into()],
+            client_name: Some("Agent".into()),
+            contacts: vec!["ops@agent.example".into()],
+            ..ClientMetadata::default()
+        },
+    });
+    store.put_clients_from(Source::Dynamic, std::slice::from_ref(&client)).await.unwrap();
+    let read = store.client(&ClientId("reg-dyn".into())).await.unwrap().unwrap();
+    assert_eq!(read, client);
+    assert!(read.registration.as_ref().unwrap().access_token.matches("rat-1"));
+    let mut replaced = client.clone();
+    replaced.registration.as_mut().unwrap().access_token = SecretHash::of("rat-2");
+    replaced.redirect_uris = vec!["https://agent.example/cb2".into()];
+    store.put_clients_from(Source::Dynamic, std::slice::from_ref(&replaced)).await.unwrap();
+    let read = store.client(&ClientId("reg-dyn".into())).await.unwrap().unwrap();
+    assert_eq!(read, replaced);
+    assert!(!read.registration.as_ref().unwrap().access_token.matches("rat-1"), "the old token is gone");
+    let sources = store.client_sources().await.unwrap();
+    assert!(sources.contains(&(ClientId("reg-dyn".into()), Source::Dynamic)));
+    assert!(store.remove_client(&ClientId("reg-dyn".into()), 2_000).await.unwrap());
+    assert!(store.client(&ClientId("reg-dyn".into())).await.unwrap().is_none());
 }
 
 /// Removing a client deletes it and revokes the grants of its refresh tokens and codes,

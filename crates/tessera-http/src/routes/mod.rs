@@ -11,6 +11,7 @@ mod jwks;
 mod login;
 mod logout;
 mod par;
+mod register;
 mod revoke;
 mod token;
 mod userinfo;
@@ -40,6 +41,8 @@ pub(crate) fn all() -> Router<AppState> {
         .route("/logout", get(logout::logout_page).post(logout::logout_submit))
         .route("/userinfo", get(userinfo::userinfo_get).post(userinfo::userinfo_post))
         .route("/par", post(par::par))
+        .route("/register", post(register::register))
+        .route("/register/{client_id}", get(register::read).put(register::replace).delete(register::delete))
         .route("/device_authorization", post(device::device_authorization))
         .route("/device", get(device::device_page).post(device::device_submit))
         .route("/device/decision", post(device::device_decision))

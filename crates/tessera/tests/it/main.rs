@@ -26,6 +26,7 @@ mod outage;
 mod outage_support;
 mod private_key_jwt;
 mod refresh_and_reuse;
+mod registration;
 mod requests;
 mod resource;
 mod slow_clients;

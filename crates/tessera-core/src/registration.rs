@@ -1,0 +1,673 @@
+//! Dynamic Client Registration (RFC 7591) and its management protocol (RFC 7592):
+//! clients, MCP clients among them, register themselves at `/register` and read,
+//! replace or delete their registration at `/register/{client_id}` with the
+//! registration access token they were given.
+//!
+//! Every registered client is held to OAuth 2.1's rules: the code flow with PKCE
+//! (always), optionally refresh tokens, nothing else; redirect URIs without
+//! fragments, https for web clients (http only on loopback), loopback or a private-use
+//! scheme for native ones. Secrets and registration access tokens are kept only as
+//! SHA-256 hashes of 256 random bits; the secret is shown once, at registration.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use url::Url;
+
+use crate::model::{AuthMethod, Client, ClientCredential, ClientId, GrantType};
+use crate::secret::{Secret, SecretHash};
+use crate::store::Source;
+use crate::{ErrorCode, OAuthError, Provider, Timestamp};
+
+/// `[registration]`: whether clients may register themselves, and on what terms.
+#[derive(Debug, Clone)]
+pub struct RegistrationSettings {
+    pub enabled: bool,
+    /// When set, registering needs it as a Bearer token (RFC 7591 §3).
+    pub initial_access_token: Option<Secret>,
+    /// The scopes a registered client may ask for; also its scopes when it names none.
+    pub allowed_scopes: Vec<String>,
+    /// Seconds a registered client may go unused before it is removed.
+    pub unused_client_lifetime: i64,
+}
+
+impl Default for RegistrationSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            initial_access_token: None,
+            allowed_scopes: Vec::new(),
+            unused_client_lifetime: 30 * 86_400,
+        }
+    }
+}
+
+/// Registrations one address may make per window (anonymous callers must not be able
+/// to fill the store).
+pub const MAX_REGISTRATIONS_PER_ADDRESS: u32 = 20;
+/// The window of [`MAX_REGISTRATIONS_PER_ADDRESS`], in seconds.
+pub const REGISTRATION_WINDOW: i64 = 3600;
+/// How often this instance records that a registered client was used.
+const USE_NOTED_EVERY: i64 = 3600;
+
+const MAX_URIS: usize = 20;
+const MAX_URI_LENGTH: usize = 2000;
+const MAX_TEXT_LENGTH: usize = 200;
+const MAX_CONTACTS: usize = 10;
+
+/// Client metadata (RFC 7591 §2; `post_logout_redirect_uris` from OpenID Connect
+/// RP-Initiated Logout §3.1; `dpop_bound_access_tokens` from RFC 9449 §5.2). Fields
+/// this server does not know are ignored, as §2 asks.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClientMetadata {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redirect_uris: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_method: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grant_types: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub response_types: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logo_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tos_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contacts: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub software_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub software_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_bound_access_tokens: Option<bool>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub post_logout_redirect_uris: Vec<String>,
+}
+
+/// What a dynamically registered client carries besides its client settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Registration {
+    /// The hash of the current registration access token (RFC 7592 §1).
+    pub access_token: SecretHash,
+    pub issued_at: Timestamp,
+    /// The metadata as registered, defaults filled in.
+    pub metadata: ClientMetadata,
+}
+
+/// Registered clients this instance saw in use, so the use is written to the store at
+/// most once per [`USE_NOTED_EVERY`].
+#[derive(Default)]
+pub struct ClientUse {
+    noted: Mutex<HashMap<ClientId, Timestamp>>,
+}
+
+/// Entries beyond which the list of noted uses starts over (bounded memory).
+const MAX_NOTED: usize = 100_000;
+
+fn used_key(client_id: &ClientId) -> String {
+    format!("client-used:{client_id}")
+}
+
+impl ClientUse {
+    /// Records that a registered client got tokens, keeping it from removal for
+    /// another `unused_client_lifetime`. Not a failure for the client when the store
+    /// cannot write: the next use tries again.
+    pub async fn note(&self, provider: &Provider, client: &Client, now: Timestamp) {
+        if client.registration.is_none() {
+            return;
+        }
+        {
+            let mut noted = self.noted.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if noted.get(&client.client_id).is_some_and(|at| now - at < USE_NOTED_EVERY) {
+                return;
+            }
+            if noted.len() >= MAX_NOTED {
+                noted.clear();
+            }
+            noted.insert(client.client_id.clone(), now);
+        }
+        let lifetime = provider.settings.registration.unused_client_lifetime;
+        if let Err(error) =
+            provider.store.put_request(&used_key(&client.client_id), &json!({}), now + lifetime).await
+        {
+            tracing::warn!(%error, "recording a registered client's use failed");
+            self.noted.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&client.client_id);
+        }
+    }
+}
+
+/// Removes registered clients nobody used for `unused_client_lifetime` (their grants
+/// with them); returns how many. Run by every instance's upkeep; removing twice is
+/// harmless.
+///
+/// # Errors
+/// When the store fails.
+pub async fn remove_unused(provider: &Provider, now: Timestamp) -> Result<u64, OAuthError> {
+    let mut removed = 0;
+    for (client_id, source) in provider.store.client_sources().await? {
+        if source != Source::Dynamic || provider.store.request(&used_key(&client_id), now).await?.is_some() {
+            continue;
+        }
+        if provider.store.remove_client(&client_id, now).await? {
+            tracing::info!(%client_id, "registered client removed: unused");
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        provider.clients.invalidate();
+    }
+    Ok(removed)
+}
+
+fn metadata_error(description: impl Into<String>) -> OAuthError {
+    OAuthError::new(ErrorCode::InvalidClientMetadata, description.into())
+}
+
+fn redirect_error(description: impl Into<String>) -> OAuthError {
+    OAuthError::new(ErrorCode::InvalidRedirectUri, description.into())
+}
+
+fn invalid_token() -> OAuthError {
+    OAuthError::new(ErrorCode::InvalidToken, "missing, unknown or revoked registration access token")
+}
+
+/// Parses a registration request body.
+///
+/// # Errors
+/// `invalid_client_metadata` when it is not a JSON object of the right shapes.
+pub fn parse(body: &[u8]) -> Result<ClientMetadata, OAuthError> {
+    serde_json::from_slice(body)
+        .map_err(|error| metadata_error(format!("the body is not client metadata: {error}")))
+}
+
+/// Whether the request's Bearer token admits a new registration (RFC 7591 §3).
+///
+/// # Errors
+/// `invalid_token` when an initial access token is configured and `bearer` is not it.
+pub fn admit(provider: &Provider, bearer: Option<&str>) -> Result<(), OAuthError> {
+    let Some(expected) = &provider.settings.registration.initial_access_token else { return Ok(()) };
+    match bearer {
+        Some(token) if crate::secret::constant_time_eq(token, expected.expose()) => Ok(()),
+        _ => Err(OAuthError::new(ErrorCode::InvalidToken, "registration needs the initial access token")),
+    }
+}
+
+/// How a registered client authenticates, and the credential it gets.
+enum Authentication {
+    None,
+    Secret,
+    Keys(Vec<ClientCredential>),
+}
+
+/// A new registration, checked: the client to store and what to answer.
+struct Checked {
+    client: Client,
+    metadata: ClientMetadata,
+    authentication: Authentication,
+}
+
+/// RFC 7591 §2 with OAuth 2.1's rules, for a client called `client_id`.
+fn check(
+    provider: &Provider,
+    client_id: &ClientId,
+    mut metadata: ClientMetadata,
+) -> Result<Checked, OAuthError> {
+    let settings = &provider.settings.registration;
+    let native = match metadata.application_type.as_deref() {
+        None | Some("web") => false,
+        Some("native") => true,
+        Some(other) => {
+            return Err(metadata_error(format!("application_type `{other}` is not web or native")));
+        }
+    };
+    metadata.application_type = Some(if native { "native" } else { "web" }.to_owned());
+
+    // Grant and response types (§2.1): the code flow, and refresh tokens if asked.
+    if metadata.grant_types.is_empty() {
+        metadata.grant_types = vec!["authorization_code".to_owned()];
+    }
+    for grant in &metadata.grant_types {
+        if grant != "authorization_code" && grant != "refresh_token" {
+            return Err(metadata_error(format!(
+                "grant type `{grant}` is not available to registered clients (authorization_code, refresh_token)"
+            )));
+        }
+    }
+    if !metadata.grant_types.iter().any(|grant| grant == "authorization_code") {
+        return Err(metadata_error("grant_types must include authorization_code"));
+    }
+    if metadata.response_types.is_empty() {
+        metadata.response_types = vec!["code".to_owned()];
+    }
+    if metadata.response_types.iter().any(|response| response != "code") {
+        return Err(metadata_error("the only response type is `code` (OAuth 2.1)"));
+    }
+    metadata.grant_types.dedup();
+    metadata.response_types.dedup();
+
+    // Scopes: within what registration allows; all of it when none is named.
+    let mut scopes: Vec<String> = match metadata.scope.as_deref() {
+        None => settings.allowed_scopes.clone(),
+        Some(text) => text.split(' ').filter(|scope| !scope.is_empty()).map(str::to_owned).collect(),
+    };
+    let mut offline = metadata.grant_types.iter().any(|grant| grant == "refresh_token");
+    if scopes.iter().any(|scope| scope == crate::catalog::OFFLINE_ACCESS) {
+        offline = true;
+        scopes.retain(|scope| scope != crate::catalog::OFFLINE_ACCESS);
+    }
+    if let Some(refused) = scopes.iter().find(|scope| !settings.allowed_scopes.contains(scope)) {
+        return Err(metadata_error(format!("scope `{refused}` may not be registered")));
+    }
+    scopes.dedup();
+    if offline && !metadata.grant_types.iter().any(|grant| grant == "refresh_token") {
+        metadata.grant_types.push("refresh_token".to_owned());
+    }
+    let mut registered_scope = scopes.clone();
+    if offline {
+        registered_scope.push(crate::catalog::OFFLINE_ACCESS.to_owned());
+    }
+    metadata.scope = Some(registered_scope.join(" "));
+
+    // Redirect URIs (§2, RFC 8252 §7, RFC 9700 §4.1).
+    if metadata.redirect_uris.is_empty() {
+        return Err(redirect_error("redirect_uris is required for the authorization code flow"));
+    }
+    for list in [&metadata.redirect_uris, &metadata.post_logout_redirect_uris] {
+        if list.len() > MAX_URIS {
+            return Err(redirect_error(format!("at most {MAX_URIS} redirect URIs")));
+        }
+        for uri in list {
+            check_redirect_uri(uri, native)?;
+        }
+    }
+
+    // Informational URIs are shown to users: https only.
+    for (name, value) in [
+        ("client_uri", &metadata.client_uri),
+        ("logo_uri", &metadata.logo_uri),
+        ("tos_uri", &metadata.tos_uri),
+        ("policy_uri", &metadata.policy_uri),
+    ] {
+        if let Some(value) = value {
+            let https =
+                value.len() <= MAX_URI_LENGTH && Url::parse(value).is_ok_and(|url| url.scheme() == "https");
+            if !https {
+                return Err(metadata_error(format!("{name} must be an https URL")));
+            }
+        }
+    }
+    for (name, value) in [
+        ("client_name", &metadata.client_name),
+        ("software_id", &metadata.software_id),
+        ("software_version", &metadata.software_version),
+    ] {
+        if let Some(value) = value
+            && (value.chars().count() > MAX_TEXT_LENGTH || value.chars().any(char::is_control))
+        {
+            return Err(metadata_error(format!(
+                "{name} must be at most {MAX_TEXT_LENGTH} characters of text"
+            )));
+        }
+    }
+    if metadata.contacts.len() > MAX_CONTACTS
+        || metadata.contacts.iter().any(|c| c.len() > MAX_TEXT_LENGTH || c.chars().any(char::is_control))
+    {
+        return Err(metadata_error(format!(
+            "at most {MAX_CONTACTS} contacts of {MAX_TEXT_LENGTH} characters"
+        )));
+    }
+
+    // Client authentication (§2: client_secret_basic when not named).
+    let method = metadata.token_endpoint_auth_method.get_or_insert_with(|| "client_secret_basic".to_owned());
+    let authentication = match method.as_str() {
+        "none" => Authentication::None,
+        "client_secret_basic" | "client_secret_post" => Authentication::Secret,
+        "private_key_jwt" => Authentication::Keys(keys(&metadata)?),
+        other => {
+            return Err(metadata_error(format!(
+                "token_endpoint_auth_method `{other}` is not one of none, client_secret_basic, client_secret_post, private_key_jwt"
+            )));
+        }
+    };
+    if metadata.jwks.is_some() && metadata.jwks_uri.is_some() {
+        return Err(metadata_error("jwks and jwks_uri must not both be present (RFC 7591 §2)"));
+    }
+
+    let (credentials, auth_methods) = match &authentication {
+        Authentication::None => (Vec::new(), vec![AuthMethod::None]),
+        // Both secret methods: libraries register one and often use the other.
+        Authentication::Secret => {
+            (Vec::new(), vec![AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost])
+        }
+        Authentication::Keys(keys) => (keys.clone(), vec![AuthMethod::PrivateKeyJwt]),
+    };
+    let client = Client {
+        client_id: client_id.clone(),
+        client_name: metadata.client_name.clone().unwrap_or_else(|| client_id.to_string()),
+        allowed_grant_types: vec![GrantType::AuthorizationCode],
+        credentials,
+        auth_methods,
+        redirect_uris: metadata.redirect_uris.clone(),
+        post_logout_redirect_uris: metadata.post_logout_redirect_uris.clone(),
+        allowed_scopes: scopes,
+        allow_offline_access: offline,
+        // Nobody vouched for a self-registered client: its user always decides.
+        require_consent: true,
+        require_dpop: metadata.dpop_bound_access_tokens.unwrap_or(false),
+        require_pushed_authorization: false,
+        access_token_lifetime: None,
+        access_token_format: None,
+        refresh_token_expiration: crate::settings::RefreshExpiration::Absolute,
+        sliding_refresh_token_lifetime: 0,
+        token_exchange: None,
+        ciba_delivery_mode: crate::model::CibaDeliveryMode::Poll,
+        backchannel_client_notification_endpoint: None,
+        allowed_cors_origins: Vec::new(),
+        refresh_token_rotation: true,
+        id_token_signed_response_alg: None,
+        access_token_signing_alg: None,
+        registration: None,
+    };
+    Ok(Checked { client, metadata, authentication })
+}
+
+/// A redirect URI a registered client may use: absolute, no fragment (RFC 6749
+/// §3.1.2); https for web clients, http only on a loopback host; native clients may
+/// also use loopback http on any port and private-use schemes (RFC 8252 §7).
+fn check_redirect_uri(uri: &str, native: bool) -> Result<(), OAuthError> {
+    if uri.len() > MAX_URI_LENGTH {
+        return Err(redirect_error(format!("redirect URIs are at most {MAX_URI_LENGTH} characters")));
+    }
+    let url = Url::parse(uri).map_err(|_| redirect_error(format!("`{uri}` is not an absolute URI")))?;
+    if url.fragment().is_some() || uri.contains('#') {
+        return Err(redirect_error(format!("`{uri}` has a fragment")));
+    }
+    if url.username() != "" || url.password().is_some() {
+        return Err(redirect_error(format!("`{uri}` carries credentials")));
+    }
+    let loopback = matches!(url.host_str(), Some("127.0.0.1" | "[::1]" | "localhost"));
+    match url.scheme() {
+        "https" if url.host_str().is_some() => Ok(()),
+        "http" if loopback => Ok(()),
+        "http" => {
+            Err(redirect_error(format!("`{uri}`: http only on loopback (127.0.0.1, [::1], localhost)")))
+        }
+        "javascript" | "data" | "file" | "vbscript" | "about" | "blob" | "ftp" | "ws" | "wss" => {
+            Err(redirect_error(format!("`{uri}`: scheme `{}` is not a redirect", url.scheme())))
+        }
+        // RFC 8252 §7.1: a private-use scheme, for native apps only.
+        _ if native => Ok(()),
+        scheme => Err(redirect_error(format!(
+            "`{uri}`: a web client's redirect URIs are https (scheme `{scheme}` is for native clients)"
+        ))),
+    }
+}
+
+/// The keys of a `private_key_jwt` client: its `jwks` (public keys only) or `jwks_uri`.
+fn keys(metadata: &ClientMetadata) -> Result<Vec<ClientCredential>, OAuthError> {
+    match (&metadata.jwks, &metadata.jwks_uri) {
+        (Some(_), Some(_)) => Err(metadata_error("jwks and jwks_uri must not both be present (RFC 7591 §2)")),
+        (None, None) => Err(metadata_error("private_key_jwt needs jwks or jwks_uri")),
+        (None, Some(uri)) => {
+            let https =
+                uri.len() <= MAX_URI_LENGTH && Url::parse(uri).is_ok_and(|url| url.scheme() == "https");
+            if !https {
+                return Err(metadata_error("jwks_uri must be an https URL"));
+            }
+            Ok(vec![ClientCredential::JwksUri { jwks_uri: uri.clone(), expires: None }])
+        }
+        (Some(jwks), None) => {
+            let keys = jwks
+                .get("keys")
+                .and_then(Value::as_array)
+                .filter(|keys| !keys.is_empty() && keys.len() <= 10);
+            let Some(keys) = keys else {
+                return Err(metadata_error("jwks must hold between one and ten keys"));
+            };
+            keys.iter()
+                .map(|key| {
+                    let usable = key.is_object()
+                        && jsonwebtoken::jwk::Jwk::deserialize(key).is_ok()
+                        && ["d", "p", "q", "dp", "dq", "qi", "k"]
+                            .iter()
+                            .all(|private| key.get(private).is_none());
+                    if usable {
+                        Ok(ClientCredential::Jwk { jwk: key.clone(), expires: None })
+                    } else {
+                        Err(metadata_error("jwks must hold public keys only"))
+                    }
+                })
+                .collect()
+        }
+    }
+}
+
+/// The registration as answered (RFC 7591 §3.2.1, RFC 7592 §3): the metadata with
+/// `client_id` and the management fields; `secret` and `access_token` when new.
+fn answer(
+    provider: &Provider,
+    client: &Client,
+    registration: &Registration,
+    secret: Option<&str>,
+    access_token: Option<&str>,
+) -> Value {
+    let mut body = serde_json::to_value(&registration.metadata).unwrap_or_else(|_| json!({}));
+    body["client_id"] = json!(client.client_id.as_str());
+    body["client_id_issued_at"] = json!(registration.issued_at);
+    if let Some(secret) = secret {
+        body["client_secret"] = json!(secret);
+        // RFC 7591 §3.2.1: 0, the secret does not expire.
+        body["client_secret_expires_at"] = json!(0);
+    }
+    if let Some(token) = access_token {
+        body["registration_access_token"] = json!(token);
+    }
+    body["registration_client_uri"] = json!(registration_client_uri(provider, &client.client_id));
+    body
+}
+
+/// Where a client manages its registration (RFC 7592 §1).
+#[must_use]
+pub fn registration_client_uri(provider: &Provider, client_id: &ClientId) -> String {
+    let id: String = url::form_urlencoded::byte_serialize(client_id.as_str().as_bytes()).collect();
+    provider.settings.endpoint(&format!("/register/{id}"))
+}
+
+/// Registers a client (RFC 7591 §3); the answer for `201 Created`. `address` is the
+/// caller's, for the per-address limit.
+///
+/// # Errors
+/// `invalid_client_metadata` / `invalid_redirect_uri` for metadata this server does
+/// not accept; `temporarily_unavailable` past the per-address limit.
+pub async fn register(
+    provider: &Provider,
+    metadata: ClientMetadata,
+    address: &str,
+) -> Result<Value, OAuthError> {
+    let now = provider.clock.now();
+    let client_id = ClientId(provider.rng.identifier());
+    let Checked { mut client, metadata, authentication } = check(provider, &client_id, metadata)?;
+    let admitted = provider
+        .store
+        .reserve_attempt(
+            &format!("register:{address}"),
+            MAX_REGISTRATIONS_PER_ADDRESS,
+            now,
+            REGISTRATION_WINDOW,
+        )
+        .await?;
+    if !admitted {
+        tracing::warn!(address, "registration refused: too many from this address");
+        return Err(OAuthError::new(
+            ErrorCode::TemporarilyUnavailable,
+            "too many registrations from this address; try again later",
+        ));
+    }
+    let secret = match authentication {
+        Authentication::Secret => Some(provider.rng.token()),
+        Authentication::None | Authentication::Keys(_) => None,
+    };
+    if let Some(secret) = &secret {
+        client.credentials =
+            vec![ClientCredential::SharedSecret { sha256: SecretHash::of(secret), expires: None }];
+    }
+    let access_token = provider.rng.token();
+    let registration = Registration { access_token: SecretHash::of(&access_token), issued_at: now, metadata };
+    client.registration = Some(registration.clone());
+    provider.store.put_clients_from(Source::Dynamic, std::slice::from_ref(&client)).await?;
+    // Unused from now on: removed after the lifetime unless it gets tokens.
+    let lifetime = provider.settings.registration.unused_client_lifetime;
+    provider.store.put_request(&used_key(&client_id), &json!({}), now + lifetime).await?;
+    tracing::info!(%client_id, public = client.is_public(), "client registered");
+    Ok(answer(provider, &client, &registration, secret.as_deref(), Some(&access_token)))
+}
+
+/// The registered client `client_id` when `bearer` is its registration access token.
+async fn authorized(
+    provider: &Provider,
+    client_id: &str,
+    bearer: Option<&str>,
+) -> Result<Client, OAuthError> {
+    let Some(token) = bearer else { return Err(invalid_token()) };
+    let client = provider.store.client(&ClientId(client_id.to_owned())).await?;
+    // RFC 7592 §2: an unknown client and a wrong token look the same (401).
+    match client {
+        Some(client) if client.registration.as_ref().is_some_and(|r| r.access_token.matches(token)) => {
+            Ok(client)
+        }
+        _ => Err(invalid_token()),
+    }
+}
+
+/// RFC 7592 §2.1: the registration as it stands (the secret is never shown again).
+///
+/// # Errors
+/// `invalid_token` for an unknown client or a wrong token.
+pub async fn read(provider: &Provider, client_id: &str, bearer: Option<&str>) -> Result<Value, OAuthError> {
+    let client = authorized(provider, client_id, bearer).await?;
+    let Some(registration) = &client.registration else { return Err(invalid_token()) };
+    Ok(answer(provider, &client, registration, None, None))
+}
+
+/// RFC 7592 §2.2: replaces the registration with `metadata` (the same `client_id`);
+/// the registration access token is rotated, the secret kept (a new one only when the
+/// client turns confidential).
+///
+/// # Errors
+/// `invalid_token` as [`read`]; `invalid_client_metadata` / `invalid_redirect_uri`
+/// as [`register`], and for a body naming another client or a wrong secret.
+pub async fn replace(
+    provider: &Provider,
+    client_id: &str,
+    bearer: Option<&str>,
+    body: &[u8],
+) -> Result<Value, OAuthError> {
+    let current = authorized(provider, client_id, bearer).await?;
+    let Some(previous) = current.registration.clone() else { return Err(invalid_token()) };
+    let raw: Value =
+        serde_json::from_slice(body).map_err(|_| metadata_error("the body is not a JSON object"))?;
+    if raw.get("client_id").and_then(Value::as_str) != Some(client_id) {
+        return Err(metadata_error("the body's client_id must be the registered one (RFC 7592 §2.2)"));
+    }
+    if let Some(sent) = raw.get("client_secret") {
+        let kept = current.credentials.iter().any(|credential| match credential {
+            ClientCredential::SharedSecret { sha256, .. } => {
+                sent.as_str().is_some_and(|sent| sha256.matches(sent))
+            }
+            _ => false,
+        });
+        if !kept {
+            return Err(metadata_error("client_secret does not match the registered one"));
+        }
+    }
+    let metadata: ClientMetadata = serde_json::from_value(raw)
+        .map_err(|error| metadata_error(format!("not client metadata: {error}")))?;
+    let Checked { mut client, metadata, authentication } = check(provider, &current.client_id, metadata)?;
+    let kept_secret: Vec<ClientCredential> = current
+        .credentials
+        .iter()
+        .filter(|credential| matches!(credential, ClientCredential::SharedSecret { .. }))
+        .cloned()
+        .collect();
+    let mut new_secret = None;
+    if let Authentication::Secret = authentication {
+        if kept_secret.is_empty() {
+            let secret = provider.rng.token();
+            client.credentials =
+                vec![ClientCredential::SharedSecret { sha256: SecretHash::of(&secret), expires: None }];
+            new_secret = Some(secret);
+        } else {
+            client.credentials = kept_secret;
+        }
+    }
+    let access_token = provider.rng.token();
+    let registration =
+        Registration { access_token: SecretHash::of(&access_token), issued_at: previous.issued_at, metadata };
+    client.registration = Some(registration.clone());
+    provider.store.put_clients_from(Source::Dynamic, std::slice::from_ref(&client)).await?;
+    provider.clients.invalidate();
+    tracing::info!(client_id = %client.client_id, "client registration replaced");
+    Ok(answer(provider, &client, &registration, new_secret.as_deref(), Some(&access_token)))
+}
+
+/// RFC 7592 §2.3: deletes the client; its grants are revoked with it.
+///
+/// # Errors
+/// `invalid_token` as [`read`].
+pub async fn delete(provider: &Provider, client_id: &str, bearer: Option<&str>) -> Result<(), OAuthError> {
+    let client = authorized(provider, client_id, bearer).await?;
+    provider.store.remove_client(&client.client_id, provider.clock.now()).await?;
+    provider.clients.invalidate();
+    tracing::info!(client_id = %client.client_id, "client registration deleted");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn web_redirects_are_https_or_loopback_http_and_native_ones_may_use_private_schemes() {
+        for ok in
+            ["https://app.example/cb", "http://127.0.0.1:8080/cb", "http://localhost/cb", "http://[::1]/cb"]
+        {
+            assert!(check_redirect_uri(ok, false).is_ok(), "{ok}");
+            assert!(check_redirect_uri(ok, true).is_ok(), "{ok}");
+        }
+        assert!(check_redirect_uri("com.example.app:/callback", true).is_ok());
+        for refused in [
+            "http://app.example/cb",
+            "https://app.example/cb#x",
+            "https://app.example/cb#",
+            "/relative",
+            "javascript:alert(1)",
+            "data:text/html,x",
+            "https://user:pw@app.example/cb",
+        ] {
+            for native in [false, true] {
+                let error = check_redirect_uri(refused, native).unwrap_err();
+                assert_eq!(error.code, ErrorCode::InvalidRedirectUri, "{refused}");
+            }
+        }
+        assert!(
+            check_redirect_uri("com.example.app:/callback", false).is_err(),
+            "private schemes are native"
+        );
+    }
+}
