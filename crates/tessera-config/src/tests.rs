@@ -417,3 +417,29 @@ fn short_value_secrets_are_accepted_without_a_warning_now_that_they_are_salted_a
     let warnings: Vec<String> = config.warnings.iter().map(ToString::to_string).collect();
     assert!(!warnings.iter().any(|w| w.contains("short-svc")), "{warnings:#?}");
 }
+
+#[test]
+fn registration_is_off_by_default_and_its_section_is_checked() {
+    let config = load_ok(BASE);
+    assert!(!config.settings.registration.enabled);
+    assert_eq!(config.settings.registration.unused_client_lifetime, 30 * 86_400);
+    let config = load_ok(&format!(
+        "{BASE}\n[registration]\nenabled = true\ninitial_access_token = \"0123456789abcdef0123\"\n\
+         allowed_scopes = [\"openid\"]\nunused_client_lifetime = \"7d\""
+    ));
+    let registration = &config.settings.registration;
+    assert!(registration.enabled);
+    assert_eq!(registration.initial_access_token.as_ref().unwrap().expose(), "0123456789abcdef0123");
+    assert_eq!(registration.allowed_scopes, ["openid"]);
+    assert_eq!(registration.unused_client_lifetime, 7 * 86_400);
+
+    let errors = errors_of(&format!(
+        "{BASE}\n[registration]\nenabled = true\ninitial_access_token = \"short\"\n\
+         allowed_scopes = [\"no.such.scope\"]\nunused_client_lifetime = \"0s\"\nopen = true"
+    ));
+    for key in ["initial_access_token", "allowed_scopes", "unused_client_lifetime", "open"] {
+        assert!(has_error(&errors, "[registration]", key), "{key}: {errors:#?}");
+    }
+    let errors = errors_of(&format!("{BASE}\n[registration]\nenabled = true"));
+    assert!(has_error(&errors, "[registration]", "allowed_scopes"), "{errors:#?}");
+}
