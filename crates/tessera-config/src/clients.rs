@@ -256,6 +256,7 @@ fn client(
         id_token_signed_response_alg,
         access_token_signing_alg,
         registration: None,
+        from_metadata_document: false,
     })
 }
 

@@ -183,6 +183,7 @@ struct RawRoot {
     ciba: toml::Table,
     dpop: toml::Table,
     registration: toml::Table,
+    client_id_metadata_documents: toml::Table,
     api_scopes: Vec<toml::Table>,
     api_resources: Vec<toml::Table>,
     identity_resources: Vec<toml::Table>,
@@ -269,6 +270,8 @@ fn check(
     );
     let clients = clients::clients(&mut cx, raw.clients, &resources, &signing.algorithms);
     let registration = sections::registration(&mut cx, raw.registration, &resources);
+    let metadata_documents =
+        sections::metadata_documents(&mut cx, raw.client_id_metadata_documents, &resources);
     let users = users::users(&mut cx, raw.users);
     tokens.longest_access_token_lifetime = clients
         .iter()
@@ -294,6 +297,7 @@ fn check(
             mtls,
             cors_origins: clients::cors_origins(&clients),
             registration,
+            metadata_documents,
         },
         server,
         storage,

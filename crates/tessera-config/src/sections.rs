@@ -501,18 +501,7 @@ pub(crate) fn registration(
     let place = Place::section("registration");
     let raw: RawRegistration = cx.decode(&place, table).unwrap_or_default();
     cx.unknown(&place, &raw.unknown);
-    for scope in &raw.allowed_scopes {
-        let known = scope == tessera_core::catalog::OFFLINE_ACCESS
-            || resources.identity_resources.iter().any(|resource| &resource.name == scope)
-            || resources.api_scopes.iter().any(|api_scope| &api_scope.name == scope);
-        if !known {
-            cx.error(
-                &place,
-                "allowed_scopes",
-                format!("`{scope}` is not defined in [[api_scopes]] or [[identity_resources]]"),
-            );
-        }
-    }
+    defined_scopes(cx, &place, &raw.allowed_scopes, resources);
     let initial_access_token = raw.initial_access_token.and_then(|token| {
         if token.len() < 16 {
             cx.error(
@@ -538,6 +527,64 @@ pub(crate) fn registration(
             raw.unused_client_lifetime,
             30 * 86_400,
         ),
+    }
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct RawMetadataDocuments {
+    enabled: bool,
+    allow_http_loopback: bool,
+    allowed_scopes: Vec<String>,
+    #[serde(flatten)]
+    unknown: Unknown,
+}
+
+/// Checks `[client_id_metadata_documents]`: off unless `enabled`; defined scopes only.
+pub(crate) fn metadata_documents(
+    cx: &mut Cx,
+    table: toml::Table,
+    resources: &tessera_core::catalog::Resources,
+) -> tessera_core::metadata_documents::MetadataDocumentSettings {
+    let place = Place::section("client_id_metadata_documents");
+    let raw: RawMetadataDocuments = cx.decode(&place, table).unwrap_or_default();
+    cx.unknown(&place, &raw.unknown);
+    defined_scopes(cx, &place, &raw.allowed_scopes, resources);
+    if raw.enabled && raw.allowed_scopes.is_empty() {
+        cx.error(&place, "allowed_scopes", "name the scopes such clients may ask for");
+    }
+    if raw.allow_http_loopback {
+        cx.warning(
+            &place,
+            "allow_http_loopback",
+            "http client_id URLs on loopback hosts are accepted: development only",
+        );
+    }
+    tessera_core::metadata_documents::MetadataDocumentSettings {
+        enabled: raw.enabled,
+        allow_http_loopback: raw.allow_http_loopback,
+        allowed_scopes: raw.allowed_scopes,
+    }
+}
+
+/// Each of `scopes` must be `offline_access` or defined in the resources.
+fn defined_scopes(
+    cx: &mut Cx,
+    place: &Place,
+    scopes: &[String],
+    resources: &tessera_core::catalog::Resources,
+) {
+    for scope in scopes {
+        let known = scope == tessera_core::catalog::OFFLINE_ACCESS
+            || resources.identity_resources.iter().any(|resource| &resource.name == scope)
+            || resources.api_scopes.iter().any(|api_scope| &api_scope.name == scope);
+        if !known {
+            cx.error(
+                place,
+                "allowed_scopes",
+                format!("`{scope}` is not defined in [[api_scopes]] or [[identity_resources]]"),
+            );
+        }
     }
 }
 

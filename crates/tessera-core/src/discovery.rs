@@ -61,6 +61,10 @@ pub fn metadata(provider: &Provider) -> Value {
     if settings.registration.enabled {
         metadata["registration_endpoint"] = json!(settings.endpoint("/register"));
     }
+    // draft-ietf-oauth-client-id-metadata-document §5: URL client_ids are resolved.
+    if settings.metadata_documents.enabled {
+        metadata["client_id_metadata_document_supported"] = json!(true);
+    }
     // RFC 8705 §5: where the endpoints that take client certificates are, when that is
     // another host or port than the issuer's.
     if settings.mtls.endpoint_base.is_some() {

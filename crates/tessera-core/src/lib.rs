@@ -14,6 +14,7 @@ pub mod end_session;
 pub mod error;
 pub mod grants;
 pub mod introspection;
+pub mod metadata_documents;
 pub mod model;
 pub mod notify;
 pub mod password;

@@ -64,10 +64,16 @@ impl Provider {
         clock: Arc<dyn Clock>,
         jwks_source: Arc<dyn JwksSource>,
         notifier: Arc<dyn Notifier>,
+        document_source: Arc<dyn crate::metadata_documents::DocumentSource>,
     ) -> Result<Self, KeyRingError> {
         let rng = Rng::default();
         let keys = KeyRing::load(store.clone(), settings.signing.clone(), rng.clone(), clock.now()).await?;
-        let clients = ClientRegistry::new(store.clone(), settings.client_cache_ttl);
+        let clients = ClientRegistry::new(store.clone(), settings.client_cache_ttl).with_documents(
+            crate::metadata_documents::MetadataDocuments::new(
+                document_source,
+                settings.metadata_documents.clone(),
+            ),
+        );
         let nonce_secret = store.shared_secret("dpop-nonce", &rng.bytes::<32>()).await?;
         let dpop_nonce_key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &nonce_secret);
         let successor_secret = store.shared_secret("refresh-successor", &rng.bytes::<32>()).await?;

@@ -222,13 +222,25 @@ struct Checked {
     authentication: Authentication,
 }
 
+/// The client `metadata` describes, held to the same rules as a registration (a
+/// client ID metadata document's client, say), with `allowed_scopes` its limit.
+///
+/// # Errors
+/// `invalid_client_metadata` / `invalid_redirect_uri` as [`register`].
+pub fn client_for(
+    client_id: &ClientId,
+    metadata: ClientMetadata,
+    allowed_scopes: &[String],
+) -> Result<Client, OAuthError> {
+    check(allowed_scopes, client_id, metadata).map(|checked| checked.client)
+}
+
 /// RFC 7591 §2 with OAuth 2.1's rules, for a client called `client_id`.
 fn check(
-    provider: &Provider,
+    allowed_scopes: &[String],
     client_id: &ClientId,
     mut metadata: ClientMetadata,
 ) -> Result<Checked, OAuthError> {
-    let settings = &provider.settings.registration;
     let native = match metadata.application_type.as_deref() {
         None | Some("web") => false,
         Some("native") => true,
@@ -263,7 +275,7 @@ fn check(
 
     // Scopes: within what registration allows; all of it when none is named.
     let mut scopes: Vec<String> = match metadata.scope.as_deref() {
-        None => settings.allowed_scopes.clone(),
+        None => allowed_scopes.to_vec(),
         Some(text) => text.split(' ').filter(|scope| !scope.is_empty()).map(str::to_owned).collect(),
     };
     let mut offline = metadata.grant_types.iter().any(|grant| grant == "refresh_token");
@@ -271,7 +283,7 @@ fn check(
         offline = true;
         scopes.retain(|scope| scope != crate::catalog::OFFLINE_ACCESS);
     }
-    if let Some(refused) = scopes.iter().find(|scope| !settings.allowed_scopes.contains(scope)) {
+    if let Some(refused) = scopes.iter().find(|scope| !allowed_scopes.contains(scope)) {
         return Err(metadata_error(format!("scope `{refused}` may not be registered")));
     }
     scopes.dedup();
@@ -383,6 +395,7 @@ fn check(
         id_token_signed_response_alg: None,
         access_token_signing_alg: None,
         registration: None,
+        from_metadata_document: false,
     };
     Ok(Checked { client, metadata, authentication })
 }
@@ -502,7 +515,8 @@ pub async fn register(
 ) -> Result<Value, OAuthError> {
     let now = provider.clock.now();
     let client_id = ClientId(provider.rng.identifier());
-    let Checked { mut client, metadata, authentication } = check(provider, &client_id, metadata)?;
+    let Checked { mut client, metadata, authentication } =
+        check(&provider.settings.registration.allowed_scopes, &client_id, metadata)?;
     let admitted = provider
         .store
         .reserve_attempt(
@@ -598,7 +612,8 @@ pub async fn replace(
     }
     let metadata: ClientMetadata = serde_json::from_value(raw)
         .map_err(|error| metadata_error(format!("not client metadata: {error}")))?;
-    let Checked { mut client, metadata, authentication } = check(provider, &current.client_id, metadata)?;
+    let Checked { mut client, metadata, authentication } =
+        check(&provider.settings.registration.allowed_scopes, &current.client_id, metadata)?;
     let kept_secret: Vec<ClientCredential> = current
         .credentials
         .iter()

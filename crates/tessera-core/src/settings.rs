@@ -29,6 +29,8 @@ pub struct Settings {
     pub cors_origins: Vec<String>,
     /// Dynamic Client Registration (RFC 7591), off by default.
     pub registration: crate::registration::RegistrationSettings,
+    /// Client ID metadata documents (URL `client_id`s), off by default.
+    pub metadata_documents: crate::metadata_documents::MetadataDocumentSettings,
 }
 
 /// What discovery says about mutual TLS (RFC 8705 §3.3, §5).
@@ -127,6 +129,7 @@ impl Settings {
             mtls: MtlsSettings::default(),
             cors_origins: Vec::new(),
             registration: crate::registration::RegistrationSettings::default(),
+            metadata_documents: crate::metadata_documents::MetadataDocumentSettings::default(),
         }
     }
 

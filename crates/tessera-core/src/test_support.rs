@@ -34,6 +34,7 @@ pub fn service_client(client_id: &str, scopes: &[&str]) -> Client {
         id_token_signed_response_alg: None,
         access_token_signing_alg: None,
         registration: None,
+        from_metadata_document: false,
     }
 }
 

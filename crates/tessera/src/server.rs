@@ -42,6 +42,7 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<Provi
         clock,
         outbound.clone(),
         outbound,
+        Arc::new(crate::outbound::HttpDocumentSource),
     )
     .await?;
     Ok(Arc::new(provider))

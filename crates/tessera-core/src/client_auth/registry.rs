@@ -18,12 +18,21 @@ pub struct ClientRegistry {
     store: Arc<dyn ClientStore>,
     ttl: i64,
     entries: RwLock<HashMap<ClientId, (Timestamp, Arc<Client>)>>,
+    /// URL `client_id`s, resolved from their metadata documents instead of the store.
+    documents: Option<crate::metadata_documents::MetadataDocuments>,
 }
 
 impl ClientRegistry {
     /// A cache over `store`, keeping each client `ttl` seconds.
     pub fn new(store: Arc<dyn ClientStore>, ttl: i64) -> Self {
-        Self { store, ttl, entries: RwLock::new(HashMap::new()) }
+        Self { store, ttl, entries: RwLock::new(HashMap::new()), documents: None }
+    }
+
+    /// Resolves URL `client_id`s through `documents` (when they are enabled).
+    #[must_use]
+    pub fn with_documents(mut self, documents: crate::metadata_documents::MetadataDocuments) -> Self {
+        self.documents = Some(documents);
+        self
     }
 
     /// The client, from the cache when fresh. Unknown ids are not cached, so a flood
@@ -32,6 +41,11 @@ impl ClientRegistry {
     /// # Errors
     /// When the store fails.
     pub async fn get(&self, client_id: &ClientId, now: Timestamp) -> StoreResult<Option<Arc<Client>>> {
+        if let Some(documents) = &self.documents
+            && let Some(url) = documents.handles(client_id)
+        {
+            return Ok(documents.client(&url, now).await);
+        }
         let stale = {
             let entries = self.entries.read().unwrap_or_else(std::sync::PoisonError::into_inner);
             match entries.get(client_id) {

@@ -183,6 +183,9 @@ pub struct Client {
     /// For a client that registered itself (RFC 7591): its registration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registration: Option<crate::registration::Registration>,
+    /// A client whose `client_id` is the URL of its metadata document (never stored).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub from_metadata_document: bool,
 }
 
 fn rotate_by_default() -> bool {

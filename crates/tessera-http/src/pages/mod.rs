@@ -34,6 +34,17 @@ pub(crate) struct ConsentPage {
     pub client_name: String,
     pub scopes: Vec<String>,
     pub username: String,
+    /// For a client nobody registered with this server (a URL `client_id`, or one that
+    /// registered itself): where it comes from and where the browser goes next.
+    pub unvetted: Option<Unvetted>,
+}
+
+/// What the consent page says about a client the operator did not register.
+pub(crate) struct Unvetted {
+    /// The host of a URL `client_id`; `None` for a self-registered client.
+    pub client_host: Option<String>,
+    /// The host the browser is sent to after the decision.
+    pub redirect_host: String,
 }
 
 /// The device code entry and approval page.

@@ -6,11 +6,10 @@ use axum::response::Response;
 use tessera_core::{authorize, sign_in};
 
 use super::authorize::{Interaction, expired, failed, load_bound, proceed, untrusted};
-use super::login::client_display_name;
 use crate::AppState;
 use crate::extract::cookies::SESSION_COOKIE;
 use crate::extract::{OAuthForm, parse_form};
-use crate::pages::{ConsentPage, html, see_other};
+use crate::pages::{ConsentPage, Unvetted, html, see_other};
 
 pub(super) async fn consent_page(
     State(app): State<AppState>,
@@ -26,8 +25,22 @@ pub(super) async fn consent_page(
     let Ok(Some(session)) = sign_in::session(&app, app.read_cookie(&headers, SESSION_COOKIE)).await else {
         return see_other(&format!("{}?interaction={id}", app.link("/login")), Vec::new());
     };
+    let client =
+        app.clients.get(&tessera_core::model::ClientId(request.client_id.clone()), app.clock.now()).await;
+    let client = client.ok().flatten();
     let client_name =
-        client_display_name(&app, &request.client_id).await.unwrap_or_else(|| request.client_id.clone());
+        client.as_ref().map_or_else(|| request.client_id.clone(), |client| client.client_name.clone());
+    let host_of = |url: &str| url::Url::parse(url).ok().and_then(|url| url.host_str().map(str::to_owned));
+    let unvetted = client
+        .filter(|client| client.from_metadata_document || client.registration.is_some())
+        .map(|client| Unvetted {
+            client_host: if client.from_metadata_document {
+                host_of(client.client_id.as_str())
+            } else {
+                None
+            },
+            redirect_host: host_of(&request.redirect_uri).unwrap_or_else(|| request.redirect_uri.clone()),
+        });
     let scopes = request.scopes.iter().map(|scope| app.catalog.display_name(scope).to_owned()).collect();
     let csrf = app.csrf(&headers);
     let page = ConsentPage {
@@ -37,6 +50,7 @@ pub(super) async fn consent_page(
         client_name,
         scopes,
         username: session.username,
+        unvetted,
     };
     html(StatusCode::OK, &page, csrf.set_cookie.into_iter().collect(), None)
 }

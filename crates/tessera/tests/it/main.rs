@@ -20,6 +20,7 @@ mod hardening_sign_in;
 mod interop;
 mod introspection;
 mod login_command;
+mod metadata_documents;
 mod mtls;
 mod multi_instance;
 mod outage;
