@@ -355,3 +355,25 @@ fn syntax_error(origin: &str, text: &str, error: &toml::de::Error) -> ConfigErro
 mod interop_tests;
 #[cfg(test)]
 mod tests;
+
+/// One client given as JSON with the keys of a `[[clients]]` table (the admin API's
+/// body), checked by the same rules as the file; errors as `(key, message)` pairs.
+///
+/// # Errors
+/// Every problem found, per key.
+pub fn client_from_json(
+    value: serde_json::Value,
+    resources: &tessera_core::catalog::Resources,
+    algorithms: &[tessera_core::tokens::SigningAlgorithm],
+) -> Result<tessera_core::model::Client, Vec<(String, String)>> {
+    let table: toml::Table = match serde_json::from_value(value) {
+        Ok(table) => table,
+        Err(error) => return Err(vec![(String::new(), format!("not a client object: {error}"))]),
+    };
+    let mut cx = Cx::new("request", Vec::new(), Vec::new());
+    let clients = clients::clients(&mut cx, vec![table], resources, algorithms);
+    if !cx.errors.is_empty() {
+        return Err(cx.errors.into_iter().map(|error| (error.key, error.message)).collect());
+    }
+    clients.into_iter().next().ok_or_else(|| vec![(String::new(), "not a client".to_owned())])
+}

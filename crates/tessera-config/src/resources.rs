@@ -128,6 +128,22 @@ pub(crate) fn resources(cx: &mut Cx, raw: RawResources) -> Resources {
             );
         }
     }
+    // The administration API is itself a resource (`tessera-admin`, scope
+    // `tessera:admin`): a client allowed that scope administers this server.
+    if !api_scopes.iter().any(|scope| scope.name == tessera_core::admin::ADMIN_SCOPE)
+        && !api_resources.iter().any(|resource| resource.name == tessera_core::admin::ADMIN_AUDIENCE)
+    {
+        api_scopes.push(tessera_core::model::ApiScope {
+            name: tessera_core::admin::ADMIN_SCOPE.to_owned(),
+            display_name: "Administer this server".to_owned(),
+        });
+        api_resources.push(tessera_core::model::ApiResource {
+            name: tessera_core::admin::ADMIN_AUDIENCE.to_owned(),
+            display_name: "Tessera administration API".to_owned(),
+            scopes: vec![tessera_core::admin::ADMIN_SCOPE.to_owned()],
+            secrets: Vec::new(),
+        });
+    }
     Resources { api_scopes, api_resources, identity_resources }
 }
 

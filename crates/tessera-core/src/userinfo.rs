@@ -24,6 +24,42 @@ pub struct Presented<'a> {
 /// or a DPoP-bound token presented without its key; `invalid_dpop_proof` for a bad
 /// proof; `insufficient_scope` without `openid`.
 pub async fn userinfo(provider: &Provider, presented: Option<Presented<'_>>) -> Result<Value, OAuthError> {
+    let resolved = resource_token(provider, presented).await?;
+    if !resolved.scope.iter().any(|s| s == "openid") {
+        return Err(OAuthError::insufficient_scope("the access token lacks the openid scope"));
+    }
+    // A client-credentials token has no user behind it.
+    let user = provider
+        .store
+        .user_by_subject(&resolved.subject)
+        .await?
+        .ok_or_else(|| OAuthError::invalid_token("no user behind this access token"))?;
+    let mut claims = Map::new();
+    claims.insert("sub".into(), Value::String(user.subject.clone()));
+    for name in provider.catalog.claims_for(&resolved.scope) {
+        if name == "sub" {
+            continue;
+        }
+        if name == "preferred_username" && !user.claims.contains_key(name) {
+            claims.insert(name.into(), Value::String(user.username.clone()));
+        } else if let Some(value) = user.claims.get(name) {
+            claims.insert(name.into(), value.clone());
+        }
+    }
+    Ok(Value::Object(claims))
+}
+
+/// A live access token of this server as a resource it serves receives it: resolved
+/// (JWT or reference, not expired or revoked), with its proof-of-possession checked
+/// (RFC 9449 §7, RFC 8705 §3).
+///
+/// # Errors
+/// `invalid_token` for a missing, unknown, expired or revoked token, or a bound token
+/// without its key or certificate; `invalid_dpop_proof` for a bad proof.
+pub async fn resource_token(
+    provider: &Provider,
+    presented: Option<Presented<'_>>,
+) -> Result<crate::tokens::access_token::ResolvedToken, OAuthError> {
     let presented = presented.ok_or_else(|| OAuthError::invalid_token("missing access token"))?;
     let token = presented.token;
     let now = provider.clock.now();
@@ -54,26 +90,5 @@ pub async fn userinfo(provider: &Provider, presented: Option<Presented<'_>>) -> 
             ));
         }
     }
-    if !resolved.scope.iter().any(|s| s == "openid") {
-        return Err(OAuthError::insufficient_scope("the access token lacks the openid scope"));
-    }
-    // A client-credentials token has no user behind it.
-    let user = provider
-        .store
-        .user_by_subject(&resolved.subject)
-        .await?
-        .ok_or_else(|| OAuthError::invalid_token("no user behind this access token"))?;
-    let mut claims = Map::new();
-    claims.insert("sub".into(), Value::String(user.subject.clone()));
-    for name in provider.catalog.claims_for(&resolved.scope) {
-        if name == "sub" {
-            continue;
-        }
-        if name == "preferred_username" && !user.claims.contains_key(name) {
-            claims.insert(name.into(), Value::String(user.username.clone()));
-        } else if let Some(value) = user.claims.get(name) {
-            claims.insert(name.into(), value.clone());
-        }
-    }
-    Ok(Value::Object(claims))
+    Ok(resolved)
 }

@@ -86,6 +86,50 @@ impl IntoResponse for HttpError {
     }
 }
 
+/// An admin API failure: the caller's token as a protected resource answers it (RFC
+/// 6750 §3: 401 with the challenge, 403 for scope), a missing target 404, a client or
+/// user the configuration file owns (or a taken name) 409, a bad body 400 with each
+/// field's problem.
+#[must_use]
+pub fn admin_response(error: tessera_core::admin::AdminError) -> Response {
+    use tessera_core::admin::AdminError;
+    let (status, code, description, fields) = match error {
+        AdminError::OAuth(error) => {
+            let status = match error.code {
+                ErrorCode::InvalidToken | ErrorCode::InvalidDpopProof | ErrorCode::UseDpopNonce => {
+                    StatusCode::UNAUTHORIZED
+                }
+                ErrorCode::InsufficientScope => StatusCode::FORBIDDEN,
+                _ => return HttpError::from(error).into_response(),
+            };
+            info!(error = error.code.as_str(), description = %error.description, "admin request refused");
+            let challenge = format!(r#"Bearer realm="tessera-admin", error="{}""#, error.code.as_str());
+            let body = json!({ "error": error.code.as_str(), "error_description": error.description });
+            let mut response = (status, Json(body)).into_response();
+            if let Ok(value) = HeaderValue::from_str(&challenge) {
+                response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+            }
+            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            return response;
+        }
+        AdminError::NotFound(description) => (StatusCode::NOT_FOUND, "not_found", description, Vec::new()),
+        AdminError::Conflict(description) => (StatusCode::CONFLICT, "conflict", description, Vec::new()),
+        AdminError::Invalid(fields) => {
+            (StatusCode::BAD_REQUEST, "invalid_request", "the body is not acceptable".to_owned(), fields)
+        }
+    };
+    info!(error = code, %description, "admin request refused");
+    let fields: Vec<_> =
+        fields.into_iter().map(|(field, message)| json!({ "field": field, "message": message })).collect();
+    let mut body = json!({ "error": code, "error_description": description });
+    if !fields.is_empty() {
+        body["fields"] = json!(fields);
+    }
+    let mut response = (status, Json(body)).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
 /// `Retry-After` on every 503: the store's acquire timeout is about 2 s, and an
 /// outage that outlasts it is retried at this pace.
 pub const RETRY_AFTER_SECONDS: &str = "2";

@@ -1,5 +1,6 @@
 //! Routes, one module per endpoint, mirroring the core's endpoints.
 
+mod admin;
 mod authorize;
 mod ciba;
 mod consent;
@@ -41,6 +42,7 @@ pub(crate) fn all() -> Router<AppState> {
         .route("/logout", get(logout::logout_page).post(logout::logout_submit))
         .route("/userinfo", get(userinfo::userinfo_get).post(userinfo::userinfo_post))
         .route("/par", post(par::par))
+        .merge(admin_routes())
         .route("/register", post(register::register))
         .route("/register/{client_id}", get(register::read).put(register::replace).delete(register::delete))
         .route("/device_authorization", post(device::device_authorization))
@@ -49,6 +51,23 @@ pub(crate) fn all() -> Router<AppState> {
         .route("/bc-authorize", post(ciba::backchannel_authentication))
         .route("/approvals", get(ciba::approvals_page).post(ciba::approvals_submit))
         .route("/assets/tessera.css", get(stylesheet))
+}
+
+/// The administration API (see [`admin`]).
+pub(crate) fn admin_routes() -> Router<AppState> {
+    Router::new()
+        .route("/admin/openapi.json", get(admin::openapi))
+        .route("/admin/clients", get(admin::list_clients).post(admin::create_client))
+        .route(
+            "/admin/clients/{client_id}",
+            get(admin::read_client).put(admin::replace_client).delete(admin::delete_client),
+        )
+        .route("/admin/clients/{client_id}/secret", post(admin::rotate_secret))
+        .route("/admin/users", get(admin::list_users).post(admin::create_user))
+        .route("/admin/users/{username}", axum::routing::delete(admin::delete_user))
+        .route("/admin/users/{username}/password", axum::routing::put(admin::set_password))
+        .route("/admin/users/{username}/disable", post(admin::disable_user))
+        .route("/admin/users/{username}/enable", post(admin::enable_user))
 }
 
 /// RFC 8414 §3.1 path insertion, for an issuer with a path: the metadata at

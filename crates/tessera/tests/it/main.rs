@@ -1,6 +1,7 @@
 //! Integration tests: the real server on a loopback port, real clients over HTTP.
 #![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests: a failed expectation is a panic")]
 
+mod admin;
 mod authorize_errors;
 mod bff;
 mod bff_browser;
