@@ -14,11 +14,33 @@
 //!     Ok(format!("orders of {}", token.subject))
 //! }
 //! ```
+//!
+//! To be discoverable (an MCP server must be), describe the resource with
+//! [`ResourceMetadata`] (RFC 9728): [`Verifier::resource_metadata_router`] serves the
+//! document at `/.well-known/oauth-protected-resource/mcp` for the resource
+//! `https://api.example.com/mcp`, and every 401 names it in `WWW-Authenticate`
+//! (`resource_metadata="…"`, RFC 9728 §5.1), so a client holding no token finds the
+//! authorization server from there.
+//!
+//! ```ignore
+//! let metadata = ResourceMetadata::new("https://api.example.com/mcp", &["mcp:tools"])?
+//!     .with_resource_name("Example MCP server");
+//! let verifier = Arc::new(
+//!     Verifier::new("https://id.example.com", "https://api.example.com/mcp")
+//!         .with_api_base("https://api.example.com")
+//!         .with_resource_metadata(metadata),
+//! );
+//! let app = Router::new()
+//!     .route("/mcp", post(mcp))
+//!     .merge(verifier.resource_metadata_router())
+//!     .with_state(verifier);
+//! ```
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use axum::Router;
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -28,6 +50,10 @@ use jsonwebtoken::{DecodingKey, Validation};
 use serde::Deserialize;
 use tessera_core::clock::{Clock as _, SystemClock};
 use tessera_core::sender::dpop::{self, DpopProof};
+
+mod metadata;
+
+pub use metadata::{InvalidResource, ResourceMetadata};
 
 /// How long fetched keys are trusted before the JWKS is read again.
 const KEYS_FRESH_FOR: Duration = Duration::from_secs(300);
@@ -55,6 +81,7 @@ pub struct Verifier {
     fetching: tokio::sync::Mutex<()>,
     seen_proofs: Mutex<SeenProofs>,
     api_base: Option<String>,
+    resource_metadata: Option<ResourceMetadata>,
 }
 
 /// DPoP proof `jti`s by key, each until the proof would be too old anyway.
@@ -119,18 +146,20 @@ enum Scheme {
 }
 
 /// Why a request was refused: a 401 (or 403) with `WWW-Authenticate` (RFC 6750 §3,
-/// RFC 9449 §7.1).
+/// RFC 9449 §7.1; RFC 9728 §5.1 for `resource_metadata`).
 #[derive(Debug)]
 pub struct Rejection {
     scheme: Scheme,
     status: StatusCode,
     error: &'static str,
     description: &'static str,
+    /// The URL of the resource's metadata document, set by [`Verifier::verify`].
+    resource_metadata: Option<String>,
 }
 
 impl Rejection {
     fn new(scheme: Scheme, status: StatusCode, error: &'static str, description: &'static str) -> Self {
-        Self { scheme, status, error, description }
+        Self { scheme, status, error, description, resource_metadata: None }
     }
 
     fn invalid_token(scheme: Scheme, description: &'static str) -> Self {
@@ -147,8 +176,13 @@ impl Rejection {
 impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
         let scheme = if self.scheme == Scheme::Dpop { "DPoP" } else { "Bearer" };
-        let challenge =
+        let mut challenge =
             format!(r#"{scheme} error="{}", error_description="{}""#, self.error, self.description);
+        // RFC 9728 §5.1: where a client learns which authorization server to ask.
+        // A parsed URL holds no `"` or `\`, so it needs no escaping as a quoted-string.
+        if let Some(url) = &self.resource_metadata {
+            challenge.push_str(&format!(r#", resource_metadata="{url}""#));
+        }
         let mut response = self.status.into_response();
         if let Ok(value) = HeaderValue::from_str(&challenge) {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
@@ -200,6 +234,7 @@ impl Verifier {
             fetching: tokio::sync::Mutex::new(()),
             seen_proofs: Mutex::new(SeenProofs::default()),
             api_base: None,
+            resource_metadata: None,
         }
     }
 
@@ -212,13 +247,62 @@ impl Verifier {
         self
     }
 
+    /// Describes the API as a protected resource (RFC 9728): every 401 then names the
+    /// metadata document in `WWW-Authenticate`, and
+    /// [`resource_metadata_router`](Self::resource_metadata_router) serves it.
+    #[must_use]
+    pub fn with_resource_metadata(mut self, metadata: ResourceMetadata) -> Self {
+        self.resource_metadata = Some(metadata);
+        self
+    }
+
+    /// The protected resource metadata document (RFC 9728 §2), when configured:
+    /// `authorization_servers` is the issuer, and `dpop_signing_alg_values_supported`
+    /// is listed only with a base URL, without which DPoP-bound tokens are refused.
+    #[must_use]
+    pub fn resource_metadata(&self) -> Option<serde_json::Value> {
+        Some(self.resource_metadata.as_ref()?.document(&self.issuer, &self.dpop_algorithms()))
+    }
+
+    /// A router serving [`resource_metadata`](Self::resource_metadata) at its RFC 9728
+    /// §3.1 path, as `application/json` cacheable for an hour; merge it into the API's.
+    /// Without [`with_resource_metadata`](Self::with_resource_metadata) it has no routes.
+    pub fn resource_metadata_router<S>(&self) -> Router<S>
+    where
+        S: Clone + Send + Sync + 'static,
+    {
+        let Some(metadata) = &self.resource_metadata else {
+            return Router::new();
+        };
+        metadata.router(&metadata.document(&self.issuer, &self.dpop_algorithms()))
+    }
+
+    /// The DPoP proof algorithms accepted: none without a base URL to judge `htu` by.
+    fn dpop_algorithms(&self) -> Vec<String> {
+        if self.api_base.is_some() { dpop::algorithm_names() } else { Vec::new() }
+    }
+
     /// Checks the request's access token (and DPoP proof) for `method` and the
     /// request's public `url`, and its certificate binding against the TLS client
     /// certificate the request came with.
     ///
     /// # Errors
-    /// [`Rejection`]: 401 `invalid_token` or `invalid_dpop_proof`.
+    /// [`Rejection`]: 401 `invalid_token` or `invalid_dpop_proof`, naming the resource
+    /// metadata when configured (RFC 9728 §5.1).
     pub async fn verify(
+        &self,
+        headers: &axum::http::HeaderMap,
+        method: &str,
+        url: &str,
+        peer_certificate: Option<&PeerCertificate>,
+    ) -> Result<AccessToken, Rejection> {
+        self.check_request(headers, method, url, peer_certificate).await.map_err(|mut rejection| {
+            rejection.resource_metadata = self.resource_metadata.as_ref().map(|m| m.url().to_owned());
+            rejection
+        })
+    }
+
+    async fn check_request(
         &self,
         headers: &axum::http::HeaderMap,
         method: &str,
@@ -430,7 +514,72 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::{MAX_SEEN_PROOFS, SWEEP_EVERY, SeenProofs};
+    use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+    use axum::response::IntoResponse as _;
+
+    use super::{MAX_SEEN_PROOFS, ResourceMetadata, SWEEP_EVERY, SeenProofs, Verifier};
+
+    const METADATA_URL: &str = "https://api.example.com/.well-known/oauth-protected-resource/mcp";
+
+    fn described_verifier() -> Verifier {
+        let metadata = ResourceMetadata::new("https://api.example.com/mcp", &["mcp.tools"]).unwrap();
+        Verifier::new("https://id.example.com/", "api1").with_resource_metadata(metadata)
+    }
+
+    /// The `WWW-Authenticate` value and status `verifier` answers `authorization` with.
+    /// Only for requests refused before the JWKS is needed.
+    async fn challenge(verifier: &Verifier, authorization: Option<&str>) -> (StatusCode, String) {
+        let mut headers = HeaderMap::new();
+        if let Some(authorization) = authorization {
+            headers.insert(header::AUTHORIZATION, HeaderValue::from_str(authorization).unwrap());
+        }
+        let rejection = verifier.verify(&headers, "GET", "", None).await.unwrap_err();
+        let response = rejection.into_response();
+        let challenge = response.headers()[header::WWW_AUTHENTICATE].to_str().unwrap().to_owned();
+        (response.status(), challenge)
+    }
+
+    #[tokio::test]
+    async fn a_request_without_a_token_is_pointed_at_the_resource_metadata() {
+        let (status, challenge) = challenge(&described_verifier(), None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            challenge,
+            format!(
+                r#"Bearer error="invalid_token", error_description="no access token", resource_metadata="{METADATA_URL}""#
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn an_invalid_token_keeps_its_error_and_names_the_resource_metadata() {
+        let (status, challenge) = challenge(&described_verifier(), Some("DPoP not-a-jwt")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            challenge,
+            format!(
+                r#"DPoP error="invalid_token", error_description="malformed token", resource_metadata="{METADATA_URL}""#
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn without_metadata_the_challenge_names_none() {
+        let (_, challenge) = challenge(&Verifier::new("https://id.example.com", "api1"), None).await;
+        assert_eq!(challenge, r#"Bearer error="invalid_token", error_description="no access token""#);
+    }
+
+    #[test]
+    fn the_metadata_names_the_issuer_and_lists_dpop_only_when_dpop_can_be_checked() {
+        let without_base = described_verifier().resource_metadata().unwrap();
+        assert_eq!(without_base["authorization_servers"], serde_json::json!(["https://id.example.com"]));
+        assert!(without_base.get("dpop_signing_alg_values_supported").is_none());
+        let with_base =
+            described_verifier().with_api_base("https://api.example.com").resource_metadata().unwrap();
+        let algorithms = with_base["dpop_signing_alg_values_supported"].as_array().unwrap();
+        assert!(algorithms.contains(&"ES256".into()), "{algorithms:?}");
+        assert!(Verifier::new("https://id.example.com", "api1").resource_metadata().is_none());
+    }
 
     #[test]
     fn a_proof_is_accepted_once_until_it_expires() {
