@@ -7,6 +7,10 @@ use crate::sender::dpop::{self, DpopProof};
 use crate::tokens::access_token;
 use crate::{OAuthError, Provider};
 
+/// The description of the error for a request that presented no token at all (RFC
+/// 6750 §3.1: its challenge carries no error code).
+pub const MISSING_TOKEN: &str = "missing access token";
+
 /// An access token as presented to a protected resource.
 #[derive(Debug)]
 pub struct Presented<'a> {
@@ -60,7 +64,7 @@ pub async fn resource_token(
     provider: &Provider,
     presented: Option<Presented<'_>>,
 ) -> Result<crate::tokens::access_token::ResolvedToken, OAuthError> {
-    let presented = presented.ok_or_else(|| OAuthError::invalid_token("missing access token"))?;
+    let presented = presented.ok_or_else(|| OAuthError::invalid_token(MISSING_TOKEN))?;
     let token = presented.token;
     let now = provider.clock.now();
     let resolved = access_token::resolve(provider, token, now)

@@ -146,12 +146,15 @@ fn check_signature(token: &str, jwk: &Jwk, alg: Algorithm) -> Option<AssertionCl
 }
 
 /// draft-ietf-oauth-rfc7523bis §4: `aud` is the issuer as its sole value, so an
-/// assertion made for another server (or for several) cannot be replayed here. The
-/// endpoint's URL as a single string is still accepted from older clients (RFC 7523
-/// §3 item 3); an array holding anything but the issuer is not.
-fn audience_accepted(aud: &Audience, issuer: &str, endpoint: &str) -> bool {
+/// assertion made for another server (or for several) cannot be replayed here. As a
+/// single string, the URL of the endpoint called and the token endpoint's are still
+/// accepted: RFC 7523 §3 item 3 and OpenID Connect Core §9 name the token endpoint,
+/// RFC 9126 §2 requires PAR to accept it, and clients such as Authlib sign every
+/// assertion for it (revocation and introspection included). Every such URL names this
+/// server alone; an array holding anything but the issuer is refused.
+fn audience_accepted(aud: &Audience, issuer: &str, endpoint: &str, token_endpoints: [&str; 2]) -> bool {
     match aud {
-        Audience::One(one) => one == issuer || one == endpoint,
+        Audience::One(one) => one == issuer || one == endpoint || token_endpoints.contains(&one.as_str()),
         Audience::Many(many) => matches!(many.as_slice(), [only] if only == issuer),
     }
 }
@@ -172,8 +175,12 @@ fn check_claims(
         return Err("iss and sub must both be the client_id".into());
     }
     let aud = claims.aud.as_ref().ok_or("assertion has no aud")?;
-    if !audience_accepted(aud, &provider.settings.issuer, endpoint.url) {
-        return Err("aud must be the issuer alone (or, as one string, this endpoint)".into());
+    let token_endpoints = [provider.settings.endpoint("/token"), provider.settings.mtls_endpoint("/token")];
+    let token_endpoints = [token_endpoints[0].as_str(), token_endpoints[1].as_str()];
+    if !audience_accepted(aud, &provider.settings.issuer, endpoint.url, token_endpoints) {
+        return Err(
+            "aud must be the issuer alone (or, as one string, this endpoint or the token endpoint)".into()
+        );
     }
     let exp = claims.exp.ok_or("assertion has no exp")?;
     if exp + skew <= now {

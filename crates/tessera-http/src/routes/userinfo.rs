@@ -106,11 +106,16 @@ fn respond(scheme: Scheme, result: Result<serde_json::Value, OAuthError>) -> Res
     };
     tracing::info!(error = error.code.as_str(), description = %error.description, "userinfo refused");
     let scheme_name = if scheme == Scheme::Dpop { "DPoP" } else { "Bearer" };
-    let challenge = format!(
-        r#"{scheme_name} realm="tessera", error="{}", error_description="{}""#,
-        error.code.as_str(),
-        error.description.replace('"', "'")
-    );
+    // RFC 6750 §3.1: a request with no credentials at all gets the bare challenge.
+    let challenge = if error.code == ErrorCode::InvalidToken && error.description == userinfo::MISSING_TOKEN {
+        format!(r#"{scheme_name} realm="tessera""#)
+    } else {
+        format!(
+            r#"{scheme_name} realm="tessera", error="{}", error_description="{}""#,
+            error.code.as_str(),
+            error.description.replace('"', "'")
+        )
+    };
     let mut response = (
         status,
         Json(serde_json::json!({ "error": error.code.as_str(), "error_description": error.description })),

@@ -390,3 +390,16 @@ async fn a_session_started_on_one_instance_continues_on_another() {
     b.stop().await;
     schema.drop().await;
 }
+
+/// RFC 6750 §3.1: a request without any token gets the bare challenge (no error
+/// code); a bad token gets `invalid_token`.
+#[tokio::test]
+async fn userinfo_without_a_token_gets_a_challenge_without_an_error_code() {
+    let app = TestServer::spawn().await;
+    let response = app.http.get(app.url("/userinfo")).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(response.headers()["www-authenticate"], "Bearer realm=\"tessera\"");
+    let response = app.http.get(app.url("/userinfo")).bearer_auth("made-up").send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert!(response.headers()["www-authenticate"].to_str().unwrap().contains("error=\"invalid_token\""));
+}

@@ -83,6 +83,65 @@ async fn an_audience_array_must_hold_the_issuer_alone() {
     }
 }
 
+/// Authlib signs every assertion for the token endpoint, revocation and introspection
+/// included, and RFC 9126 §2 makes PAR accept it: the token endpoint's URL is a
+/// good `aud` at every endpoint; another endpoint's URL only where it is called.
+#[tokio::test]
+async fn the_token_endpoint_is_an_accepted_audience_at_every_endpoint() {
+    let key = ClientKey::generate("k");
+    let config = format!(
+        "{}
+[[clients]]
+client_id = \"pkjwt-web\"
+allowed_grant_types = [\"authorization_code\"]
+\
+         client_secrets = [{{ jwk = {} }}]
+redirect_uris = [\"https://pk.example/cb\"]
+allowed_scopes = [\"openid\"]
+",
+        inline_client(&key),
+        key.toml_jwk()
+    );
+    let app = TestServer::spawn_with(&config).await;
+    let now = tessera_core::Clock::now(app.clock.as_ref());
+    let assertion = |client: &str, jti: &str, aud: &str| {
+        key.assertion(
+            &json!({ "iss": client, "sub": client, "aud": aud, "exp": now + 3600, "iat": now, "jti": jti }),
+        )
+    };
+    let token = app.url("/token");
+    let form_with = |assertion: String, extra: Vec<(&'static str, String)>| {
+        let mut form = vec![
+            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_owned()),
+            ("client_assertion", assertion),
+        ];
+        form.extend(extra);
+        form
+    };
+    let post = |path: &'static str, form: Vec<(&'static str, String)>| {
+        let app = &app;
+        async move { app.http.post(app.url(path)).form(&form).send().await.unwrap().status().as_u16() }
+    };
+    let revoke = form_with(assertion("signer", "r1", &token), vec![("token", "whatever".into())]);
+    assert_eq!(post("/revoke", revoke).await, 200);
+    let introspect = form_with(assertion("signer", "i1", &token), vec![("token", "whatever".into())]);
+    assert_eq!(post("/introspect", introspect).await, 200);
+    let par_fields = || {
+        vec![
+            ("client_id", "pkjwt-web".to_owned()),
+            ("response_type", "code".to_owned()),
+            ("redirect_uri", "https://pk.example/cb".to_owned()),
+            ("scope", "openid".to_owned()),
+            ("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".to_owned()),
+            ("code_challenge_method", "S256".to_owned()),
+        ]
+    };
+    assert_eq!(post("/par", form_with(assertion("pkjwt-web", "p1", &token), par_fields())).await, 201);
+    // Another endpoint's URL is not the token endpoint's: refused at /revoke.
+    let wrong = form_with(assertion("signer", "r2", &app.url("/introspect")), vec![("token", "x".into())]);
+    assert_eq!(post("/revoke", wrong).await, 400);
+}
+
 #[tokio::test]
 async fn a_replayed_assertion_is_invalid_client() {
     let key = ClientKey::generate("k");
