@@ -200,22 +200,26 @@ pub async fn rotate_secret(provider: &Provider, client_id: &str) -> Result<Value
         return Err(invalid("client_id", "a public client has no secret"));
     }
     let secret = provider.rng.token();
-    client.credentials.retain(|credential| {
-        !matches!(credential, ClientCredential::SharedSecret { .. } | ClientCredential::SaltedSecret { .. })
-    });
-    client
-        .credentials
-        .push(ClientCredential::SharedSecret { sha256: SecretHash::of(&secret), expires: None });
-    for method in [AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost] {
-        if !client.auth_methods.contains(&method) {
-            client.auth_methods.push(method);
-        }
-    }
+    replace_secret(&mut client, &secret);
     let source = source_of(provider, &id).await?.unwrap_or(Source::Admin);
     provider.store.put_clients_from(source, std::slice::from_ref(&client)).await?;
     provider.clients.invalidate();
     tracing::info!(client_id, "client secret rotated through the admin API");
     Ok(json!({ "client_id": client_id, "client_secret": secret }))
+}
+
+/// Replaces `client`'s shared secrets with `secret` (kept as its SHA-256: 256 random
+/// bits need no slow hash), and lets it authenticate with either secret method.
+pub fn replace_secret(client: &mut Client, secret: &str) {
+    client.credentials.retain(|credential| {
+        !matches!(credential, ClientCredential::SharedSecret { .. } | ClientCredential::SaltedSecret { .. })
+    });
+    client.credentials.push(ClientCredential::SharedSecret { sha256: SecretHash::of(secret), expires: None });
+    for method in [AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost] {
+        if !client.auth_methods.contains(&method) {
+            client.auth_methods.push(method);
+        }
+    }
 }
 
 fn user_view(user: &User, source: Source) -> Value {

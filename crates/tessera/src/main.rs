@@ -137,6 +137,29 @@ enum ClientsAction {
         #[arg(long, short, env = "TESSERA_CONFIG")]
         config: PathBuf,
     },
+    /// Add a client (source `cli`) defined by a file with the keys of a `[[clients]]`
+    /// table: TOML (`*.toml`) or JSON, `-` for standard input. Checked by the
+    /// configuration's rules; a start never removes it.
+    Add {
+        #[arg(long, short, env = "TESSERA_CONFIG")]
+        config: PathBuf,
+        /// The client definition.
+        file: PathBuf,
+    },
+    /// Remove a client that is not in the configuration file, revoking its grants and
+    /// refresh tokens.
+    Remove {
+        #[arg(long, short, env = "TESSERA_CONFIG")]
+        config: PathBuf,
+        client_id: String,
+    },
+    /// Give a confidential client (not one of the configuration file) a new random
+    /// secret, printed once; its other shared secrets stop working.
+    RotateSecret {
+        #[arg(long, short, env = "TESSERA_CONFIG")]
+        config: PathBuf,
+        client_id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -363,11 +386,37 @@ async fn users(action: UsersAction) -> Result<(), tessera::server::StartError> {
 }
 
 async fn clients(action: ClientsAction) -> Result<(), tessera::server::StartError> {
-    let ClientsAction::List { config: path } = action;
-    let config = load_config(&path).map_err(|_| "invalid configuration")?;
-    let store = tessera::users::open_store(&config, &Rng::default()).await?;
-    for line in tessera::clients::list(&store).await? {
-        println!("{line}");
+    let path = match &action {
+        ClientsAction::List { config }
+        | ClientsAction::Add { config, .. }
+        | ClientsAction::Remove { config, .. }
+        | ClientsAction::RotateSecret { config, .. } => config,
+    };
+    let config = load_config(path).map_err(|_| "invalid configuration")?;
+    let rng = Rng::default();
+    let store = tessera::users::open_store(&config, &rng).await?;
+    match action {
+        ClientsAction::List { .. } => {
+            for line in tessera::clients::list(&store).await? {
+                println!("{line}");
+            }
+        }
+        ClientsAction::Add { file, .. } => {
+            let definition = tessera::clients::read_definition(&file)?;
+            let client_id = tessera::clients::add(&store, &config, definition).await?;
+            println!("added client {client_id}");
+        }
+        ClientsAction::Remove { client_id, .. } => {
+            tessera::clients::remove(&store, &client_id, SystemClock.now()).await?;
+            println!("removed client {client_id}; its grants and refresh tokens are revoked");
+        }
+        ClientsAction::RotateSecret { client_id, .. } => {
+            let secret = tessera::clients::rotate_secret(&store, &client_id, &rng).await?;
+            println!("{secret}");
+            eprintln!(
+                "new secret for client {client_id} (shown once); its other shared secrets no longer work"
+            );
+        }
     }
     Ok(())
 }

@@ -255,3 +255,64 @@ fn unencrypted_signing_keys_are_warned_about_at_every_start() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `tessera clients add|rotate-secret|remove`: a client of the command line is added
+/// from a TOML or JSON definition checked by the file's rules, survives a start with
+/// the same file, gets a new secret printed once, and is removed; the file's clients
+/// are refused.
+#[test]
+fn clients_add_rotate_secret_and_remove_on_the_command_line() {
+    let dir = temp_dir("clients-cli");
+    let config = dir.join("quickstart.toml");
+    std::fs::write(&config, quickstart_text()).unwrap();
+    let config = config.to_str().unwrap();
+    let url = format!("sqlite://{}", dir.join("clients.db").display());
+    let definition = dir.join("job.toml");
+    std::fs::write(
+        &definition,
+        "client_id = \"job\"\nallowed_grant_types = [\"client_credentials\"]\n\
+         client_secrets = [{ value = \"job-secret-1\" }]\nallowed_scopes = [\"api1.read\"]\n",
+    )
+    .unwrap();
+    let added = stdout(&run(&url, &["clients", "add", "--config", config, definition.to_str().unwrap()], ""));
+    assert!(added.contains("added client job"), "{added}");
+    let again = run(&url, &["clients", "add", "--config", config, definition.to_str().unwrap()], "");
+    assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("exists"));
+    // JSON from standard input, checked by the file's rules.
+    let bad = run(
+        &url,
+        &["clients", "add", "--config", config, "-"],
+        r#"{"client_id": "bad", "allowed_grant_types": ["password"]}"#,
+    );
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("allowed_grant_types"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+
+    // A start (here: another command loading the same file) keeps it.
+    let listed = stdout(&run(&url, &["clients", "list", "--config", config], ""));
+    assert!(listed.lines().any(|line| line.starts_with("job\tcli\t")), "{listed}");
+
+    let rotated = run(&url, &["clients", "rotate-secret", "--config", config, "job"], "");
+    let secret = stdout(&rotated).trim().to_owned();
+    assert!(secret.len() >= 43, "{secret}");
+    assert!(!String::from_utf8_lossy(&rotated.stderr).contains(&secret), "printed once, on stdout");
+    let stored = std::fs::read(dir.join("clients.db")).unwrap();
+    assert!(!stored.windows(secret.len()).any(|w| w == secret.as_bytes()), "stored hashed only");
+
+    for refused in [
+        &["clients", "remove", "--config", config, "service-a"][..],
+        &["clients", "rotate-secret", "--config", config, "service-a"],
+    ] {
+        let output = run(&url, refused, "");
+        assert!(!output.status.success());
+        assert!(String::from_utf8_lossy(&output.stderr).contains("configuration file"));
+    }
+    let removed = stdout(&run(&url, &["clients", "remove", "--config", config, "job"], ""));
+    assert!(removed.contains("removed client job"));
+    let listed = stdout(&run(&url, &["clients", "list", "--config", config], ""));
+    assert!(!listed.contains("job\t"), "{listed}");
+    let _ = std::fs::remove_dir_all(dir);
+}
