@@ -59,6 +59,9 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// The optional TLS listener (needed for mutual TLS, RFC 8705).
     pub tls: Option<TlsConfig>,
+    /// `[admin] listen`: the administration API's own listener; `None` serves it on
+    /// the main one.
+    pub admin_listen: Option<SocketAddr>,
     /// A TLS-terminating proxy trusted to pass client certificates on.
     pub proxy: Option<ProxyConfig>,
     /// Timeouts and the cap that keep slow or idle clients from holding connections.
@@ -184,6 +187,7 @@ struct RawRoot {
     dpop: toml::Table,
     registration: toml::Table,
     client_id_metadata_documents: toml::Table,
+    admin: toml::Table,
     api_scopes: Vec<toml::Table>,
     api_resources: Vec<toml::Table>,
     identity_resources: Vec<toml::Table>,
@@ -253,7 +257,8 @@ fn check(
     cx.unknown(&root_place, &raw.unknown);
 
     let issuer = sections::issuer(&mut cx, raw.issuer);
-    let (server, timings) = sections::server(&mut cx, base_dir, raw.server);
+    let (mut server, timings) = sections::server(&mut cx, base_dir, raw.server);
+    server.admin_listen = sections::admin(&mut cx, raw.admin);
     let storage = sections::storage(&mut cx, base_dir, raw.storage);
     let signing = sections::signing(&mut cx, raw.signing);
     let mut tokens = sections::tokens(&mut cx, raw.tokens);

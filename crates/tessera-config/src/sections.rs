@@ -118,7 +118,7 @@ pub(crate) fn server(cx: &mut Cx, base_dir: &Path, table: toml::Table) -> (Serve
         None => defaults.max_connections,
     };
     let connections = ConnectionLimits { header_read_timeout, idle_timeout, max_connections };
-    (ServerConfig { listen, tls, proxy, connections }, timings)
+    (ServerConfig { listen, tls, admin_listen: None, proxy, connections }, timings)
 }
 
 #[derive(Default, Deserialize)]
@@ -586,6 +586,22 @@ fn defined_scopes(
             );
         }
     }
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct RawAdmin {
+    listen: Option<String>,
+    #[serde(flatten)]
+    unknown: Unknown,
+}
+
+/// Checks `[admin]`; returns the administration API's own listener, if any.
+pub(crate) fn admin(cx: &mut Cx, table: toml::Table) -> Option<SocketAddr> {
+    let place = Place::section("admin");
+    let raw: RawAdmin = cx.decode(&place, table).unwrap_or_default();
+    cx.unknown(&place, &raw.unknown);
+    raw.listen.map(|text| socket_addr(cx, &place, "listen", &text))
 }
 
 /// A lifetime: zero would make whatever it governs expire as it is issued.

@@ -63,11 +63,26 @@ impl Deref for App {
 /// Shared state of every route.
 pub type AppState = Arc<App>;
 
-/// The whole HTTP application, mounted at the issuer's path.
+/// The whole HTTP application, mounted at the issuer's path, the administration API
+/// included.
 ///
 /// # Errors
 /// When the shared CSRF key cannot be read from the store.
 pub async fn router(provider: Arc<Provider>, tls: TlsOptions) -> Result<Router, OAuthError> {
+    Ok(routers(provider, tls, false).await?.0)
+}
+
+/// The application and, when `separate_admin`, the administration API apart from it
+/// (for `[admin] listen`: served at `/admin/…` on its own listener, absent from the
+/// main one).
+///
+/// # Errors
+/// When the shared CSRF key cannot be read from the store.
+pub async fn routers(
+    provider: Arc<Provider>,
+    tls: TlsOptions,
+    separate_admin: bool,
+) -> Result<(Router, Option<Router>), OAuthError> {
     // One key for every instance, so a form rendered by one verifies on another.
     let candidate = provider.rng.bytes::<32>();
     let secret = provider.store.shared_secret("csrf-hmac", &candidate).await?;
@@ -75,7 +90,11 @@ pub async fn router(provider: Arc<Provider>, tls: TlsOptions) -> Result<Router, 
     let base_path = issuer_path(&provider.settings.issuer);
     let secure_cookies = provider.settings.issuer.starts_with("https://");
     let app = Arc::new(App { provider, csrf_key, base_path: base_path.clone(), secure_cookies, tls });
-    let routes = routes::all().with_state(app.clone());
+    let mut routes = routes::all();
+    if !separate_admin {
+        routes = routes.merge(routes::admin_routes());
+    }
+    let routes = routes.with_state(app.clone());
     let router = if base_path.is_empty() {
         routes
     } else {
@@ -85,8 +104,19 @@ pub async fn router(provider: Arc<Provider>, tls: TlsOptions) -> Result<Router, 
             .nest(&base_path, routes)
             .merge(routes::path_inserted_metadata(&base_path).with_state(app.clone()))
     };
-    Ok(router
-        .layer(axum::middleware::from_fn_with_state(app, cors::cors))
+    let admin = separate_admin.then(|| {
+        let admin =
+            routes::admin_routes().with_state(app.clone()).layer(axum::Extension(routes::AdminListener));
+        common_layers(admin)
+    });
+    let router = router.layer(axum::middleware::from_fn_with_state(app, cors::cors));
+    Ok((common_layers(router), admin))
+}
+
+/// What every listener's requests go through: body limit, `nosniff`, the request
+/// timeout, panics as 500s, and a span per request.
+fn common_layers(router: Router) -> Router {
+    router
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(SetResponseHeaderLayer::if_not_present(
             HeaderName::from_static("x-content-type-options"),
@@ -94,7 +124,7 @@ pub async fn router(provider: Arc<Provider>, tls: TlsOptions) -> Result<Router, 
         ))
         .layer(axum::middleware::from_fn(error::within_request_timeout))
         .layer(CatchPanicLayer::custom(error::panic_response))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span)))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
 }
 
 /// The span of a request: method and path only. Never the query string, which can carry

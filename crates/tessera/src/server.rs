@@ -53,6 +53,8 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<Provi
 pub struct Listeners {
     pub http: TcpListener,
     pub tls: Option<TcpListener>,
+    /// `[admin] listen`: the administration API alone, apart from the rest.
+    pub admin: Option<TcpListener>,
     pub limits: ConnectionLimits,
 }
 
@@ -94,7 +96,11 @@ impl Listeners {
             Some(tls) => Some(TcpListener::bind(tls.listen).await?),
             None => None,
         };
-        Ok(Self { http, tls, limits: connection_limits(config) })
+        let admin = match config.server.admin_listen {
+            Some(address) => Some(TcpListener::bind(address).await?),
+            None => None,
+        };
+        Ok(Self { http, tls, admin, limits: connection_limits(config) })
     }
 }
 
@@ -156,7 +162,10 @@ pub async fn serve(
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    let router = tessera_http::router(provider.clone(), tls.options).await.map_err(std::io::Error::other)?;
+    let (router, admin_router) =
+        tessera_http::routers(provider.clone(), tls.options, listeners.admin.is_some())
+            .await
+            .map_err(std::io::Error::other)?;
     let upkeep = crate::upkeep::spawn(&provider);
     info!(address = %listeners.http.local_addr()?, issuer = %provider.settings.issuer, "serving");
     // One shutdown signal for both listeners.
@@ -187,7 +196,23 @@ pub async fn serve(
     let plain = |stream: connections::Tracked<tokio::net::TcpStream>, _peer: std::net::SocketAddr| async move {
         Some((stream, axum::http::Extensions::new()))
     };
+    let admin_task = match (listeners.admin, admin_router) {
+        (Some(listener), Some(admin_router)) => {
+            info!(address = %listener.local_addr()?, "serving the administration API apart");
+            Some(tokio::spawn(connections::serve(
+                listener,
+                admin_router,
+                connections.clone(),
+                plain,
+                until_stopped(),
+            )))
+        }
+        _ => None,
+    };
     let result = connections::serve(listeners.http, router, connections, plain, until_stopped()).await;
+    if let Some(task) = admin_task {
+        task.await.map_err(std::io::Error::other)??;
+    }
     if let Some(task) = tls_task {
         task.await.map_err(std::io::Error::other)??;
     }

@@ -23,6 +23,7 @@ async fn caller(
     headers: &HeaderMap,
     method: &Method,
     uri: &axum::http::Uri,
+    on_admin_listener: bool,
 ) -> Result<(), AdminError> {
     let value = headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok());
     let Some((scheme, token)) = value.and_then(|value| value.split_once(' ')) else {
@@ -33,8 +34,14 @@ async fn caller(
     if !dpop && !scheme.eq_ignore_ascii_case("bearer") {
         return Err(OAuthError::invalid_token("Bearer or DPoP tokens only").into());
     }
-    let url =
-        tls.endpoint(&app.settings, uri.path().strip_prefix(app.base_path.as_str()).unwrap_or(uri.path()));
+    // RFC 9449 §4.3: the proof names the URL the request was sent to: on the admin
+    // listener that is its own address, as the caller reached it.
+    let url = if on_admin_listener {
+        let host = headers.get(header::HOST).and_then(|host| host.to_str().ok()).unwrap_or_default();
+        format!("http://{host}{}", uri.path())
+    } else {
+        tls.endpoint(&app.settings, uri.path().strip_prefix(app.base_path.as_str()).unwrap_or(uri.path()))
+    };
     let proof = match dpop_proof(headers, method.as_str(), &url)? {
         Some(proof) if dpop => Some(proof),
         None if dpop => return Err(OAuthError::new(ErrorCode::InvalidDpopProof, "missing DPoP proof").into()),
@@ -65,8 +72,8 @@ fn ok(status: StatusCode, body: Value) -> Response {
 }
 
 macro_rules! guarded {
-    ($app:expr, $tls:expr, $headers:expr, $method:expr, $uri:expr, $body:expr) => {{
-        match caller(&$app, &$tls, &$headers, &$method, &$uri).await {
+    ($app:expr, $tls:expr, $headers:expr, $method:expr, $uri:expr, $listener:expr, $body:expr) => {{
+        match caller(&$app, &$tls, &$headers, &$method, &$uri, $listener.is_some()).await {
             Err(error) => crate::error::admin_response(error),
             Ok(()) => match $body.await {
                 Ok(response) => response,
@@ -82,8 +89,9 @@ pub(super) async fn list_clients(
     headers: HeaderMap,
     method: Method,
     OriginalUri(uri): OriginalUri,
+    listener: Option<axum::Extension<super::AdminListener>>,
 ) -> Response {
-    guarded!(app, tls, headers, method, uri, async {
+    guarded!(app, tls, headers, method, uri, listener, async {
         admin::list_clients(&app).await.map(|body| ok(StatusCode::OK, body))
     })
 }
@@ -94,9 +102,10 @@ pub(super) async fn create_client(
     headers: HeaderMap,
     method: Method,
     OriginalUri(uri): OriginalUri,
+    listener: Option<axum::Extension<super::AdminListener>>,
     body: Bytes,
 ) -> Response {
-    guarded!(app, tls, headers, method, uri, async {
+    guarded!(app, tls, headers, method, uri, listener, async {
         let client = client_body(&app, &body)?;
         admin::create_client(&app, client).await.map(|body| ok(StatusCode::CREATED, body))
     })
@@ -109,8 +118,9 @@ pub(super) async fn read_client(
     headers: HeaderMap,
     method: Method,
     OriginalUri(uri): OriginalUri,
+    listener: Option<axum::Extension<super::AdminListener>>,
 ) -> Response {
-    guarded!(app, tls, headers, method, uri, async {
+    guarded!(app, tls, headers, method, uri, listener, async {
         admin::read_client(&app, &client_id).await.map(|body| ok(StatusCode::OK, body))
     })
 }
@@ -122,9 +132,10 @@ pub(super) async fn replace_client(
     headers: HeaderMap,
     method: Method,
     OriginalUri(uri): OriginalUri,
+    listener: Option<axum::Extension<super::AdminListener>>,
     body: Bytes,
 ) -> Response {
-    guarded!(app, tls, headers, method, uri, async {
+    guarded!(app, tls, headers, method, uri, listener, async {
         let client = client_body(&app, &body)?;
         admin::replace_client(&app, &client_id, client).await.map(|body| ok(StatusCode::OK, body))
     })
@@ -137,8 +148,9 @@ pub(super) async fn delete_client(
     headers: HeaderMap,
     method: Method,
     OriginalUri(uri): OriginalUri,
+    listener: Option<axum::Extension<super::AdminListener>>,
 ) -> Response {
-    guarded!(app, tls, headers, method, uri, async {
+    guarded!(app, tls, headers, method, uri, listener, async {
         admin::delete_client(&app, &client_id).await.map(|()| StatusCode::NO_CONTENT.into_response())
     })
 }
@@ -150,8 +162,9 @@ pub(super) async fn rotate_secret(
     headers: HeaderMap,
     method: Method,
     OriginalUri(uri): OriginalUri,
+    listener: Option<axum::Extension<super::AdminListener>>,
 ) -> Response {
-    guarded!(app, tls, headers, method, uri, async {
+    guarded!(app, tls, headers, method, uri, listener, async {
         admin::rotate_secret(&app, &client_id).await.map(|body| ok(StatusCode::OK, body))
     })
 }
@@ -162,8 +175,9 @@ pub(super) async fn list_users(
     headers: HeaderMap,
     method: Method,
     OriginalUri(uri): OriginalUri,
+    listener: Option<axum::Extension<super::AdminListener>>,
 ) -> Response {
-    guarded!(app, tls, headers, method, uri, async {
+    guarded!(app, tls, headers, method, uri, listener, async {
         admin::list_users(&app).await.map(|body| ok(StatusCode::OK, body))
     })
 }
@@ -174,9 +188,10 @@ pub(super) async fn create_user(
     headers: HeaderMap,
     method: Method,
     OriginalUri(uri): OriginalUri,
+    listener: Option<axum::Extension<super::AdminListener>>,
     body: Bytes,
 ) -> Response {
-    guarded!(app, tls, headers, method, uri, async {
+    guarded!(app, tls, headers, method, uri, listener, async {
         let body = json_body(&body)?;
         admin::create_user(&app, &body).await.map(|body| ok(StatusCode::CREATED, body))
     })
@@ -189,9 +204,10 @@ pub(super) async fn set_password(
     headers: HeaderMap,
     method: Method,
     OriginalUri(uri): OriginalUri,
+    listener: Option<axum::Extension<super::AdminListener>>,
     body: Bytes,
 ) -> Response {
-    guarded!(app, tls, headers, method, uri, async {
+    guarded!(app, tls, headers, method, uri, listener, async {
         let body = json_body(&body)?;
         admin::set_password(&app, &username, &body).await.map(|body| ok(StatusCode::OK, body))
     })
@@ -204,8 +220,9 @@ pub(super) async fn disable_user(
     headers: HeaderMap,
     method: Method,
     OriginalUri(uri): OriginalUri,
+    listener: Option<axum::Extension<super::AdminListener>>,
 ) -> Response {
-    guarded!(app, tls, headers, method, uri, async {
+    guarded!(app, tls, headers, method, uri, listener, async {
         admin::set_disabled(&app, &username, true).await.map(|body| ok(StatusCode::OK, body))
     })
 }
@@ -217,8 +234,9 @@ pub(super) async fn enable_user(
     headers: HeaderMap,
     method: Method,
     OriginalUri(uri): OriginalUri,
+    listener: Option<axum::Extension<super::AdminListener>>,
 ) -> Response {
-    guarded!(app, tls, headers, method, uri, async {
+    guarded!(app, tls, headers, method, uri, listener, async {
         admin::set_disabled(&app, &username, false).await.map(|body| ok(StatusCode::OK, body))
     })
 }
@@ -230,8 +248,9 @@ pub(super) async fn delete_user(
     headers: HeaderMap,
     method: Method,
     OriginalUri(uri): OriginalUri,
+    listener: Option<axum::Extension<super::AdminListener>>,
 ) -> Response {
-    guarded!(app, tls, headers, method, uri, async {
+    guarded!(app, tls, headers, method, uri, listener, async {
         admin::delete_user(&app, &username).await.map(|()| StatusCode::NO_CONTENT.into_response())
     })
 }

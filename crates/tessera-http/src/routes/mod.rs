@@ -42,7 +42,6 @@ pub(crate) fn all() -> Router<AppState> {
         .route("/logout", get(logout::logout_page).post(logout::logout_submit))
         .route("/userinfo", get(userinfo::userinfo_get).post(userinfo::userinfo_post))
         .route("/par", post(par::par))
-        .merge(admin_routes())
         .route("/register", post(register::register))
         .route("/register/{client_id}", get(register::read).put(register::replace).delete(register::delete))
         .route("/device_authorization", post(device::device_authorization))
@@ -52,6 +51,10 @@ pub(crate) fn all() -> Router<AppState> {
         .route("/approvals", get(ciba::approvals_page).post(ciba::approvals_submit))
         .route("/assets/tessera.css", get(stylesheet))
 }
+
+/// Marks a request that came in on the administration API's own listener.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AdminListener;
 
 /// The administration API (see [`admin`]).
 pub(crate) fn admin_routes() -> Router<AppState> {

@@ -320,3 +320,76 @@ async fn a_client_change_through_one_instance_is_seen_by_another() {
     b.stop().await;
     schema.drop().await;
 }
+
+/// `[admin] listen`: the API is served on its own listener and no longer on the main
+/// one; DPoP-bound admin tokens prove possession for that listener's URL.
+#[tokio::test]
+async fn with_its_own_listener_the_api_is_only_there() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = format!("{OPS}\n[admin]\nlisten = \"127.0.0.1:{port}\"\n");
+    let app = TestServer::spawn_with(&config).await;
+    let token = admin_token(&app).await;
+    let main = call(&app, reqwest::Method::GET, "/admin/clients", &token, None).await;
+    assert_eq!(main.status(), 404, "not on the main listener");
+    let admin = format!("http://127.0.0.1:{port}");
+    let response = app.http.get(format!("{admin}/admin/clients")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let response = app.http.get(format!("{admin}/admin/users")).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    let response = app.http.get(format!("{admin}/token")).send().await.unwrap();
+    assert_eq!(response.status(), 404, "only the admin API there");
+    assert_eq!(app.http.get(format!("{admin}/admin/openapi.json")).send().await.unwrap().status(), 200);
+}
+
+/// An admin client that must use DPoP gets bound tokens: the API then wants the
+/// `DPoP` scheme and a proof from the token's key for this request, on either listener.
+#[tokio::test]
+async fn a_dpop_bound_admin_token_needs_its_proof() {
+    use crate::dpop::Prover;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = format!("{}\nrequire_dpop = true\n", OPS.trim_end());
+    let config = format!("{config}\n[admin]\nlisten = \"127.0.0.1:{port}\"\n");
+    let app = TestServer::spawn_with(&config).await;
+    let prover = Prover::new();
+    let form = [("grant_type", "client_credentials"), ("scope", "tessera:admin")];
+    let response = app
+        .http
+        .post(app.url("/token"))
+        .basic_auth("ops", Some("ops-secret"))
+        .header("DPoP", prover.proof(&app, "POST", &app.url("/token")))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["token_type"], "DPoP");
+    let token = body["access_token"].as_str().unwrap();
+    let url = format!("http://127.0.0.1:{port}/admin/clients");
+    let bearer = app.http.get(&url).bearer_auth(token).send().await.unwrap();
+    assert_eq!(bearer.status(), 401, "a bound token is worthless as a bearer token");
+    let other_url = app.http.get(&url).header("authorization", format!("DPoP {token}")).header(
+        "DPoP",
+        prover.proof_for(&app, "GET", &format!("http://127.0.0.1:{port}/admin/users"), token),
+    );
+    assert_eq!(other_url.send().await.unwrap().status(), 401, "a proof for another URL");
+    let stranger = Prover::new();
+    let response = app
+        .http
+        .get(&url)
+        .header("authorization", format!("DPoP {token}"))
+        .header("DPoP", stranger.proof_for(&app, "GET", &url, token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401, "a proof from another key");
+    let response = app
+        .http
+        .get(&url)
+        .header("authorization", format!("DPoP {token}"))
+        .header("DPoP", prover.proof_for(&app, "GET", &url, token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}

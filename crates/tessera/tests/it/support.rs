@@ -213,7 +213,12 @@ impl TestServer {
         let provider = tessera::server::prepare(&config, clock.clone()).await.unwrap();
         let (shutdown, stop) = oneshot::channel::<()>();
         let limits = tessera::server::connection_limits(&config);
-        let listeners = tessera::server::Listeners { http: listener, tls, limits };
+        // `[admin] listen` in `extra`: bound here, on the port it names.
+        let admin = match config.server.admin_listen {
+            Some(address) => Some(TcpListener::bind(address).await.unwrap()),
+            None => None,
+        };
+        let listeners = tessera::server::Listeners { http: listener, tls, admin, limits };
         let tls = tessera::server::tls_setup(&config).unwrap();
         let stopped = async move {
             let _ = stop.await;
