@@ -16,7 +16,31 @@ use tessera_core::{ErrorCode, OAuthError};
 use crate::AppState;
 use crate::extract::{ClientTls, dpop_proof};
 
-/// The caller, checked: `Bearer` or `DPoP` (with its proof for this request).
+/// A caller the admin API admits: `Bearer` or `DPoP` (with its proof for this
+/// request), checked before the handler runs; a refusal is the handler's answer.
+pub(super) struct Admitted;
+
+impl axum::extract::FromRequestParts<AppState> for Admitted {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        app: &AppState,
+    ) -> Result<Self, Response> {
+        let tls = ClientTls::from_request_parts(parts, app).await.map_err(IntoResponse::into_response)?;
+        let on_admin_listener = parts.extensions.get::<super::AdminListener>().is_some();
+        let uri = parts
+            .extensions
+            .get::<OriginalUri>()
+            .map_or_else(|| parts.uri.clone(), |original| original.0.clone());
+        caller(app, &tls, &parts.headers, &parts.method, &uri, on_admin_listener)
+            .await
+            .map(|()| Self)
+            .map_err(crate::error::admin_response)
+    }
+}
+
+/// The caller, checked.
 async fn caller(
     app: &AppState,
     tls: &ClientTls,
@@ -71,188 +95,115 @@ fn ok(status: StatusCode, body: Value) -> Response {
     response
 }
 
-macro_rules! guarded {
-    ($app:expr, $tls:expr, $headers:expr, $method:expr, $uri:expr, $listener:expr, $body:expr) => {{
-        match caller(&$app, &$tls, &$headers, &$method, &$uri, $listener.is_some()).await {
-            Err(error) => crate::error::admin_response(error),
-            Ok(()) => match $body.await {
-                Ok(response) => response,
-                Err(error) => crate::error::admin_response(error),
-            },
-        }
-    }};
+/// The handler's answer, or its error as the admin API shapes errors.
+async fn answer(work: impl std::future::Future<Output = Result<Response, AdminError>>) -> Response {
+    work.await.unwrap_or_else(crate::error::admin_response)
 }
 
-pub(super) async fn list_clients(
-    State(app): State<AppState>,
-    tls: ClientTls,
-    headers: HeaderMap,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    listener: Option<axum::Extension<super::AdminListener>>,
-) -> Response {
-    guarded!(app, tls, headers, method, uri, listener, async {
-        admin::list_clients(&app).await.map(|body| ok(StatusCode::OK, body))
-    })
+pub(super) async fn list_clients(State(app): State<AppState>, _: Admitted) -> Response {
+    answer(async { admin::list_clients(&app).await.map(|body| ok(StatusCode::OK, body)) }).await
 }
 
-pub(super) async fn create_client(
-    State(app): State<AppState>,
-    tls: ClientTls,
-    headers: HeaderMap,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    listener: Option<axum::Extension<super::AdminListener>>,
-    body: Bytes,
-) -> Response {
-    guarded!(app, tls, headers, method, uri, listener, async {
+pub(super) async fn create_client(State(app): State<AppState>, _: Admitted, body: Bytes) -> Response {
+    answer(async {
         let client = client_body(&app, &body)?;
         admin::create_client(&app, client).await.map(|body| ok(StatusCode::CREATED, body))
     })
+    .await
 }
 
 pub(super) async fn read_client(
     State(app): State<AppState>,
     Path(client_id): Path<String>,
-    tls: ClientTls,
-    headers: HeaderMap,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    listener: Option<axum::Extension<super::AdminListener>>,
+    _: Admitted,
 ) -> Response {
-    guarded!(app, tls, headers, method, uri, listener, async {
-        admin::read_client(&app, &client_id).await.map(|body| ok(StatusCode::OK, body))
-    })
+    answer(async { admin::read_client(&app, &client_id).await.map(|body| ok(StatusCode::OK, body)) }).await
 }
 
 pub(super) async fn replace_client(
     State(app): State<AppState>,
     Path(client_id): Path<String>,
-    tls: ClientTls,
-    headers: HeaderMap,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    listener: Option<axum::Extension<super::AdminListener>>,
+    _: Admitted,
     body: Bytes,
 ) -> Response {
-    guarded!(app, tls, headers, method, uri, listener, async {
+    answer(async {
         let client = client_body(&app, &body)?;
         admin::replace_client(&app, &client_id, client).await.map(|body| ok(StatusCode::OK, body))
     })
+    .await
 }
 
 pub(super) async fn delete_client(
     State(app): State<AppState>,
     Path(client_id): Path<String>,
-    tls: ClientTls,
-    headers: HeaderMap,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    listener: Option<axum::Extension<super::AdminListener>>,
+    _: Admitted,
 ) -> Response {
-    guarded!(app, tls, headers, method, uri, listener, async {
+    answer(async {
         admin::delete_client(&app, &client_id).await.map(|()| StatusCode::NO_CONTENT.into_response())
     })
+    .await
 }
 
 pub(super) async fn rotate_secret(
     State(app): State<AppState>,
     Path(client_id): Path<String>,
-    tls: ClientTls,
-    headers: HeaderMap,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    listener: Option<axum::Extension<super::AdminListener>>,
+    _: Admitted,
 ) -> Response {
-    guarded!(app, tls, headers, method, uri, listener, async {
-        admin::rotate_secret(&app, &client_id).await.map(|body| ok(StatusCode::OK, body))
-    })
+    answer(async { admin::rotate_secret(&app, &client_id).await.map(|body| ok(StatusCode::OK, body)) }).await
 }
 
-pub(super) async fn list_users(
-    State(app): State<AppState>,
-    tls: ClientTls,
-    headers: HeaderMap,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    listener: Option<axum::Extension<super::AdminListener>>,
-) -> Response {
-    guarded!(app, tls, headers, method, uri, listener, async {
-        admin::list_users(&app).await.map(|body| ok(StatusCode::OK, body))
-    })
+pub(super) async fn list_users(State(app): State<AppState>, _: Admitted) -> Response {
+    answer(async { admin::list_users(&app).await.map(|body| ok(StatusCode::OK, body)) }).await
 }
 
-pub(super) async fn create_user(
-    State(app): State<AppState>,
-    tls: ClientTls,
-    headers: HeaderMap,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    listener: Option<axum::Extension<super::AdminListener>>,
-    body: Bytes,
-) -> Response {
-    guarded!(app, tls, headers, method, uri, listener, async {
+pub(super) async fn create_user(State(app): State<AppState>, _: Admitted, body: Bytes) -> Response {
+    answer(async {
         let body = json_body(&body)?;
         admin::create_user(&app, &body).await.map(|body| ok(StatusCode::CREATED, body))
     })
+    .await
 }
 
 pub(super) async fn set_password(
     State(app): State<AppState>,
     Path(username): Path<String>,
-    tls: ClientTls,
-    headers: HeaderMap,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    listener: Option<axum::Extension<super::AdminListener>>,
+    _: Admitted,
     body: Bytes,
 ) -> Response {
-    guarded!(app, tls, headers, method, uri, listener, async {
+    answer(async {
         let body = json_body(&body)?;
         admin::set_password(&app, &username, &body).await.map(|body| ok(StatusCode::OK, body))
     })
+    .await
 }
 
 pub(super) async fn disable_user(
     State(app): State<AppState>,
     Path(username): Path<String>,
-    tls: ClientTls,
-    headers: HeaderMap,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    listener: Option<axum::Extension<super::AdminListener>>,
+    _: Admitted,
 ) -> Response {
-    guarded!(app, tls, headers, method, uri, listener, async {
-        admin::set_disabled(&app, &username, true).await.map(|body| ok(StatusCode::OK, body))
-    })
+    answer(async { admin::set_disabled(&app, &username, true).await.map(|body| ok(StatusCode::OK, body)) })
+        .await
 }
 
 pub(super) async fn enable_user(
     State(app): State<AppState>,
     Path(username): Path<String>,
-    tls: ClientTls,
-    headers: HeaderMap,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    listener: Option<axum::Extension<super::AdminListener>>,
+    _: Admitted,
 ) -> Response {
-    guarded!(app, tls, headers, method, uri, listener, async {
-        admin::set_disabled(&app, &username, false).await.map(|body| ok(StatusCode::OK, body))
-    })
+    answer(async { admin::set_disabled(&app, &username, false).await.map(|body| ok(StatusCode::OK, body)) })
+        .await
 }
 
 pub(super) async fn delete_user(
     State(app): State<AppState>,
     Path(username): Path<String>,
-    tls: ClientTls,
-    headers: HeaderMap,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    listener: Option<axum::Extension<super::AdminListener>>,
+    _: Admitted,
 ) -> Response {
-    guarded!(app, tls, headers, method, uri, listener, async {
+    answer(async {
         admin::delete_user(&app, &username).await.map(|()| StatusCode::NO_CONTENT.into_response())
     })
+    .await
 }
 
 /// The OpenAPI 3.1 description of this API.

@@ -16,7 +16,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
-import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -31,7 +31,9 @@ import { InvalidTokenError } from '@modelcontextprotocol/sdk/server/auth/errors.
 import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose';
 import { z } from 'zod';
 
-const SDK_VERSION = createRequire(import.meta.url)('@modelcontextprotocol/sdk/package.json').version;
+const SDK_VERSION = JSON.parse(
+  readFileSync(new URL('./node_modules/@modelcontextprotocol/sdk/package.json', import.meta.url), 'utf8')
+).version;
 const USERNAME = 'alice';
 const PASSWORD = 'alice-password-1';
 const SCOPE = 'mcp:tools';
