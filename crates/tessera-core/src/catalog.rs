@@ -72,7 +72,8 @@ impl Catalog {
     pub fn scope_names(&self) -> Vec<String> {
         let identity = self.resources.identity_resources.iter().map(|r| r.name.clone());
         let api = self.resources.api_scopes.iter().map(|s| s.name.clone());
-        identity.chain(api).collect()
+        // Listed so that clients which add it only when offered (MCP's SEP-2207) do.
+        identity.chain(std::iter::once(OFFLINE_ACCESS.to_owned())).chain(api).collect()
     }
 
     /// Decides the API scopes and audience of a token for a grant without a user
@@ -115,13 +116,20 @@ impl Catalog {
     ) -> Result<ApiGrant, OAuthError> {
         // Absent `scope`, the client's scopes; with `resource` indicators, of the API
         // scopes only those of the resources asked for (what an MCP client expects).
-        let scopes = self.requested_scopes(client, requested, |scope| {
+        let mut scopes = self.requested_scopes(client, requested, |scope| {
             resources.is_empty()
                 || !self.is_api_scope(scope)
                 || resources
                     .iter()
                     .any(|name| self.api_resource(name).is_some_and(|r| r.scopes.iter().any(|s| s == scope)))
         })?;
+        // A client that registered itself with the refresh_token grant (RFC 7591 §2),
+        // or whose metadata document names it, gets refresh tokens whatever `scope`
+        // says: MCP clients ask for the grant, not for `offline_access`.
+        let registered = client.registration.is_some() || client.from_metadata_document;
+        if registered && client.allow_offline_access && !scopes.iter().any(|scope| scope == OFFLINE_ACCESS) {
+            scopes.push(OFFLINE_ACCESS.to_owned());
+        }
         if scopes.is_empty() {
             return Err(OAuthError::invalid_scope("no scope requested or allowed"));
         }

@@ -21,6 +21,7 @@ mod hardening_sign_in;
 mod interop;
 mod introspection;
 mod login_command;
+mod mcp_sdk;
 mod metadata_documents;
 mod mtls;
 mod multi_instance;

@@ -59,7 +59,8 @@ async fn authorize(
     if consented {
         page = browser.consent(&page, "allow").await;
     }
-    let location = page.location.unwrap_or_else(|| panic!("no redirect; page:\n{}", page.body));
+    let location =
+        page.location.unwrap_or_else(|| panic!("no redirect; page ({}):\n{}", page.status, page.body));
     let location = url::Url::parse(&location).unwrap();
     assert!(location.as_str().starts_with(redirect_uri), "{location}");
     (query(&location, "code").expect("a code"), verifier, consented)
