@@ -164,8 +164,14 @@ async fn a_confidential_client_reads_replaces_and_deletes_its_registration() {
 
     // A code flow with the issued secret.
     let mut browser = Browser::new(&app);
-    let (code, verifier, _) =
-        authorize(&app, &mut browser, &client_id, "https://agent.example/cb", &[]).await;
+    let (code, verifier, _) = authorize(
+        &app,
+        &mut browser,
+        &client_id,
+        "https://agent.example/cb",
+        &[("resource", "https://mcp.example/mcp")],
+    )
+    .await;
     let form = [
         ("grant_type", "authorization_code"),
         ("code", code.as_str()),
@@ -176,6 +182,7 @@ async fn a_confidential_client_reads_replaces_and_deletes_its_registration() {
     assert_eq!(response.status(), 200);
     let tokens: Value = response.json().await.unwrap();
     assert!(tokens["id_token"].is_string());
+    assert_eq!(claims(tokens["access_token"].as_str().unwrap())["aud"], "https://mcp.example/mcp");
     let refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
 
     // Read: the metadata, never the secret; a wrong or missing token is 401.
