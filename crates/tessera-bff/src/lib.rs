@@ -309,6 +309,8 @@ struct CallbackQuery {
     code: Option<String>,
     state: Option<String>,
     error: Option<String>,
+    /// RFC 9207: the issuer of the response.
+    iss: Option<String>,
 }
 
 async fn callback(
@@ -334,6 +336,17 @@ async fn callback(
         }
         Err(error) => return server_error("reading a login failed", &error),
     };
+    // RFC 9207 §2.4: a response that names another issuer (a mix-up), or none when
+    // the provider says it always names itself, is refused.
+    let metadata = &bff.provider.metadata;
+    let issuer_ok = match &query.iss {
+        Some(iss) => *iss == metadata.issuer,
+        None => !metadata.authorization_response_iss_parameter_supported,
+    };
+    if !issuer_ok {
+        info!("callback refused: the response's iss is not the provider's");
+        return status(StatusCode::BAD_REQUEST, "invalid_issuer");
+    }
     if let Some(error) = query.error {
         info!(%error, "the provider returned an error");
         return status(StatusCode::BAD_REQUEST, "login_failed");

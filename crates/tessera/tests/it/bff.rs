@@ -767,3 +767,44 @@ async fn logout_sends_the_browser_back_to_the_configured_post_logout_path() {
     let landed = done.location.unwrap();
     assert!(landed.starts_with(&format!("{}/signed-out", setup.bff)), "{landed}");
 }
+
+/// RFC 9207: the callback's `iss` must be the provider's; Tessera always sends it, so a
+/// response without it is refused too (a mix-up attack's signs). Nobody is signed in.
+#[tokio::test]
+async fn a_callback_naming_another_issuer_or_none_is_refused() {
+    let setup = Setup::start().await;
+    for tamper in ["another", "none"] {
+        let start = setup.get("/bff/login?returnUrl=/", None, false).await;
+        let state = set_cookies(start.headers())["__Host-bff-state"].0.clone();
+        let authorize = start.headers()[LOCATION].to_str().unwrap().to_owned();
+        let back = Browser::new(&setup.app).authorize(&authorize, "alice", "alice-password-1").await;
+        let query: BTreeMap<_, _> = back.query_pairs().into_owned().collect();
+        assert_eq!(query["iss"], setup.app.issuer, "Tessera names itself");
+        let mut url = back.clone();
+        {
+            let mut pairs = url.query_pairs_mut();
+            pairs.clear();
+            for (name, value) in &query {
+                match (name.as_str(), tamper) {
+                    ("iss", "another") => {
+                        pairs.append_pair("iss", "https://evil.example");
+                    }
+                    ("iss", _) => {}
+                    _ => {
+                        pairs.append_pair(name, value);
+                    }
+                }
+            }
+        }
+        let response = setup
+            .http
+            .get(url.as_str())
+            .header("cookie", format!("__Host-bff-state={state}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{tamper}");
+        assert!(!set_cookies(response.headers()).contains_key("__Host-bff"), "no session");
+        assert_eq!(response.json::<Value>().await.unwrap()["error"], "invalid_issuer", "{tamper}");
+    }
+}
