@@ -544,10 +544,12 @@ pub async fn register(
     let access_token = provider.rng.token();
     let registration = Registration { access_token: SecretHash::of(&access_token), issued_at: now, metadata };
     client.registration = Some(registration.clone());
-    provider.store.put_clients_from(Source::Dynamic, std::slice::from_ref(&client)).await?;
-    // Unused from now on: removed after the lifetime unless it gets tokens.
+    // Unused from now on: removed after the lifetime unless it gets tokens. Written
+    // before the client, so that no instance's upkeep ever sees the client without it
+    // (and removes a client that was registered a moment ago).
     let lifetime = provider.settings.registration.unused_client_lifetime;
     provider.store.put_request(&used_key(&client_id), &json!({}), now + lifetime).await?;
+    provider.store.put_clients_from(Source::Dynamic, std::slice::from_ref(&client)).await?;
     tracing::info!(%client_id, public = client.is_public(), "client registered");
     Ok(answer(provider, &client, &registration, secret.as_deref(), Some(&access_token)))
 }

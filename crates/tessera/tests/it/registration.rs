@@ -483,3 +483,39 @@ async fn a_registration_on_one_instance_is_seen_by_another_and_so_is_its_deletio
     b.stop().await;
     schema.drop().await;
 }
+
+/// The upkeep that removes unused clients runs on every instance, also while clients
+/// register: none of them may be taken for unused (a client is written after its
+/// record of use, never before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upkeep_running_beside_registrations_removes_none_of_them() {
+    let app = std::sync::Arc::new(TestServer::spawn_with(REGISTRATION).await);
+    let sweeper = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            for _ in 0..200 {
+                tessera::upkeep::remove_unused_clients(&app.provider).await;
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let registrations: Vec<_> = (0..20)
+        .map(|i| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                registered(&app, &json!({ "redirect_uris": [format!("https://r{i}.example/cb")] })).await
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for registration in registrations {
+        ids.push(registration.await.unwrap()["client_id"].as_str().unwrap().to_owned());
+    }
+    sweeper.await.unwrap();
+    tessera::upkeep::remove_unused_clients(&app.provider).await;
+    let stored: Vec<String> =
+        app.provider.store.client_sources().await.unwrap().into_iter().map(|(id, _)| id.0).collect();
+    for id in &ids {
+        assert!(stored.contains(id), "{id} was removed though just registered");
+    }
+}
