@@ -18,7 +18,8 @@ fn the_quickstart_example_loads_with_its_clients_and_scopes() {
     let ids: Vec<&str> = config.clients.iter().map(|client| client.client_id.as_str()).collect();
     assert_eq!(ids, ["web-app", "native-app", "device-app", "service-a", "teller", "gateway"]);
     let scopes: Vec<&str> = config.resources.api_scopes.iter().map(|scope| scope.name.as_str()).collect();
-    assert_eq!(scopes, ["api1.read", "api1.write"]);
+    // `tessera:admin` (for the admin API's `tessera-admin` resource) is in every configuration.
+    assert_eq!(scopes, ["api1.read", "api1.write", "tessera:admin"]);
     let identity: Vec<&str> = config.resources.identity_resources.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(identity, ["openid", "profile", "email"]);
     assert_eq!(config.resources.api_resources[0].name, "api1");
