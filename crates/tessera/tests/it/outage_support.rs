@@ -60,12 +60,52 @@ impl PgCluster {
             let status = Command::new("chown").args(["-R", "postgres:postgres"]).arg(&dir).status().unwrap();
             assert!(status.success(), "chown of the cluster directory failed");
         }
-        let cluster = Self { bin, dir, port, as_postgres };
+        let mut cluster = Self { bin, dir, port, as_postgres };
         let data = cluster.data();
         let data_arg = data.display().to_string();
         cluster.run("initdb", &["-D", &data_arg, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"]);
-        cluster.start_server();
-        Some(cluster)
+        // The port was free when probed, but another test may take it before the server
+        // binds it: then start again on another one (the log says why it did not start).
+        for attempt in 1..=3 {
+            match cluster.try_start_server() {
+                Ok(()) => return Some(cluster),
+                Err(error) if attempt < 3 => {
+                    eprintln!("the throwaway PostgreSQL did not start (attempt {attempt}): {error}");
+                    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                    cluster.port = probe.local_addr().unwrap().port();
+                }
+                Err(error) => panic!("the throwaway PostgreSQL did not start: {error}"),
+            }
+        }
+        unreachable!("the last attempt returns or panics")
+    }
+
+    /// Starts the server; the error carries pg_ctl's output and the server's log.
+    fn try_start_server(&self) -> Result<(), String> {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off",
+            self.port,
+            self.dir.display()
+        );
+        let (data, log) = (self.data().display().to_string(), self.dir.join("log"));
+        let log_arg = log.display().to_string();
+        let program = self.bin.join("pg_ctl");
+        let args = ["-D", &data, "-l", &log_arg, "-o", &options, "-w", "-t", "30", "start"];
+        let output = if self.as_postgres {
+            Command::new("runuser").args(["-u", "postgres", "--"]).arg(&program).args(args).output()
+        } else {
+            Command::new(&program).args(args).output()
+        }
+        .map_err(|error| error.to_string())?;
+        if output.status.success() {
+            return Ok(());
+        }
+        Err(format!(
+            "{}{}\nlog:\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        ))
     }
 
     fn data(&self) -> PathBuf {
@@ -94,15 +134,11 @@ impl PgCluster {
         format!("postgres://postgres@127.0.0.1:{}/postgres?sslmode=disable", self.port)
     }
 
-    /// Starts the server and waits until it accepts connections.
+    /// Starts the server (again, on its port) and waits until it accepts connections.
     pub fn start_server(&self) {
-        let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off",
-            self.port,
-            self.dir.display()
-        );
-        let (data, log) = (self.data().display().to_string(), self.dir.join("log").display().to_string());
-        self.run("pg_ctl", &["-D", &data, "-l", &log, "-o", &options, "-w", "-t", "30", "start"]);
+        if let Err(error) = self.try_start_server() {
+            panic!("the throwaway PostgreSQL did not start again: {error}");
+        }
     }
 
     /// Stops the server (`-m fast`: sessions are terminated, as in a restart).
