@@ -71,7 +71,13 @@ impl Catalog {
     #[must_use]
     pub fn scope_names(&self) -> Vec<String> {
         let identity = self.resources.identity_resources.iter().map(|r| r.name.clone());
-        let api = self.resources.api_scopes.iter().map(|s| s.name.clone());
+        // The administration API's scope is not advertised: it is for the operator's client.
+        let api = self
+            .resources
+            .api_scopes
+            .iter()
+            .map(|s| s.name.clone())
+            .filter(|name| name != crate::admin::ADMIN_SCOPE);
         // Listed so that clients which add it only when offered (MCP's SEP-2207) do.
         identity.chain(std::iter::once(OFFLINE_ACCESS.to_owned())).chain(api).collect()
     }

@@ -94,12 +94,23 @@ pub struct MetadataDocuments {
     entries: Mutex<HashMap<String, Entry>>,
     /// One lock per URL: who holds it fetches, the others wait and read the result.
     fetching: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Fetches in flight, bounded ([`MAX_FETCHES`]).
+    fetches: tokio::sync::Semaphore,
 }
+
+/// Documents fetched at once, at most.
+const MAX_FETCHES: usize = 16;
 
 impl MetadataDocuments {
     #[must_use]
     pub fn new(source: Arc<dyn DocumentSource>, settings: MetadataDocumentSettings) -> Self {
-        Self { source, settings, entries: Mutex::default(), fetching: Mutex::default() }
+        Self {
+            source,
+            settings,
+            entries: Mutex::default(),
+            fetching: Mutex::default(),
+            fetches: tokio::sync::Semaphore::new(MAX_FETCHES),
+        }
     }
 
     /// Whether `client_id` names a document this server resolves.
@@ -131,6 +142,12 @@ impl MetadataDocuments {
         if let Some(cached) = self.cached(&key, now) {
             return cached.ok();
         }
+        // Anyone can name a new URL: at most this many fetches run at once, and a request
+        // past them is refused at once (and not remembered: the next one may fetch).
+        let Ok(_slot) = self.fetches.try_acquire() else {
+            tracing::warn!(client_id = %url, "client ID metadata document not fetched: too many fetches at once");
+            return None;
+        };
         let (client, keep) = match self.source.fetch(url, self.settings.allow_http_loopback).await {
             Ok(fetched) => {
                 let keep = fetched.max_age.unwrap_or(DEFAULT_CACHE).clamp(MIN_CACHE, MAX_CACHE);
