@@ -294,3 +294,55 @@ async fn fifty_racing_polls_redeem_an_approved_request_once() {
     }
     assert_eq!(statuses.iter().filter(|&&s| s == 200).count(), 1, "{statuses:?}");
 }
+
+/// Issue 11: 40 racing approvals and denials of one CIBA request from the user's
+/// signed-in browser: exactly one takes effect (one compare-and-swap in the store), and
+/// it is what the client's poll gets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forty_racing_approvals_and_denials_of_one_request_take_effect_once() {
+    let (hooks, _) = receiver().await;
+    let app = Arc::new(TestServer::spawn_with(&clients(&hooks)).await);
+    let teller = ("teller", "teller-secret");
+    let started: Value =
+        ask(&app, teller, &[("scope", "openid"), ("login_hint", "alice")]).await.json().await.unwrap();
+    let mut browser = Browser::new(&app);
+    let login = browser.open("/approvals").await;
+    let page = browser.sign_in(&login, "alice", "alice-password-1").await;
+    let csrf = page.input("csrf_token").unwrap();
+    let request = page.input("request").expect("a pending request");
+    let cookie = browser.cookie_header();
+    let racers: Vec<_> = (0..40)
+        .map(|i| {
+            let (app, cookie, csrf, request) = (app.clone(), cookie.clone(), csrf.clone(), request.clone());
+            tokio::spawn(async move {
+                let decision = if i % 2 == 0 { "approve" } else { "deny" };
+                let form =
+                    [("csrf_token", csrf.as_str()), ("request", request.as_str()), ("decision", decision)];
+                let response = app
+                    .http
+                    .post(app.url("/approvals"))
+                    .header("cookie", cookie)
+                    .form(&form)
+                    .send()
+                    .await
+                    .unwrap();
+                (decision, response.status().as_u16())
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for racer in racers {
+        outcomes.push(racer.await.unwrap());
+    }
+    let winners: Vec<_> = outcomes.iter().filter(|(_, status)| *status == 303).collect();
+    assert_eq!(winners.len(), 1, "exactly one decision takes effect: {outcomes:?}");
+    assert!(outcomes.iter().all(|(_, status)| *status == 303 || *status == 400), "{outcomes:?}");
+    let id = started["auth_req_id"].as_str().unwrap();
+    app.clock.advance(10);
+    let polled = poll(&app, teller, id).await;
+    if winners[0].0 == "approve" {
+        assert_eq!(polled.status(), 200, "the winning approval is what the client gets");
+    } else {
+        assert_eq!(oauth_error(polled).await, (400, "access_denied".into()), "the winning denial");
+    }
+}
