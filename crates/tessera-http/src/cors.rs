@@ -62,9 +62,11 @@ pub(crate) async fn cors(State(app): State<AppState>, request: Request, next: Ne
     }
     let allowed = match policy {
         Policy::Public | Policy::AnyOrigin { .. } => Some(HeaderValue::from_static("*")),
-        Policy::ClientOrigins { .. } => {
-            origin.to_str().ok().filter(|origin| app.settings.cors_allows(origin)).map(|_| origin.clone())
-        }
+        Policy::ClientOrigins { .. } => origin
+            .to_str()
+            .ok()
+            .filter(|origin| app.settings.cors_allows(origin) || unlisted_client_may_be_at(&app, origin))
+            .map(|_| origin.clone()),
         Policy::Closed => None,
     };
     let preflight = request.method() == Method::OPTIONS
@@ -86,6 +88,31 @@ pub(crate) async fn cors(State(app): State<AppState>, request: Request, next: Ne
         );
     }
     response
+}
+
+/// Clients nobody listed (self-registered, or named by a metadata document) that run in a
+/// browser on the user's own machine, as an MCP inspector on `http://localhost:6274`
+/// does: with registration or metadata documents on, a loopback origin may call the
+/// token, revocation, userinfo and device endpoints. They read no cookies, and a
+/// loopback page is the user's own software; any other origin needs a listing.
+fn unlisted_client_may_be_at(app: &AppState, origin: &str) -> bool {
+    let open = app.settings.registration.enabled || app.settings.metadata_documents.enabled;
+    open && is_loopback_origin(origin)
+}
+
+/// `http://localhost[:port]`, `http://127.0.0.1[:port]` or `http://[::1][:port]`.
+fn is_loopback_origin(origin: &str) -> bool {
+    let Some(rest) = origin.strip_prefix("http://") else { return false };
+    let host = match rest.strip_prefix("[::1]") {
+        Some(port) => return port.is_empty() || port.strip_prefix(':').is_some_and(is_port),
+        None => rest,
+    };
+    let (name, port) = host.split_once(':').map_or((host, None), |(name, port)| (name, Some(port)));
+    matches!(name, "localhost" | "127.0.0.1") && port.is_none_or(is_port)
+}
+
+fn is_port(text: &str) -> bool {
+    !text.is_empty() && text.len() <= 5 && text.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// A preflight's answer (Fetch standard §4.8): methods, the requested headers (the
@@ -118,6 +145,25 @@ fn preflight_response(policy: Policy, allowed: Option<HeaderValue>, request: &He
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_origins_are_recognised_exactly() {
+        for origin in ["http://localhost:6274", "http://127.0.0.1", "http://[::1]:8080", "http://localhost"] {
+            assert!(is_loopback_origin(origin), "{origin}");
+        }
+        for origin in [
+            "https://localhost:6274",
+            "http://localhost.evil.example",
+            "http://127.0.0.1.evil.example:80",
+            "http://localhost:6274/path",
+            "http://[::1]evil",
+            "http://127.0.0.2:80",
+            "http://localhost:",
+            "null",
+        ] {
+            assert!(!is_loopback_origin(origin), "{origin}");
+        }
+    }
 
     #[test]
     fn pages_are_never_cross_origin() {

@@ -519,3 +519,44 @@ async fn upkeep_running_beside_registrations_removes_none_of_them() {
         assert!(stored.contains(id), "{id} was removed though just registered");
     }
 }
+
+/// A browser-based client that registered itself (an MCP inspector on localhost) can
+/// also read the token endpoint's answers; other unlisted origins still cannot, and
+/// without registration a loopback origin needs a listing like any other.
+#[tokio::test]
+async fn a_self_registered_client_on_a_loopback_origin_may_call_the_token_endpoint_from_the_browser() {
+    let preflight = |app: &TestServer, origin: &str| {
+        app.http
+            .request(reqwest::Method::OPTIONS, app.url("/token"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+    };
+    let app = TestServer::spawn_with(REGISTRATION).await;
+    let allowed = preflight(&app, "http://localhost:6274").await.unwrap();
+    assert_eq!(allowed.status(), 204);
+    assert_eq!(allowed.headers()["access-control-allow-origin"], "http://localhost:6274");
+    assert_eq!(preflight(&app, "https://evil.example").await.unwrap().status(), 403);
+    let response = app
+        .http
+        .post(app.url("/token"))
+        .header("origin", "http://127.0.0.1:6274")
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", "x"),
+            ("code_verifier", "y"),
+            ("client_id", "z"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        "http://127.0.0.1:6274",
+        "errors readable too"
+    );
+
+    let closed = TestServer::spawn().await;
+    assert_eq!(preflight(&closed, "http://localhost:6274").await.unwrap().status(), 403);
+}
