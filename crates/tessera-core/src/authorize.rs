@@ -246,6 +246,17 @@ pub async fn validate(
     if params.get("dpop_jkt").is_some_and(|jkt| jkt.len() != 43 || !pkce::is_well_formed(jkt)) {
         return Err(fail(OAuthError::invalid_request("dpop_jkt is not a JWK SHA-256 thumbprint")));
     }
+    // OpenID Connect Core §3.1.2.1 `acr_values`: a request none of whose levels this
+    // server can reach ends at the client with unmet_authentication_requirements
+    // (OpenID Connect Unmet Authentication Requirements 1.0 §2).
+    if let Some(values) = params.get("acr_values")
+        && !values.split(' ').any(|value| crate::tokens::id_token::ACR_VALUES_SUPPORTED.contains(&value))
+    {
+        return Err(fail(OAuthError::new(
+            crate::ErrorCode::UnmetAuthenticationRequirements,
+            "none of the requested acr_values can be met",
+        )));
+    }
     let max_age =
         match params.get("max_age") {
             Some(text) => Some(text.parse::<i64>().ok().filter(|age| *age >= 0).ok_or_else(|| {

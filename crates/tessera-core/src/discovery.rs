@@ -50,6 +50,7 @@ pub fn metadata(provider: &Provider) -> Value {
         "code_challenge_methods_supported": ["S256"],
         "dpop_signing_alg_values_supported": crate::sender::dpop::algorithm_names(),
         "subject_types_supported": ["public"],
+        "acr_values_supported": crate::tokens::id_token::ACR_VALUES_SUPPORTED,
         // OpenID Connect Discovery §3: RS256 is always among them (config adds it).
         "id_token_signing_alg_values_supported": signing_algorithms,
         "access_token_signing_alg_values_supported": signing_algorithms,
@@ -84,7 +85,9 @@ pub fn metadata(provider: &Provider) -> Value {
 /// Every claim the identity resources can release, `sub` and the ID token's own first.
 fn claims_supported(provider: &Provider) -> Vec<String> {
     let mut claims: Vec<String> =
-        ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "sid"].map(str::to_owned).to_vec();
+        ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "amr", "acr"]
+            .map(str::to_owned)
+            .to_vec();
     for resource in &provider.catalog.resources().identity_resources {
         for claim in &resource.user_claims {
             if !claims.contains(claim) {

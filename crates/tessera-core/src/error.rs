@@ -52,6 +52,8 @@ pub enum ErrorCode {
     InvalidRedirectUri,
     /// RFC 7591 §3.2.2: other client metadata the server does not accept.
     InvalidClientMetadata,
+    /// OpenID Connect Unmet Authentication Requirements 1.0: no requested `acr` can be met.
+    UnmetAuthenticationRequirements,
 }
 
 impl ErrorCode {
@@ -87,6 +89,7 @@ impl ErrorCode {
             Self::UseDpopNonce => "use_dpop_nonce",
             Self::InvalidRedirectUri => "invalid_redirect_uri",
             Self::InvalidClientMetadata => "invalid_client_metadata",
+            Self::UnmetAuthenticationRequirements => "unmet_authentication_requirements",
         }
     }
 }

@@ -25,7 +25,20 @@ pub struct IdTokenClaims {
     /// can tie what it makes from this ID token to the grant (RFC 8693 §2.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
+    /// How the user authenticated (RFC 8176).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
+    /// The authentication level reached (OpenID Connect Core §2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
 }
+
+/// The level every sign-in reaches today, a password: `amr` `pwd` (RFC 8176 §2) and
+/// `acr` `pwd` (the level names of OpenID's EAP ACR values).
+pub const PASSWORD: &str = "pwd";
+
+/// The `acr` values this server can satisfy (discovery's `acr_values_supported`).
+pub const ACR_VALUES_SUPPORTED: [&str; 1] = [PASSWORD];
 
 /// What an ID token says about the user's authentication.
 #[derive(Debug, Clone)]
@@ -65,6 +78,8 @@ pub async fn mint(
         at_hash: Some(signer.algorithm().half_hash(access_token)),
         sid: Some(authentication.sid.to_owned()),
         jti: Some(super::access_token::new_jti(provider, Some(authentication.grant_id))),
+        amr: vec![PASSWORD.to_owned()],
+        acr: Some(PASSWORD.to_owned()),
     };
     Ok(jws::sign_id_token(&claims, signer, &provider.rng)?)
 }

@@ -403,3 +403,36 @@ async fn userinfo_without_a_token_gets_a_challenge_without_an_error_code() {
     assert_eq!(response.status(), 401);
     assert!(response.headers()["www-authenticate"].to_str().unwrap().contains("error=\"invalid_token\""));
 }
+
+/// ID tokens say how the user signed in (`amr` `pwd`, RFC 8176; `acr` `pwd`); a request
+/// whose `acr_values` name only levels this server cannot reach ends at the client with
+/// `unmet_authentication_requirements`, one that includes `pwd` signs in as usual.
+#[tokio::test]
+async fn id_tokens_carry_amr_and_acr_and_unreachable_acr_values_are_refused() {
+    use base64::Engine as _;
+    let app = TestServer::spawn().await;
+    let metadata = app.get_json("/.well-known/openid-configuration").await;
+    assert_eq!(metadata["acr_values_supported"], serde_json::json!(["pwd"]));
+    let mut browser = Browser::new(&app);
+    let tokens = web_tokens(&app, &mut browser, "openid").await;
+    let payload = tokens["id_token"].as_str().unwrap().split('.').nth(1).unwrap();
+    let claims: Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap())
+            .unwrap();
+    assert_eq!(claims["amr"], serde_json::json!(["pwd"]));
+    assert_eq!(claims["acr"], "pwd");
+
+    let (url, _) =
+        authorization_url(&app, "web", "https://web.example/cb", "openid", &[("acr_values", "mfa phr")]);
+    let page = browser.get(&url).await;
+    let location = url::Url::parse(page.location.as_deref().expect("back to the client")).unwrap();
+    assert!(location.as_str().starts_with("https://web.example/cb"));
+    assert_eq!(query(&location, "error").as_deref(), Some("unmet_authentication_requirements"));
+    assert_eq!(query(&location, "state").as_deref(), Some("st-123"));
+
+    let (url, _) =
+        authorization_url(&app, "web", "https://web.example/cb", "openid", &[("acr_values", "mfa pwd")]);
+    let done = browser.open(&url).await;
+    let location = url::Url::parse(done.location.as_deref().expect("back to the client")).unwrap();
+    assert!(query(&location, "code").is_some(), "{location}");
+}
