@@ -542,6 +542,13 @@ fn redirect_uri(cx: &mut Cx, place: &Place, key: &str, uri: &str) {
         Ok(url) if url.fragment().is_some() => {
             cx.error(place, key, format!("{uri:?} has a fragment, which RFC 6749 §3.1.2 forbids"));
         }
+        // RFC 9700 §4.1: a redirect that would run script or read files is no redirect.
+        Ok(url) if matches!(url.scheme(), "javascript" | "data" | "vbscript" | "file" | "blob" | "about") => {
+            cx.error(place, key, format!("{uri:?}: scheme `{}` is not a redirect", url.scheme()));
+        }
+        Ok(_) if uri.chars().any(|c| c.is_whitespace() || c.is_control()) => {
+            cx.error(place, key, format!("{uri:?} has spaces or control characters"));
+        }
         Ok(_) => {}
     }
 }
@@ -625,6 +632,15 @@ mod tests {
 
     fn web(extra: &str) -> String {
         format!("{BASE}{}", web_client("web", extra))
+    }
+
+    #[test]
+    fn script_schemes_and_spaces_are_no_redirect_uris() {
+        for uri in ["javascript:alert(1)//", "data:text/html,x", "https://app.example.com/c b"] {
+            let text = web("").replace("https://app.example.com/cb", uri);
+            let errors = errors_of(&text);
+            assert!(has_error(&errors, WEB, "redirect_uris"), "{uri}: {errors:#?}");
+        }
     }
 
     fn without_redirects(text: &str) -> String {

@@ -575,6 +575,15 @@ fn defined_scopes(
     resources: &tessera_core::catalog::Resources,
 ) {
     for scope in scopes {
+        // Clients nobody vetted must never administer the server.
+        if scope == tessera_core::admin::ADMIN_SCOPE {
+            cx.error(
+                place,
+                "allowed_scopes",
+                "`tessera:admin` is for the operator's own clients, never unvetted ones",
+            );
+            continue;
+        }
         let known = scope == tessera_core::catalog::OFFLINE_ACCESS
             || resources.identity_resources.iter().any(|resource| &resource.name == scope)
             || resources.api_scopes.iter().any(|api_scope| &api_scope.name == scope);

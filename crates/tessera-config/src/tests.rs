@@ -441,6 +441,12 @@ fn registration_is_off_by_default_and_its_section_is_checked() {
     for key in ["initial_access_token", "allowed_scopes", "unused_client_lifetime", "open"] {
         assert!(has_error(&errors, "[registration]", key), "{key}: {errors:#?}");
     }
+    let errors = errors_of(&format!(
+        "{BASE}\n[registration]\nenabled = true\nallowed_scopes = [\"openid\", \"tessera:admin\"]\n\
+         [client_id_metadata_documents]\nenabled = true\nallowed_scopes = [\"tessera:admin\"]"
+    ));
+    assert!(has_error(&errors, "[registration]", "allowed_scopes"), "{errors:#?}");
+    assert!(has_error(&errors, "[client_id_metadata_documents]", "allowed_scopes"), "{errors:#?}");
     let errors = errors_of(&format!("{BASE}\n[registration]\nenabled = true"));
     assert!(has_error(&errors, "[registration]", "allowed_scopes"), "{errors:#?}");
 }

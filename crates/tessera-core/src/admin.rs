@@ -61,6 +61,11 @@ pub async fn authorize(
     presented: Option<Presented<'_>>,
 ) -> Result<ResolvedToken, OAuthError> {
     let token = crate::userinfo::resource_token(provider, presented).await?;
+    // A client-credentials token (its subject is the client): a user's token carrying the
+    // scope, however a client came to be allowed it, administers nothing.
+    if token.subject != token.client_id {
+        return Err(OAuthError::insufficient_scope("the admin API takes client-credentials tokens only"));
+    }
     if !token.scope.iter().any(|scope| scope == ADMIN_SCOPE)
         || !token.audience.iter().any(|aud| aud == ADMIN_AUDIENCE)
     {
@@ -297,6 +302,16 @@ pub async fn create_user(provider: &Provider, body: &Value) -> Result<Value, Adm
     Ok(user_view(&user, Source::Admin))
 }
 
+/// The configuration file's users are changed there (the next start would undo it).
+async fn not_from_the_file(provider: &Provider, username: &str) -> Result<(), AdminError> {
+    if user_source(provider, username).await? == Source::Config {
+        return Err(AdminError::Conflict(format!(
+            "user `{username}` is declared in the configuration file: change it there"
+        )));
+    }
+    Ok(())
+}
+
 async fn existing_user(provider: &Provider, username: &str) -> Result<User, AdminError> {
     provider
         .store
@@ -311,6 +326,7 @@ async fn existing_user(provider: &Provider, username: &str) -> Result<User, Admi
 /// `NotFound`, `Invalid` for a short password.
 pub async fn set_password(provider: &Provider, username: &str, body: &Value) -> Result<Value, AdminError> {
     let mut user = existing_user(provider, username).await?;
+    not_from_the_file(provider, username).await?;
     let hash = hash(provider, body.get("password").and_then(Value::as_str))?;
     let disabled = user.password_hash.starts_with(DISABLED);
     user.password_hash = if disabled { format!("{DISABLED}{hash}") } else { hash };
@@ -327,6 +343,7 @@ pub async fn set_password(provider: &Provider, username: &str, body: &Value) -> 
 /// `NotFound`.
 pub async fn set_disabled(provider: &Provider, username: &str, disabled: bool) -> Result<Value, AdminError> {
     let mut user = existing_user(provider, username).await?;
+    not_from_the_file(provider, username).await?;
     let source = user_source(provider, username).await?;
     let is_disabled = user.password_hash.starts_with(DISABLED);
     if disabled && !is_disabled {

@@ -69,7 +69,11 @@ pub fn document_url(client_id: &str, settings: &MetadataDocumentSettings) -> Opt
     let scheme_ok =
         url.scheme() == "https" || (url.scheme() == "http" && settings.allow_http_loopback && loopback);
     let dot_segments = client_id.split('/').skip(3).any(|segment| segment == "." || segment == "..");
-    let well_formed = scheme_ok
+    // The draft compares client_ids as strings: a URL written another way than its
+    // canonical form (`http://2130706433/…`, an upper-case host) would name one document
+    // under two ids, so only the canonical form is a client_id.
+    let well_formed = url.as_str() == client_id
+        && scheme_ok
         && url.host_str().is_some()
         && url.path() != "/"
         && url.fragment().is_none()

@@ -317,8 +317,9 @@ fn check(
         ("policy_uri", &metadata.policy_uri),
     ] {
         if let Some(value) = value {
-            let https =
-                value.len() <= MAX_URI_LENGTH && Url::parse(value).is_ok_and(|url| url.scheme() == "https");
+            let https = value.len() <= MAX_URI_LENGTH
+                && is_uri_text(value)
+                && Url::parse(value).is_ok_and(|url| url.scheme() == "https");
             if !https {
                 return Err(metadata_error(format!("{name} must be an https URL")));
             }
@@ -407,6 +408,11 @@ fn check_redirect_uri(uri: &str, native: bool) -> Result<(), OAuthError> {
     if uri.len() > MAX_URI_LENGTH {
         return Err(redirect_error(format!("redirect URIs are at most {MAX_URI_LENGTH} characters")));
     }
+    if !is_uri_text(uri) {
+        return Err(redirect_error(
+            "a redirect URI has spaces, control or other characters a URI cannot hold",
+        ));
+    }
     let url = Url::parse(uri).map_err(|_| redirect_error(format!("`{uri}` is not an absolute URI")))?;
     if url.fragment().is_some() || uri.contains('#') {
         return Err(redirect_error(format!("`{uri}` has a fragment")));
@@ -430,6 +436,14 @@ fn check_redirect_uri(uri: &str, native: bool) -> Result<(), OAuthError> {
             "`{uri}`: a web client's redirect URIs are https (scheme `{scheme}` is for native clients)"
         ))),
     }
+}
+
+/// Whether `text` holds only characters a URI may (RFC 3986 §2): no whitespace, no
+/// controls, none of the characters that must be escaped; such a URI would be altered
+/// on its way to the browser.
+fn is_uri_text(text: &str) -> bool {
+    text.chars()
+        .all(|c| c.is_ascii_graphic() && !matches!(c, '"' | '<' | '>' | '\\' | '^' | '`' | '{' | '|' | '}'))
 }
 
 /// The keys of a `private_key_jwt` client: its `jwks` (public keys only) or `jwks_uri`.

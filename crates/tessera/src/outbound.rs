@@ -15,6 +15,10 @@ const MAX_JWKS_BYTES: usize = 256 * 1024;
 #[derive(Debug, Clone)]
 pub struct HttpJwksSource {
     client: reqwest::Client,
+    /// `jwks_uri`s the configuration file declares: fetched wherever they point (an
+    /// operator may use an internal host). Any other (a client that registered itself,
+    /// or one named by a metadata document) is fetched from public addresses only.
+    trusted: std::sync::Arc<std::collections::HashSet<String>>,
 }
 
 impl HttpJwksSource {
@@ -22,21 +26,30 @@ impl HttpJwksSource {
     ///
     /// # Errors
     /// When the HTTP client cannot be built (no TLS roots).
-    pub fn new() -> Result<Self, reqwest::Error> {
+    pub fn new(trusted: std::collections::HashSet<String>) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .connect_timeout(Duration::from_secs(3))
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("tessera/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Self { client })
+        Ok(Self { client, trusted: std::sync::Arc::new(trusted) })
     }
 }
 
 #[async_trait]
 impl JwksSource for HttpJwksSource {
     async fn fetch(&self, uri: &str) -> Result<serde_json::Value, String> {
-        let mut response = self.client.get(uri).send().await.map_err(|e| format!("fetch failed: {e}"))?;
+        let client = if self.trusted.contains(uri) {
+            self.client.clone()
+        } else {
+            let url = url::Url::parse(uri).map_err(|e| format!("not a URL: {e}"))?;
+            if url.scheme() != "https" {
+                return Err("not https".into());
+            }
+            public_client(&url, false).await?
+        };
+        let mut response = client.get(uri).send().await.map_err(|e| format!("fetch failed: {e}"))?;
         if !response.status().is_success() {
             return Err(format!("HTTP {}", response.status()));
         }
@@ -92,41 +105,11 @@ impl tessera_core::metadata_documents::DocumentSource for HttpDocumentSource {
         url: &url::Url,
         allow_http_loopback: bool,
     ) -> Result<tessera_core::metadata_documents::FetchedDocument, String> {
-        let host = url.host().ok_or("no host")?;
-        let port = url.port_or_known_default().ok_or("no port")?;
         let loopback_name = matches!(url.host_str(), Some("127.0.0.1" | "[::1]" | "localhost"));
-        let loopback_allowed = allow_http_loopback && loopback_name;
-        if url.scheme() != "https" && !loopback_allowed {
+        if url.scheme() != "https" && !(allow_http_loopback && loopback_name) {
             return Err("not https".into());
         }
-        let addresses: Vec<std::net::IpAddr> = match host {
-            url::Host::Ipv4(ip) => vec![ip.into()],
-            url::Host::Ipv6(ip) => vec![ip.into()],
-            url::Host::Domain(name) => {
-                tokio::time::timeout(Duration::from_secs(3), tokio::net::lookup_host((name, port)))
-                    .await
-                    .map_err(|_| "name resolution timed out".to_owned())?
-                    .map_err(|e| format!("name resolution failed: {e}"))?
-                    .map(|address| address.ip())
-                    .collect()
-            }
-        };
-        let acceptable =
-            |ip: &std::net::IpAddr| if loopback_allowed { ip.is_loopback() } else { is_public(*ip) };
-        if addresses.is_empty() || !addresses.iter().all(acceptable) {
-            return Err(format!(
-                "{host} resolves to an address this server does not fetch from: {addresses:?}"
-            ));
-        }
-        let mut builder = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .connect_timeout(Duration::from_secs(3))
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("tessera/", env!("CARGO_PKG_VERSION")));
-        if let url::Host::Domain(name) = host {
-            builder = builder.resolve(name, std::net::SocketAddr::new(addresses[0], port));
-        }
-        let client = builder.build().map_err(|e| format!("client: {e}"))?;
+        let client = public_client(url, allow_http_loopback).await?;
         let mut response = client
             .get(url.as_str())
             .header(reqwest::header::ACCEPT, "application/json")
@@ -153,6 +136,44 @@ impl tessera_core::metadata_documents::DocumentSource for HttpDocumentSource {
         }
         Ok(tessera_core::metadata_documents::FetchedDocument { body, max_age })
     }
+}
+
+/// An HTTP client that reaches `url` only at a public address: the name is resolved
+/// here, every address it has is checked (loopback, private, link-local, shared,
+/// reserved and documentation ranges are refused; loopback only when
+/// `allow_loopback` and the URL names a loopback host), and the connection is pinned to
+/// a checked address, so a second lookup cannot point it elsewhere (DNS rebinding). No
+/// redirects, a 5 s timeout.
+async fn public_client(url: &url::Url, allow_loopback: bool) -> Result<reqwest::Client, String> {
+    let host = url.host().ok_or("no host")?;
+    let port = url.port_or_known_default().ok_or("no port")?;
+    let loopback_allowed =
+        allow_loopback && matches!(url.host_str(), Some("127.0.0.1" | "[::1]" | "localhost"));
+    let addresses: Vec<std::net::IpAddr> = match host {
+        url::Host::Ipv4(ip) => vec![ip.into()],
+        url::Host::Ipv6(ip) => vec![ip.into()],
+        url::Host::Domain(name) => {
+            tokio::time::timeout(Duration::from_secs(3), tokio::net::lookup_host((name, port)))
+                .await
+                .map_err(|_| "name resolution timed out".to_owned())?
+                .map_err(|e| format!("name resolution failed: {e}"))?
+                .map(|address| address.ip())
+                .collect()
+        }
+    };
+    let acceptable = |ip: &std::net::IpAddr| if loopback_allowed { ip.is_loopback() } else { is_public(*ip) };
+    if addresses.is_empty() || !addresses.iter().all(acceptable) {
+        return Err(format!("{host} resolves to an address this server does not fetch from: {addresses:?}"));
+    }
+    let mut builder = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .connect_timeout(Duration::from_secs(3))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("tessera/", env!("CARGO_PKG_VERSION")));
+    if let url::Host::Domain(name) = host {
+        builder = builder.resolve(name, std::net::SocketAddr::new(addresses[0], port));
+    }
+    builder.build().map_err(|e| format!("client: {e}"))
 }
 
 /// Seconds `Cache-Control` allows keeping a response: `max-age`, or 0 for

@@ -34,7 +34,18 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<Provi
     let store = SqlStore::connect_with(&config.storage.url, options).await?;
     info!(backend = ?store.backend(), "store ready");
     seed(&store, config, &Rng::default(), clock.now()).await?;
-    let outbound = Arc::new(HttpJwksSource::new()?);
+    // The file's own jwks_uris are fetched wherever they point; any other only from
+    // public addresses (a self-registered client could name an internal one).
+    let trusted = config
+        .clients
+        .iter()
+        .flat_map(|client| &client.credentials)
+        .filter_map(|credential| match credential {
+            tessera_core::model::ClientCredential::JwksUri { jwks_uri, .. } => Some(jwks_uri.clone()),
+            _ => None,
+        })
+        .collect();
+    let outbound = Arc::new(HttpJwksSource::new(trusted)?);
     let provider = Provider::new(
         config.settings.clone(),
         Catalog::new(config.resources.clone()),

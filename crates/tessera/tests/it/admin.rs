@@ -257,6 +257,14 @@ async fn users_are_created_given_passwords_disabled_enabled_and_deleted() {
         list["users"].as_array().unwrap().iter().any(|u| u["username"] == "alice" && u["source"] == "config")
     );
     assert_eq!(call(&app, reqwest::Method::DELETE, "/admin/users/alice", &token, None).await.status(), 409);
+    let password = json!({ "password": "alice-password-9" });
+    let response =
+        call(&app, reqwest::Method::PUT, "/admin/users/alice/password", &token, Some(password)).await;
+    assert_eq!(response.status(), 409, "the file's users are changed in the file");
+    assert_eq!(
+        call(&app, reqwest::Method::POST, "/admin/users/alice/disable", &token, None).await.status(),
+        409
+    );
     assert_eq!(call(&app, reqwest::Method::DELETE, "/admin/users/carol", &token, None).await.status(), 204);
     assert!(signs_in("carol-password-2").await.is_none());
     assert_eq!(call(&app, reqwest::Method::DELETE, "/admin/users/carol", &token, None).await.status(), 404);
@@ -392,4 +400,39 @@ async fn a_dpop_bound_admin_token_needs_its_proof() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
+}
+
+/// A user's token is never an admin token, even when a client that signs users in was
+/// (wrongly) allowed the scope: the API takes client-credentials tokens only.
+#[tokio::test]
+async fn a_users_token_carrying_the_admin_scope_administers_nothing() {
+    let config = format!(
+        "{OPS}\n[[clients]]\nclient_id = \"console\"\nallowed_grant_types = [\"authorization_code\"]\n\
+         client_secrets = [{{ value = \"console-secret\" }}]\nredirect_uris = [\"https://console.example/cb\"]\n\
+         allowed_scopes = [\"openid\", \"tessera:admin\"]\n"
+    );
+    let app = TestServer::spawn_with(&config).await;
+    let (url, verifier) = crate::code_flow::authorization_url(
+        &app,
+        "console",
+        "https://console.example/cb",
+        "openid tessera:admin",
+        &[],
+    );
+    let back = Browser::new(&app).authorize(&url, "alice", "alice-password-1").await;
+    let code = query(&back, "code").unwrap();
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("code_verifier", verifier.as_str()),
+        ("redirect_uri", "https://console.example/cb"),
+    ];
+    let body: Value =
+        app.post_form("/token", Some(("console", "console-secret")), &form).await.json().await.unwrap();
+    let token = body["access_token"].as_str().unwrap();
+    let claims = app.verify_jwt(token).await;
+    assert_eq!(claims["aud"], "tessera-admin", "the token is for the admin API");
+    let response = call(&app, reqwest::Method::GET, "/admin/users", token, None).await;
+    assert_eq!(response.status(), 403);
+    assert_eq!(response.json::<Value>().await.unwrap()["error"], "insufficient_scope");
 }

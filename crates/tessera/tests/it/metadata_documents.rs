@@ -170,6 +170,16 @@ async fn a_mismatched_or_unacceptable_document_or_an_unlisted_redirect_ends_befo
         (format!("{base}/good.json"), "http://127.0.0.1/elsewhere", "unlisted redirect"),
         (format!("{base}/good.json"), "https://evil.example/callback", "unlisted host"),
         (format!("{base}/../good.json"), "http://127.0.0.1/callback", "dot segment"),
+        (
+            base.replace("127.0.0.1", "2130706433") + "/good.json",
+            "http://127.0.0.1/callback",
+            "not canonical",
+        ),
+        (
+            base.replace("127.0.0.1", "0x7f.0.0.1") + "/good.json",
+            "http://127.0.0.1/callback",
+            "not canonical",
+        ),
         ("https://10.0.0.1/client.json".to_owned(), "http://127.0.0.1/callback", "private address"),
         (
             "https://169.254.169.254/latest/meta-data".to_owned(),

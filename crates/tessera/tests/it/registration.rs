@@ -270,6 +270,12 @@ async fn metadata_this_server_does_not_accept_is_refused_with_the_rfc_7591_error
         (web(json!(["/relative/cb"])), "invalid_redirect_uri"),
         (web(json!(["javascript:alert(1)"])), "invalid_redirect_uri"),
         (web(json!(["com.example.app:/cb"])), "invalid_redirect_uri"),
+        (web(json!(["https://a.example/c b"])), "invalid_redirect_uri"),
+        (web(json!(["https://a.example/cb\r\nX-Injected: y"])), "invalid_redirect_uri"),
+        (
+            json!({ "redirect_uris": ["https://a.example/cb"], "logo_uri": "https://a.example/\"x.png" }),
+            "invalid_client_metadata",
+        ),
         (
             json!({ "redirect_uris": ["data:text/html,x"], "application_type": "native" }),
             "invalid_redirect_uri",
@@ -559,4 +565,52 @@ async fn a_self_registered_client_on_a_loopback_origin_may_call_the_token_endpoi
 
     let closed = TestServer::spawn().await;
     assert_eq!(preflight(&closed, "http://localhost:6274").await.unwrap().status(), 403);
+}
+
+/// A registered client's `jwks_uri` is fetched from public addresses only: naming an
+/// internal one gets the client nowhere, and nothing connects there.
+#[tokio::test]
+async fn a_registered_clients_jwks_uri_on_a_private_address_is_never_fetched() {
+    let app = TestServer::spawn_with(REGISTRATION).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(socket);
+        }
+    });
+    let key = crate::support::ClientKey::generate("k");
+    for jwks_uri in [format!("https://127.0.0.1:{port}/jwks"), format!("https://localhost:{port}/jwks")] {
+        let body = registered(
+            &app,
+            &json!({
+                "redirect_uris": ["https://agent.example/cb"],
+                "token_endpoint_auth_method": "private_key_jwt",
+                "jwks_uri": jwks_uri
+            }),
+        )
+        .await;
+        let client_id = body["client_id"].as_str().unwrap();
+        let now = tessera_core::Clock::now(app.clock.as_ref());
+        let assertion = key.assertion(
+            &json!({ "iss": client_id, "sub": client_id, "aud": app.issuer, "exp": now + 60, "iat": now, "jti": jwks_uri }),
+        );
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", "x"),
+            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+            ("client_assertion", assertion.as_str()),
+        ];
+        let (status, error) = crate::support::oauth_error(app.post_form("/token", None, &form).await).await;
+        assert_eq!((status, error.as_str()), (400, "invalid_client"), "{jwks_uri}");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(
+        connections.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "no connection to the internal address"
+    );
 }
