@@ -106,6 +106,9 @@ pub struct OAuthError {
     /// Logged, never sent.
     #[source]
     pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    /// For `temporarily_unavailable`: when to try again, in seconds (RFC 9110 §10.2.3),
+    /// when it is known to be longer than a store outage's few seconds.
+    pub retry_after: Option<i64>,
 }
 
 macro_rules! constructors {
@@ -148,7 +151,14 @@ constructors! {
 impl OAuthError {
     /// An error with the given code and description.
     pub fn new(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
-        Self { code, description: description.into(), source: None }
+        Self { code, description: description.into(), source: None, retry_after: None }
+    }
+
+    /// The same error, saying the client should not try again for `seconds`.
+    #[must_use]
+    pub fn retry_after(mut self, seconds: i64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     /// A `server_error` whose cause is logged and not sent.
@@ -157,6 +167,7 @@ impl OAuthError {
             code: ErrorCode::ServerError,
             description: Cow::Borrowed("the server could not complete the request"),
             source: Some(source.into()),
+            retry_after: None,
         }
     }
 }
@@ -178,6 +189,7 @@ impl OAuthError {
             code: ErrorCode::TemporarilyUnavailable,
             description: Cow::Borrowed("the service is temporarily unavailable; try again shortly"),
             source: Some(source.into()),
+            retry_after: None,
         }
     }
 }

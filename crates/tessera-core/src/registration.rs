@@ -545,7 +545,8 @@ pub async fn register(
         return Err(OAuthError::new(
             ErrorCode::TemporarilyUnavailable,
             "too many registrations from this address; try again later",
-        ));
+        )
+        .retry_after(REGISTRATION_WINDOW));
     }
     let secret = match authentication {
         Authentication::Secret => Some(provider.rng.token()),

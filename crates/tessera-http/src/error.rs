@@ -69,8 +69,13 @@ impl IntoResponse for HttpError {
             headers.insert("dpop-nonce", nonce);
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            // RFC 9110 §10.2.3: when to try again.
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+            // RFC 9110 §10.2.3: when to try again (a limit's window, else a store outage's pace).
+            let retry_after =
+                error.retry_after.and_then(|seconds| HeaderValue::from_str(&seconds.to_string()).ok());
+            headers.insert(
+                header::RETRY_AFTER,
+                retry_after.unwrap_or(HeaderValue::from_static(RETRY_AFTER_SECONDS)),
+            );
         }
         // RFC 6750 §3: a refused Bearer token says so in the challenge.
         if error.code == ErrorCode::InvalidToken {
