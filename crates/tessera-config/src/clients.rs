@@ -169,10 +169,7 @@ fn client(
         redirect_uri(cx, place, "post_logout_redirect_uris", uri);
     }
     for scope in &raw.allowed_scopes {
-        let known = scope == OFFLINE_ACCESS
-            || resources.identity_resources.iter().any(|resource| &resource.name == scope)
-            || resources.api_scopes.iter().any(|api_scope| &api_scope.name == scope);
-        if !known {
+        if !scope_defined(resources, scope) {
             cx.error(
                 place,
                 "allowed_scopes",
@@ -536,6 +533,13 @@ fn auth_methods(
 }
 
 /// RFC 6749 §3.1.2: an absolute URI without a fragment.
+/// Whether `scope` is `offline_access` or defined by an identity resource or API scope.
+pub(crate) fn scope_defined(resources: &Resources, scope: &str) -> bool {
+    scope == OFFLINE_ACCESS
+        || resources.identity_resources.iter().any(|resource| resource.name == scope)
+        || resources.api_scopes.iter().any(|api_scope| api_scope.name == scope)
+}
+
 fn redirect_uri(cx: &mut Cx, place: &Place, key: &str, uri: &str) {
     match url::Url::parse(uri) {
         Err(_) => cx.error(place, key, format!("{uri:?} is not an absolute URI")),

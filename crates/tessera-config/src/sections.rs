@@ -584,10 +584,7 @@ fn defined_scopes(
             );
             continue;
         }
-        let known = scope == tessera_core::catalog::OFFLINE_ACCESS
-            || resources.identity_resources.iter().any(|resource| &resource.name == scope)
-            || resources.api_scopes.iter().any(|api_scope| &api_scope.name == scope);
-        if !known {
+        if !crate::clients::scope_defined(resources, scope) {
             cx.error(
                 place,
                 "allowed_scopes",

@@ -29,20 +29,29 @@ fn answer(status: StatusCode, body: serde_json::Value) -> Response {
     response
 }
 
-fn enabled(app: &AppState) -> bool {
-    app.settings.registration.enabled
+/// Admits a request only while `[registration] enabled`; otherwise the endpoint is
+/// not there (404).
+pub(super) struct RegistrationOn;
+
+impl axum::extract::FromRequestParts<AppState> for RegistrationOn {
+    type Rejection = StatusCode;
+
+    async fn from_request_parts(
+        _: &mut axum::http::request::Parts,
+        app: &AppState,
+    ) -> Result<Self, StatusCode> {
+        if app.settings.registration.enabled { Ok(Self) } else { Err(StatusCode::NOT_FOUND) }
+    }
 }
 
 #[instrument(skip_all)]
 pub(super) async fn register(
     State(app): State<AppState>,
+    _: RegistrationOn,
     ClientAddress(address): ClientAddress,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, HttpError> {
-    if !enabled(&app) {
-        return Ok(StatusCode::NOT_FOUND.into_response());
-    }
     registration::admit(&app, bearer(&headers))?;
     let metadata = registration::parse(&body)?;
     let body = registration::register(&app, metadata, &address.to_string()).await?;
@@ -52,12 +61,10 @@ pub(super) async fn register(
 #[instrument(skip_all)]
 pub(super) async fn read(
     State(app): State<AppState>,
+    _: RegistrationOn,
     Path(client_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
-    if !enabled(&app) {
-        return Ok(StatusCode::NOT_FOUND.into_response());
-    }
     let body = registration::read(&app, &client_id, bearer(&headers)).await?;
     Ok(answer(StatusCode::OK, body))
 }
@@ -65,13 +72,11 @@ pub(super) async fn read(
 #[instrument(skip_all)]
 pub(super) async fn replace(
     State(app): State<AppState>,
+    _: RegistrationOn,
     Path(client_id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, HttpError> {
-    if !enabled(&app) {
-        return Ok(StatusCode::NOT_FOUND.into_response());
-    }
     let body = registration::replace(&app, &client_id, bearer(&headers), &body).await?;
     Ok(answer(StatusCode::OK, body))
 }
@@ -79,12 +84,10 @@ pub(super) async fn replace(
 #[instrument(skip_all)]
 pub(super) async fn delete(
     State(app): State<AppState>,
+    _: RegistrationOn,
     Path(client_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
-    if !enabled(&app) {
-        return Ok(StatusCode::NOT_FOUND.into_response());
-    }
     registration::delete(&app, &client_id, bearer(&headers)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
