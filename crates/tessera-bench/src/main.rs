@@ -108,6 +108,8 @@ async fn seed(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
                     auth_time: now,
                     sid: "bench-session".into(),
                     dpop_jkt: None,
+                    amr: Vec::new(),
+                    acr: None,
                 };
                 // Ten minutes: the benchmark redeems them long before.
                 let store = store.clone();
@@ -127,6 +129,8 @@ async fn seed(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
                     idle_expires_at: None,
                     dpop_jkt: None,
                     x5t_s256: None,
+                    amr: Vec::new(),
+                    acr: None,
                 };
                 let store = store.clone();
                 pending.spawn(async move { store.put_refresh_token(&hash, &record).await });

@@ -43,6 +43,7 @@ struct RawClient {
     refresh_token_rotation: Option<bool>,
     id_token_signed_response_alg: Option<String>,
     access_token_signing_alg: Option<String>,
+    require_mfa: bool,
     #[serde(flatten)]
     unknown: Unknown,
 }
@@ -254,6 +255,7 @@ fn client(
         access_token_signing_alg,
         registration: None,
         from_metadata_document: false,
+        require_mfa: raw.require_mfa,
     })
 }
 

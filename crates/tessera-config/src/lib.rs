@@ -188,6 +188,8 @@ struct RawRoot {
     registration: toml::Table,
     client_id_metadata_documents: toml::Table,
     admin: toml::Table,
+    sign_in: toml::Table,
+    passkeys: toml::Table,
     api_scopes: Vec<toml::Table>,
     api_resources: Vec<toml::Table>,
     identity_resources: Vec<toml::Table>,
@@ -278,6 +280,8 @@ fn check(
     let metadata_documents =
         sections::metadata_documents(&mut cx, raw.client_id_metadata_documents, &resources);
     let users = users::users(&mut cx, raw.users);
+    let require_mfa = sections::sign_in(&mut cx, raw.sign_in);
+    let passkey_rp_id = sections::passkeys(&mut cx, raw.passkeys, &issuer);
     tokens.longest_access_token_lifetime = clients
         .iter()
         .filter_map(|client| client.access_token_lifetime)
@@ -303,6 +307,8 @@ fn check(
             cors_origins: clients::cors_origins(&clients),
             registration,
             metadata_documents,
+            require_mfa,
+            passkey_rp_id,
         },
         server,
         storage,

@@ -610,6 +610,59 @@ pub(crate) fn admin(cx: &mut Cx, table: toml::Table) -> Option<SocketAddr> {
     raw.listen.map(|text| socket_addr(cx, &place, "listen", &text))
 }
 
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct RawSignIn {
+    require_mfa: bool,
+    #[serde(flatten)]
+    unknown: Unknown,
+}
+
+/// Checks `[sign_in]`; returns `require_mfa`.
+pub(crate) fn sign_in(cx: &mut Cx, table: toml::Table) -> bool {
+    let place = Place::section("sign_in");
+    let raw: RawSignIn = cx.decode(&place, table).unwrap_or_default();
+    cx.unknown(&place, &raw.unknown);
+    raw.require_mfa
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct RawPasskeys {
+    rp_id: Option<String>,
+    #[serde(flatten)]
+    unknown: Unknown,
+}
+
+/// Checks `[passkeys]`; returns the WebAuthn relying party id: `rp_id`, else the
+/// issuer's host. Browsers refuse WebAuthn on IP-literal origins, so an issuer on an IP
+/// address has passkeys off (a warning); `rp_id` must be the issuer's host or a parent
+/// domain of it (WebAuthn Level 2 §4 "RP ID": a registrable domain suffix of the
+/// origin's host).
+pub(crate) fn passkeys(cx: &mut Cx, table: toml::Table, issuer: &str) -> Option<String> {
+    let place = Place::section("passkeys");
+    let raw: RawPasskeys = cx.decode(&place, table).unwrap_or_default();
+    cx.unknown(&place, &raw.unknown);
+    let host = url::Url::parse(issuer).ok()?.host()?.to_owned();
+    let url::Host::Domain(host) = host else {
+        cx.warning(
+            &Place::root(),
+            "issuer",
+            "passkeys are off: browsers refuse WebAuthn on an IP address; use a host name \
+             (http://localhost:PORT for development)",
+        );
+        return None;
+    };
+    let Some(rp_id) = raw.rp_id else { return Some(host) };
+    let rp_id = rp_id.to_ascii_lowercase();
+    if host == rp_id || host.ends_with(&format!(".{rp_id}")) {
+        Some(rp_id)
+    } else {
+        cx.error(&place, "rp_id", format!("must be the issuer's host `{host}` or a parent domain of it"));
+        None
+    }
+}
+
 /// A lifetime: zero would make whatever it governs expire as it is issued.
 pub(crate) fn positive(cx: &mut Cx, place: &Place, key: &str, value: Option<Seconds>, default: i64) -> i64 {
     match value {

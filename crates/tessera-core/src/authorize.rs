@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use tracing::info;
 
 use crate::catalog::OFFLINE_ACCESS;
+use crate::mfa::Level;
 use crate::model::{Client, ClientId, GrantType};
 use crate::request::Params;
 use crate::secret::SecretHash;
@@ -70,6 +71,10 @@ pub struct AuthorizationRequest {
     /// `max_age` only for a session of this subject.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authenticated_subject: Option<String>,
+    /// The authentication levels the client asked for, in its order of preference
+    /// (`acr_values`, or the `acr` claim's values in `claims`): any one will do.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acr_values: Vec<String>,
 }
 
 /// A response on its way to the client's redirect URI.
@@ -249,9 +254,8 @@ pub async fn validate(
     // OpenID Connect Core §3.1.2.1 `acr_values`: a request none of whose levels this
     // server can reach ends at the client with unmet_authentication_requirements
     // (OpenID Connect Unmet Authentication Requirements 1.0 §2).
-    if let Some(values) = params.get("acr_values")
-        && !values.split(' ').any(|value| crate::tokens::id_token::ACR_VALUES_SUPPORTED.contains(&value))
-    {
+    let acr_values = requested_acr_values(params).map_err(fail)?;
+    if !acr_values.is_empty() && !acr_values.iter().any(|value| Level::from_acr(value).is_some()) {
         return Err(fail(OAuthError::new(
             crate::ErrorCode::UnmetAuthenticationRequirements,
             "none of the requested acr_values can be met",
@@ -282,12 +286,34 @@ pub async fn validate(
         consented: false,
         browser: None,
         authenticated_subject: None,
+        acr_values,
     };
     let stored = serde_json::to_vec(&request).map_err(|error| fail(OAuthError::server_error(error)))?;
     if stored.len() > MAX_REQUEST_BYTES || request.resources.iter().any(|r| too_long(Some(r))) {
         return Err(fail(OAuthError::invalid_request("the authorization request is too large")));
     }
     Ok(request)
+}
+
+/// The `acr` values a request asks for: `acr_values` (OpenID Connect Core §3.1.2.1),
+/// else the values of an `acr` claim requested in `claims` (§5.5.1.1).
+fn requested_acr_values(params: &Params) -> Result<Vec<String>, OAuthError> {
+    if let Some(values) = params.get("acr_values") {
+        return Ok(values.split(' ').filter(|v| !v.is_empty()).map(str::to_owned).collect());
+    }
+    let Some(claims) = params.get("claims") else { return Ok(Vec::new()) };
+    let claims: serde_json::Value = serde_json::from_str(claims)
+        .map_err(|_| OAuthError::invalid_request("claims is not a JSON object"))?;
+    let acr = claims.pointer("/id_token/acr");
+    let mut values: Vec<String> = acr
+        .and_then(|acr| acr.get("values"))
+        .and_then(serde_json::Value::as_array)
+        .map(|values| values.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    if let Some(value) = acr.and_then(|acr| acr.get("value")).and_then(serde_json::Value::as_str) {
+        values.push(value.to_owned());
+    }
+    Ok(values)
 }
 
 fn too_long(value: Option<&str>) -> bool {
@@ -332,6 +358,11 @@ fn check_request_parameters(client: &Client, params: &Params, pushed: bool) -> R
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
     SignIn,
+    /// The signed-in user must pass a second factor first: the client asked for a
+    /// stronger `acr`, or requires one (`require_mfa`).
+    SecondFactor,
+    /// The signed-in user has no second factor and must set one up (`require_mfa`).
+    SetUpSecondFactor,
     Consent,
     Complete,
 }
@@ -365,6 +396,15 @@ pub async fn next_step(
         return Ok(Step::SignIn);
     }
     let Some(session) = session else { return Ok(Step::SignIn) };
+    if let Some(step) = stronger_sign_in(provider, request, session).await? {
+        if request.prompts("none") {
+            return Err(request.error(
+                provider,
+                &OAuthError::new(crate::ErrorCode::InteractionRequired, "a stronger sign-in is needed"),
+            ));
+        }
+        return Ok(step);
+    }
     if !request.consented
         && needs_consent(provider, request, session).await.map_err(|e| request.error(provider, &e))?
     {
@@ -374,6 +414,42 @@ pub async fn next_step(
         return Ok(Step::Consent);
     }
     Ok(Step::Complete)
+}
+
+/// Whether the session's sign-in is too weak for the request, and what to do about it:
+/// pass a second factor, or set one up. A level the user cannot reach with any factor
+/// they have ends the request with `unmet_authentication_requirements`.
+async fn stronger_sign_in(
+    provider: &Provider,
+    request: &AuthorizationRequest,
+    session: &Session,
+) -> Result<Option<Step>, AuthorizeError> {
+    let reached = Level::of(&session.amr);
+    let requested: Vec<Level> = request.acr_values.iter().filter_map(|v| Level::from_acr(v)).collect();
+    let acr_met = requested.is_empty() || requested.iter().any(|level| reached >= *level);
+    let client = provider
+        .clients
+        .get(&ClientId(request.client_id.clone()), provider.clock.now())
+        .await
+        .map_err(|e| request.error(provider, &e.into()))?;
+    let mfa_required = crate::mfa::mfa_required(provider, client.as_deref());
+    let mfa_met = !mfa_required || reached >= Level::MultiFactor;
+    if acr_met && mfa_met {
+        return Ok(None);
+    }
+    let factors =
+        crate::mfa::factors(provider, &session.subject).await.map_err(|e| request.error(provider, &e))?;
+    if !acr_met && !requested.iter().any(|level| factors.reach(*level)) {
+        info!(subject = %session.subject, acr_values = ?request.acr_values, "no requested acr is reachable for the user");
+        return Err(request.error(
+            provider,
+            &OAuthError::new(
+                crate::ErrorCode::UnmetAuthenticationRequirements,
+                "the user cannot reach any of the requested acr_values",
+            ),
+        ));
+    }
+    if factors.any() { Ok(Some(Step::SecondFactor)) } else { Ok(Some(Step::SetUpSecondFactor)) }
 }
 
 async fn needs_consent(
@@ -428,6 +504,8 @@ pub async fn issue_code(
         auth_time: session.auth_time,
         sid: session.sid.clone(),
         dpop_jkt: request.dpop_jkt.clone(),
+        amr: session.amr.clone(),
+        acr: Some(crate::mfa::acr_for(&session.amr, &request.acr_values)),
     };
     let expires_at = now + provider.settings.tokens.authorization_code_lifetime;
     provider.store.put_code(&SecretHash::of(&code), &grant, expires_at).await?;

@@ -24,7 +24,14 @@ pub const SLOW_DOWN_STEP: i64 = 5;
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Decision {
     Pending,
-    Approved { subject: String, auth_time: Timestamp, sid: String },
+    Approved {
+        subject: String,
+        auth_time: Timestamp,
+        sid: String,
+        /// How the approving user authenticated (RFC 8176), for the ID token.
+        #[serde(default)]
+        amr: Vec<String>,
+    },
     Denied,
 }
 
@@ -132,10 +139,10 @@ pub async fn poll(cx: &GrantContext<'_>, key: &str, interval: i64) -> Result<Iss
         // delete may have committed: answered once, from the noted request.
         if let Some(request) = provider.decoupled_in_doubt.claim(provider.store.as_ref(), key, cx.now).await?
             && request.client_id == cx.client.client_id.as_str()
-            && let Decision::Approved { subject, auth_time, sid } = &request.decision
+            && let Decision::Approved { subject, auth_time, sid, amr } = &request.decision
         {
             tracing::info!(client_id = %cx.client.client_id, "retry of an in-doubt redemption: answered once");
-            return issue(cx, &request, subject.clone(), *auth_time, sid.clone());
+            return issue(cx, &request, subject.clone(), *auth_time, sid.clone(), amr.clone());
         }
         return Err(OAuthError::invalid_grant("unknown or already redeemed"));
     };
@@ -146,13 +153,15 @@ pub async fn poll(cx: &GrantContext<'_>, key: &str, interval: i64) -> Result<Iss
         return Err(OAuthError::expired_token("the request expired; start again"));
     }
     pace(cx, key, interval).await?;
-    let (subject, auth_time, sid) = match &request.decision {
+    let (subject, auth_time, sid, amr) = match &request.decision {
         Decision::Pending => return Err(OAuthError::authorization_pending("the user has not decided yet")),
         Decision::Denied => {
             provider.store.consume_request(key, cx.now).await?;
             return Err(OAuthError::access_denied("the user denied the request"));
         }
-        Decision::Approved { subject, auth_time, sid } => (subject.clone(), *auth_time, sid.clone()),
+        Decision::Approved { subject, auth_time, sid, amr } => {
+            (subject.clone(), *auth_time, sid.clone(), amr.clone())
+        }
     };
     // Redeemed by deleting: of racing polls exactly one gets the document back.
     match provider.store.consume_request(key, cx.now).await {
@@ -165,7 +174,7 @@ pub async fn poll(cx: &GrantContext<'_>, key: &str, interval: i64) -> Result<Iss
             return Err(error.into());
         }
     }
-    issue(cx, &request, subject, auth_time, sid)
+    issue(cx, &request, subject, auth_time, sid, amr)
 }
 
 /// RFC 8628 §3.5: a poll sooner than the interval gets `slow_down`, and the interval
@@ -195,6 +204,7 @@ fn issue(
     subject: String,
     auth_time: Timestamp,
     sid: String,
+    amr: Vec<String>,
 ) -> Result<Issue, OAuthError> {
     let grant_id = cx.provider.rng.identifier();
     let audience = cx
@@ -209,13 +219,15 @@ fn issue(
         resources: &request.resources,
         auth_time,
         sid: &sid,
+        amr: &amr,
+        acr: None,
     };
     let refresh = first_refresh(cx, &facts);
     Ok(Issue {
         subject,
         scopes: request.scopes.clone(),
         audience,
-        user: Some(UserGrant { grant_id, auth_time, sid, nonce: None, refresh }),
+        user: Some(UserGrant { grant_id, auth_time, sid, nonce: None, refresh, amr, acr: None }),
         act: None,
         issued_token_type: None,
         derived_grant: None,
@@ -229,6 +241,7 @@ pub fn approval(session: &Session) -> Decision {
         subject: session.subject.clone(),
         auth_time: session.auth_time,
         sid: session.sid.clone(),
+        amr: session.amr.clone(),
     }
 }
 

@@ -50,7 +50,7 @@ pub fn metadata(provider: &Provider) -> Value {
         "code_challenge_methods_supported": ["S256"],
         "dpop_signing_alg_values_supported": crate::sender::dpop::algorithm_names(),
         "subject_types_supported": ["public"],
-        "acr_values_supported": crate::tokens::id_token::ACR_VALUES_SUPPORTED,
+        "acr_values_supported": crate::mfa::ACR_VALUES_SUPPORTED,
         // OpenID Connect Discovery §3: RS256 is always among them (config adds it).
         "id_token_signing_alg_values_supported": signing_algorithms,
         "access_token_signing_alg_values_supported": signing_algorithms,

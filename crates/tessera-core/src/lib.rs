@@ -16,6 +16,7 @@ pub mod error;
 pub mod grants;
 pub mod introspection;
 pub mod metadata_documents;
+pub mod mfa;
 pub mod model;
 pub mod notify;
 pub mod password;

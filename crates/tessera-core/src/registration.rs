@@ -397,6 +397,7 @@ fn check(
         access_token_signing_alg: None,
         registration: None,
         from_metadata_document: false,
+        require_mfa: false,
     };
     Ok(Checked { client, metadata, authentication })
 }

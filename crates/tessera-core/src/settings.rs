@@ -31,6 +31,11 @@ pub struct Settings {
     pub registration: crate::registration::RegistrationSettings,
     /// Client ID metadata documents (URL `client_id`s), off by default.
     pub metadata_documents: crate::metadata_documents::MetadataDocumentSettings,
+    /// `[sign_in] require_mfa`: every user needs a second factor.
+    pub require_mfa: bool,
+    /// The WebAuthn relying party id (`[passkeys] rp_id`, default the issuer's host);
+    /// `None` when passkeys are off (an IP-literal issuer).
+    pub passkey_rp_id: Option<String>,
 }
 
 /// What discovery says about mutual TLS (RFC 8705 §3.3, §5).
@@ -130,6 +135,8 @@ impl Settings {
             cors_origins: Vec::new(),
             registration: crate::registration::RegistrationSettings::default(),
             metadata_documents: crate::metadata_documents::MetadataDocumentSettings::default(),
+            require_mfa: false,
+            passkey_rp_id: None,
         }
     }
 

@@ -36,6 +36,23 @@ pub struct NewSession {
     pub session: Session,
 }
 
+/// What a correct password leads to.
+#[derive(Debug)]
+pub enum PasswordAccepted {
+    /// Signed in: the user has no second factor, and none is required.
+    Session(NewSession),
+    /// The user must pass a second step first ([`crate::mfa::SecondStep`], named by
+    /// this cookie value): their second factor, or setting one up when required.
+    SecondStep { cookie: Secret, enrol: bool },
+}
+
+/// Where a sign-in continues once complete.
+#[derive(Debug, Clone, Default)]
+pub struct Continuation {
+    pub interaction: Option<String>,
+    pub return_to: Option<String>,
+}
+
 /// Bounds the password checks in flight: an argon2id check holds ~19 MiB, so an
 /// unbounded burst of sign-ins is a memory amplifier. `running` checks at a time (one
 /// per core), `queued` more may wait; past that a sign-in is refused as `Busy`.
@@ -90,8 +107,48 @@ pub async fn sign_in(
     username: &str,
     password: &str,
     address: &str,
+    continuation: &Continuation,
     now: Timestamp,
-) -> Result<Result<NewSession, SignInError>, OAuthError> {
+) -> Result<Result<PasswordAccepted, SignInError>, OAuthError> {
+    let user = match check_password(provider, username, password, address, now).await? {
+        Ok(user) => user,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    // Factors are read now, never cached: a reset or enrolment elsewhere counts at once.
+    let factors = crate::mfa::factors(provider, &user.subject).await?;
+    let required = crate::mfa::mfa_required(provider, None);
+    if factors.any() || required {
+        let step = crate::mfa::SecondStep {
+            subject: user.subject.clone(),
+            username: user.username.clone(),
+            amr: vec![crate::mfa::amr::PASSWORD.to_owned()],
+            auth_time: now,
+            session: None,
+            interaction: continuation.interaction.clone(),
+            return_to: continuation.return_to.clone(),
+            enrol: !factors.any(),
+        };
+        let cookie = crate::mfa::open_second_step(provider, &step).await?;
+        info!(subject = %user.subject, enrol = step.enrol, "password accepted; second step next");
+        return Ok(Ok(PasswordAccepted::SecondStep { cookie, enrol: step.enrol }));
+    }
+    let new = start_session(provider, &user, now).await?;
+    info!(subject = %user.subject, "signed in");
+    Ok(Ok(PasswordAccepted::Session(new)))
+}
+
+/// Checks a username and password under the sign-in limits (see [`sign_in`]); the
+/// user when they match. Also asked again before account changes.
+///
+/// # Errors
+/// When the store fails.
+pub async fn check_password(
+    provider: &Provider,
+    username: &str,
+    password: &str,
+    address: &str,
+    now: Timestamp,
+) -> Result<Result<User, SignInError>, OAuthError> {
     let account_key = format!("account:{}", username.to_lowercase());
     let address_key = format!("address:{address}");
     let store = &provider.store;
@@ -117,9 +174,70 @@ pub async fn sign_in(
     };
     store.refund_attempt(&account_key).await?;
     store.refund_attempt(&address_key).await?;
-    let new = start_session(provider, &user, now).await?;
-    info!(subject = %user.subject, "signed in");
-    Ok(Ok(new))
+    Ok(Ok(user))
+}
+
+/// Records that the user of the session behind `cookie` just proved who they are
+/// again (password or second factor), for account changes.
+///
+/// # Errors
+/// When the store fails.
+pub async fn mark_verified(provider: &Provider, cookie: &str, session: &Session) -> Result<(), OAuthError> {
+    let mut session = session.clone();
+    session.verified_at = Some(provider.clock.now());
+    provider.store.put_session(&SecretHash::of(cookie), &session).await?;
+    Ok(())
+}
+
+/// The shortest password accepted, in characters.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+
+/// Why a new password is refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PasswordRefused {
+    TooShort,
+    /// The account is declared in the configuration file, which sets its password.
+    Configured,
+}
+
+/// Replaces the password of the user with `subject` (the account page); the user's
+/// other sessions end, this one stays.
+///
+/// # Errors
+/// When the store fails.
+pub async fn change_password(
+    provider: &Provider,
+    subject: &str,
+    new_password: &str,
+    keep_session: &str,
+) -> Result<Result<(), PasswordRefused>, OAuthError> {
+    if new_password.chars().count() < MIN_PASSWORD_CHARS {
+        return Ok(Err(PasswordRefused::TooShort));
+    }
+    let store = &provider.store;
+    let Some(mut user) = store.user_by_subject(subject).await? else {
+        return Err(OAuthError::invalid_request("the account is gone"));
+    };
+    let source = store.user_sources().await?.into_iter().find(|(name, _)| *name == user.username);
+    if source.is_some_and(|(_, source)| source == crate::store::Source::Config) {
+        return Ok(Err(PasswordRefused::Configured));
+    }
+    let (password, rng) = (new_password.to_owned(), provider.rng.clone());
+    user.password_hash = tokio::task::spawn_blocking(move || password::hash_password(&password, &rng))
+        .await
+        .map_err(OAuthError::server_error)?
+        .map_err(OAuthError::server_error)?;
+    store.put_user(&user).await?;
+    let now = provider.clock.now();
+    let keep = SecretHash::of(keep_session);
+    let current = store.session(&keep, now).await?;
+    for session in store.sessions_of(subject, now).await? {
+        if current.as_ref().is_none_or(|current| current.sid != session.sid) {
+            store.end_session_of(subject, &session.sid).await?;
+        }
+    }
+    info!(subject, "password changed; other sessions ended");
+    Ok(Ok(()))
 }
 
 /// Verifies off the async workers (argon2id takes ~17 ms), through the bounded
@@ -147,13 +265,29 @@ pub async fn start_session(
     user: &User,
     now: Timestamp,
 ) -> Result<NewSession, OAuthError> {
+    start_session_with(provider, user, now, vec![crate::mfa::amr::PASSWORD.to_owned()], now).await
+}
+
+/// Starts a session for `user`, who authenticated at `auth_time` with `amr`.
+///
+/// # Errors
+/// When the store fails.
+pub async fn start_session_with(
+    provider: &Provider,
+    user: &User,
+    auth_time: Timestamp,
+    amr: Vec<String>,
+    now: Timestamp,
+) -> Result<NewSession, OAuthError> {
     let cookie = Secret::new(provider.rng.token());
     let session = Session {
         subject: user.subject.clone(),
         username: user.username.clone(),
-        auth_time: now,
+        auth_time,
         sid: provider.rng.identifier(),
         expires_at: now + provider.settings.session_lifetime,
+        amr,
+        verified_at: Some(now),
     };
     provider.store.put_session(&SecretHash::of(cookie.expose()), &session).await?;
     Ok(NewSession { cookie, session })

@@ -35,6 +35,7 @@ pub fn service_client(client_id: &str, scopes: &[&str]) -> Client {
         access_token_signing_alg: None,
         registration: None,
         from_metadata_document: false,
+        require_mfa: false,
     }
 }
 

@@ -187,6 +187,8 @@ async fn user_tokens(
             nonce: user.nonce.as_deref(),
             sid: &user.sid,
             grant_id: &user.grant_id,
+            amr: &user.amr,
+            acr: user.acr.as_deref(),
         };
         Some(
             id_token::mint(

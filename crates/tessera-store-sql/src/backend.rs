@@ -48,8 +48,8 @@ impl Backend {
     }
 
     /// The migrations: version, description, SQL.
-    pub(crate) fn migrations(self) -> [(i64, &'static str, &'static str); 6] {
-        let (initial, sign_in, grant_carrying_jti, refresh_family_start, sources, readiness_probe) =
+    pub(crate) fn migrations(self) -> [(i64, &'static str, &'static str); 7] {
+        let (initial, sign_in, grant_carrying_jti, refresh_family_start, sources, readiness_probe, factors) =
             match self {
                 Self::Sqlite => (
                     include_str!("../migrations/sqlite/0001_initial.sql"),
@@ -58,6 +58,7 @@ impl Backend {
                     include_str!("../migrations/sqlite/0004_refresh_family_start.sql"),
                     include_str!("../migrations/sqlite/0006_sources.sql"),
                     include_str!("../migrations/sqlite/0008_readiness_probe.sql"),
+                    include_str!("../migrations/sqlite/0009_second_factors.sql"),
                 ),
                 Self::Postgres => (
                     include_str!("../migrations/postgres/0001_initial.sql"),
@@ -66,6 +67,7 @@ impl Backend {
                     include_str!("../migrations/postgres/0004_refresh_family_start.sql"),
                     include_str!("../migrations/postgres/0006_sources.sql"),
                     include_str!("../migrations/postgres/0008_readiness_probe.sql"),
+                    include_str!("../migrations/postgres/0009_second_factors.sql"),
                 ),
             };
         [
@@ -75,6 +77,7 @@ impl Backend {
             (4, "refresh_family_start", refresh_family_start),
             (6, "sources", sources),
             (8, "readiness_probe", readiness_probe),
+            (9, "second_factors", factors),
         ]
     }
 

@@ -27,6 +27,7 @@ use tessera_core::store::{
     RefreshRecord, RefreshStore, ReplayStore, RequestStore, ResourceStore, SecretStore, Session,
     SessionStore, StoreError, StoreResult, StoredKey, ThrottleStore, TokenRecord, TokenStore, UserStore,
 };
+use tessera_core::store::{FactorStore, PasskeyRecord, TotpFactor};
 
 pub use backend::Backend;
 use postgres::PgStore;
@@ -243,6 +244,8 @@ forward!(SessionStore {
     fn put_session(&self, hash: &SecretHash, session: &Session) -> StoreResult<()>;
     fn session(&self, hash: &SecretHash, now: Timestamp) -> StoreResult<Option<Session>>;
     fn delete_session(&self, hash: &SecretHash) -> StoreResult<()>;
+    fn sessions_of(&self, subject: &str, now: Timestamp) -> StoreResult<Vec<Session>>;
+    fn end_session_of(&self, subject: &str, sid: &str) -> StoreResult<bool>;
 });
 forward!(RequestStore {
     fn put_request(&self, key: &str, document: &serde_json::Value, expires_at: Timestamp) -> StoreResult<()>;
@@ -267,6 +270,21 @@ forward!(ThrottleStore {
     fn clear_failures(&self, key: &str) -> StoreResult<()>;
     fn reserve_attempt(&self, key: &str, limit: u32, now: Timestamp, window: i64) -> StoreResult<bool>;
     fn refund_attempt(&self, key: &str) -> StoreResult<()>;
+});
+forward!(FactorStore {
+    fn put_totp(&self, subject: &str, factor: &TotpFactor) -> StoreResult<bool>;
+    fn totp(&self, subject: &str) -> StoreResult<Option<TotpFactor>>;
+    fn accept_totp_step(&self, subject: &str, step: i64, pending: bool) -> StoreResult<bool>;
+    fn delete_totp(&self, subject: &str) -> StoreResult<bool>;
+    fn put_recovery_codes(&self, subject: &str, codes: &[SecretHash]) -> StoreResult<()>;
+    fn use_recovery_code(&self, subject: &str, code: &SecretHash) -> StoreResult<bool>;
+    fn recovery_codes_left(&self, subject: &str) -> StoreResult<u32>;
+    fn add_passkey(&self, passkey: &PasskeyRecord) -> StoreResult<bool>;
+    fn touch_passkey(&self, subject: &str, credential_id: &str, credential: &str, now: Timestamp) -> StoreResult<bool>;
+    fn passkeys(&self, subject: &str) -> StoreResult<Vec<PasskeyRecord>>;
+    fn passkey(&self, credential_id: &str) -> StoreResult<Option<PasskeyRecord>>;
+    fn delete_passkey(&self, subject: &str, credential_id: &str) -> StoreResult<bool>;
+    fn delete_factors(&self, subject: &str) -> StoreResult<bool>;
 });
 forward!(SecretStore {
     fn shared_secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>>;

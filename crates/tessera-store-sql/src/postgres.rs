@@ -2,6 +2,7 @@
 //! consumed in one statement (`INSERT … ON CONFLICT`, `UPDATE`/`DELETE … RETURNING`)
 //! or one transaction that first takes the row it changes, never read-then-write.
 
+mod factors;
 mod rows;
 mod sign_in;
 
@@ -311,6 +312,7 @@ impl UserStore for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(store_error)?;
+        factors::delete_factors(&mut tx, &user.subject).await?;
         tx.commit().await.map_err(store_error)?;
         Ok(Some(user))
     }

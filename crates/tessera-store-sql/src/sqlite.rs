@@ -11,6 +11,7 @@
 //! second server) see one winner too: the writer task orders this process, the
 //! file's write lock orders processes.
 
+mod factors;
 mod writer;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -506,6 +507,7 @@ impl UserStore for SqliteStore {
                 tx.prepare_cached("DELETE FROM sessions WHERE json_extract(document, '$.subject') = ?1")?
                     .execute([&row.subject])?;
                 tx.prepare_cached("DELETE FROM consents WHERE subject = ?1")?.execute([&row.subject])?;
+                factors::delete_factors(tx, &row.subject)?;
                 Ok(Some(row))
             })
             .await?;
@@ -1027,6 +1029,34 @@ impl SessionStore for SqliteStore {
         self.write(move |c| {
             c.prepare_cached("DELETE FROM sessions WHERE session_hash = ?1")?.execute([hash])?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn sessions_of(&self, subject: &str, now: Timestamp) -> StoreResult<Vec<Session>> {
+        let documents: Vec<String> = self.read(|c| {
+            c.prepare_cached(
+                "SELECT document FROM sessions                  WHERE json_extract(document, '$.subject') = ?1 AND expires_at > ?2",
+            )?
+            .query_map(params![subject, now], |row| row.get(0))?
+            .collect()
+        })?;
+        let mut sessions = documents
+            .iter()
+            .map(|document| from_json::<Session>(document))
+            .collect::<StoreResult<Vec<_>>>()?;
+        sessions.sort_by(|a, b| (a.auth_time, &a.sid).cmp(&(b.auth_time, &b.sid)));
+        Ok(sessions)
+    }
+
+    async fn end_session_of(&self, subject: &str, sid: &str) -> StoreResult<bool> {
+        let (subject, sid) = (subject.to_owned(), sid.to_owned());
+        self.write_one(move |c| {
+            Ok(c.prepare_cached(
+                "DELETE FROM sessions WHERE json_extract(document, '$.subject') = ?1                  AND json_extract(document, '$.sid') = ?2",
+            )?
+            .execute(params![subject, sid])?
+                > 0)
         })
         .await
     }

@@ -119,6 +119,8 @@ async fn sqlite_stores_sharing_a_file_consume_once() {
         auth_time: 90,
         sid: "sid-1".into(),
         dpop_jkt: None,
+        amr: Vec::new(),
+        acr: None,
     };
     for round in 0..10 {
         let code = SecretHash::of(&format!("code-two-{round}"));
@@ -240,6 +242,8 @@ async fn refresh_families_survive_the_family_start_migration(url: &str, backend:
         idle_expires_at: None,
         dpop_jkt: None,
         x5t_s256: None,
+        amr: Vec::new(),
+        acr: None,
     };
     for (token, grant_id, used_at, revoked) in [
         ("old-a1", "g-old-a", Some(150_i64), 1_i64),

@@ -218,6 +218,29 @@ enum UsersAction {
         /// The sign-in name.
         username: String,
     },
+    /// List a user's second factors (authenticator app, passkeys, recovery codes), or
+    /// remove them all with --reset (a lost phone): the user then signs in with the
+    /// password alone, or sets a factor up again where one is required.
+    Mfa {
+        /// The configuration file; its store is the one read or changed.
+        #[arg(long, short, env = "TESSERA_CONFIG")]
+        config: PathBuf,
+        /// The sign-in name.
+        username: String,
+        /// Remove every second factor of the user.
+        #[arg(long)]
+        reset: bool,
+    },
+    /// Set up an authenticator app (TOTP, RFC 6238) for a user, replacing any, and
+    /// print its otpauth:// URI: for scripted setups. A running server sees it at the
+    /// user's next sign-in.
+    Totp {
+        /// The configuration file; its store is the one changed.
+        #[arg(long, short, env = "TESSERA_CONFIG")]
+        config: PathBuf,
+        /// The sign-in name.
+        username: String,
+    },
 }
 
 fn init_logs(format: LogFormat) {
@@ -346,7 +369,9 @@ async fn users(action: UsersAction) -> Result<(), tessera::server::StartError> {
         UsersAction::Add { config, .. }
         | UsersAction::SetPassword { config, .. }
         | UsersAction::List { config }
-        | UsersAction::Remove { config, .. } => config,
+        | UsersAction::Remove { config, .. }
+        | UsersAction::Mfa { config, .. }
+        | UsersAction::Totp { config, .. } => config,
     };
     let config = load_config(path).map_err(|_| "invalid configuration")?;
     let rng = Rng::default();
@@ -373,6 +398,31 @@ async fn users(action: UsersAction) -> Result<(), tessera::server::StartError> {
             for line in users::list(&store).await? {
                 println!("{line}");
             }
+        }
+        UsersAction::Mfa { username, reset, .. } => {
+            let user = users::find(&store, &username).await?;
+            if reset {
+                let removed = tessera_core::store::FactorStore::delete_factors(&store, &user.subject).await?;
+                println!(
+                    "{} for user {}",
+                    if removed { "second factors removed" } else { "no second factors to remove" },
+                    user.username
+                );
+            } else {
+                let factors = tessera_core::mfa::factors_in(&store, &user.subject).await?;
+                println!("authenticator app\t{}", if factors.totp { "set up" } else { "none" });
+                for passkey in tessera_core::store::FactorStore::passkeys(&store, &user.subject).await? {
+                    println!("passkey\t{}", passkey.name);
+                }
+                println!("recovery codes left\t{}", factors.recovery_codes);
+            }
+        }
+        UsersAction::Totp { username, .. } => {
+            let user = users::find(&store, &username).await?;
+            let enrolment =
+                tessera_core::mfa::enrol_totp(&store, &config.settings, &rng, &user, SystemClock.now())
+                    .await?;
+            println!("{}", enrolment.uri.expose());
         }
         UsersAction::Remove { username, .. } => {
             let user = users::remove(&store, &config, &username, SystemClock.now()).await?;

@@ -157,6 +157,14 @@ pub async fn remove(
     store.remove_user(username, now).await?.ok_or_else(|| format!("no user `{username}`").into())
 }
 
+/// The user called `username`.
+///
+/// # Errors
+/// When there is none, or the store fails.
+pub async fn find(store: &dyn UserStore, username: &str) -> Result<User, UsersError> {
+    store.user_by_username(username).await?.ok_or_else(|| format!("no user `{username}`").into())
+}
+
 /// Replaces the password of `username`, keeping its subject and claims.
 ///
 /// # Errors

@@ -83,6 +83,8 @@ impl GrantHandler for AuthorizationCode {
                 resources: &grant.resources,
                 auth_time: grant.auth_time,
                 sid: &grant.sid,
+                amr: &grant.amr,
+                acr: grant.acr.as_deref(),
             },
         );
         Ok(Issue {
@@ -95,6 +97,8 @@ impl GrantHandler for AuthorizationCode {
                 sid: grant.sid,
                 nonce: grant.nonce,
                 refresh,
+                amr: grant.amr,
+                acr: grant.acr,
             }),
             act: None,
             issued_token_type: None,

@@ -78,6 +78,10 @@ pub struct UserGrant {
     pub sid: String,
     pub nonce: Option<String>,
     pub refresh: RefreshPlan,
+    /// How the user authenticated (RFC 8176); empty: a password, before factors existed.
+    pub amr: Vec<String>,
+    /// The `acr` the ID token says; `None`: the level `amr` reached.
+    pub acr: Option<String>,
 }
 
 /// What happens to refresh tokens.
@@ -144,6 +148,8 @@ pub(crate) struct GrantFacts<'a> {
     pub resources: &'a [String],
     pub auth_time: Timestamp,
     pub sid: &'a str,
+    pub amr: &'a [String],
+    pub acr: Option<&'a str>,
 }
 
 /// The first refresh token of a user grant: when `offline_access` was granted to a
@@ -170,5 +176,7 @@ pub(crate) fn first_refresh(cx: &GrantContext<'_>, facts: &GrantFacts<'_>) -> Re
         idle_expires_at,
         dpop_jkt: None,
         x5t_s256: None,
+        amr: facts.amr.to_vec(),
+        acr: facts.acr.map(str::to_owned),
     }))
 }

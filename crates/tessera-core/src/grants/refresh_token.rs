@@ -129,6 +129,8 @@ fn issue(record: RefreshRecord, scopes: Vec<String>, audience: Vec<String>, next
             sid: record.sid,
             nonce: None,
             refresh: RefreshPlan::Rotated(next),
+            amr: record.amr,
+            acr: record.acr,
         }),
         act: None,
         issued_token_type: None,

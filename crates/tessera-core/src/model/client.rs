@@ -186,6 +186,10 @@ pub struct Client {
     /// A client whose `client_id` is the URL of its metadata document (never stored).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub from_metadata_document: bool,
+    /// Every user signing in to this client needs a second factor (one without is taken
+    /// to set one up).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_mfa: bool,
 }
 
 fn rotate_by_default() -> bool {

@@ -64,6 +64,12 @@ pub async fn run_all(store: Arc<dyn Store>) {
     a_code_presented_wrongly_stays_unused(store.as_ref()).await;
     racing_wrong_presentations_do_not_burn_the_code(store.clone()).await;
     a_redeemed_code_reads_back_its_grant_until_it_expires(store.as_ref()).await;
+    totp_steps_are_accepted_once_and_enrolment_never_replaces_a_confirmed_app(store.as_ref()).await;
+    forty_racing_uses_of_one_totp_step_have_one_winner(store.clone()).await;
+    forty_racing_uses_of_one_recovery_code_have_one_winner(store.clone()).await;
+    passkeys_belong_to_one_user_and_are_listed_used_and_removed(store.as_ref()).await;
+    sessions_are_listed_and_ended_per_user(store.as_ref()).await;
+    removing_a_user_removes_its_second_factors(store.as_ref()).await;
 }
 
 /// 48 racing reservations against a limit of 5: exactly 5 win, however they interleave.
@@ -259,6 +265,8 @@ fn pending_grant(grant_id: &str) -> PendingGrant {
         auth_time: 90,
         sid: "sid-1".into(),
         dpop_jkt: None,
+        amr: vec!["pwd".into(), "otp".into(), "mfa".into()],
+        acr: Some("mfa".into()),
     }
 }
 
@@ -324,6 +332,8 @@ fn refresh(grant_id: &str, issued_at: i64) -> RefreshRecord {
         idle_expires_at: None,
         dpop_jkt: Some("jkt-1".into()),
         x5t_s256: Some("x5t-1".into()),
+        amr: vec!["hwk".into(), "user".into(), "mfa".into()],
+        acr: Some("phr".into()),
     }
 }
 
@@ -518,7 +528,15 @@ pub async fn refresh_tokens_past_idle_or_absolute_expiry_do_not_rotate(store: &d
 }
 
 fn session(sid: &str, expires_at: i64) -> Session {
-    Session { subject: "a1".into(), username: "alice".into(), auth_time: 90, sid: sid.into(), expires_at }
+    Session {
+        subject: "a1".into(),
+        username: "alice".into(),
+        auth_time: 90,
+        sid: sid.into(),
+        expires_at,
+        amr: vec!["pwd".into(), "otp".into(), "mfa".into()],
+        verified_at: Some(95),
+    }
 }
 
 /// Sessions are found by hash until they expire or are deleted.
@@ -960,6 +978,141 @@ pub async fn a_redeemed_code_reads_back_its_grant_until_it_expires(store: &dyn S
     assert_eq!(store.redeemed_code(&code, 100).await.unwrap(), Some(grant));
     assert_eq!(store.redeemed_code(&code, 200).await.unwrap(), None, "expired");
     assert_eq!(store.redeemed_code(&SecretHash::of("code-never-read"), 100).await.unwrap(), None);
+}
+
+fn totp_factor(confirmed: bool, last_step: i64) -> crate::store::TotpFactor {
+    crate::store::TotpFactor { secret: vec![7; 20], sealed: false, confirmed, last_step, created_at: 100 }
+}
+
+/// RFC 6238 §5.2: each step's code is accepted once, never an older one; an enrolment
+/// in progress is confirmed by its first code and never replaces a confirmed app.
+pub async fn totp_steps_are_accepted_once_and_enrolment_never_replaces_a_confirmed_app(store: &dyn Store) {
+    let user = "totp-user";
+    assert!(store.put_totp(user, &totp_factor(false, 10)).await.unwrap());
+    assert!(!store.accept_totp_step(user, 11, false).await.unwrap(), "unconfirmed: no sign-in");
+    assert!(store.accept_totp_step(user, 11, true).await.unwrap(), "the confirming code");
+    let factor = store.totp(user).await.unwrap().unwrap();
+    assert!(factor.confirmed);
+    assert_eq!(factor.last_step, 11);
+    assert_eq!(factor.secret, vec![7; 20]);
+    assert!(!store.accept_totp_step(user, 11, false).await.unwrap(), "the confirming code counts as used");
+    assert!(!store.accept_totp_step(user, 10, false).await.unwrap(), "an older step");
+    assert!(store.accept_totp_step(user, 12, false).await.unwrap());
+    assert!(!store.accept_totp_step(user, 13, true).await.unwrap(), "confirmed: no second confirmation");
+    assert!(!store.put_totp(user, &totp_factor(false, 0)).await.unwrap(), "enrolment cannot replace it");
+    assert!(store.totp(user).await.unwrap().unwrap().confirmed);
+    assert!(store.put_totp(user, &totp_factor(true, 0)).await.unwrap(), "the command line replaces it");
+    assert!(store.delete_totp(user).await.unwrap());
+    assert!(!store.delete_totp(user).await.unwrap());
+    assert_eq!(store.totp(user).await.unwrap(), None);
+    assert!(!store.accept_totp_step(user, 20, false).await.unwrap(), "no app");
+}
+
+/// 40 racing sign-ins with the same code: one is accepted, on one instance or many.
+pub async fn forty_racing_uses_of_one_totp_step_have_one_winner(store: Arc<dyn Store>) {
+    let user = "totp-racer";
+    store.put_totp(user, &totp_factor(true, 0)).await.unwrap();
+    let racers: Vec<_> = (0..40)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.accept_totp_step(user, 5, false).await.unwrap() })
+        })
+        .collect();
+    let mut winners = 0;
+    for racer in racers {
+        winners += usize::from(racer.await.unwrap());
+    }
+    assert_eq!(winners, 1);
+}
+
+/// 40 racing uses of one recovery code: one wins; the other codes stay.
+pub async fn forty_racing_uses_of_one_recovery_code_have_one_winner(store: Arc<dyn Store>) {
+    let user = "recovery-racer";
+    let codes: Vec<SecretHash> = (0..10).map(|i| SecretHash::of(&format!("rc-{i}"))).collect();
+    store.put_recovery_codes(user, &codes).await.unwrap();
+    assert_eq!(store.recovery_codes_left(user).await.unwrap(), 10);
+    let racers: Vec<_> = (0..40)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.use_recovery_code(user, &SecretHash::of("rc-3")).await.unwrap() })
+        })
+        .collect();
+    let mut winners = 0;
+    for racer in racers {
+        winners += usize::from(racer.await.unwrap());
+    }
+    assert_eq!(winners, 1);
+    assert_eq!(store.recovery_codes_left(user).await.unwrap(), 9);
+    assert!(!store.use_recovery_code("someone-else", &SecretHash::of("rc-4")).await.unwrap(), "per user");
+    store.put_recovery_codes(user, &[SecretHash::of("new")]).await.unwrap();
+    assert!(!store.use_recovery_code(user, &SecretHash::of("rc-4")).await.unwrap(), "replaced");
+    assert_eq!(store.recovery_codes_left(user).await.unwrap(), 1);
+}
+
+fn passkey(id: &str, subject: &str, created_at: i64) -> crate::store::PasskeyRecord {
+    crate::store::PasskeyRecord {
+        credential_id: id.into(),
+        subject: subject.into(),
+        name: format!("key {id}"),
+        credential: format!("{{\"counter\":{created_at}}}"),
+        created_at,
+        last_used_at: None,
+    }
+}
+
+/// A credential id is registered once, and only its owner uses or removes it.
+pub async fn passkeys_belong_to_one_user_and_are_listed_used_and_removed(store: &dyn Store) {
+    assert!(store.add_passkey(&passkey("cred-b", "pk-user", 200)).await.unwrap());
+    assert!(store.add_passkey(&passkey("cred-a", "pk-user", 100)).await.unwrap());
+    assert!(!store.add_passkey(&passkey("cred-a", "pk-other", 300)).await.unwrap(), "taken");
+    let listed = store.passkeys("pk-user").await.unwrap();
+    assert_eq!(listed.iter().map(|p| p.credential_id.as_str()).collect::<Vec<_>>(), ["cred-a", "cred-b"]);
+    assert_eq!(store.passkey("cred-a").await.unwrap().unwrap().subject, "pk-user");
+    assert!(!store.touch_passkey("pk-other", "cred-a", "{}", 500).await.unwrap(), "not theirs");
+    assert!(store.touch_passkey("pk-user", "cred-a", "{\"counter\":7}", 500).await.unwrap());
+    let used = store.passkey("cred-a").await.unwrap().unwrap();
+    assert_eq!((used.credential.as_str(), used.last_used_at), ("{\"counter\":7}", Some(500)));
+    assert!(!store.delete_passkey("pk-other", "cred-a").await.unwrap(), "not theirs");
+    assert!(store.delete_passkey("pk-user", "cred-a").await.unwrap());
+    assert_eq!(store.passkey("cred-a").await.unwrap(), None);
+    assert!(store.delete_factors("pk-user").await.unwrap());
+    assert!(store.passkeys("pk-user").await.unwrap().is_empty());
+    assert!(!store.delete_factors("pk-user").await.unwrap(), "nothing left");
+}
+
+/// The account page lists a user's live sessions and ends one by `sid`.
+pub async fn sessions_are_listed_and_ended_per_user(store: &dyn Store) {
+    let of = |subject: &str, sid: &str, auth_time: i64, expires_at: i64| Session {
+        subject: subject.into(),
+        auth_time,
+        ..session(sid, expires_at)
+    };
+    store.put_session(&SecretHash::of("ls-1"), &of("ls-user", "ls-sid-2", 200, 10_000)).await.unwrap();
+    store.put_session(&SecretHash::of("ls-2"), &of("ls-user", "ls-sid-1", 100, 10_000)).await.unwrap();
+    store.put_session(&SecretHash::of("ls-3"), &of("ls-user", "ls-sid-old", 50, 150)).await.unwrap();
+    store.put_session(&SecretHash::of("ls-4"), &of("ls-other", "ls-sid-x", 100, 10_000)).await.unwrap();
+    let listed = store.sessions_of("ls-user", 1_000).await.unwrap();
+    assert_eq!(listed.iter().map(|s| s.sid.as_str()).collect::<Vec<_>>(), ["ls-sid-1", "ls-sid-2"]);
+    assert_eq!(listed[0].amr, ["pwd", "otp", "mfa"], "amr round-trips");
+    assert!(!store.end_session_of("ls-other", "ls-sid-1").await.unwrap(), "not theirs");
+    assert!(store.end_session_of("ls-user", "ls-sid-1").await.unwrap());
+    assert_eq!(store.session(&SecretHash::of("ls-2"), 1_000).await.unwrap(), None);
+    assert!(store.session(&SecretHash::of("ls-1"), 1_000).await.unwrap().is_some());
+    assert!(store.session(&SecretHash::of("ls-4"), 1_000).await.unwrap().is_some());
+}
+
+/// Removing a user takes their second factors with them.
+pub async fn removing_a_user_removes_its_second_factors(store: &dyn Store) {
+    store.put_user(&user("factor-gone", "factor-gone-sub")).await.unwrap();
+    store.put_totp("factor-gone-sub", &totp_factor(true, 0)).await.unwrap();
+    store.put_recovery_codes("factor-gone-sub", &[SecretHash::of("x")]).await.unwrap();
+    store.add_passkey(&passkey("cred-gone", "factor-gone-sub", 100)).await.unwrap();
+    store.put_totp("factor-kept-sub", &totp_factor(true, 0)).await.unwrap();
+    store.remove_user("factor-gone", 1_000).await.unwrap().unwrap();
+    assert_eq!(store.totp("factor-gone-sub").await.unwrap(), None);
+    assert_eq!(store.recovery_codes_left("factor-gone-sub").await.unwrap(), 0);
+    assert_eq!(store.passkey("cred-gone").await.unwrap(), None);
+    assert!(store.totp("factor-kept-sub").await.unwrap().is_some(), "others keep theirs");
 }
 
 #[cfg(test)]

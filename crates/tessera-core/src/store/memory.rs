@@ -14,6 +14,7 @@ use super::{
     SecretStore, Session, SessionStore, StoreError, StoreResult, StoredKey, ThrottleStore, TokenRecord,
     TokenStore, UserStore,
 };
+use super::{FactorStore, PasskeyRecord, TotpFactor};
 use crate::Timestamp;
 use crate::catalog::Resources;
 use crate::model::{Client, ClientId, User};
@@ -43,6 +44,11 @@ struct State {
     client_sources: HashMap<ClientId, Source>,
     /// Where each user came from; absent means `Cli`.
     user_sources: HashMap<String, Source>,
+    totp: HashMap<String, TotpFactor>,
+    /// Subject -> unused recovery code hashes.
+    recovery_codes: HashMap<String, Vec<SecretHash>>,
+    /// Credential id -> passkey.
+    passkeys: HashMap<String, PasskeyRecord>,
 }
 
 struct StoredCode {
@@ -216,6 +222,9 @@ impl UserStore for MemoryStore {
         state.revoke_grants_of(|_, owner| owner == subject);
         state.sessions.retain(|_, session| session.subject != subject);
         state.consents.retain(|(owner, _), _| *owner != subject);
+        state.totp.remove(&subject);
+        state.recovery_codes.remove(&subject);
+        state.passkeys.retain(|_, passkey| passkey.subject != subject);
         Ok(Some(user))
     }
 }
@@ -482,6 +491,25 @@ impl SessionStore for MemoryStore {
         self.state().sessions.remove(hash);
         Ok(())
     }
+
+    async fn sessions_of(&self, subject: &str, now: Timestamp) -> StoreResult<Vec<Session>> {
+        let mut sessions: Vec<Session> = self
+            .state()
+            .sessions
+            .values()
+            .filter(|session| session.subject == subject && session.expires_at > now)
+            .cloned()
+            .collect();
+        sessions.sort_by(|a, b| (a.auth_time, &a.sid).cmp(&(b.auth_time, &b.sid)));
+        Ok(sessions)
+    }
+
+    async fn end_session_of(&self, subject: &str, sid: &str) -> StoreResult<bool> {
+        let mut state = self.state();
+        let before = state.sessions.len();
+        state.sessions.retain(|_, session| !(session.subject == subject && session.sid == sid));
+        Ok(state.sessions.len() < before)
+    }
 }
 
 #[async_trait]
@@ -603,5 +631,113 @@ impl ThrottleStore for MemoryStore {
 impl SecretStore for MemoryStore {
     async fn shared_secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>> {
         Ok(self.state().secrets.entry(name.to_owned()).or_insert_with(|| candidate.to_vec()).clone())
+    }
+}
+
+#[async_trait]
+impl FactorStore for MemoryStore {
+    async fn put_totp(&self, subject: &str, factor: &TotpFactor) -> StoreResult<bool> {
+        let mut state = self.state();
+        if !factor.confirmed && state.totp.get(subject).is_some_and(|existing| existing.confirmed) {
+            return Ok(false);
+        }
+        state.totp.insert(subject.to_owned(), factor.clone());
+        Ok(true)
+    }
+
+    async fn totp(&self, subject: &str) -> StoreResult<Option<TotpFactor>> {
+        Ok(self.state().totp.get(subject).cloned())
+    }
+
+    async fn accept_totp_step(&self, subject: &str, step: i64, pending: bool) -> StoreResult<bool> {
+        let mut state = self.state();
+        let Some(factor) = state.totp.get_mut(subject) else { return Ok(false) };
+        if factor.confirmed == pending || factor.last_step >= step {
+            return Ok(false);
+        }
+        factor.last_step = step;
+        factor.confirmed = true;
+        Ok(true)
+    }
+
+    async fn delete_totp(&self, subject: &str) -> StoreResult<bool> {
+        Ok(self.state().totp.remove(subject).is_some())
+    }
+
+    async fn put_recovery_codes(&self, subject: &str, codes: &[SecretHash]) -> StoreResult<()> {
+        self.state().recovery_codes.insert(subject.to_owned(), codes.to_vec());
+        Ok(())
+    }
+
+    async fn use_recovery_code(&self, subject: &str, code: &SecretHash) -> StoreResult<bool> {
+        let mut state = self.state();
+        let Some(codes) = state.recovery_codes.get_mut(subject) else { return Ok(false) };
+        let before = codes.len();
+        codes.retain(|stored| stored != code);
+        Ok(codes.len() < before)
+    }
+
+    async fn recovery_codes_left(&self, subject: &str) -> StoreResult<u32> {
+        let state = self.state();
+        Ok(state
+            .recovery_codes
+            .get(subject)
+            .map_or(0, |codes| u32::try_from(codes.len()).unwrap_or(u32::MAX)))
+    }
+
+    async fn add_passkey(&self, passkey: &PasskeyRecord) -> StoreResult<bool> {
+        let mut state = self.state();
+        match state.passkeys.entry(passkey.credential_id.clone()) {
+            Entry::Occupied(_) => Ok(false),
+            Entry::Vacant(slot) => {
+                slot.insert(passkey.clone());
+                Ok(true)
+            }
+        }
+    }
+
+    async fn touch_passkey(
+        &self,
+        subject: &str,
+        credential_id: &str,
+        credential: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let mut state = self.state();
+        let Some(passkey) = state.passkeys.get_mut(credential_id).filter(|p| p.subject == subject) else {
+            return Ok(false);
+        };
+        credential.clone_into(&mut passkey.credential);
+        passkey.last_used_at = Some(now);
+        Ok(true)
+    }
+
+    async fn passkeys(&self, subject: &str) -> StoreResult<Vec<PasskeyRecord>> {
+        let mut passkeys: Vec<PasskeyRecord> =
+            self.state().passkeys.values().filter(|p| p.subject == subject).cloned().collect();
+        passkeys.sort_by(|a, b| (a.created_at, &a.credential_id).cmp(&(b.created_at, &b.credential_id)));
+        Ok(passkeys)
+    }
+
+    async fn passkey(&self, credential_id: &str) -> StoreResult<Option<PasskeyRecord>> {
+        Ok(self.state().passkeys.get(credential_id).cloned())
+    }
+
+    async fn delete_passkey(&self, subject: &str, credential_id: &str) -> StoreResult<bool> {
+        let mut state = self.state();
+        if state.passkeys.get(credential_id).is_some_and(|p| p.subject == subject) {
+            state.passkeys.remove(credential_id);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    async fn delete_factors(&self, subject: &str) -> StoreResult<bool> {
+        let mut state = self.state();
+        let totp = state.totp.remove(subject).is_some();
+        let codes = state.recovery_codes.remove(subject).is_some_and(|codes| !codes.is_empty());
+        let before = state.passkeys.len();
+        state.passkeys.retain(|_, passkey| passkey.subject != subject);
+        Ok(totp || codes || state.passkeys.len() < before)
     }
 }

@@ -3,9 +3,12 @@
 
 #[cfg(any(test, feature = "test-util"))]
 pub mod contract;
+mod factors;
 #[cfg(any(test, feature = "test-util"))]
 pub mod memory;
 mod session;
+
+pub use factors::{FactorStore, PasskeyRecord, TotpFactor};
 
 pub use session::{CodeMismatch, CodePresentation};
 pub use session::{
@@ -118,8 +121,8 @@ pub trait UserStore: Send + Sync {
     /// Every user's username and source, ordered by username.
     async fn user_sources(&self) -> StoreResult<Vec<(String, Source)>>;
     /// Deletes the user and, in the same step, makes everything issued to it unusable:
-    /// the grants of its stored refresh tokens and codes are revoked, its sessions and
-    /// consents deleted. Returns the removed user; `None` when unknown.
+    /// the grants of its stored refresh tokens and codes are revoked, its sessions,
+    /// consents and second factors deleted. Returns the removed user; `None` when unknown.
     async fn remove_user(&self, username: &str, now: Timestamp) -> StoreResult<Option<User>>;
 }
 
@@ -275,6 +278,7 @@ pub trait Store:
     + ConsentStore
     + ThrottleStore
     + SecretStore
+    + FactorStore
 {
 }
 
@@ -294,5 +298,6 @@ impl<T> Store for T where
         + ConsentStore
         + ThrottleStore
         + SecretStore
+        + FactorStore
 {
 }

@@ -46,6 +46,13 @@ pub struct PendingGrant {
     pub sid: String,
     /// RFC 9449 §10: the DPoP key the code is bound to.
     pub dpop_jkt: Option<String>,
+    /// How the user authenticated (RFC 8176), for the ID token; empty in codes issued
+    /// before second factors existed (a password).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
+    /// The ID token's `acr`: the first requested level reached, else the strongest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
 }
 
 /// Authorization codes.
@@ -108,6 +115,12 @@ pub struct RefreshRecord {
     /// certificate (the SHA-256 thumbprint).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub x5t_s256: Option<String>,
+    /// How the user authenticated (RFC 8176), for ID tokens issued on refresh.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
+    /// The `acr` of the grant's ID tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
 }
 
 /// What a store answers to a rotation the core never asks for: a successor of another
@@ -166,6 +179,18 @@ pub struct Session {
     pub sid: String,
     /// When the session ends.
     pub expires_at: Timestamp,
+    /// How the user authenticated (RFC 8176 `amr` values, e.g. `pwd`, `otp`, `hwk`).
+    /// Sessions stored before second factors existed were password sign-ins.
+    #[serde(default = "password_only")]
+    pub amr: Vec<String>,
+    /// When the user last proved who they are in this session (sign-in, step-up or
+    /// re-authentication); account changes ask again when this is too old.
+    #[serde(default)]
+    pub verified_at: Option<Timestamp>,
+}
+
+fn password_only() -> Vec<String> {
+    vec!["pwd".to_owned()]
 }
 
 /// Browser sessions, by the hash of the cookie value.
@@ -177,6 +202,10 @@ pub trait SessionStore: Send + Sync {
     async fn session(&self, hash: &SecretHash, now: Timestamp) -> StoreResult<Option<Session>>;
     /// Ends a session (sign-out).
     async fn delete_session(&self, hash: &SecretHash) -> StoreResult<()>;
+    /// The user's unexpired sessions, oldest sign-in first.
+    async fn sessions_of(&self, subject: &str, now: Timestamp) -> StoreResult<Vec<Session>>;
+    /// Ends the user's session with this `sid`; `false` when there is none.
+    async fn end_session_of(&self, subject: &str, sid: &str) -> StoreResult<bool>;
 }
 
 /// Authorization requests waiting for sign-in or consent, and pushed requests (PAR),

@@ -33,13 +33,6 @@ pub struct IdTokenClaims {
     pub acr: Option<String>,
 }
 
-/// The level every sign-in reaches today, a password: `amr` `pwd` (RFC 8176 §2) and
-/// `acr` `pwd` (the level names of OpenID's EAP ACR values).
-pub const PASSWORD: &str = "pwd";
-
-/// The `acr` values this server can satisfy (discovery's `acr_values_supported`).
-pub const ACR_VALUES_SUPPORTED: [&str; 1] = [PASSWORD];
-
 /// What an ID token says about the user's authentication.
 #[derive(Debug, Clone)]
 pub struct Authentication<'a> {
@@ -49,6 +42,11 @@ pub struct Authentication<'a> {
     pub sid: &'a str,
     /// The grant the token is issued under.
     pub grant_id: &'a str,
+    /// How the user authenticated (RFC 8176); empty: a password (grants from before
+    /// second factors existed).
+    pub amr: &'a [String],
+    /// The `acr` to state; `None`: the level `amr` reached.
+    pub acr: Option<&'a str>,
 }
 
 /// Mints an ID token for `client_id`, with `at_hash` of the access token issued beside it,
@@ -78,8 +76,16 @@ pub async fn mint(
         at_hash: Some(signer.algorithm().half_hash(access_token)),
         sid: Some(authentication.sid.to_owned()),
         jti: Some(super::access_token::new_jti(provider, Some(authentication.grant_id))),
-        amr: vec![PASSWORD.to_owned()],
-        acr: Some(PASSWORD.to_owned()),
+        amr: if authentication.amr.is_empty() {
+            vec![crate::mfa::amr::PASSWORD.to_owned()]
+        } else {
+            authentication.amr.to_vec()
+        },
+        acr: Some(
+            authentication
+                .acr
+                .map_or_else(|| crate::mfa::Level::of(authentication.amr).acr().to_owned(), str::to_owned),
+        ),
     };
     Ok(jws::sign_id_token(&claims, signer, &provider.rng)?)
 }

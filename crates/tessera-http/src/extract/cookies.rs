@@ -9,6 +9,8 @@ pub const CSRF_COOKIE: &str = "tessera_csrf";
 /// A random value per browser; interactions keep its hash, so they belong to the
 /// browser that started them.
 pub const BROWSER_COOKIE: &str = "tessera_browser";
+/// Names a sign-in between its password and its second factor (or a step-up).
+pub const SECOND_STEP_COOKIE: &str = "tessera_second_step";
 /// The prefix browsers enforce as `Secure`, `Path=/`, no `Domain` (RFC 6265bis §4.1.3.2):
 /// a sibling subdomain or a plain-http page cannot plant or overwrite such a cookie.
 pub const HOST_PREFIX: &str = "__Host-";

@@ -24,6 +24,106 @@ pub(crate) struct LoginPage {
     pub message: Option<String>,
 }
 
+/// The second sign-in step: a code, or a passkey.
+#[derive(Template)]
+#[template(path = "second_factor.html")]
+pub(crate) struct SecondFactorPage {
+    pub base: String,
+    pub csrf_token: String,
+    pub username: String,
+    /// The user has an authenticator app or recovery codes.
+    pub code: bool,
+    /// The user has a passkey (and passkeys are on).
+    pub passkey: bool,
+    pub message: Option<String>,
+    /// For the passkey script.
+    pub nonce: String,
+}
+
+/// Setting up an authenticator app: the QR code, the URI as text, and a code to confirm.
+#[derive(Template)]
+#[template(path = "set_up.html")]
+pub(crate) struct SetUpPage {
+    pub base: String,
+    pub csrf_token: String,
+    /// Where the form posts: the sign-in's set-up step or the account page's.
+    pub action: String,
+    /// The `otpauth://` URI as an inline SVG QR code (rendered by `qrcode`, trusted).
+    pub qr_svg: String,
+    pub uri: String,
+    pub secret: String,
+    pub message: Option<String>,
+    /// Part of signing in (a client or the server requires a second factor).
+    pub required: bool,
+}
+
+/// The account page.
+#[derive(Template)]
+#[template(path = "account.html")]
+pub(crate) struct AccountPage {
+    pub base: String,
+    pub csrf_token: String,
+    pub username: String,
+    pub message: Option<String>,
+    pub totp: bool,
+    pub passkeys: Vec<AccountPasskey>,
+    pub passkeys_enabled: bool,
+    pub recovery_codes: u32,
+    pub sessions: Vec<AccountSession>,
+    /// Changes are allowed without verifying again.
+    pub recent: bool,
+    pub nonce: String,
+}
+
+/// A passkey on the account page.
+pub(crate) struct AccountPasskey {
+    pub id: String,
+    pub name: String,
+    pub added: String,
+}
+
+/// A session on the account page.
+pub(crate) struct AccountSession {
+    pub sid: String,
+    pub signed_in: String,
+    pub methods: String,
+    pub current: bool,
+}
+
+/// New recovery codes, shown once.
+#[derive(Template)]
+#[template(path = "recovery_codes.html")]
+pub(crate) struct RecoveryCodesPage {
+    pub base: String,
+    pub codes: Vec<String>,
+}
+
+/// Asks a signed-in user to prove who they are again before account changes.
+#[derive(Template)]
+#[template(path = "verify.html")]
+pub(crate) struct VerifyPage {
+    pub base: String,
+    pub csrf_token: String,
+    pub username: String,
+    pub code: bool,
+    pub message: Option<String>,
+}
+
+/// `content` as a QR code in inline SVG; empty if it does not fit one.
+pub(crate) fn qr_svg(content: &str) -> String {
+    match qrcode_svg::QrCode::new(content.as_bytes()) {
+        Ok(code) => code
+            .render::<qrcode_svg::render::svg::Color<'_>>()
+            .min_dimensions(200, 200)
+            .quiet_zone(true)
+            .build(),
+        Err(error) => {
+            tracing::error!(%error, "QR code failed");
+            String::new()
+        }
+    }
+}
+
 /// The consent form.
 #[derive(Template)]
 #[template(path = "consent.html")]

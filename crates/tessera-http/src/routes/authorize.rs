@@ -115,9 +115,43 @@ pub(super) async fn proceed(
         Ok(step) => step,
         Err(error) => return failed(app, error),
     };
+    let mut cookies = Vec::new();
     let page = match step {
         Step::SignIn => "/login",
         Step::Consent => "/consent",
+        Step::SecondFactor | Step::SetUpSecondFactor => {
+            let (Some(session), Some(cookie)) = (&session, app.read_cookie(headers, SESSION_COOKIE)) else {
+                return expired(app);
+            };
+            // The step continues this interaction; a new request gets one first.
+            let id = match interaction {
+                Interaction::Open(id) => match authorize::save_interaction(app, &request, Some(id)).await {
+                    Ok(id) => id,
+                    Err(error) => return untrusted(app, &error),
+                },
+                Interaction::New { peer } => {
+                    let Some(browser) = app.read_cookie(headers, BROWSER_COOKIE) else {
+                        // No binding cookie yet: open the interaction first, come back.
+                        return open_new(app, headers, &mut request, peer, "/authorize/resume").await;
+                    };
+                    match authorize::open_interaction(app, &mut request, browser, &peer.to_string()).await {
+                        Ok(id) => id,
+                        Err(error) => return failed(app, error),
+                    }
+                }
+            };
+            let enrol = step == Step::SetUpSecondFactor;
+            let step_cookie =
+                match super::second_factor::open_step_up(app, cookie, session, Some(id.clone()), None, enrol)
+                    .await
+                {
+                    Ok(step_cookie) => step_cookie,
+                    Err(error) => return untrusted(app, &error),
+                };
+            cookies.push(step_cookie);
+            let page = if enrol { "/login/set-up" } else { "/login/second-factor" };
+            return crate::pages::see_other(&app.link(page), cookies);
+        }
         Step::Complete => {
             let Some(session) = session else { return expired(app) };
             if let Interaction::Open(id) = interaction {
@@ -140,21 +174,33 @@ pub(super) async fn proceed(
             Ok(id) => crate::pages::see_other(&to_page(&id), Vec::new()),
             Err(error) => untrusted(app, &error),
         },
-        Interaction::New { peer } => {
-            // The interaction is bound to this browser's binding cookie (minted if absent).
-            let (browser, set_cookie) = match app.read_cookie(headers, BROWSER_COOKIE) {
-                Some(value) => (value.to_owned(), None),
-                None => {
-                    let value = app.rng.token();
-                    let set = app.cookie(BROWSER_COOKIE, &value, None);
-                    (value, Some(set))
-                }
-            };
-            match authorize::open_interaction(app, &mut request, &browser, &peer.to_string()).await {
-                Ok(id) => crate::pages::see_other(&to_page(&id), set_cookie.into_iter().collect()),
-                Err(error) => failed(app, error),
-            }
+        Interaction::New { peer } => open_new(app, headers, &mut request, peer, page).await,
+    }
+}
+
+/// Opens an interaction for a new request, bound to this browser's binding cookie
+/// (minted if absent), and sends the browser to `page` with it.
+async fn open_new(
+    app: &App,
+    headers: &HeaderMap,
+    request: &mut AuthorizationRequest,
+    peer: IpAddr,
+    page: &str,
+) -> Response {
+    let (browser, set_cookie) = match app.read_cookie(headers, BROWSER_COOKIE) {
+        Some(value) => (value.to_owned(), None),
+        None => {
+            let value = app.rng.token();
+            let set = app.cookie(BROWSER_COOKIE, &value, None);
+            (value, Some(set))
         }
+    };
+    match authorize::open_interaction(app, request, &browser, &peer.to_string()).await {
+        Ok(id) => crate::pages::see_other(
+            &format!("{}?interaction={id}", app.link(page)),
+            set_cookie.into_iter().collect(),
+        ),
+        Err(error) => failed(app, error),
     }
 }
 

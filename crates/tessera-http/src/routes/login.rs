@@ -5,10 +5,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use tessera_core::authorize;
 use tessera_core::model::ClientId;
-use tessera_core::sign_in::{self, SignInError};
+use tessera_core::sign_in::{self, Continuation, PasswordAccepted, SignInError};
 
 use super::authorize::{load_bound, untrusted};
-use crate::extract::cookies::SESSION_COOKIE;
+use crate::extract::cookies::{SECOND_STEP_COOKIE, SESSION_COOKIE};
 use crate::extract::{OAuthForm, parse_form};
 use crate::pages::{LoginPage, html, see_other};
 use crate::{App, AppState};
@@ -66,12 +66,23 @@ pub(super) async fn login_submit(
     let username = form.get("username").unwrap_or_default().to_owned();
     let password = form.get("password").unwrap_or_default();
     let now = app.clock.now();
-    let outcome = match sign_in::sign_in(&app, &username, password, &peer.to_string(), now).await {
-        Ok(outcome) => outcome,
-        Err(error) => return untrusted(&app, &error),
-    };
+    let continuation = Continuation { interaction: interaction.clone(), return_to: return_to.clone() };
+    let outcome =
+        match sign_in::sign_in(&app, &username, password, &peer.to_string(), &continuation, now).await {
+            Ok(outcome) => outcome,
+            Err(error) => return untrusted(&app, &error),
+        };
     let new = match outcome {
-        Ok(new) => new,
+        Ok(PasswordAccepted::Session(new)) => new,
+        Ok(PasswordAccepted::SecondStep { cookie, enrol }) => {
+            let step_cookie = app.cookie(
+                SECOND_STEP_COOKIE,
+                cookie.expose(),
+                Some(tessera_core::mfa::SECOND_STEP_LIFETIME),
+            );
+            let page = if enrol { "/login/set-up" } else { "/login/second-factor" };
+            return see_other(&app.link(page), vec![step_cookie]);
+        }
         Err(refusal) => {
             // The same words whether or not the account exists.
             let (status, message) = match refusal {

@@ -1,5 +1,6 @@
 //! Routes, one module per endpoint, mirroring the core's endpoints.
 
+mod account;
 mod admin;
 mod authorize;
 mod ciba;
@@ -14,6 +15,7 @@ mod logout;
 mod par;
 mod register;
 mod revoke;
+mod second_factor;
 mod token;
 mod userinfo;
 
@@ -38,6 +40,19 @@ pub(crate) fn all() -> Router<AppState> {
         .route("/authorize", get(authorize::authorize_get).post(authorize::authorize_post))
         .route("/authorize/resume", get(authorize::resume))
         .route("/login", get(login::login_page).post(login::login_submit))
+        .route(
+            "/login/second-factor",
+            get(second_factor::second_factor_page).post(second_factor::second_factor_submit),
+        )
+        .route("/login/set-up", get(second_factor::set_up_page).post(second_factor::set_up_submit))
+        .route("/account", get(account::account_page))
+        .route("/account/password", post(account::change_password))
+        .route("/account/totp", get(account::totp_page).post(account::confirm_totp))
+        .route("/account/totp/remove", post(account::remove_totp))
+        .route("/account/recovery-codes", post(account::recovery_codes))
+        .route("/account/passkeys/remove", post(account::remove_passkey))
+        .route("/account/sessions/end", post(account::end_session))
+        .route("/account/verify", get(account::verify_page).post(account::verify_submit))
         .route("/consent", get(consent::consent_page).post(consent::consent_submit))
         .route("/logout", get(logout::logout_page).post(logout::logout_submit))
         .route("/userinfo", get(userinfo::userinfo_get).post(userinfo::userinfo_post))

@@ -509,6 +509,33 @@ impl SessionStore for PgStore {
             .map_err(store_error)?;
         Ok(())
     }
+
+    async fn sessions_of(&self, subject: &str, now: Timestamp) -> StoreResult<Vec<Session>> {
+        let rows = sqlx::query(
+            "SELECT document FROM sessions WHERE document::jsonb ->> 'subject' = $1 AND expires_at > $2",
+        )
+        .bind(subject)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        let mut sessions =
+            rows.iter().map(|row| from_json::<Session>(row, "document")).collect::<StoreResult<Vec<_>>>()?;
+        sessions.sort_by(|a, b| (a.auth_time, &a.sid).cmp(&(b.auth_time, &b.sid)));
+        Ok(sessions)
+    }
+
+    async fn end_session_of(&self, subject: &str, sid: &str) -> StoreResult<bool> {
+        let ended = sqlx::query(
+            "DELETE FROM sessions WHERE document::jsonb ->> 'subject' = $1 AND document::jsonb ->> 'sid' = $2",
+        )
+        .bind(subject)
+        .bind(sid)
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(ended.rows_affected() > 0)
+    }
 }
 
 #[async_trait]

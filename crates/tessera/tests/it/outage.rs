@@ -104,6 +104,8 @@ async fn seed_refresh_token(app: &TestServer, value: &str, grant_id: &str) {
         idle_expires_at: None,
         dpop_jkt: None,
         x5t_s256: None,
+        amr: Vec::new(),
+        acr: None,
     };
     app.provider.store.put_refresh_token(&SecretHash::of(value), &record).await.unwrap();
 }
@@ -204,6 +206,8 @@ async fn seed_code(app: &TestServer, value: &str, grant_id: &str) {
         auth_time: now,
         sid: "sid-1".into(),
         dpop_jkt: None,
+        amr: Vec::new(),
+        acr: None,
     };
     app.provider.store.put_code(&SecretHash::of(value), &grant, now + 600).await.unwrap();
 }
@@ -335,7 +339,12 @@ async fn seed_approved_device(app: &TestServer, device_code: &str) {
         client_id: "tv".into(),
         scopes: vec!["api1.read".into()],
         resources: Vec::new(),
-        decision: Decision::Approved { subject: "alice-sub".into(), auth_time: now, sid: "sid-1".into() },
+        decision: Decision::Approved {
+            subject: "alice-sub".into(),
+            auth_time: now,
+            sid: "sid-1".into(),
+            amr: Vec::new(),
+        },
         expires_at: now + 600,
         user_code: None,
         subject: None,
