@@ -412,7 +412,7 @@ async fn id_tokens_carry_amr_and_acr_and_unreachable_acr_values_are_refused() {
     use base64::Engine as _;
     let app = TestServer::spawn().await;
     let metadata = app.get_json("/.well-known/openid-configuration").await;
-    assert_eq!(metadata["acr_values_supported"], serde_json::json!(["pwd"]));
+    assert_eq!(metadata["acr_values_supported"], serde_json::json!(["pwd", "mfa", "phr"]));
     let mut browser = Browser::new(&app);
     let tokens = web_tokens(&app, &mut browser, "openid").await;
     let payload = tokens["id_token"].as_str().unwrap().split('.').nth(1).unwrap();

@@ -23,6 +23,7 @@ mod introspection;
 mod login_command;
 mod mcp_sdk;
 mod metadata_documents;
+mod mfa;
 mod mtls;
 mod multi_instance;
 mod outage;

@@ -1,18 +1,10 @@
 //! Several instances on one PostgreSQL database: shared keys, shared revocation.
 //! Runs when `TESSERA_TEST_POSTGRES` names a server (`scripts/test` sets it).
 
-use crate::support::{TestServer, temp_dir, verify_with};
+use crate::support::{TestServer, postgres_url, temp_dir, verify_with};
 
 /// The public URL of the load balancer in front of the instances.
 const ISSUER: &str = "https://tessera.example";
-
-fn postgres_url() -> Option<String> {
-    let url = std::env::var("TESSERA_TEST_POSTGRES").ok();
-    if url.is_none() {
-        eprintln!("TESSERA_TEST_POSTGRES is not set: skipping the PostgreSQL run");
-    }
-    url
-}
 
 async fn jwks(app: &TestServer) -> jsonwebtoken::jwk::JwkSet {
     app.http.get(app.url("/jwks")).send().await.unwrap().json().await.unwrap()

@@ -8,7 +8,7 @@ use tessera_core::secret::SecretHash;
 use tessera_core::store::RefreshRecord;
 
 use crate::outage_support::{PgCluster, PgProxy, through_proxy, upstream_of, wait_for_status};
-use crate::support::TestServer;
+use crate::support::{TestServer, postgres_url};
 
 /// Whatever the store does, nothing waits longer than this (issue 12's target).
 const LONGEST: Duration = Duration::from_secs(3);
@@ -78,14 +78,6 @@ async fn a_postgresql_outage_fails_fast_with_json_503s_and_recovers_within_a_sec
     let (status, error) = crate::support::oauth_error(refresh(&app, "no-such-token").await).await;
     assert_eq!((status, error.as_str()), (400, "invalid_grant"));
     app.stop().await;
-}
-
-fn postgres_url() -> Option<String> {
-    let url = std::env::var("TESSERA_TEST_POSTGRES").ok();
-    if url.is_none() {
-        eprintln!("TESSERA_TEST_POSTGRES is not set: skipping the lost-commit test");
-    }
-    url
 }
 
 /// Stores a refresh token `value` of client `web`, as a code redemption would.

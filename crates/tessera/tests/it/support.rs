@@ -135,6 +135,15 @@ pub struct TestServer {
     dir: PathBuf,
 }
 
+/// The PostgreSQL server of the test run (`TESSERA_TEST_POSTGRES`); `None` skips.
+pub fn postgres_url() -> Option<String> {
+    let url = std::env::var("TESSERA_TEST_POSTGRES").ok();
+    if url.is_none() {
+        eprintln!("TESSERA_TEST_POSTGRES is not set: skipping the PostgreSQL run");
+    }
+    url
+}
+
 /// A fresh temporary directory.
 pub fn temp_dir(label: &str) -> PathBuf {
     static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
