@@ -18,6 +18,7 @@ pub mod introspection;
 pub mod metadata_documents;
 pub mod model;
 pub mod notify;
+pub mod passkeys;
 pub mod password;
 pub mod pkce;
 pub mod provider;
