@@ -1,6 +1,6 @@
 //! Passkeys in the browser: chromedriver's virtual authenticator (the W3C WebAuthn
 //! extension commands, WebAuthn L2 §11.3) driven through fantoccini, and a proof that
-//! it works: a registration then a username-less sign-in, in Chromium, through
+//! it works: a registration, a username-less sign-in and a second factor, in Chromium, through
 //! `assets/passkeys.js` and `tessera_core::passkeys`, on a tiny page of its own.
 //!
 //! Browsers refuse WebAuthn on IP-literal origins, so the page is `http://localhost:PORT`.
@@ -137,6 +137,8 @@ async fn options(State(rp): State<Rp>, Form(form): CsrfForm, kind: &str) -> Resp
     let (options, state) = if kind == "register" {
         let handle = derive_user_handle(USER_HANDLE_KEY, "alice");
         rp.passkeys.start_registration(&handle, "alice", "Alice", &ceremonies.passkeys).unwrap()
+    } else if kind == "second-factor" {
+        rp.passkeys.start_second_factor(&ceremonies.passkeys).unwrap()
     } else {
         rp.passkeys.start_sign_in().unwrap()
     };
@@ -155,16 +157,21 @@ async fn finish(State(rp): State<Rp>, Form(form): Form<Finish>) -> Response {
         ceremonies.passkeys.push(stored);
         return axum::Json(json!({ "redirect": "/registered" })).into_response();
     }
-    let (handle, credential_id) = Passkeys::user_handle_of(&response).unwrap();
-    assert_eq!(handle, derive_user_handle(USER_HANDLE_KEY, "alice"));
-    let signed_in = rp.passkeys.finish_sign_in(&state, &response, &ceremonies.passkeys).unwrap();
-    assert_eq!(signed_in.credential_id, credential_id);
+    let signed_in = if form.ceremony == "second-factor" {
+        rp.passkeys.finish_second_factor(&state, &response, &ceremonies.passkeys).unwrap()
+    } else {
+        let (handle, credential_id) = Passkeys::user_handle_of(&response).unwrap();
+        assert_eq!(handle, derive_user_handle(USER_HANDLE_KEY, "alice"));
+        let signed_in = rp.passkeys.finish_sign_in(&state, &response, &ceremonies.passkeys).unwrap();
+        assert_eq!(signed_in.credential_id, credential_id);
+        signed_in
+    };
     assert!(signed_in.user_verified);
-    if let Some(updated) = signed_in.updated {
-        ceremonies.passkeys.retain(|key| key.credential_id != updated.credential_id);
-        ceremonies.passkeys.push(updated);
-    }
-    ceremonies.signed_in = Some("alice".into());
+    // The virtual authenticator counts signatures: each use moves the stored counter on.
+    let updated = signed_in.updated.expect("the signature counter moved on");
+    assert_ne!(Some(&updated), ceremonies.passkeys.first());
+    ceremonies.passkeys = vec![updated];
+    ceremonies.signed_in = Some(format!("alice by {}", form.ceremony));
     axum::Json(json!({ "redirect": "/signed-in" })).into_response()
 }
 
@@ -198,13 +205,21 @@ async fn serve_pages() -> (Url, Rp) {
                     <form><input type="hidden" name="csrf_token" value="csrf-1">
                     <button type="button" data-passkey="sign-in" data-options-url="/sign-in/options"
                       data-finish-url="/finish">Sign in with a passkey</button>
-                    <p data-passkey-error hidden></p></form>"#,
+                    <p data-passkey-error hidden></p></form>
+                    <form><input type="hidden" name="csrf_token" value="csrf-1">
+                    <button type="button" data-passkey="second-factor"
+                      data-options-url="/second-factor/options" data-finish-url="/finish">
+                      Use your passkey</button></form>"#,
                     "n0nce",
                 )
             }),
         )
         .route("/register/options", post(|rp: State<Rp>, form: CsrfForm| options(rp, form, "register")))
         .route("/sign-in/options", post(|rp: State<Rp>, form: CsrfForm| options(rp, form, "sign-in")))
+        .route(
+            "/second-factor/options",
+            post(|rp: State<Rp>, form: CsrfForm| options(rp, form, "second-factor")),
+        )
         .route("/finish", post(finish))
         .route("/registered", get(|| async { Html("<h1>Registered</h1>") }))
         .route("/signed-in", get(|| async { Html("<h1>Signed in</h1>") }))
@@ -255,7 +270,7 @@ async fn webauthn_support_virtual_authenticator_creates_a_credential() {
 }
 
 #[tokio::test]
-async fn webauthn_support_passkey_registers_then_signs_in_without_a_username() {
+async fn webauthn_support_passkey_registers_then_signs_in_without_a_username_then_as_second_factor() {
     let (origin, rp) = serve_pages().await;
     let ceremonies = rp.ceremonies.clone();
     in_chromium(move |client| async move {
@@ -276,7 +291,12 @@ async fn webauthn_support_passkey_registers_then_signs_in_without_a_username() {
         client.goto(passkeys_page.as_str()).await.unwrap();
         client.find(Locator::Css(r#"[data-passkey="sign-in"]"#)).await.unwrap().click().await.unwrap();
         wait_for_heading(&client, "Signed in").await;
-        assert_eq!(ceremonies.lock().unwrap().signed_in.as_deref(), Some("alice"));
+        assert_eq!(ceremonies.lock().unwrap().signed_in.as_deref(), Some("alice by sign-in"));
+
+        client.goto(passkeys_page.as_str()).await.unwrap();
+        client.find(Locator::Css(r#"[data-passkey="second-factor"]"#)).await.unwrap().click().await.unwrap();
+        wait_for_heading(&client, "Signed in").await;
+        assert_eq!(ceremonies.lock().unwrap().signed_in.as_deref(), Some("alice by second-factor"));
     })
     .await;
 }
