@@ -3,6 +3,7 @@
 //! templates ([`pages`]). No protocol decisions are made here, and nothing here
 //! touches SQL.
 
+mod assets;
 pub mod connections;
 mod cors;
 pub mod error;

@@ -36,3 +36,4 @@ mod resource;
 mod slow_clients;
 mod support;
 mod token_exchange;
+mod webauthn_support;
