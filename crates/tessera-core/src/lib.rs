@@ -19,6 +19,7 @@ pub mod metadata_documents;
 pub mod mfa;
 pub mod model;
 pub mod notify;
+pub mod passkey_ceremonies;
 pub mod passkeys;
 pub mod password;
 pub mod pkce;

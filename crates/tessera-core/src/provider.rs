@@ -50,6 +50,8 @@ pub struct Provider {
     pub secret_checks: crate::secret_checks::SecretChecks,
     /// Derives CIBA ping-mode `auth_req_id`s from their stored seeds.
     ping_id_key: aws_lc_rs::hmac::Key,
+    /// The WebAuthn relying party; `None` when passkeys are off (an IP-literal issuer).
+    pub passkeys: Option<crate::passkeys::Passkeys>,
 }
 
 impl Provider {
@@ -67,6 +69,7 @@ impl Provider {
         document_source: Arc<dyn crate::metadata_documents::DocumentSource>,
     ) -> Result<Self, KeyRingError> {
         let rng = Rng::default();
+        let settings_passkeys = (settings.passkey_rp_id.clone(), settings.issuer.clone());
         let keys = KeyRing::load(store.clone(), settings.signing.clone(), rng.clone(), clock.now()).await?;
         let clients = ClientRegistry::new(store.clone(), settings.client_cache_ttl).with_documents(
             crate::metadata_documents::MetadataDocuments::new(
@@ -104,6 +107,7 @@ impl Provider {
             password_checks: crate::sign_in::PasswordChecks::default(),
             secret_checks: crate::secret_checks::SecretChecks::default(),
             ping_id_key,
+            passkeys: relying_party(&settings_passkeys),
         })
     }
 
@@ -155,4 +159,18 @@ fn ping_id_key(shared: &[u8], encryption_key: Option<&crate::secret::Secret>) ->
     let operator = encryption_key.map(crate::secret::Secret::expose).unwrap_or_default();
     let derived = aws_lc_rs::hmac::sign(&outer, format!("tessera ciba ping id\0{operator}").as_bytes());
     aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, derived.as_ref())
+}
+
+/// The WebAuthn relying party for `(rp_id, issuer)`: pages are served at the issuer's
+/// origin. `None` without an `rp_id` (passkeys off), or when webauthn-rs refuses it.
+fn relying_party((rp_id, issuer): &(Option<String>, String)) -> Option<crate::passkeys::Passkeys> {
+    let rp_id = rp_id.as_deref()?;
+    let origin = url::Url::parse(issuer).ok()?;
+    match crate::passkeys::Passkeys::new(rp_id, &origin, "Tessera") {
+        Ok(passkeys) => Some(passkeys),
+        Err(error) => {
+            tracing::warn!(%error, "passkeys are off");
+            None
+        }
+    }
 }

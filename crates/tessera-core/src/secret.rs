@@ -131,6 +131,12 @@ pub fn b64url(bytes: impl AsRef<[u8]>) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// Decodes [`b64url`]; `None` for anything else.
+#[must_use]
+pub fn b64url_decode(text: &str) -> Option<Vec<u8>> {
+    URL_SAFE_NO_PAD.decode(text).ok()
+}
+
 /// Compares two public-length values (thumbprints, nonces) without leaking where they
 /// first differ.
 #[must_use]

@@ -2,7 +2,6 @@
 
 /// `/assets/passkeys.js`: the passkey buttons' script (loaded with the page's CSP nonce;
 /// its two POSTs need `connect-src 'self'`). Serve as `text/javascript; charset=utf-8`.
-#[cfg_attr(not(test), expect(dead_code, reason = "served once the passkey pages are wired in"))]
 pub(crate) const PASSKEYS_JS: &str = include_str!("../assets/passkeys.js");
 
 #[cfg(test)]

@@ -22,6 +22,11 @@ pub(crate) struct LoginPage {
     pub client_name: Option<String>,
     pub username: String,
     pub message: Option<String>,
+    /// Where `Sign in with a passkey` gets its options (with the interaction or
+    /// `return_to`); `None` when passkeys are off.
+    pub passkey_options_url: Option<String>,
+    /// For the passkey script.
+    pub nonce: String,
 }
 
 /// The second sign-in step: a code, or a passkey.
@@ -303,7 +308,9 @@ pub(crate) fn html(
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     // No framing (clickjacking), no scripts but a nonce'd one, no plugins, no base tag.
     // No form-action: Chrome applies it to the redirect chain that ends at the client.
-    let script = script_nonce.map_or_else(String::new, |nonce| format!("; script-src 'nonce-{nonce}'"));
+    // A page's script may call back to this server (the passkey ceremonies), no further.
+    let script = script_nonce
+        .map_or_else(String::new, |nonce| format!("; script-src 'nonce-{nonce}'; connect-src 'self'"));
     let csp = format!(
         "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'{script}"
     );

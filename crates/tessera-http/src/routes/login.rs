@@ -159,6 +159,17 @@ fn render(
     message: Option<String>,
 ) -> Response {
     let csrf = app.csrf(headers);
+    let passkey_options_url = app.passkeys.as_ref().map(|_| {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        if let Some(id) = &interaction {
+            query.append_pair("interaction", id);
+        }
+        if let Some(path) = &return_to {
+            query.append_pair("return_to", path);
+        }
+        format!("{}?{}", app.link("/passkeys/sign-in/options"), query.finish())
+    });
+    let nonce = app.rng.identifier();
     let page = LoginPage {
         base: app.base(),
         csrf_token: csrf.token,
@@ -167,8 +178,15 @@ fn render(
         client_name,
         username,
         message,
+        passkey_options_url,
+        nonce,
     };
-    html(status, &page, csrf.set_cookie.into_iter().collect(), None)
+    html(
+        status,
+        &page,
+        csrf.set_cookie.into_iter().collect(),
+        page.passkey_options_url.as_ref().map(|_| page.nonce.as_str()),
+    )
 }
 
 pub(super) async fn client_display_name(app: &App, client_id: &str) -> Option<String> {

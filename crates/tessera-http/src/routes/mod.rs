@@ -13,6 +13,7 @@ mod jwks;
 mod login;
 mod logout;
 mod par;
+mod passkeys;
 mod register;
 mod revoke;
 mod second_factor;
@@ -64,7 +65,14 @@ pub(crate) fn all() -> Router<AppState> {
         .route("/device/decision", post(device::device_decision))
         .route("/bc-authorize", post(ciba::backchannel_authentication))
         .route("/approvals", get(ciba::approvals_page).post(ciba::approvals_submit))
+        .route("/passkeys/register/options", post(passkeys::register_options))
+        .route("/passkeys/register", post(passkeys::register))
+        .route("/passkeys/sign-in/options", post(passkeys::sign_in_options))
+        .route("/passkeys/sign-in", post(passkeys::sign_in))
+        .route("/passkeys/second-factor/options", post(passkeys::second_factor_options))
+        .route("/passkeys/second-factor", post(passkeys::second_factor))
         .route("/assets/tessera.css", get(stylesheet))
+        .route("/assets/passkeys.js", get(passkeys_script))
 }
 
 /// Marks a request that came in on the administration API's own listener.
@@ -108,6 +116,15 @@ async fn stylesheet() -> Response {
     let mut response = include_str!("../../assets/tessera.css").into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400"));
+    response
+}
+
+/// The passkey buttons' script.
+async fn passkeys_script() -> Response {
+    let mut response = crate::assets::PASSKEYS_JS.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400"));
     response
 }

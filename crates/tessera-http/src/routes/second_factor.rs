@@ -127,18 +127,32 @@ pub(super) async fn finish(app: &App, headers: &HeaderMap, cookie: &str, methods
         Ok(None) => return step_expired(app),
         Err(error) => return untrusted(app, &error),
     };
-    continue_signed_in(app, headers, stepped).await
+    let SteppedUp { session, new_cookie, step } = stepped;
+    let signed_in =
+        SignedIn { session, new_cookie, interaction: step.interaction, return_to: step.return_to };
+    continue_signed_in(app, headers, signed_in).await
 }
 
-async fn continue_signed_in(app: &App, headers: &HeaderMap, stepped: SteppedUp) -> Response {
+/// A completed sign-in (or step-up), and where it was going.
+pub(super) struct SignedIn {
+    pub session: Session,
+    /// A new session's cookie value; `None` when an existing session was stepped up.
+    pub new_cookie: Option<tessera_core::secret::Secret>,
+    pub interaction: Option<String>,
+    pub return_to: Option<String>,
+}
+
+/// Sets the session cookie (for a new session), ends the second step, and continues:
+/// back to the authorization request, to `return_to`, or to the signed-in page.
+pub(super) async fn continue_signed_in(app: &App, headers: &HeaderMap, signed_in: SignedIn) -> Response {
     let now = app.clock.now();
     let mut cookies: Vec<HeaderValue> = vec![app.cookie(SECOND_STEP_COOKIE, "", Some(0))];
-    if let Some(new_cookie) = &stepped.new_cookie {
-        let lifetime = stepped.session.expires_at - now;
+    if let Some(new_cookie) = &signed_in.new_cookie {
+        let lifetime = signed_in.session.expires_at - now;
         cookies.push(app.cookie(SESSION_COOKIE, new_cookie.expose(), Some(lifetime)));
     }
-    let SteppedUp { session, new_cookie, step } = stepped;
-    if let Some(id) = &step.interaction {
+    let SignedIn { session, new_cookie, interaction, return_to } = signed_in;
+    if let Some(id) = &interaction {
         if new_cookie.is_some() {
             // A sign-in during the request answers prompt=login and max_age, as after
             // a password alone.
@@ -154,8 +168,7 @@ async fn continue_signed_in(app: &App, headers: &HeaderMap, stepped: SteppedUp) 
         }
         return see_other(&format!("{}?interaction={id}", app.link("/authorize/resume")), cookies);
     }
-    let target = step
-        .return_to
+    let target = return_to
         .and_then(|path| tessera_core::sign_in::return_target(&app.settings.issuer, &path))
         .unwrap_or_else(|| app.link("/login"));
     see_other(&target, cookies)

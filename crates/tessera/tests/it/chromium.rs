@@ -162,7 +162,7 @@ where
 }
 
 /// The input that the `<label>` reading `text` is for.
-async fn field_labelled(client: &Client, text: &str) -> fantoccini::elements::Element {
+pub(crate) async fn field_labelled(client: &Client, text: &str) -> fantoccini::elements::Element {
     let label = client
         .find(Locator::XPath(&format!("//label[normalize-space()='{text}']")))
         .await
@@ -244,7 +244,7 @@ impl Drop for ScreenshotDir {
 }
 
 /// A client application's redirect endpoint on loopback: records each query it gets.
-async fn callback_server() -> (String, mpsc::UnboundedReceiver<String>) {
+pub(crate) async fn callback_server() -> (String, mpsc::UnboundedReceiver<String>) {
     let (sender, receiver) = mpsc::unbounded_channel::<String>();
     let app = axum::Router::new()
         .route(
@@ -263,11 +263,11 @@ async fn callback_server() -> (String, mpsc::UnboundedReceiver<String>) {
     (uri, receiver)
 }
 
-fn query_param(url: &url::Url, name: &str) -> Option<String> {
+pub(crate) fn query_param(url: &url::Url, name: &str) -> Option<String> {
     url.query_pairs().find(|(key, _)| key == name).map(|(_, value)| value.into_owned())
 }
 
-fn jwt_claims(jwt: &str) -> Value {
+pub(crate) fn jwt_claims(jwt: &str) -> Value {
     let payload = jwt.split('.').nth(1).expect("a JWT payload");
     serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap())
         .unwrap()

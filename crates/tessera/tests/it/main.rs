@@ -28,6 +28,7 @@ mod mtls;
 mod multi_instance;
 mod outage;
 mod outage_support;
+mod passkeys_browser;
 mod private_key_jwt;
 mod refresh_and_reuse;
 mod registration;

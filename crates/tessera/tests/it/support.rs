@@ -214,8 +214,9 @@ impl TestServer {
         );
         let config_path = dir.join("tessera.toml");
         std::fs::write(&config_path, &text).unwrap();
+        // `{port}` in an override is this instance's port (an issuer on `localhost`).
         let env: Vec<(String, String)> =
-            env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+            env.iter().map(|(k, v)| ((*k).to_owned(), v.replace("{port}", &port.to_string()))).collect();
         let config = tessera_config::load_str(&text, &config_path.display().to_string(), &dir, &env)
             .unwrap_or_else(|errors| panic!("test config invalid:\n{errors}"));
         let clock = Arc::new(MockClock::starting_now());
