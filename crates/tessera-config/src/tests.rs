@@ -450,3 +450,43 @@ fn registration_is_off_by_default_and_its_section_is_checked() {
     let errors = errors_of(&format!("{BASE}\n[registration]\nenabled = true"));
     assert!(has_error(&errors, "[registration]", "allowed_scopes"), "{errors:#?}");
 }
+
+#[test]
+fn second_factor_keys_are_read_and_checked() {
+    let config = load_ok(BASE);
+    assert!(!config.settings.require_mfa);
+    assert!(config.clients.iter().all(|client| !client.require_mfa));
+    let config = load_ok(&format!(
+        "{BASE}\n[sign_in]\nrequire_mfa = true\n[[clients]]\nclient_id = \"bank\"\n\
+         allowed_grant_types = [\"authorization_code\"]\nclient_secrets = [{{ value = \"bank-secret\" }}]\n\
+         redirect_uris = [\"https://bank.example/cb\"]\nallowed_scopes = [\"openid\"]\nrequire_mfa = true"
+    ));
+    assert!(config.settings.require_mfa);
+    assert!(config.clients.iter().find(|c| c.client_id.as_str() == "bank").unwrap().require_mfa);
+    let errors = errors_of(&format!("{BASE}\n[sign_in]\nrequire_mfa = \"yes\"\nremember = true"));
+    assert!(has_error(&errors, "[sign_in]", "require_mfa"), "{errors:#?}");
+    assert!(has_error(&errors, "[sign_in]", "remember"), "{errors:#?}");
+}
+
+#[test]
+fn passkeys_take_the_issuers_host_or_a_parent_domain_and_are_off_on_an_ip_address() {
+    let on_host = |issuer: &str, extra: &str| {
+        let text = BASE.replacen("issuer = \"https://id.example.com\"", &format!("issuer = \"{issuer}\""), 1);
+        format!("{text}\n{extra}")
+    };
+    let config = load_ok(&on_host("https://login.example.com", ""));
+    assert_eq!(config.settings.passkey_rp_id.as_deref(), Some("login.example.com"));
+    let config = load_ok(&on_host("https://login.example.com", "[passkeys]\nrp_id = \"example.com\""));
+    assert_eq!(config.settings.passkey_rp_id.as_deref(), Some("example.com"));
+    let errors = errors_of(&on_host("https://login.example.com", "[passkeys]\nrp_id = \"other.example\""));
+    assert!(has_error(&errors, "[passkeys]", "rp_id"), "{errors:#?}");
+    let errors = errors_of(&on_host("https://login.example.com", "[passkeys]\nrp = \"x\""));
+    assert!(has_error(&errors, "[passkeys]", "rp"), "{errors:#?}");
+    let config = load_ok(&on_host("http://127.0.0.1:8080", ""));
+    assert_eq!(config.settings.passkey_rp_id, None, "browsers refuse WebAuthn on IP addresses");
+    assert!(
+        config.warnings.iter().any(|warning| warning.to_string().contains("passkeys are off")),
+        "{:#?}",
+        config.warnings
+    );
+}

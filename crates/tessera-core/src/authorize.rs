@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use tracing::info;
 
 use crate::catalog::OFFLINE_ACCESS;
-use crate::mfa::Level;
+use crate::mfa::{Level, Needed};
 use crate::model::{Client, ClientId, GrantType};
 use crate::request::Params;
 use crate::secret::SecretHash;
@@ -424,32 +424,26 @@ async fn stronger_sign_in(
     request: &AuthorizationRequest,
     session: &Session,
 ) -> Result<Option<Step>, AuthorizeError> {
-    let reached = Level::of(&session.amr);
-    let requested: Vec<Level> = request.acr_values.iter().filter_map(|v| Level::from_acr(v)).collect();
-    let acr_met = requested.is_empty() || requested.iter().any(|level| reached >= *level);
     let client = provider
         .clients
         .get(&ClientId(request.client_id.clone()), provider.clock.now())
         .await
         .map_err(|e| request.error(provider, &e.into()))?;
-    let mfa_required = crate::mfa::mfa_required(provider, client.as_deref());
-    let mfa_met = !mfa_required || reached >= Level::MultiFactor;
-    if acr_met && mfa_met {
-        return Ok(None);
-    }
-    let factors =
-        crate::mfa::factors(provider, &session.subject).await.map_err(|e| request.error(provider, &e))?;
-    if !acr_met && !requested.iter().any(|level| factors.reach(*level)) {
-        info!(subject = %session.subject, acr_values = ?request.acr_values, "no requested acr is reachable for the user");
-        return Err(request.error(
+    let needed = Needed::of(provider, session, &request.acr_values, client.as_deref())
+        .await
+        .map_err(|e| request.error(provider, &e))?;
+    match needed {
+        Needed::Nothing => Ok(None),
+        Needed::SecondFactor => Ok(Some(Step::SecondFactor)),
+        Needed::SetUp => Ok(Some(Step::SetUpSecondFactor)),
+        Needed::Unreachable => Err(request.error(
             provider,
             &OAuthError::new(
                 crate::ErrorCode::UnmetAuthenticationRequirements,
                 "the user cannot reach any of the requested acr_values",
             ),
-        ));
+        )),
     }
-    if factors.any() { Ok(Some(Step::SecondFactor)) } else { Ok(Some(Step::SetUpSecondFactor)) }
 }
 
 async fn needs_consent(

@@ -66,6 +66,14 @@ pub async fn authentication_request(
         return Err(OAuthError::invalid_scope("CIBA requests need the openid scope"));
     }
     let user = hinted_user(provider, params).await?;
+    // CIBA Core §7.1 `acr_values`: at least one must be a level this server reaches.
+    let acr_values: Vec<String> = params
+        .get("acr_values")
+        .map(|v| v.split(' ').filter(|v| !v.is_empty()).map(str::to_owned).collect())
+        .unwrap_or_default();
+    if !acr_values.is_empty() && !acr_values.iter().any(|v| crate::mfa::Level::from_acr(v).is_some()) {
+        return Err(OAuthError::invalid_request("none of the acr_values is supported"));
+    }
     let binding_message = params.get("binding_message").map(str::to_owned);
     if binding_message
         .as_ref()
@@ -117,6 +125,7 @@ pub async fn authentication_request(
         subject: Some(user.subject.clone()),
         binding_message,
         ping,
+        acr_values,
     };
     let id = SecretHash::of(&auth_req_id).to_base64url();
     decoupled::save(provider, &key_of(&id), &request).await?;

@@ -55,6 +55,9 @@ pub struct PendingAuthorization {
     /// CIBA ping mode: where and how to tell the client the result is ready.
     #[serde(default)]
     pub ping: Option<PingTarget>,
+    /// CIBA `acr_values` (CIBA Core §7.1): the approving sign-in must reach one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acr_values: Vec<String>,
 }
 
 /// A ping-mode client's notification endpoint (CIBA Core §10.2). The ping must carry
@@ -114,6 +117,16 @@ pub async fn decide(
     }
     if request.decision != Decision::Pending {
         return Err(OAuthError::invalid_request("the request was already decided"));
+    }
+    // An approval is a sign-in for the client: its `acr_values` and `require_mfa` hold
+    // for the approving session as at `/authorize` (the page then steps it up).
+    if let Decision::Approved { subject, amr, .. } = &decision {
+        let client = cx.clients.get(&crate::model::ClientId(request.client_id.clone()), now).await?;
+        let needed = crate::mfa::needed(cx, subject, amr, &request.acr_values, client.as_deref()).await?;
+        if let Some(error) = needed.error() {
+            tracing::info!(subject, ?needed, "approval refused until the sign-in is stronger");
+            return Err(error);
+        }
     }
     request.decision = decision;
     let document = serde_json::to_value(&request).map_err(OAuthError::server_error)?;
@@ -212,6 +225,7 @@ fn issue(
         .catalog
         .grant_user_access(cx.client, Some(&request.scopes.join(" ")), &request.resources)?
         .audience;
+    let acr = crate::mfa::acr_for(&amr, &request.acr_values);
     let facts = GrantFacts {
         grant_id: &grant_id,
         subject: &subject,
@@ -220,14 +234,14 @@ fn issue(
         auth_time,
         sid: &sid,
         amr: &amr,
-        acr: None,
+        acr: Some(&acr),
     };
     let refresh = first_refresh(cx, &facts);
     Ok(Issue {
         subject,
         scopes: request.scopes.clone(),
         audience,
-        user: Some(UserGrant { grant_id, auth_time, sid, nonce: None, refresh, amr, acr: None }),
+        user: Some(UserGrant { grant_id, auth_time, sid, nonce: None, refresh, amr, acr: Some(acr) }),
         act: None,
         issued_token_type: None,
         derived_grant: None,

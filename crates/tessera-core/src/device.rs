@@ -79,6 +79,7 @@ pub async fn authorize(
         subject: None,
         binding_message: None,
         ping: None,
+        acr_values: Vec::new(),
     };
     let key = device_key(&device_code);
     decoupled::save(provider, &key, &request).await?;

@@ -109,11 +109,12 @@ pub fn acr_for(methods: &[String], requested: &[String]) -> String {
 }
 
 /// `methods` with `added` joined in, and `mfa` once two kinds of factor were used
-/// (RFC 8176 §2).
+/// (RFC 8176 §2), or when `added` says so itself (a recovery code).
 #[must_use]
 pub fn combine(methods: &[String], added: &[&str]) -> Vec<String> {
     let mut combined: Vec<String> = methods.iter().filter(|m| *m != amr::MULTIPLE_FACTORS).cloned().collect();
-    for method in added {
+    let stated = added.contains(&amr::MULTIPLE_FACTORS);
+    for method in added.iter().filter(|m| **m != amr::MULTIPLE_FACTORS) {
         if !combined.iter().any(|m| m == method) {
             combined.push((*method).to_owned());
         }
@@ -127,7 +128,7 @@ pub fn combine(methods: &[String], added: &[&str]) -> Vec<String> {
         && combined.iter().any(|m| m == amr::USER_PRESENCE)
         && !knowledge
         && combined.iter().any(|m| m == amr::HARDWARE_KEY || m == amr::SOFTWARE_KEY);
-    if (knowledge && possession) || verified_key {
+    if (knowledge && possession) || verified_key || stated {
         combined.push(amr::MULTIPLE_FACTORS.to_owned());
     }
     combined
@@ -179,6 +180,79 @@ pub async fn factors_in(store: &dyn Store, subject: &str) -> Result<Factors, OAu
     let passkeys = store.passkeys(subject).await?.len();
     let recovery_codes = store.recovery_codes_left(subject).await?;
     Ok(Factors { totp, passkeys, recovery_codes })
+}
+
+/// What a signed-in user (`subject`, who authenticated with `methods`) must still do
+/// for a request asking for `acr_values`, from `client`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needed {
+    /// The sign-in is strong enough.
+    Nothing,
+    /// Pass a second factor they have (step-up).
+    SecondFactor,
+    /// Set one up: they have none, and the client or server requires one.
+    SetUp,
+    /// No requested level is reachable with the factors they have.
+    Unreachable,
+}
+
+impl Needed {
+    /// [`needed`] for a browser session.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn of(
+        provider: &Provider,
+        session: &Session,
+        acr_values: &[String],
+        client: Option<&crate::model::Client>,
+    ) -> Result<Self, OAuthError> {
+        needed(provider, &session.subject, &session.amr, acr_values, client).await
+    }
+
+    /// The error a request that cannot step up here ends with: `interaction_required`
+    /// for a step the user can take, `unmet_authentication_requirements` otherwise.
+    #[must_use]
+    pub fn error(self) -> Option<OAuthError> {
+        match self {
+            Self::Nothing => None,
+            Self::SecondFactor | Self::SetUp => {
+                Some(OAuthError::new(crate::ErrorCode::InteractionRequired, "a stronger sign-in is needed"))
+            }
+            Self::Unreachable => Some(OAuthError::new(
+                crate::ErrorCode::UnmetAuthenticationRequirements,
+                "the user cannot reach any of the requested acr_values",
+            )),
+        }
+    }
+}
+
+/// Decides [`Needed`]: any requested level reached (`acr_values` list alternatives),
+/// and `mfa` at least when the client or the server requires a second factor. Factors
+/// are read only when the sign-in falls short.
+///
+/// # Errors
+/// When the store fails.
+pub async fn needed(
+    provider: &Provider,
+    subject: &str,
+    methods: &[String],
+    acr_values: &[String],
+    client: Option<&crate::model::Client>,
+) -> Result<Needed, OAuthError> {
+    let reached = Level::of(methods);
+    let requested: Vec<Level> = acr_values.iter().filter_map(|v| Level::from_acr(v)).collect();
+    let acr_met = requested.is_empty() || requested.iter().any(|level| reached >= *level);
+    let mfa_met = !mfa_required(provider, client) || reached >= Level::MultiFactor;
+    if acr_met && mfa_met {
+        return Ok(Needed::Nothing);
+    }
+    let factors = factors(provider, subject).await?;
+    if !acr_met && !requested.iter().any(|level| factors.reach(*level)) {
+        info!(subject, ?acr_values, "no requested acr is reachable for the user");
+        return Ok(Needed::Unreachable);
+    }
+    Ok(if factors.any() { Needed::SecondFactor } else { Needed::SetUp })
 }
 
 /// Whether a second factor is required of this user: by `[sign_in] require_mfa`, or by
@@ -444,7 +518,8 @@ async fn accept_code(
     let normalized = normalize_recovery_code(code);
     if normalized.len() == 16 && store.use_recovery_code(subject, &SecretHash::of(&normalized)).await? {
         info!(subject, "signed in with a recovery code");
-        return Ok(Some(&[amr::ONE_TIME_PASSWORD]));
+        // A second factor with no RFC 8176 method of its own: `mfa` alone.
+        return Ok(Some(&[amr::MULTIPLE_FACTORS]));
     }
     Ok(None)
 }
@@ -590,6 +665,14 @@ mod tests {
         assert_eq!(passkey, methods(&["hwk", "user", "mfa"]));
         assert_eq!(Level::of(&passkey), Level::PhishingResistant);
         assert_eq!(combine(&[], &["swk"]), methods(&["swk"]), "no user verification: one factor");
+    }
+
+    #[test]
+    fn a_recovery_code_after_a_password_is_pwd_and_mfa() {
+        let recovered = combine(&methods(&["pwd"]), &["mfa"]);
+        assert_eq!(recovered, methods(&["pwd", "mfa"]));
+        assert_eq!(Level::of(&recovered), Level::MultiFactor);
+        assert_eq!(combine(&recovered, &["otp"]), methods(&["pwd", "otp", "mfa"]), "mfa once");
     }
 
     #[test]

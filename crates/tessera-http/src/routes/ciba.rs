@@ -72,11 +72,19 @@ pub(super) async fn approvals_submit(
     let approve = form.get("decision") == Some("approve");
     match ciba::decide(&app, &session, form.get("request").unwrap_or_default(), approve).await {
         Ok(()) => see_other(&app.link("/approvals"), Vec::new()),
-        Err(_) => app.message(
-            StatusCode::BAD_REQUEST,
-            "This request can no longer be answered",
-            "It expired, was already answered, or is not yours.",
-            None,
-        ),
+        Err(error) => {
+            if approve
+                && let Some(response) =
+                    super::approval_step_up(&app, &headers, &session, &error, &app.link("/approvals")).await
+            {
+                return response;
+            }
+            app.message(
+                StatusCode::BAD_REQUEST,
+                "This request can no longer be answered",
+                "It expired, was already answered, or is not yours.",
+                None,
+            )
+        }
     }
 }

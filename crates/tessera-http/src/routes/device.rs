@@ -130,13 +130,27 @@ pub(super) async fn device_decision(
             app.message(StatusCode::OK, "Request denied", "The device was not connected.", None)
         }
         Ok(UserCodeCheck::Throttled) => throttled(&app, &headers, user_code.to_owned()),
-        Ok(UserCodeCheck::Unknown) | Err(_) => app.message(
-            StatusCode::BAD_REQUEST,
-            "This code can no longer be used",
-            "It expired or was already used. Start again on your device.",
-            None,
-        ),
+        Err(error) if approve => {
+            let query: String = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("user_code", user_code)
+                .finish();
+            let back = format!("{}?{query}", app.link("/device"));
+            match super::approval_step_up(&app, &headers, &session, &error, &back).await {
+                Some(response) => response,
+                None => code_gone(&app),
+            }
+        }
+        Ok(UserCodeCheck::Unknown) | Err(_) => code_gone(&app),
     }
+}
+
+fn code_gone(app: &App) -> Response {
+    app.message(
+        StatusCode::BAD_REQUEST,
+        "This code can no longer be used",
+        "It expired or was already used. Start again on your device.",
+        None,
+    )
 }
 
 /// RFC 8628 §5.1: too many user-code attempts from this address.

@@ -168,6 +168,39 @@ pub(crate) async fn signed_in_form(
     }
 }
 
+/// An approval (device or CIBA) the core refused until the sign-in is stronger: the
+/// step-up, returning to `return_to` to approve again; or, when no factor of the user's
+/// reaches what the client asks, a page saying so. `None` for any other refusal.
+pub(crate) async fn approval_step_up(
+    app: &crate::App,
+    headers: &axum::http::HeaderMap,
+    session: &tessera_core::store::Session,
+    error: &tessera_core::OAuthError,
+    return_to: &str,
+) -> Option<Response> {
+    use tessera_core::ErrorCode;
+    match error.code {
+        ErrorCode::InteractionRequired => {
+            let cookie = app.read_cookie(headers, crate::extract::cookies::SESSION_COOKIE)?;
+            let enrol = !tessera_core::mfa::factors(app, &session.subject).await.ok()?.any();
+            let step_cookie =
+                second_factor::open_step_up(app, cookie, session, None, Some(return_to.to_owned()), enrol)
+                    .await
+                    .ok()?;
+            let page = if enrol { "/login/set-up" } else { "/login/second-factor" };
+            Some(crate::pages::see_other(&app.link(page), vec![step_cookie]))
+        }
+        ErrorCode::UnmetAuthenticationRequirements => Some(app.message(
+            axum::http::StatusCode::FORBIDDEN,
+            "A stronger sign-in is needed",
+            "This request asks for a kind of sign-in your account cannot give, such as a passkey. \
+             Add one on your account page, then try again.",
+            None,
+        )),
+        _ => None,
+    }
+}
+
 /// A JSON body that must not be cached (RFC 6749 §5.1, RFC 7662 §2.2).
 pub(crate) fn no_store_json(body: String) -> Response {
     let mut response = body.into_response();

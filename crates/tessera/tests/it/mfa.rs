@@ -253,6 +253,7 @@ async fn a_recovery_code_signs_in_once() {
             let redirect = to_the_client(&mut other, onward).await;
             let claims = id_token_claims(&tokens_for(&app, &redirect, &verifier).await);
             assert_eq!(claims["acr"], "mfa");
+            assert_eq!(claims["amr"], serde_json::json!(["pwd", "mfa"]), "a recovery code: pwd and mfa");
         } else {
             assert_eq!(onward.status, 401, "a recovery code is used once");
         }
@@ -508,4 +509,101 @@ async fn an_app_set_up_on_one_instance_is_asked_for_on_another() {
     a.stop().await;
     b.stop().await;
     schema.drop().await;
+}
+
+const TELLER: &str = r#"
+[[clients]]
+client_id = "teller"
+client_name = "Bank Teller"
+allowed_grant_types = ["urn:openid:params:grant-type:ciba"]
+client_secrets = [{ value = "teller-secret" }]
+allowed_scopes = ["openid"]
+"#;
+
+#[tokio::test]
+async fn a_ciba_request_asking_for_mfa_steps_the_approving_session_up_on_approvals() {
+    let app = TestServer::spawn_with(TELLER).await;
+    // Alice is signed in with a password, then gets an app from the operator.
+    let mut browser = Browser::new(&app);
+    let login = browser.open("/approvals").await;
+    let approvals = browser.sign_in(&login, "alice", "alice-password-1").await;
+    assert!(approvals.body.contains("<h1>Approvals</h1>"));
+    let uri = enrol_on_the_command_line(&app, "alice");
+
+    let unsupported = app
+        .post_form(
+            "/bc-authorize",
+            Some(("teller", "teller-secret")),
+            &[("scope", "openid"), ("login_hint", "alice"), ("acr_values", "gold")],
+        )
+        .await;
+    assert_eq!(unsupported.status(), 400);
+    let asked = app
+        .post_form(
+            "/bc-authorize",
+            Some(("teller", "teller-secret")),
+            &[
+                ("scope", "openid"),
+                ("login_hint", "alice"),
+                ("binding_message", "Withdraw 100 EUR"),
+                ("acr_values", "mfa"),
+            ],
+        )
+        .await;
+    assert_eq!(asked.status(), 200);
+    let auth_req_id = asked.json::<Value>().await.unwrap()["auth_req_id"].as_str().unwrap().to_owned();
+
+    // Approving with the password session asks for the code first...
+    let page = browser.get("/approvals").await;
+    let form = [
+        ("csrf_token", page.input("csrf_token").unwrap()),
+        ("request", page.input("request").expect("the pending request")),
+        ("decision", "approve".to_owned()),
+    ];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let stepped = browser.post("/approvals", &form).await;
+    assert_eq!(stepped.location.as_deref(), Some("/login/second-factor"));
+    let poll = [("grant_type", "urn:openid:params:grant-type:ciba"), ("auth_req_id", auth_req_id.as_str())];
+    let pending: Value =
+        app.post_form("/token", Some(("teller", "teller-secret")), &poll).await.json().await.unwrap();
+    assert_eq!(pending["error"], "authorization_pending", "not approved yet");
+    let second = browser.follow(stepped).await;
+    assert!(is_second_step(&second));
+    let back = enter_code(&mut browser, &second, &code_at(&uri, now(&app))).await;
+    assert!(back.body.contains("<h1>Approvals</h1>"), "back on the approvals page: {}", back.body);
+    // ...then the approval goes through, and the ID token says mfa.
+    let approved = browser.post("/approvals", &form).await;
+    assert_eq!(approved.status, 303);
+    app.clock.advance(5);
+    let tokens: Value =
+        app.post_form("/token", Some(("teller", "teller-secret")), &poll).await.json().await.unwrap();
+    let claims = id_token_claims(&tokens);
+    assert_eq!(claims["acr"], "mfa", "{tokens}");
+    assert_eq!(claims["amr"], serde_json::json!(["pwd", "otp", "mfa"]));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn prompt_login_asks_for_every_factor_again() {
+    let app = TestServer::spawn().await;
+    let uri = enrol_on_the_command_line(&app, "alice");
+    let mut browser = Browser::new(&app);
+    let (url, _) = authorization_url(&app, "web", "https://web.example/cb", "openid", &[]);
+    let login = browser.open(&url).await;
+    let second = browser.sign_in(&login, "alice", "alice-password-1").await;
+    let onward = enter_code(&mut browser, &second, &code_at(&uri, now(&app))).await;
+    to_the_client(&mut browser, onward).await;
+    app.clock.advance(30);
+    let (url, verifier) =
+        authorization_url(&app, "web", "https://web.example/cb", "openid", &[("prompt", "login")]);
+    let login = browser.open(&url).await;
+    assert!(login.body.contains("name=\"password\""), "prompt=login asks for the password");
+    let second = browser.sign_in(&login, "alice", "alice-password-1").await;
+    assert!(is_second_step(&second), "and for the second factor");
+    let onward = enter_code(&mut browser, &second, &code_at(&uri, now(&app))).await;
+    let redirect = to_the_client(&mut browser, onward).await;
+    let claims = id_token_claims(&tokens_for(&app, &redirect, &verifier).await);
+    assert_eq!(claims["acr"], "mfa");
+    assert_eq!(claims["auth_time"], now(&app), "a new sign-in");
+    app.stop().await;
 }

@@ -342,6 +342,7 @@ async fn seed_approved_device(app: &TestServer, device_code: &str) {
         subject: None,
         binding_message: None,
         ping: None,
+        acr_values: Vec::new(),
     };
     let key = tessera_core::device::device_key(device_code);
     tessera_core::decoupled::save(&app.provider, &key, &request).await.unwrap();
