@@ -17,6 +17,10 @@ use crate::{OAuthError, Provider};
 /// How long a browser has between asking for a ceremony's options and answering.
 pub const CEREMONY_LIFETIME: i64 = 5 * 60;
 
+/// Passkey sign-ins one address may start per [`CEREMONY_LIFETIME`]: anyone may start
+/// one, so what an anonymous caller can make the store keep stays bounded.
+pub const MAX_SIGN_IN_CEREMONIES_PER_ADDRESS: u32 = 30;
+
 /// A ceremony's options for the browser and the name to answer it under.
 #[derive(Debug)]
 pub struct Started {
@@ -179,7 +183,21 @@ pub async fn start_sign_in(
     provider: &Provider,
     interaction: Option<String>,
     return_to: Option<String>,
+    address: &str,
 ) -> Result<Started, OAuthError> {
+    let key = format!("passkey-sign-in:{address}");
+    let now = provider.clock.now();
+    if !provider
+        .store
+        .reserve_attempt(&key, MAX_SIGN_IN_CEREMONIES_PER_ADDRESS, now, CEREMONY_LIFETIME)
+        .await?
+    {
+        tracing::warn!(address, "passkey sign-in refused: too many started from this address");
+        return Err(OAuthError::new(
+            crate::ErrorCode::TemporarilyUnavailable,
+            "too many passkey sign-ins from this address; try again in a few minutes",
+        ));
+    }
     let (options, state) = relying_party(provider)?.start_sign_in().map_err(OAuthError::server_error)?;
     let ceremony = open(provider, Purpose::SignIn { interaction, return_to }, state).await?;
     Ok(Started { ceremony, options })

@@ -143,6 +143,7 @@ pub(super) async fn register(
 
 pub(super) async fn sign_in_options(
     State(app): State<AppState>,
+    crate::extract::ClientAddress(peer): crate::extract::ClientAddress,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     OAuthForm(form): OAuthForm,
@@ -161,7 +162,7 @@ pub(super) async fn sign_in_options(
         .get("return_to")
         .filter(|path| tessera_core::sign_in::return_target(&app.settings.issuer, path).is_some())
         .map(str::to_owned);
-    started(passkey_ceremonies::start_sign_in(&app, interaction, return_to).await)
+    started(passkey_ceremonies::start_sign_in(&app, interaction, return_to, &peer.to_string()).await)
 }
 
 pub(super) async fn sign_in(

@@ -607,3 +607,75 @@ async fn prompt_login_asks_for_every_factor_again() {
     assert_eq!(claims["auth_time"], now(&app), "a new sign-in");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn passkey_ceremonies_refuse_bad_answers_and_anonymous_callers_cannot_pile_them_up() {
+    let app = TestServer::spawn_with_env("", &[("TESSERA__ISSUER", "http://localhost:{port}")]).await;
+    let mut browser = Browser::new(&app);
+    let login = browser.open("/login").await;
+    assert!(login.body.contains("Sign in with a passkey"), "passkeys are on for a host name");
+    let csrf = login.input("csrf_token").unwrap();
+    let cookies = browser.cookie_header();
+    let options = |csrf: String, cookies: String| {
+        let (http, url) = (app.http.clone(), app.url("/passkeys/sign-in/options"));
+        async move {
+            http.post(url)
+                .header(reqwest::header::COOKIE, cookies)
+                .form(&[("csrf_token", csrf.as_str())])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // Options: a challenge for a discoverable credential, with user verification.
+    let first = options(csrf.clone(), cookies.clone()).await;
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["cache-control"], "no-store");
+    let started: Value = first.json().await.unwrap();
+    assert_eq!(started["options"]["publicKey"]["rpId"], "localhost");
+    assert_eq!(started["options"]["publicKey"]["userVerification"], "required");
+    let ceremony = started["ceremony"].as_str().unwrap().to_owned();
+
+    // Without the page's CSRF token: refused, nothing started.
+    let forged = options("forged".into(), cookies.clone()).await;
+    assert_eq!(forged.status(), 400);
+    assert_eq!(forged.json::<Value>().await.unwrap()["error"], "access_denied");
+    // A garbage answer, then the used ceremony: refused with the RFC 6749 body.
+    let finish = |form: Vec<(&'static str, String)>| {
+        let (http, url, cookies) = (app.http.clone(), app.url("/passkeys/sign-in"), cookies.clone());
+        async move { http.post(url).header(reqwest::header::COOKIE, cookies).form(&form).send().await.unwrap() }
+    };
+    let garbage =
+        finish(vec![("csrf_token", csrf.clone()), ("ceremony", ceremony.clone()), ("response", "{}".into())])
+            .await;
+    assert_eq!(garbage.status(), 400);
+    let refused: Value = garbage.json().await.unwrap();
+    assert_eq!(refused["error"], "access_denied");
+    assert!(refused["error_description"].is_string());
+    let not_json =
+        finish(vec![("csrf_token", csrf.clone()), ("ceremony", ceremony), ("response", "<".into())]).await;
+    assert_eq!(not_json.status(), 400);
+    assert_eq!(not_json.json::<Value>().await.unwrap()["error"], "invalid_request");
+    // Registration needs a signed-in account.
+    let register = app
+        .http
+        .post(app.url("/passkeys/register/options"))
+        .header(reqwest::header::COOKIE, &cookies)
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(register.status(), 400);
+    assert_eq!(register.json::<Value>().await.unwrap()["error_description"], "Sign in first.");
+
+    // 40 parallel starts from one address: at most 30 ceremonies per five minutes.
+    let racers: Vec<_> = (0..40).map(|_| tokio::spawn(options(csrf.clone(), cookies.clone()))).collect();
+    let mut statuses = Vec::new();
+    for racer in racers {
+        statuses.push(racer.await.unwrap().status().as_u16());
+    }
+    let admitted = statuses.iter().filter(|s| **s == 200).count();
+    assert_eq!(admitted, 29, "30 in the window, one used above: {statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 503), "{statuses:?}");
+    app.stop().await;
+}
