@@ -12,8 +12,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use url::Url;
 use webauthn_rs::prelude::{
-    DiscoverableAuthentication, DiscoverableKey, Passkey, PasskeyAuthentication, PasskeyRegistration,
-    PublicKeyCredential, RegisterPublicKeyCredential, Uuid, Webauthn, WebauthnBuilder, WebauthnError,
+    AuthenticationResult, DiscoverableAuthentication, DiscoverableKey, Passkey, PasskeyAuthentication,
+    PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential, Uuid, Webauthn, WebauthnBuilder,
+    WebauthnError,
 };
 
 use crate::clock::Timestamp;
@@ -357,15 +358,7 @@ impl Passkeys {
             state,
             DiscoverableKey::from(&passkey),
         )?;
-        let updated = match passkey.update_credential(&result) {
-            Some(true) => Some(stored.with_passkey(&passkey)?),
-            _ => None,
-        };
-        Ok(SignedInWithPasskey {
-            credential_id: result.cred_id().clone(),
-            user_verified: result.user_verified(),
-            updated,
-        })
+        signed_in(stored, &mut passkey, &result)
     }
 
     /// Starts a second factor for a user already identified (by a password): options for
@@ -404,16 +397,26 @@ impl Passkeys {
         // Checks the key against the allowCredentials that `state` recorded at the start.
         let result = self.webauthn.finish_passkey_authentication(&response, &state)?;
         let mut passkey = stored.passkey()?;
-        let updated = match passkey.update_credential(&result) {
-            Some(true) => Some(stored.with_passkey(&passkey)?),
-            _ => None,
-        };
-        Ok(SignedInWithPasskey {
-            credential_id: result.cred_id().clone(),
-            user_verified: result.user_verified(),
-            updated,
-        })
+        signed_in(stored, &mut passkey, &result)
     }
+}
+
+/// What a verified use of `stored` (as `passkey`) tells the caller: the key, whether the
+/// user was verified, and the key with its counter moved on when it changed.
+fn signed_in(
+    stored: &StoredPasskey,
+    passkey: &mut Passkey,
+    result: &AuthenticationResult,
+) -> Result<SignedInWithPasskey, PasskeyError> {
+    let updated = match passkey.update_credential(result) {
+        Some(true) => Some(stored.with_passkey(passkey)?),
+        _ => None,
+    };
+    Ok(SignedInWithPasskey {
+        credential_id: result.cred_id().clone(),
+        user_verified: result.user_verified(),
+        updated,
+    })
 }
 
 fn find<'a>(passkeys: &'a [StoredPasskey], credential_id: &[u8]) -> Result<&'a StoredPasskey, PasskeyError> {

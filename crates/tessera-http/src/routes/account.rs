@@ -13,11 +13,11 @@ use tessera_core::store::Session;
 use super::authorize::untrusted;
 use super::login::stale_form;
 use super::second_factor::refusal_words;
+use super::second_factor::{SetUp, totp_set_up};
 use crate::extract::cookies::SESSION_COOKIE;
 use crate::extract::{ClientAddress, OAuthForm, parse_form};
 use crate::pages::{
-    AccountPage, AccountPasskey, AccountSession, RecoveryCodesPage, SetUpPage, VerifyPage, html, qr_svg,
-    see_other,
+    AccountPage, AccountPasskey, AccountSession, RecoveryCodesPage, VerifyPage, html, see_other,
 };
 use crate::{App, AppState};
 
@@ -48,6 +48,25 @@ async fn may_change(
         return Err(see_other(&app.link("/account/verify"), Vec::new()));
     }
     Ok((cookie, session))
+}
+
+/// A form that changes the account: its CSRF token valid, from a recently verified
+/// session. Otherwise the rejection is the page to show (sign in, verify, stale form).
+pub(super) struct AccountChange {
+    cookie: String,
+    session: Session,
+    form: tessera_core::request::Params,
+}
+
+impl axum::extract::FromRequest<AppState> for AccountChange {
+    type Rejection = Response;
+
+    async fn from_request(request: axum::extract::Request, app: &AppState) -> Result<Self, Response> {
+        let headers = request.headers().clone();
+        let OAuthForm(form) = OAuthForm::from_request(request, app).await?;
+        let (cookie, session) = may_change(app, &headers, form.get("csrf_token")).await?;
+        Ok(Self { cookie, session, form })
+    }
 }
 
 fn back(app: &App, notice: &str) -> Response {
@@ -142,12 +161,8 @@ async fn render(
 pub(super) async fn change_password(
     State(app): State<AppState>,
     headers: HeaderMap,
-    OAuthForm(form): OAuthForm,
+    AccountChange { cookie, session, form }: AccountChange,
 ) -> Response {
-    let (cookie, session) = match may_change(&app, &headers, form.get("csrf_token")).await {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
     let new_password = form.get("new_password").unwrap_or_default();
     if form.get("confirm_password").unwrap_or_default() != new_password {
         let message = "The two new passwords differ.".to_owned();
@@ -194,41 +209,16 @@ async fn render_totp(
         Ok(None) => return see_other(&app.link("/login"), Vec::new()),
         Err(error) => return untrusted(app, &error.into()),
     };
-    let enrolment = match mfa::pending_totp(app, &user).await {
-        Ok(Some(enrolment)) => Some(enrolment),
-        Ok(None) => match mfa::begin_totp(app, &user).await {
-            Ok(enrolment) => enrolment,
-            Err(error) => return untrusted(app, &error),
-        },
-        Err(error) => return untrusted(app, &error),
-    };
-    let Some(enrolment) = enrolment else {
-        // One app per account: remove the current one first.
-        return back(app, "totp");
-    };
-    let csrf = app.csrf(headers);
-    let page = SetUpPage {
-        base: app.base(),
-        csrf_token: csrf.token,
-        action: app.link("/account/totp"),
-        qr_svg: qr_svg(enrolment.uri.expose()),
-        uri: enrolment.uri.expose().to_owned(),
-        secret: enrolment.secret_base32.expose().to_owned(),
-        message: message.map(str::to_owned),
-        required: false,
-    };
-    html(status, &page, csrf.set_cookie.into_iter().collect(), None)
+    let page = SetUp { action: "/account/totp", required: false, status, message };
+    // One app per account: with one set up already, back to the account.
+    totp_set_up(app, headers, &user, &page).await.unwrap_or_else(|| back(app, "totp"))
 }
 
 pub(super) async fn confirm_totp(
     State(app): State<AppState>,
     headers: HeaderMap,
-    OAuthForm(form): OAuthForm,
+    AccountChange { session, form, .. }: AccountChange,
 ) -> Response {
-    let (_, session) = match may_change(&app, &headers, form.get("csrf_token")).await {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
     match mfa::confirm_totp(&app, &session.subject, form.get("code").unwrap_or_default()).await {
         Ok(true) => back(&app, "totp"),
         Ok(false) => {
@@ -242,13 +232,8 @@ pub(super) async fn confirm_totp(
 
 pub(super) async fn remove_totp(
     State(app): State<AppState>,
-    headers: HeaderMap,
-    OAuthForm(form): OAuthForm,
+    AccountChange { session, .. }: AccountChange,
 ) -> Response {
-    let (_, session) = match may_change(&app, &headers, form.get("csrf_token")).await {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
     match app.store.delete_totp(&session.subject).await {
         Ok(_) => {
             tracing::info!(subject = %session.subject, "authenticator app removed");
@@ -260,13 +245,8 @@ pub(super) async fn remove_totp(
 
 pub(super) async fn recovery_codes(
     State(app): State<AppState>,
-    headers: HeaderMap,
-    OAuthForm(form): OAuthForm,
+    AccountChange { session, .. }: AccountChange,
 ) -> Response {
-    let (_, session) = match may_change(&app, &headers, form.get("csrf_token")).await {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
     match mfa::new_recovery_codes(&app, &session.subject).await {
         Ok(codes) => {
             let page = RecoveryCodesPage {
@@ -281,13 +261,8 @@ pub(super) async fn recovery_codes(
 
 pub(super) async fn remove_passkey(
     State(app): State<AppState>,
-    headers: HeaderMap,
-    OAuthForm(form): OAuthForm,
+    AccountChange { session, form, .. }: AccountChange,
 ) -> Response {
-    let (_, session) = match may_change(&app, &headers, form.get("csrf_token")).await {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
     let id = form.get("credential_id").unwrap_or_default();
     match app.store.delete_passkey(&session.subject, id).await {
         Ok(true) => {

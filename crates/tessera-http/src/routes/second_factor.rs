@@ -209,39 +209,58 @@ pub(super) async fn set_up_page(State(app): State<AppState>, headers: HeaderMap)
     render_set_up(&app, &headers, StatusCode::OK, &user, None).await
 }
 
-/// The set-up page: the enrolment in progress (a reload shows the same secret), or a
-/// new one.
-pub(super) async fn render_set_up(
+/// How a set-up page is shown: where its form posts and why.
+pub(super) struct SetUp<'a> {
+    pub action: &'a str,
+    /// Part of signing in (a client or the server requires a second factor).
+    pub required: bool,
+    pub status: StatusCode,
+    pub message: Option<&'a str>,
+}
+
+/// The page setting up an authenticator app for `user`: the enrolment in progress (a
+/// reload shows the same secret), or a new one. `None` when a confirmed app exists.
+pub(super) async fn totp_set_up(
+    app: &App,
+    headers: &HeaderMap,
+    user: &User,
+    page: &SetUp<'_>,
+) -> Option<Response> {
+    let enrolment = match mfa::pending_totp(app, user).await {
+        Ok(Some(enrolment)) => Some(enrolment),
+        Ok(None) => match mfa::begin_totp(app, user).await {
+            Ok(enrolment) => enrolment,
+            Err(error) => return Some(untrusted(app, &error)),
+        },
+        Err(error) => return Some(untrusted(app, &error)),
+    };
+    let enrolment = enrolment?;
+    let csrf = app.csrf(headers);
+    let body = SetUpPage {
+        base: app.base(),
+        csrf_token: csrf.token,
+        action: app.link(page.action),
+        qr_svg: qr_svg(enrolment.uri.expose()),
+        uri: enrolment.uri.expose().to_owned(),
+        secret: enrolment.secret_base32.expose().to_owned(),
+        message: page.message.map(str::to_owned),
+        required: page.required,
+    };
+    Some(html(page.status, &body, csrf.set_cookie.into_iter().collect(), None))
+}
+
+async fn render_set_up(
     app: &App,
     headers: &HeaderMap,
     status: StatusCode,
     user: &User,
     message: Option<&str>,
 ) -> Response {
-    let enrolment = match mfa::pending_totp(app, user).await {
-        Ok(Some(enrolment)) => Some(enrolment),
-        Ok(None) => match mfa::begin_totp(app, user).await {
-            Ok(enrolment) => enrolment,
-            Err(error) => return untrusted(app, &error),
-        },
-        Err(error) => return untrusted(app, &error),
-    };
-    let Some(enrolment) = enrolment else {
-        // A confirmed app appeared meanwhile (another tab, the command line).
-        return see_other(&app.link("/login/second-factor"), Vec::new());
-    };
-    let csrf = app.csrf(headers);
-    let page = SetUpPage {
-        base: app.base(),
-        csrf_token: csrf.token,
-        action: app.link("/login/set-up"),
-        qr_svg: qr_svg(enrolment.uri.expose()),
-        uri: enrolment.uri.expose().to_owned(),
-        secret: enrolment.secret_base32.expose().to_owned(),
-        message: message.map(str::to_owned),
-        required: true,
-    };
-    html(status, &page, csrf.set_cookie.into_iter().collect(), None)
+    let page = SetUp { action: "/login/set-up", required: true, status, message };
+    // A confirmed app appeared meanwhile (another tab, the command line).
+    totp_set_up(app, headers, user, &page)
+        .await
+        .unwrap_or_else(|| see_other(&app.link("/login/second-factor"), Vec::new()))
 }
 
 pub(super) async fn set_up_submit(
