@@ -31,6 +31,22 @@ fn stale() -> Response {
     error(OAuthError::access_denied("This page has expired. Reload it and try again."))
 }
 
+/// A ceremony's form with the page's CSRF token checked; otherwise the refusal.
+pub(super) struct CeremonyForm(tessera_core::request::Params);
+
+impl axum::extract::FromRequest<AppState> for CeremonyForm {
+    type Rejection = Response;
+
+    async fn from_request(request: axum::extract::Request, app: &AppState) -> Result<Self, Response> {
+        let headers = request.headers().clone();
+        let OAuthForm(form) = OAuthForm::from_request(request, app).await?;
+        if !app.csrf_valid(&headers, form.get("csrf_token")) {
+            return Err(stale());
+        }
+        Ok(Self(form))
+    }
+}
+
 fn started(started: Result<Started, OAuthError>) -> Response {
     match started {
         Ok(Started { ceremony, options }) => {
@@ -105,11 +121,8 @@ async fn account_user(app: &App, headers: &HeaderMap) -> Result<tessera_core::mo
 pub(super) async fn register_options(
     State(app): State<AppState>,
     headers: HeaderMap,
-    OAuthForm(form): OAuthForm,
+    _: CeremonyForm,
 ) -> Response {
-    if !app.csrf_valid(&headers, form.get("csrf_token")) {
-        return stale();
-    }
     match account_user(&app, &headers).await {
         Ok(user) => started(passkey_ceremonies::start_registration(&app, &user).await),
         Err(response) => response,
@@ -119,11 +132,8 @@ pub(super) async fn register_options(
 pub(super) async fn register(
     State(app): State<AppState>,
     headers: HeaderMap,
-    OAuthForm(form): OAuthForm,
+    CeremonyForm(form): CeremonyForm,
 ) -> Response {
-    if !app.csrf_valid(&headers, form.get("csrf_token")) {
-        return stale();
-    }
     let user = match account_user(&app, &headers).await {
         Ok(user) => user,
         Err(response) => return response,
@@ -146,11 +156,8 @@ pub(super) async fn sign_in_options(
     crate::extract::ClientAddress(peer): crate::extract::ClientAddress,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
-    OAuthForm(form): OAuthForm,
+    _: CeremonyForm,
 ) -> Response {
-    if !app.csrf_valid(&headers, form.get("csrf_token")) {
-        return stale();
-    }
     let query = parse_form(query.unwrap_or_default().as_bytes()).unwrap_or_default();
     let interaction = query.get("interaction").map(str::to_owned);
     if let Some(id) = &interaction
@@ -168,11 +175,8 @@ pub(super) async fn sign_in_options(
 pub(super) async fn sign_in(
     State(app): State<AppState>,
     headers: HeaderMap,
-    OAuthForm(form): OAuthForm,
+    CeremonyForm(form): CeremonyForm,
 ) -> Response {
-    if !app.csrf_valid(&headers, form.get("csrf_token")) {
-        return stale();
-    }
     let Some(response) = response_of(&form) else { return not_a_credential() };
     let ceremony = form.get("ceremony").unwrap_or_default();
     match passkey_ceremonies::finish_sign_in(&app, ceremony, &response).await {
@@ -208,11 +212,8 @@ async fn second_step(app: &App, headers: &HeaderMap) -> Result<(String, String),
 pub(super) async fn second_factor_options(
     State(app): State<AppState>,
     headers: HeaderMap,
-    OAuthForm(form): OAuthForm,
+    _: CeremonyForm,
 ) -> Response {
-    if !app.csrf_valid(&headers, form.get("csrf_token")) {
-        return stale();
-    }
     match second_step(&app, &headers).await {
         Ok((_, subject)) => started(passkey_ceremonies::start_second_factor(&app, &subject).await),
         Err(response) => response,
@@ -222,11 +223,8 @@ pub(super) async fn second_factor_options(
 pub(super) async fn second_factor(
     State(app): State<AppState>,
     headers: HeaderMap,
-    OAuthForm(form): OAuthForm,
+    CeremonyForm(form): CeremonyForm,
 ) -> Response {
-    if !app.csrf_valid(&headers, form.get("csrf_token")) {
-        return stale();
-    }
     let (cookie, subject) = match second_step(&app, &headers).await {
         Ok(found) => found,
         Err(response) => return response,
