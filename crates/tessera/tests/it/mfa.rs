@@ -679,3 +679,44 @@ async fn passkey_ceremonies_refuse_bad_answers_and_anonymous_callers_cannot_pile
     assert!(statuses.iter().all(|s| *s == 200 || *s == 503), "{statuses:?}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_device_approval_signs_in_through_the_second_step_and_its_tokens_say_so() {
+    let app = TestServer::spawn_with(crate::device_flow::TV).await;
+    let uri = enrol_on_the_command_line(&app, "alice");
+    // The app's secret is stored sealed with the signing encryption key, not as given.
+    let stored = tessera_core::store::FactorStore::totp(app.provider.store.as_ref(), "alice-sub")
+        .await
+        .unwrap()
+        .expect("a stored app");
+    assert!(stored.sealed && stored.confirmed);
+    let secret = totp_rs::Totp::from_url(&uri).unwrap().secret().as_bytes().to_vec();
+    assert!(!stored.secret.windows(secret.len()).any(|window| window == secret.as_slice()), "sealed");
+
+    let started = crate::device_flow::start(&app, "openid").await;
+    let device_code = started["device_code"].as_str().unwrap();
+    let mut browser = Browser::new(&app);
+    let entry = browser.open(started["verification_uri_complete"].as_str().unwrap()).await;
+    let code = entry.input("user_code").unwrap();
+    let csrf = entry.input("csrf_token").unwrap();
+    let to_login =
+        browser.post("/device", &[("csrf_token", csrf.as_str()), ("user_code", code.as_str())]).await;
+    let login = browser.follow(to_login).await;
+    let second = browser.sign_in(&login, "alice", "alice-password-1").await;
+    assert!(is_second_step(&second), "the device page's sign-in asks for the code too");
+    let page = enter_code(&mut browser, &second, &code_at(&uri, now(&app))).await;
+    assert!(page.body.contains("Connect Living Room TV?"), "back on /device to approve: {}", page.body);
+    let csrf = page.input("csrf_token").unwrap();
+    let done = browser
+        .post(
+            "/device/decision",
+            &[("csrf_token", csrf.as_str()), ("user_code", code.as_str()), ("decision", "approve")],
+        )
+        .await;
+    assert!(done.body.contains("Device connected"), "{}", done.body);
+    let tokens: Value = crate::device_flow::poll(&app, device_code).await.json().await.unwrap();
+    let claims = id_token_claims(&tokens);
+    assert_eq!(claims["amr"], serde_json::json!(["pwd", "otp", "mfa"]), "{tokens}");
+    assert_eq!(claims["acr"], "mfa");
+    app.stop().await;
+}
