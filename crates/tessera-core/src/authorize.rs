@@ -165,8 +165,9 @@ pub async fn read_request(
     // RFC 9126 §4: single use, so a leaked request_uri cannot be replayed.
     let document =
         provider.store.consume_request(&format!("par:{key}"), now).await.map_err(untrusted_server_error)?;
-    let request: AuthorizationRequest =
-        document.and_then(|document| serde_json::from_value(document).ok()).ok_or_else(invalid)?;
+    let request: AuthorizationRequest = crate::store::decode_optional("pushed request", document)
+        .map_err(AuthorizeError::Untrusted)?
+        .ok_or_else(invalid)?;
     if request.client_id != client_id {
         return Err(AuthorizeError::Untrusted(OAuthError::invalid_request_uri(
             "request_uri of another client",
@@ -475,6 +476,47 @@ async fn needs_consent(
     Ok(!request.scopes.iter().all(|scope| granted.contains(scope)))
 }
 
+/// Records that the user of `session` allows the client of `request` its scopes,
+/// added to what they allowed it before, so the next request for these scopes skips
+/// the page. A failed read fails the whole: earlier consent is never overwritten with
+/// less.
+///
+/// # Errors
+/// When the store fails.
+pub async fn record_consent(
+    provider: &Provider,
+    session: &Session,
+    request: &AuthorizationRequest,
+) -> Result<(), OAuthError> {
+    let store = &provider.store;
+    let mut granted = store.consented_scopes(&session.subject, &request.client_id).await?;
+    for scope in &request.scopes {
+        if !granted.contains(scope) {
+            granted.push(scope.clone());
+        }
+    }
+    store.put_consent(&session.subject, &request.client_id, &granted).await?;
+    info!(subject = %session.subject, client_id = %request.client_id, "consent recorded");
+    Ok(())
+}
+
+/// Notes on interaction `id` that `subject` just signed in during it (at `now`): that
+/// answers `prompt=login` and `max_age` for that subject's session, and no other.
+///
+/// # Errors
+/// When the store fails.
+pub async fn mark_signed_in(
+    provider: &Provider,
+    id: &str,
+    request: &mut AuthorizationRequest,
+    subject: &str,
+    now: Timestamp,
+) -> Result<(), OAuthError> {
+    request.authenticated_at = Some(now);
+    request.authenticated_subject = Some(subject.to_owned());
+    save_interaction(provider, request, Some(id)).await.map(|_| ())
+}
+
 /// Issues the authorization code for a signed-in, consenting user (RFC 6749 §4.1.2).
 ///
 /// # Errors
@@ -548,7 +590,7 @@ pub async fn load_interaction(
     id: &str,
 ) -> Result<Option<AuthorizationRequest>, OAuthError> {
     let document = provider.store.request(&format!("interaction:{id}"), provider.clock.now()).await?;
-    Ok(document.and_then(|document| serde_json::from_value(document).ok()))
+    crate::store::decode_optional("interaction", document)
 }
 
 /// Ends interaction `id`, so its request cannot complete twice.
@@ -560,7 +602,7 @@ pub async fn finish_interaction(
     id: &str,
 ) -> Result<Option<AuthorizationRequest>, OAuthError> {
     let document = provider.store.consume_request(&format!("interaction:{id}"), provider.clock.now()).await?;
-    Ok(document.and_then(|document| serde_json::from_value(document).ok()))
+    crate::store::decode_optional("interaction", document)
 }
 
 /// Stores a pushed authorization request (RFC 9126 §2.2) and returns its `request_uri`.

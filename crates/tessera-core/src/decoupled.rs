@@ -93,7 +93,7 @@ pub async fn save(cx: &crate::Provider, key: &str, request: &PendingAuthorizatio
 /// When the store fails.
 pub async fn load(cx: &crate::Provider, key: &str) -> Result<Option<PendingAuthorization>, OAuthError> {
     let document = cx.store.request(key, cx.clock.now()).await?;
-    Ok(document.and_then(|document| serde_json::from_value(document).ok()))
+    crate::store::decode_optional("device or CIBA request", document)
 }
 
 /// Records the user's decision on a still-pending, unexpired request: one conditional
@@ -111,7 +111,7 @@ pub async fn decide(
         return Err(OAuthError::invalid_request("unknown request"));
     };
     let mut request: PendingAuthorization =
-        serde_json::from_value(stored.clone()).map_err(|_| OAuthError::invalid_request("unknown request"))?;
+        crate::store::decode_document("device or CIBA request", stored.clone())?;
     if request.expires_at <= now {
         return Err(OAuthError::expired_token("the request expired"));
     }
@@ -196,7 +196,7 @@ async fn pace(cx: &GrantContext<'_>, key: &str, interval: i64) -> Result<(), OAu
     let pace_key = format!("pace:{key}");
     let store = &cx.provider.store;
     let previous: Option<Pace> =
-        store.request(&pace_key, cx.now).await?.and_then(|document| serde_json::from_value(document).ok());
+        crate::store::decode_optional("poll pace", store.request(&pace_key, cx.now).await?)?;
     let mut pace = previous.unwrap_or(Pace { last_poll: i64::MIN / 2, interval });
     let too_soon = cx.now - pace.last_poll < pace.interval;
     if too_soon {
@@ -319,10 +319,10 @@ impl InDoubtRedemptions {
         let local = self.local.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(key).cloned();
         let noted = match local {
             Some((noted, request)) if now - noted <= IN_DOUBT_WINDOW => Some(request),
-            _ => store
-                .request(&Self::key(key), now)
-                .await?
-                .and_then(|document| serde_json::from_value(document).ok()),
+            _ => crate::store::decode_optional(
+                "in-doubt redemption",
+                store.request(&Self::key(key), now).await?,
+            )?,
         };
         let Some(request) = noted else { return Ok(None) };
         let claim = format!("redeemed-in-doubt-claimed:{key}");

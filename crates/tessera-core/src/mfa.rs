@@ -576,7 +576,7 @@ pub async fn second_step(
     let Some(document) = provider.store.request(&second_step_key(cookie), provider.clock.now()).await? else {
         return Ok(None);
     };
-    serde_json::from_value(document).map(Some).map_err(OAuthError::server_error)
+    crate::store::decode_document("second step", document).map(Some)
 }
 
 /// What finishing a second step produced.
@@ -605,7 +605,7 @@ pub async fn finish_second_step(
     let Some(document) = provider.store.consume_request(&second_step_key(cookie), now).await? else {
         return Ok(None);
     };
-    let step: SecondStep = serde_json::from_value(document).map_err(OAuthError::server_error)?;
+    let step: SecondStep = crate::store::decode_document("second step", document)?;
     let amr = combine(&step.amr, added);
     if let Some(hash) = &step.session {
         let hash = SecretHash::from_base64(hash).map_err(OAuthError::server_error)?;

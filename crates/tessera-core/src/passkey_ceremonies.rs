@@ -85,7 +85,7 @@ async fn take(provider: &Provider, ceremony: &str) -> Result<Option<Pending>, OA
     else {
         return Ok(None);
     };
-    serde_json::from_value(document).map(Some).map_err(OAuthError::server_error)
+    crate::store::decode_document("passkey ceremony", document).map(Some)
 }
 
 fn refused(error: &PasskeyError, subject: Option<&str>) -> PasskeyRefused {

@@ -91,6 +91,66 @@ impl IntoResponse for HttpError {
     }
 }
 
+/// A protected resource's refusal of a token (RFC 6750 §3, RFC 9449 §7.1): 401 for a
+/// bad or missing token or proof, 403 for scope, with the challenge under the scheme
+/// the caller used (`Bearer` or `DPoP`) and `realm`. A request that sent no token at
+/// all (`bare`) gets the challenge without an error code (RFC 6750 §3.1). Any other
+/// error is the RFC 6749 body.
+#[must_use]
+pub fn resource_refusal(error: OAuthError, scheme: &str, realm: &str, bare: bool) -> Response {
+    let status = match error.code {
+        ErrorCode::InvalidToken | ErrorCode::InvalidDpopProof | ErrorCode::UseDpopNonce => {
+            StatusCode::UNAUTHORIZED
+        }
+        ErrorCode::InsufficientScope => StatusCode::FORBIDDEN,
+        _ => return HttpError::from(error).into_response(),
+    };
+    info!(error = error.code.as_str(), description = %error.description, realm, "token refused");
+    let challenge = if bare {
+        format!(r#"{scheme} realm="{realm}""#)
+    } else {
+        format!(
+            r#"{scheme} realm="{realm}", error="{}", error_description="{}""#,
+            error.code.as_str(),
+            error.description.replace('"', "'")
+        )
+    };
+    let body = json!({ "error": error.code.as_str(), "error_description": error.description });
+    let mut response = (status, Json(body)).into_response();
+    if let Ok(value) = HeaderValue::from_str(&challenge) {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+    }
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// A page that cannot go on (RFC 6749 §4.1.2.1: without a trusted client and redirect
+/// URI the user is told, and nothing redirects): 503 with `Retry-After` when the store
+/// is unreachable, 500 for other server failures, else 400, with the error's code and
+/// description as the page's detail.
+#[must_use]
+pub fn page(app: &crate::App, error: &OAuthError) -> Response {
+    let status = page_status(error.code);
+    if status.is_server_error() {
+        error!(error = error.code.as_str(), description = %error.description, cause = ?error.source, "page failed");
+    } else {
+        info!(error = error.code.as_str(), description = %error.description, cause = ?error.source, "request refused");
+    }
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        // The store is unreachable for now: nothing is wrong with the request.
+        let mut page =
+            app.message(status, "Tessera is temporarily unavailable", "Please try again in a moment.", None);
+        unavailable_headers(&mut page);
+        return page;
+    }
+    app.message(
+        status,
+        "This sign-in request cannot be completed",
+        "The application sent a request Tessera cannot accept. Go back to the application and try again.",
+        Some(format!("{}: {}", error.code.as_str(), error.description)),
+    )
+}
+
 /// An admin API failure: the caller's token as a protected resource answers it (RFC
 /// 6750 §3: 401 with the challenge, 403 for scope), a missing target 404, a client or
 /// user the configuration file owns (or a taken name) 409, a bad body 400 with each
@@ -99,24 +159,7 @@ impl IntoResponse for HttpError {
 pub fn admin_response(error: tessera_core::admin::AdminError) -> Response {
     use tessera_core::admin::AdminError;
     let (status, code, description, fields) = match error {
-        AdminError::OAuth(error) => {
-            let status = match error.code {
-                ErrorCode::InvalidToken | ErrorCode::InvalidDpopProof | ErrorCode::UseDpopNonce => {
-                    StatusCode::UNAUTHORIZED
-                }
-                ErrorCode::InsufficientScope => StatusCode::FORBIDDEN,
-                _ => return HttpError::from(error).into_response(),
-            };
-            info!(error = error.code.as_str(), description = %error.description, "admin request refused");
-            let challenge = format!(r#"Bearer realm="tessera-admin", error="{}""#, error.code.as_str());
-            let body = json!({ "error": error.code.as_str(), "error_description": error.description });
-            let mut response = (status, Json(body)).into_response();
-            if let Ok(value) = HeaderValue::from_str(&challenge) {
-                response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
-            }
-            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            return response;
-        }
+        AdminError::OAuth(error) => return resource_refusal(error, "Bearer", "tessera-admin", false),
         AdminError::NotFound(description) => (StatusCode::NOT_FOUND, "not_found", description, Vec::new()),
         AdminError::Conflict(description) => (StatusCode::CONFLICT, "conflict", description, Vec::new()),
         AdminError::Invalid(fields) => {

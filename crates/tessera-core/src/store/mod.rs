@@ -76,6 +76,34 @@ pub struct Unavailable(#[source] pub Box<dyn std::error::Error + Send + Sync>);
 /// The result of every store call.
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Reads a stored flow document (`what` names it for the log). One that does not
+/// decode (written by another version, or damaged) is a `server_error` with its cause
+/// logged, never taken for a missing or expired one: the user is not told "expired"
+/// about a request that exists.
+///
+/// # Errors
+/// `server_error` when the document does not decode as `T`.
+pub fn decode_document<T: serde::de::DeserializeOwned>(
+    what: &str,
+    document: serde_json::Value,
+) -> Result<T, crate::OAuthError> {
+    serde_json::from_value(document).map_err(|error| {
+        tracing::error!(what, %error, "a stored document does not decode");
+        crate::OAuthError::server_error(format!("the stored {what} cannot be read"))
+    })
+}
+
+/// [`decode_document`] for an optional document.
+///
+/// # Errors
+/// As [`decode_document`].
+pub fn decode_optional<T: serde::de::DeserializeOwned>(
+    what: &str,
+    document: Option<serde_json::Value>,
+) -> Result<Option<T>, crate::OAuthError> {
+    document.map(|document| decode_document(what, document)).transpose()
+}
+
 /// Registered clients.
 #[async_trait]
 pub trait ClientStore: Send + Sync {

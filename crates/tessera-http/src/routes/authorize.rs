@@ -212,24 +212,9 @@ pub(super) fn failed(app: &App, error: AuthorizeError) -> Response {
     }
 }
 
-/// RFC 6749 §4.1.2.1: without a trusted client and redirect URI, tell the user and
-/// redirect nowhere.
+/// An error page for a request that cannot go on ([`crate::error::page`]).
 pub(super) fn untrusted(app: &App, error: &OAuthError) -> Response {
-    tracing::info!(error = error.code.as_str(), description = %error.description, cause = ?error.source, "authorization request refused");
-    let status = crate::error::page_status(error.code);
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        // The store is unreachable for now: nothing is wrong with the request.
-        let mut page =
-            app.message(status, "Tessera is temporarily unavailable", "Please try again in a moment.", None);
-        crate::error::unavailable_headers(&mut page);
-        return page;
-    }
-    app.message(
-        status,
-        "This sign-in request cannot be completed",
-        "The application sent a request Tessera cannot accept. Go back to the application and try again.",
-        Some(format!("{}: {}", error.code.as_str(), error.description)),
-    )
+    crate::error::page(app, error)
 }
 
 pub(super) fn expired(app: &App) -> Response {

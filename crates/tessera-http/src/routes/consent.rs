@@ -77,16 +77,8 @@ pub(super) async fn consent_submit(
             Err(error) => untrusted(&app, &error),
         };
     }
-    // Remembered per user and client, so the next request for these scopes skips the page.
-    let mut granted =
-        app.store.consented_scopes(&session.subject, &request.client_id).await.unwrap_or_default();
-    for scope in &request.scopes {
-        if !granted.contains(scope) {
-            granted.push(scope.clone());
-        }
-    }
-    if let Err(error) = app.store.put_consent(&session.subject, &request.client_id, &granted).await {
-        return untrusted(&app, &error.into());
+    if let Err(error) = authorize::record_consent(&app, &session, &request).await {
+        return untrusted(&app, &error);
     }
     request.consented = true;
     proceed(&app, &headers, request, Interaction::Open(id)).await

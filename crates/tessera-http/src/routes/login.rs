@@ -127,9 +127,7 @@ pub(super) async fn login_submit(
         return see_other(&target, vec![session_cookie]);
     };
     // Answers prompt=login and max_age, for the subject who just proved who they are.
-    request.authenticated_at = Some(now);
-    request.authenticated_subject = Some(new.session.subject.clone());
-    if let Err(error) = authorize::save_interaction(&app, &request, Some(&id)).await {
+    if let Err(error) = authorize::mark_signed_in(&app, &id, &mut request, &new.session.subject, now).await {
         return untrusted(&app, &error);
     }
     see_other(&format!("{}?interaction={id}", app.link("/authorize/resume")), vec![session_cookie])

@@ -160,9 +160,8 @@ pub(super) async fn continue_signed_in(app: &App, headers: &HeaderMap, signed_in
                 Ok(request) => request,
                 Err(response) => return response,
             };
-            request.authenticated_at = Some(now);
-            request.authenticated_subject = Some(session.subject.clone());
-            if let Err(error) = authorize::save_interaction(app, &request, Some(id)).await {
+            if let Err(error) = authorize::mark_signed_in(app, id, &mut request, &session.subject, now).await
+            {
                 return untrusted(app, &error);
             }
         }

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use tessera_core::{ErrorCode, OAuthError, userinfo};
 
@@ -97,32 +97,8 @@ fn respond(scheme: Scheme, result: Result<serde_json::Value, OAuthError>) -> Res
         }
         Err(error) => error,
     };
-    let status = match error.code {
-        ErrorCode::InvalidToken | ErrorCode::InvalidDpopProof | ErrorCode::UseDpopNonce => {
-            StatusCode::UNAUTHORIZED
-        }
-        ErrorCode::InsufficientScope => StatusCode::FORBIDDEN,
-        _ => return crate::error::HttpError::from(error).into_response(),
-    };
-    tracing::info!(error = error.code.as_str(), description = %error.description, "userinfo refused");
     let scheme_name = if scheme == Scheme::Dpop { "DPoP" } else { "Bearer" };
     // RFC 6750 §3.1: a request with no credentials at all gets the bare challenge.
-    let challenge = if error.code == ErrorCode::InvalidToken && error.description == userinfo::MISSING_TOKEN {
-        format!(r#"{scheme_name} realm="tessera""#)
-    } else {
-        format!(
-            r#"{scheme_name} realm="tessera", error="{}", error_description="{}""#,
-            error.code.as_str(),
-            error.description.replace('"', "'")
-        )
-    };
-    let mut response = (
-        status,
-        Json(serde_json::json!({ "error": error.code.as_str(), "error_description": error.description })),
-    )
-        .into_response();
-    if let Ok(challenge) = HeaderValue::from_str(&challenge) {
-        response.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
-    }
-    response
+    let bare = error.code == ErrorCode::InvalidToken && error.description == userinfo::MISSING_TOKEN;
+    crate::error::resource_refusal(error, scheme_name, "tessera", bare)
 }

@@ -35,6 +35,7 @@ mod registration;
 mod requests;
 mod resource;
 mod slow_clients;
+mod stored_documents;
 mod support;
 mod token_exchange;
 mod webauthn_support;
