@@ -2,6 +2,7 @@
 //! the store traits. It knows nothing of HTTP, SQL, sockets or files: the HTTP layer
 //! hands it parsed requests, a store crate implements its traits.
 
+pub mod account;
 pub mod admin;
 pub mod authorize;
 pub mod catalog;

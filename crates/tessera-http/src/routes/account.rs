@@ -6,9 +6,9 @@
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use tessera_core::mfa;
 use tessera_core::sign_in::{self, PasswordRefused};
 use tessera_core::store::Session;
+use tessera_core::{account, mfa};
 
 use super::authorize::untrusted;
 use super::login::stale_form;
@@ -116,19 +116,11 @@ async fn render(
     message: Option<String>,
 ) -> Response {
     let now = app.clock.now();
-    let subject = &session.subject;
-    let loaded = async {
-        let totp = app.store.totp(subject).await?.is_some_and(|factor| factor.confirmed);
-        let passkeys = app.store.passkeys(subject).await?;
-        let recovery_codes = app.store.recovery_codes_left(subject).await?;
-        let sessions = app.store.sessions_of(subject, now).await?;
-        Ok::<_, tessera_core::store::StoreError>((totp, passkeys, recovery_codes, sessions))
-    }
-    .await;
-    let (totp, passkeys, recovery_codes, sessions) = match loaded {
-        Ok(loaded) => loaded,
-        Err(error) => return untrusted(app, &error.into()),
-    };
+    let account::Overview { totp, passkeys, recovery_codes, sessions } =
+        match account::overview(app, &session.subject).await {
+            Ok(overview) => overview,
+            Err(error) => return untrusted(app, &error),
+        };
     let csrf = app.csrf(headers);
     let nonce = app.rng.identifier();
     let page = AccountPage {
@@ -204,10 +196,10 @@ async fn render_totp(
     session: &Session,
     message: Option<&str>,
 ) -> Response {
-    let user = match app.store.user_by_subject(&session.subject).await {
+    let user = match account::user(app, &session.subject).await {
         Ok(Some(user)) => user,
         Ok(None) => return see_other(&app.link("/login"), Vec::new()),
-        Err(error) => return untrusted(app, &error.into()),
+        Err(error) => return untrusted(app, &error),
     };
     let page = SetUp { action: "/account/totp", required: false, status, message };
     // One app per account: with one set up already, back to the account.
@@ -234,12 +226,9 @@ pub(super) async fn remove_totp(
     State(app): State<AppState>,
     AccountChange { session, .. }: AccountChange,
 ) -> Response {
-    match app.store.delete_totp(&session.subject).await {
-        Ok(_) => {
-            tracing::info!(subject = %session.subject, "authenticator app removed");
-            back(&app, "totp-removed")
-        }
-        Err(error) => untrusted(&app, &error.into()),
+    match account::remove_totp(&app, &session.subject).await {
+        Ok(_) => back(&app, "totp-removed"),
+        Err(error) => untrusted(&app, &error),
     }
 }
 
@@ -264,13 +253,10 @@ pub(super) async fn remove_passkey(
     AccountChange { session, form, .. }: AccountChange,
 ) -> Response {
     let id = form.get("credential_id").unwrap_or_default();
-    match app.store.delete_passkey(&session.subject, id).await {
-        Ok(true) => {
-            tracing::info!(subject = %session.subject, "passkey removed");
-            back(&app, "passkey-removed")
-        }
+    match account::remove_passkey(&app, &session.subject, id).await {
+        Ok(true) => back(&app, "passkey-removed"),
         Ok(false) => back(&app, "none"),
-        Err(error) => untrusted(&app, &error.into()),
+        Err(error) => untrusted(&app, &error),
     }
 }
 
@@ -288,15 +274,14 @@ pub(super) async fn end_session(
         Err(response) => return response,
     };
     let sid = form.get("sid").unwrap_or_default();
-    match app.store.end_session_of(&session.subject, sid).await {
+    match account::end_session(&app, &session.subject, sid).await {
         Ok(ended) => {
-            tracing::info!(subject = %session.subject, ended, "session signed out from the account page");
             if sid == session.sid {
                 return see_other(&app.link("/login"), vec![app.cookie(SESSION_COOKIE, "", Some(0))]);
             }
             back(&app, if ended { "session-ended" } else { "none" })
         }
-        Err(error) => untrusted(&app, &error.into()),
+        Err(error) => untrusted(&app, &error),
     }
 }
 
@@ -358,12 +343,12 @@ pub(super) async fn verify_submit(
                         }
                     })
                 }),
-            (None, Some(code)) => match app.store.user_by_subject(&session.subject).await {
+            (None, Some(code)) => match account::user(&app, &session.subject).await {
                 Ok(Some(user)) => {
                     mfa::check_code(&app, &user, code, &address).await.map(|outcome| outcome.map(|_| ()))
                 }
                 Ok(None) => return see_other(&app.link("/login"), Vec::new()),
-                Err(error) => Err(error.into()),
+                Err(error) => Err(error),
             },
             (None, None) => Ok(Err(sign_in::SignInError::Invalid)),
         };

@@ -27,10 +27,10 @@ async fn current_step(app: &App, headers: &HeaderMap) -> Result<(String, SecondS
         Ok(None) => return Err(step_expired(app)),
         Err(error) => return Err(untrusted(app, &error)),
     };
-    match app.store.user_by_subject(&step.subject).await {
+    match tessera_core::account::user(app, &step.subject).await {
         Ok(Some(user)) => Ok((cookie.to_owned(), step, user)),
         Ok(None) => Err(step_expired(app)),
-        Err(error) => Err(untrusted(app, &error.into())),
+        Err(error) => Err(untrusted(app, &error)),
     }
 }
 
