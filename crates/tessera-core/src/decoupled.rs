@@ -71,12 +71,6 @@ pub struct PingTarget {
     pub seed: String,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-struct Pace {
-    last_poll: Timestamp,
-    interval: i64,
-}
-
 /// Stores a new pending request under `key`.
 ///
 /// # Errors
@@ -192,21 +186,12 @@ pub async fn poll(cx: &GrantContext<'_>, key: &str, interval: i64) -> Result<Iss
 
 /// RFC 8628 §3.5: a poll sooner than the interval gets `slow_down`, and the interval
 /// grows by five seconds for the rest of the request.
+/// One store statement decides and records it, so racing polls cannot all pass.
 async fn pace(cx: &GrantContext<'_>, key: &str, interval: i64) -> Result<(), OAuthError> {
-    let pace_key = format!("pace:{key}");
-    let store = &cx.provider.store;
-    let previous: Option<Pace> =
-        crate::store::decode_optional("poll pace", store.request(&pace_key, cx.now).await?)?;
-    let mut pace = previous.unwrap_or(Pace { last_poll: i64::MIN / 2, interval });
-    let too_soon = cx.now - pace.last_poll < pace.interval;
-    if too_soon {
-        pace.interval += SLOW_DOWN_STEP;
-    }
-    pace.last_poll = cx.now;
-    let document = serde_json::to_value(pace).map_err(OAuthError::server_error)?;
-    store.put_request(&pace_key, &document, cx.now + 2 * KEPT_AFTER_EXPIRY).await?;
-    if too_soon {
-        return Err(OAuthError::slow_down(format!("poll at most every {} seconds", pace.interval)));
+    let expires_at = cx.now + 2 * KEPT_AFTER_EXPIRY;
+    let paced = cx.provider.store.pace_poll(key, cx.now, interval, SLOW_DOWN_STEP, expires_at).await?;
+    if paced.too_soon {
+        return Err(OAuthError::slow_down(format!("poll at most every {} seconds", paced.interval)));
     }
     Ok(())
 }

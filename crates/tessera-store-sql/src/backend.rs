@@ -11,7 +11,7 @@ pub enum Backend {
 
 /// Tables whose rows expire: table, single-column key, expiry column. Consents never
 /// expire and are not listed.
-const EXPIRING_TABLES: [(&str, &str, &str); 10] = [
+const EXPIRING_TABLES: [(&str, &str, &str); 11] = [
     ("replay_cache", "key", "expires_at"),
     ("revoked_jtis", "jti", "expires_at"),
     ("reference_tokens", "token_hash", "expires_at"),
@@ -24,6 +24,7 @@ const EXPIRING_TABLES: [(&str, &str, &str); 10] = [
     ("sessions", "session_hash", "expires_at"),
     ("pending_requests", "key", "expires_at"),
     ("login_failures", "key", "window_ends_at"),
+    ("poll_pace", "key", "expires_at"),
 ];
 
 impl Backend {
@@ -48,28 +49,38 @@ impl Backend {
     }
 
     /// The migrations: version, description, SQL.
-    pub(crate) fn migrations(self) -> [(i64, &'static str, &'static str); 7] {
-        let (initial, sign_in, grant_carrying_jti, refresh_family_start, sources, readiness_probe, factors) =
-            match self {
-                Self::Sqlite => (
-                    include_str!("../migrations/sqlite/0001_initial.sql"),
-                    include_str!("../migrations/sqlite/0002_sign_in.sql"),
-                    include_str!("../migrations/sqlite/0003_grant_carrying_jti.sql"),
-                    include_str!("../migrations/sqlite/0004_refresh_family_start.sql"),
-                    include_str!("../migrations/sqlite/0006_sources.sql"),
-                    include_str!("../migrations/sqlite/0008_readiness_probe.sql"),
-                    include_str!("../migrations/sqlite/0009_second_factors.sql"),
-                ),
-                Self::Postgres => (
-                    include_str!("../migrations/postgres/0001_initial.sql"),
-                    include_str!("../migrations/postgres/0002_sign_in.sql"),
-                    include_str!("../migrations/postgres/0003_grant_carrying_jti.sql"),
-                    include_str!("../migrations/postgres/0004_refresh_family_start.sql"),
-                    include_str!("../migrations/postgres/0006_sources.sql"),
-                    include_str!("../migrations/postgres/0008_readiness_probe.sql"),
-                    include_str!("../migrations/postgres/0009_second_factors.sql"),
-                ),
-            };
+    pub(crate) fn migrations(self) -> [(i64, &'static str, &'static str); 8] {
+        let (
+            initial,
+            sign_in,
+            grant_carrying_jti,
+            refresh_family_start,
+            sources,
+            readiness_probe,
+            factors,
+            pace,
+        ) = match self {
+            Self::Sqlite => (
+                include_str!("../migrations/sqlite/0001_initial.sql"),
+                include_str!("../migrations/sqlite/0002_sign_in.sql"),
+                include_str!("../migrations/sqlite/0003_grant_carrying_jti.sql"),
+                include_str!("../migrations/sqlite/0004_refresh_family_start.sql"),
+                include_str!("../migrations/sqlite/0006_sources.sql"),
+                include_str!("../migrations/sqlite/0008_readiness_probe.sql"),
+                include_str!("../migrations/sqlite/0009_second_factors.sql"),
+                include_str!("../migrations/sqlite/0010_poll_pace.sql"),
+            ),
+            Self::Postgres => (
+                include_str!("../migrations/postgres/0001_initial.sql"),
+                include_str!("../migrations/postgres/0002_sign_in.sql"),
+                include_str!("../migrations/postgres/0003_grant_carrying_jti.sql"),
+                include_str!("../migrations/postgres/0004_refresh_family_start.sql"),
+                include_str!("../migrations/postgres/0006_sources.sql"),
+                include_str!("../migrations/postgres/0008_readiness_probe.sql"),
+                include_str!("../migrations/postgres/0009_second_factors.sql"),
+                include_str!("../migrations/postgres/0010_poll_pace.sql"),
+            ),
+        };
         [
             (1, "initial", initial),
             (2, "sign_in", sign_in),
@@ -78,6 +89,7 @@ impl Backend {
             (6, "sources", sources),
             (8, "readiness_probe", readiness_probe),
             (9, "second_factors", factors),
+            (10, "poll_pace", pace),
         ]
     }
 
@@ -121,4 +133,21 @@ impl Backend {
 /// `%`, `_` and the escape character itself lose their wildcard meaning.
 pub(crate) fn like_prefix(prefix: &str) -> String {
     format!("{}%", prefix.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"))
+}
+
+/// One poll's pace (`PollStore::pace_poll`): the conflict's `SET` reads the old row, so
+/// `slowed` says whether this poll came sooner than the interval, and only one of
+/// racing polls finds the interval passed. PostgreSQL's placeholders; SQLite's are the
+/// same with `?` ([`sqlite_placeholders`]).
+pub(crate) const PACE_POLL: &str = "INSERT INTO poll_pace (key, last_poll, poll_interval, slowed, expires_at) \
+     VALUES ($1, $2, $3, 0, $5) ON CONFLICT (key) DO UPDATE SET \
+     slowed = CASE WHEN $2 - poll_pace.last_poll < poll_pace.poll_interval THEN 1 ELSE 0 END, \
+     poll_interval = CASE WHEN $2 - poll_pace.last_poll < poll_pace.poll_interval \
+     THEN poll_pace.poll_interval + $4 ELSE poll_pace.poll_interval END, \
+     last_poll = $2, expires_at = $5 \
+     RETURNING slowed, poll_interval";
+
+/// A statement written with PostgreSQL's `$N` placeholders, for SQLite (`?N`).
+pub(crate) fn sqlite_placeholders(statement: &str) -> String {
+    (1..=9).rev().fold(statement.to_owned(), |text, n| text.replace(&format!("${n}"), &format!("?{n}")))
 }

@@ -27,7 +27,7 @@ use tessera_core::store::{
     RefreshRecord, RefreshStore, ReplayStore, RequestStore, ResourceStore, SecretStore, Session,
     SessionStore, StoreError, StoreResult, StoredKey, ThrottleStore, TokenRecord, TokenStore, UserStore,
 };
-use tessera_core::store::{FactorStore, PasskeyRecord, TotpFactor};
+use tessera_core::store::{FactorStore, Paced, PasskeyRecord, PollStore, TotpFactor};
 
 pub use backend::Backend;
 use postgres::PgStore;
@@ -285,6 +285,9 @@ forward!(FactorStore {
     fn passkey(&self, credential_id: &str) -> StoreResult<Option<PasskeyRecord>>;
     fn delete_passkey(&self, subject: &str, credential_id: &str) -> StoreResult<bool>;
     fn delete_factors(&self, subject: &str) -> StoreResult<bool>;
+});
+forward!(PollStore {
+    fn pace_poll(&self, key: &str, now: Timestamp, interval: i64, step: i64, expires_at: Timestamp) -> StoreResult<Paced>;
 });
 forward!(SecretStore {
     fn shared_secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>>;

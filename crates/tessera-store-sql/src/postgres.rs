@@ -3,6 +3,7 @@
 //! or one transaction that first takes the row it changes, never read-then-write.
 
 mod factors;
+mod polls;
 mod rows;
 mod sign_in;
 

@@ -12,6 +12,7 @@
 //! file's write lock orders processes.
 
 mod factors;
+mod polls;
 mod writer;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -70,6 +70,8 @@ pub async fn run_all(store: Arc<dyn Store>) {
     passkeys_belong_to_one_user_and_are_listed_used_and_removed(store.as_ref()).await;
     sessions_are_listed_and_ended_per_user(store.as_ref()).await;
     removing_a_user_removes_its_second_factors(store.as_ref()).await;
+    polls_are_paced_and_a_too_soon_poll_grows_the_interval(store.as_ref()).await;
+    forty_racing_polls_of_one_request_have_one_in_time(store.clone()).await;
 }
 
 /// 48 racing reservations against a limit of 5: exactly 5 win, however they interleave.
@@ -1113,6 +1115,35 @@ pub async fn removing_a_user_removes_its_second_factors(store: &dyn Store) {
     assert_eq!(store.recovery_codes_left("factor-gone-sub").await.unwrap(), 0);
     assert_eq!(store.passkey("cred-gone").await.unwrap(), None);
     assert!(store.totp("factor-kept-sub").await.unwrap().is_some(), "others keep theirs");
+}
+
+/// RFC 8628 §3.5: a poll sooner than the interval is too soon and grows it by the step.
+pub async fn polls_are_paced_and_a_too_soon_poll_grows_the_interval(store: &dyn Store) {
+    let paced = |too_soon, interval| crate::store::Paced { too_soon, interval };
+    assert_eq!(store.pace_poll("poll-a", 100, 5, 5, 10_000).await.unwrap(), paced(false, 5), "first poll");
+    assert_eq!(store.pace_poll("poll-a", 102, 5, 5, 10_000).await.unwrap(), paced(true, 10));
+    assert_eq!(store.pace_poll("poll-a", 108, 5, 5, 10_000).await.unwrap(), paced(true, 15), "6 s < 10 s");
+    assert_eq!(store.pace_poll("poll-a", 123, 5, 5, 10_000).await.unwrap(), paced(false, 15));
+    assert_eq!(store.pace_poll("poll-b", 123, 5, 5, 10_000).await.unwrap(), paced(false, 5), "per request");
+}
+
+/// 40 polls of one request at one moment: exactly one is in time, on any backend.
+pub async fn forty_racing_polls_of_one_request_have_one_in_time(store: Arc<dyn Store>) {
+    let racers: Vec<_> = (0..40)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.pace_poll("poll-race", 500, 5, 5, 10_000).await.unwrap() })
+        })
+        .collect();
+    let mut in_time = 0;
+    let mut largest = 0;
+    for racer in racers {
+        let paced = racer.await.unwrap();
+        in_time += usize::from(!paced.too_soon);
+        largest = largest.max(paced.interval);
+    }
+    assert_eq!(in_time, 1);
+    assert_eq!(largest, 5 + 39 * 5, "each too-soon poll grew the interval once");
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use super::{
     SecretStore, Session, SessionStore, StoreError, StoreResult, StoredKey, ThrottleStore, TokenRecord,
     TokenStore, UserStore,
 };
-use super::{FactorStore, PasskeyRecord, TotpFactor};
+use super::{FactorStore, Paced, PasskeyRecord, PollStore, TotpFactor};
 use crate::Timestamp;
 use crate::catalog::Resources;
 use crate::model::{Client, ClientId, User};
@@ -49,6 +49,8 @@ struct State {
     recovery_codes: HashMap<String, Vec<SecretHash>>,
     /// Credential id -> passkey.
     passkeys: HashMap<String, PasskeyRecord>,
+    /// Polled request -> (last poll, interval).
+    paces: HashMap<String, (Timestamp, i64)>,
 }
 
 struct StoredCode {
@@ -739,5 +741,30 @@ impl FactorStore for MemoryStore {
         let before = state.passkeys.len();
         state.passkeys.retain(|_, passkey| passkey.subject != subject);
         Ok(totp || codes || state.passkeys.len() < before)
+    }
+}
+
+#[async_trait]
+impl PollStore for MemoryStore {
+    async fn pace_poll(
+        &self,
+        key: &str,
+        now: Timestamp,
+        interval: i64,
+        step: i64,
+        _expires_at: Timestamp,
+    ) -> StoreResult<Paced> {
+        // One lock for the check and the update.
+        let mut state = self.state();
+        let Some((last_poll, current)) = state.paces.get_mut(key) else {
+            state.paces.insert(key.to_owned(), (now, interval));
+            return Ok(Paced { too_soon: false, interval });
+        };
+        let too_soon = now - *last_poll < *current;
+        if too_soon {
+            *current += step;
+        }
+        *last_poll = now;
+        Ok(Paced { too_soon, interval: *current })
     }
 }

@@ -6,9 +6,11 @@ pub mod contract;
 mod factors;
 #[cfg(any(test, feature = "test-util"))]
 pub mod memory;
+mod polls;
 mod session;
 
 pub use factors::{FactorStore, PasskeyRecord, TotpFactor};
+pub use polls::{Paced, PollStore};
 
 pub use session::{CodeMismatch, CodePresentation};
 pub use session::{
@@ -307,6 +309,7 @@ pub trait Store:
     + ThrottleStore
     + SecretStore
     + FactorStore
+    + PollStore
 {
 }
 
@@ -327,5 +330,6 @@ impl<T> Store for T where
         + ThrottleStore
         + SecretStore
         + FactorStore
+        + PollStore
 {
 }

@@ -205,3 +205,26 @@ async fn fifty_racing_polls_redeem_an_approved_device_code_once() {
     }
     assert_eq!(statuses.iter().filter(|&&s| s == 200).count(), 1, "{statuses:?}");
 }
+
+/// RFC 8628 §3.5 under concurrency: of 40 polls at the same moment, one is answered
+/// (`authorization_pending`) and the others were too soon (`slow_down`), on the store's
+/// one pacing statement; the interval then grew once per slow poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn forty_simultaneous_polls_are_paced_as_one() {
+    let app = Arc::new(TestServer::spawn_with(TV).await);
+    let started = start(&app, "api1.read").await;
+    let device_code = started["device_code"].as_str().unwrap().to_owned();
+    let racers: Vec<_> = (0..40)
+        .map(|_| {
+            let (app, device_code) = (app.clone(), device_code.clone());
+            tokio::spawn(async move { oauth_error(poll(&app, &device_code).await).await.1 })
+        })
+        .collect();
+    let mut errors = Vec::new();
+    for racer in racers {
+        errors.push(racer.await.unwrap());
+    }
+    let pending = errors.iter().filter(|e| *e == "authorization_pending").count();
+    let slowed = errors.iter().filter(|e| *e == "slow_down").count();
+    assert_eq!((pending, slowed), (1, 39), "{errors:?}");
+}
