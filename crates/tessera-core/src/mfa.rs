@@ -168,7 +168,13 @@ impl Factors {
 /// # Errors
 /// When the store fails.
 pub async fn factors(provider: &Provider, subject: &str) -> Result<Factors, OAuthError> {
-    factors_in(provider.store.as_ref(), subject).await
+    let mut factors = factors_in(provider.store.as_ref(), subject).await?;
+    // Passkeys registered while the server had a host name cannot be used once it has
+    // none: they must not make a second step nobody can pass (a locked-out user).
+    if provider.passkeys.is_none() {
+        factors.passkeys = 0;
+    }
+    Ok(factors)
 }
 
 /// [`factors`] from a store alone (the command line).
