@@ -7,13 +7,13 @@
 //! everywhere.
 
 use serde::{Deserialize, Serialize};
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::model::User;
 use crate::random::Rng;
 use crate::secret::{Secret, SecretHash};
 use crate::settings::Settings;
-use crate::sign_in::{FAILURE_WINDOW, MAX_FAILURES_PER_ACCOUNT, MAX_FAILURES_PER_ADDRESS, SignInError};
+use crate::sign_in::{Attempt, SignInError};
 use crate::store::{Session, Store, TotpFactor};
 use crate::tokens::KeySealer;
 use crate::{OAuthError, Provider, Timestamp};
@@ -481,26 +481,16 @@ pub async fn check_code(
     code: &str,
     address: &str,
 ) -> Result<Result<&'static [&'static str], SignInError>, OAuthError> {
-    let store = &provider.store;
     let now = provider.clock.now();
-    let account_key = format!("account:{}", user.username.to_lowercase());
-    let address_key = format!("address:{address}");
-    if !store.reserve_attempt(&account_key, MAX_FAILURES_PER_ACCOUNT, now, FAILURE_WINDOW).await? {
-        warn!(address, "second step paused after repeated failures for the account");
+    let Some(attempt) = Attempt::reserve(provider, &user.username, address, now).await? else {
         return Ok(Err(SignInError::Throttled));
-    }
-    if !store.reserve_attempt(&address_key, MAX_FAILURES_PER_ADDRESS, now, FAILURE_WINDOW).await? {
-        store.refund_attempt(&account_key).await?;
-        warn!(address, "second step paused after repeated failures from the address");
-        return Ok(Err(SignInError::Throttled));
-    }
+    };
     let accepted = accept_code(provider, &user.subject, code, now).await?;
     let Some(methods) = accepted else {
         info!(address, subject = %user.subject, "second step failed: wrong code");
         return Ok(Err(SignInError::Invalid));
     };
-    store.refund_attempt(&account_key).await?;
-    store.refund_attempt(&address_key).await?;
+    attempt.refund(provider).await?;
     Ok(Ok(methods))
 }
 

@@ -149,22 +149,12 @@ pub async fn check_password(
     address: &str,
     now: Timestamp,
 ) -> Result<Result<User, SignInError>, OAuthError> {
-    let account_key = format!("account:{}", username.to_lowercase());
-    let address_key = format!("address:{address}");
-    let store = &provider.store;
-    if !store.reserve_attempt(&account_key, MAX_FAILURES_PER_ACCOUNT, now, FAILURE_WINDOW).await? {
-        warn!(address, "sign-in paused after repeated failures for the account");
+    let Some(attempt) = Attempt::reserve(provider, username, address, now).await? else {
         return Ok(Err(SignInError::Throttled));
-    }
-    if !store.reserve_attempt(&address_key, MAX_FAILURES_PER_ADDRESS, now, FAILURE_WINDOW).await? {
-        store.refund_attempt(&account_key).await?;
-        warn!(address, "sign-in paused after repeated failures from the address");
-        return Ok(Err(SignInError::Throttled));
-    }
-    let user = store.user_by_username(username).await?;
+    };
+    let user = provider.store.user_by_username(username).await?;
     let Some(matched) = verify(provider, user.as_ref(), password).await else {
-        store.refund_attempt(&account_key).await?;
-        store.refund_attempt(&address_key).await?;
+        attempt.refund(provider).await?;
         warn!(address, "sign-in refused: too many password checks waiting");
         return Ok(Err(SignInError::Busy));
     };
@@ -172,9 +162,48 @@ pub async fn check_password(
         info!(address, "sign-in failed");
         return Ok(Err(SignInError::Invalid));
     };
-    store.refund_attempt(&account_key).await?;
-    store.refund_attempt(&address_key).await?;
+    attempt.refund(provider).await?;
     Ok(Ok(user))
+}
+
+/// One sign-in attempt (a password or a second factor's code) reserved against the
+/// limits per account and per address, before it is evaluated.
+pub(crate) struct Attempt {
+    account_key: String,
+    address_key: String,
+}
+
+impl Attempt {
+    /// Reserves the attempt in one store statement per limit; `None` (logged) when a
+    /// limit is reached, with nothing left counted.
+    pub(crate) async fn reserve(
+        provider: &Provider,
+        username: &str,
+        address: &str,
+        now: Timestamp,
+    ) -> Result<Option<Self>, OAuthError> {
+        let account_key = format!("account:{}", username.to_lowercase());
+        let address_key = format!("address:{address}");
+        let store = &provider.store;
+        if !store.reserve_attempt(&account_key, MAX_FAILURES_PER_ACCOUNT, now, FAILURE_WINDOW).await? {
+            warn!(address, "sign-in paused after repeated failures for the account");
+            return Ok(None);
+        }
+        if !store.reserve_attempt(&address_key, MAX_FAILURES_PER_ADDRESS, now, FAILURE_WINDOW).await? {
+            store.refund_attempt(&account_key).await?;
+            warn!(address, "sign-in paused after repeated failures from the address");
+            return Ok(None);
+        }
+        Ok(Some(Self { account_key, address_key }))
+    }
+
+    /// Gives the attempt back: it succeeded, or was never evaluated (the counters hold
+    /// failures only).
+    pub(crate) async fn refund(self, provider: &Provider) -> Result<(), OAuthError> {
+        provider.store.refund_attempt(&self.account_key).await?;
+        provider.store.refund_attempt(&self.address_key).await?;
+        Ok(())
+    }
 }
 
 /// Records that the user of the session behind `cookie` just proved who they are
