@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 use crate::grants::{GrantContext, GrantFacts, IN_DOUBT_WINDOW, Issue, UserGrant, first_refresh};
-use crate::store::{Session, Store};
+use crate::store::{GrantStores, RequestStore, Session};
 use crate::{OAuthError, Timestamp};
 
 /// How long a decided or expired request is kept, so a late poll learns `expired_token`
@@ -86,8 +86,16 @@ pub async fn save(cx: &crate::Provider, key: &str, request: &PendingAuthorizatio
 /// # Errors
 /// When the store fails.
 pub async fn load(cx: &crate::Provider, key: &str) -> Result<Option<PendingAuthorization>, OAuthError> {
-    let document = cx.store.request(key, cx.clock.now()).await?;
-    crate::store::decode_optional("device or CIBA request", document)
+    read(cx.store.as_ref(), key, cx.clock.now()).await
+}
+
+/// [`load`] from the store alone.
+async fn read(
+    store: &dyn RequestStore,
+    key: &str,
+    now: Timestamp,
+) -> Result<Option<PendingAuthorization>, OAuthError> {
+    crate::store::decode_optional("device or CIBA request", store.request(key, now).await?)
 }
 
 /// Records the user's decision on a still-pending, unexpired request: one conditional
@@ -139,12 +147,17 @@ pub async fn decide(
 /// # Errors
 /// `authorization_pending`, `slow_down`, `access_denied`, `expired_token`, or
 /// `invalid_grant` for an unknown, redeemed or foreign request.
-pub async fn poll(cx: &GrantContext<'_>, key: &str, interval: i64) -> Result<Issue, OAuthError> {
-    let provider = cx.provider;
-    let Some(request) = load(provider, key).await? else {
+pub async fn poll(
+    cx: &GrantContext<'_>,
+    in_doubt: &InDoubtRedemptions,
+    key: &str,
+    interval: i64,
+) -> Result<Issue, OAuthError> {
+    let store = cx.store;
+    let Some(request) = read(store.as_ref(), key, cx.now).await? else {
         // The retry of a redemption answered `temporarily_unavailable` though its
         // delete may have committed: answered once, from the noted request.
-        if let Some(request) = provider.decoupled_in_doubt.claim(provider.store.as_ref(), key, cx.now).await?
+        if let Some(request) = in_doubt.claim(store.as_ref(), key, cx.now).await?
             && request.client_id == cx.client.client_id.as_str()
             && let Decision::Approved { subject, auth_time, sid, amr } = &request.decision
         {
@@ -163,7 +176,7 @@ pub async fn poll(cx: &GrantContext<'_>, key: &str, interval: i64) -> Result<Iss
     let (subject, auth_time, sid, amr) = match &request.decision {
         Decision::Pending => return Err(OAuthError::authorization_pending("the user has not decided yet")),
         Decision::Denied => {
-            provider.store.consume_request(key, cx.now).await?;
+            store.consume_request(key, cx.now).await?;
             return Err(OAuthError::access_denied("the user denied the request"));
         }
         Decision::Approved { subject, auth_time, sid, amr } => {
@@ -171,12 +184,12 @@ pub async fn poll(cx: &GrantContext<'_>, key: &str, interval: i64) -> Result<Iss
         }
     };
     // Redeemed by deleting: of racing polls exactly one gets the document back.
-    match provider.store.consume_request(key, cx.now).await {
+    match store.consume_request(key, cx.now).await {
         Ok(Some(_)) => {}
         Ok(None) => return Err(OAuthError::invalid_grant("already redeemed")),
         Err(error) => {
             if error.is_in_doubt() {
-                provider.decoupled_in_doubt.note(provider.store.clone(), key, &request, cx.now);
+                in_doubt.note(store.clone(), key, &request, cx.now);
             }
             return Err(error.into());
         }
@@ -189,7 +202,7 @@ pub async fn poll(cx: &GrantContext<'_>, key: &str, interval: i64) -> Result<Iss
 /// One store statement decides and records it, so racing polls cannot all pass.
 async fn pace(cx: &GrantContext<'_>, key: &str, interval: i64) -> Result<(), OAuthError> {
     let expires_at = cx.now + 2 * KEPT_AFTER_EXPIRY;
-    let paced = cx.provider.store.pace_poll(key, cx.now, interval, SLOW_DOWN_STEP, expires_at).await?;
+    let paced = cx.store.pace_poll(key, cx.now, interval, SLOW_DOWN_STEP, expires_at).await?;
     if paced.too_soon {
         return Err(OAuthError::slow_down(format!("poll at most every {} seconds", paced.interval)));
     }
@@ -204,9 +217,8 @@ fn issue(
     sid: String,
     amr: Vec<String>,
 ) -> Result<Issue, OAuthError> {
-    let grant_id = cx.provider.rng.identifier();
+    let grant_id = cx.rng.identifier();
     let audience = cx
-        .provider
         .catalog
         .grant_user_access(cx.client, Some(&request.scopes.join(" ")), &request.resources)?
         .audience;
@@ -265,7 +277,13 @@ impl InDoubtRedemptions {
 
     /// Notes the redemption of `key` (holding `request`) as in doubt, here at once and
     /// in the store in the background (retried until it answers or the window passes).
-    pub fn note(&self, store: Arc<dyn Store>, key: &str, request: &PendingAuthorization, now: Timestamp) {
+    pub fn note(
+        &self,
+        store: Arc<dyn GrantStores>,
+        key: &str,
+        request: &PendingAuthorization,
+        now: Timestamp,
+    ) {
         {
             let mut local = self.local.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             local.retain(|_, (noted, _)| now - *noted <= IN_DOUBT_WINDOW);
@@ -297,7 +315,7 @@ impl InDoubtRedemptions {
     /// When the store fails.
     pub async fn claim(
         &self,
-        store: &dyn Store,
+        store: &dyn GrantStores,
         key: &str,
         now: Timestamp,
     ) -> Result<Option<PendingAuthorization>, OAuthError> {

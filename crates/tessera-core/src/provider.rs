@@ -32,16 +32,6 @@ pub struct Provider {
     dpop_nonce_key: aws_lc_rs::hmac::Key,
     /// DPoP proof headers already checked, with their keys (not their `jti`s).
     pub dpop_keys: crate::sender::dpop::ProofKeys,
-    /// Derives a refresh token's successor from it; shared through the store, so every
-    /// instance derives the same one.
-    refresh_successor_key: aws_lc_rs::hmac::Key,
-    /// Refresh rotations answered `temporarily_unavailable` that may have committed.
-    pub refresh_in_doubt: crate::grants::InDoubtRotations,
-    /// Code redemptions answered `temporarily_unavailable` whose commit was in doubt.
-    pub code_in_doubt: crate::grants::InDoubtRotations,
-    /// Device and CIBA redemptions answered `temporarily_unavailable` whose delete may
-    /// have committed.
-    pub decoupled_in_doubt: crate::decoupled::InDoubtRedemptions,
     /// When registered clients were last seen in use (their removal when unused).
     pub client_use: crate::registration::ClientUse,
     /// Bounds concurrent password checks (argon2id memory).
@@ -79,9 +69,8 @@ impl Provider {
         );
         let nonce_secret = store.shared_secret("dpop-nonce", &rng.bytes::<32>()).await?;
         let dpop_nonce_key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &nonce_secret);
+        // Shared through the store, so every instance derives the same successors.
         let successor_secret = store.shared_secret("refresh-successor", &rng.bytes::<32>()).await?;
-        let refresh_successor_key =
-            aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &successor_secret);
         let ping_id_key = ping_id_key(
             &store.shared_secret("ciba-ping-id", &rng.bytes::<32>()).await?,
             settings.signing.encryption_key.as_ref(),
@@ -95,14 +84,10 @@ impl Provider {
             keys,
             clients,
             jwks: JwksCache::new(jwks_source),
-            grants: GrantRegistry::standard(),
+            grants: GrantRegistry::standard(&successor_secret),
             notifier,
             dpop_nonce_key,
             dpop_keys: crate::sender::dpop::ProofKeys::default(),
-            refresh_successor_key,
-            refresh_in_doubt: crate::grants::InDoubtRotations::default(),
-            code_in_doubt: crate::grants::InDoubtRotations::for_codes(),
-            decoupled_in_doubt: crate::decoupled::InDoubtRedemptions::default(),
             client_use: crate::registration::ClientUse::default(),
             password_checks: crate::sign_in::PasswordChecks::default(),
             secret_checks: crate::secret_checks::SecretChecks::default(),
@@ -135,19 +120,27 @@ impl Provider {
         })
     }
 
-    /// The refresh token that succeeds `presented` when it rotates: HMAC-SHA256 under a
-    /// server secret, as unguessable as a random token to anyone without the secret,
-    /// but the same on every attempt and every instance. So a rotation whose commit
-    /// was in doubt can answer its retry with the successor it stored, which exists in
-    /// the store only as a hash.
-    #[must_use]
-    pub fn successor_refresh_token(&self, presented: &str) -> crate::secret::Secret {
-        let tag = aws_lc_rs::hmac::sign(&self.refresh_successor_key, presented.as_bytes());
-        crate::secret::Secret::new(crate::secret::b64url(tag))
-    }
-
     fn dpop_nonce_for_window(&self, window: i64) -> String {
         crate::secret::b64url(aws_lc_rs::hmac::sign(&self.dpop_nonce_key, &window.to_be_bytes()))
+    }
+}
+
+/// The provider reads the subject and actor tokens of token exchange.
+#[async_trait::async_trait]
+impl crate::grants::IssuedTokens for Provider {
+    async fn access_token(
+        &self,
+        token: &str,
+        now: crate::Timestamp,
+    ) -> Result<Option<crate::tokens::ResolvedToken>, crate::OAuthError> {
+        crate::tokens::access_token::resolve(self, token, now).await
+    }
+
+    async fn id_token(
+        &self,
+        token: &str,
+    ) -> Result<crate::tokens::id_token::IdTokenClaims, crate::OAuthError> {
+        crate::tokens::id_token::read_hint(self, token).await
     }
 }
 

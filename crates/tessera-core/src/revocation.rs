@@ -57,7 +57,8 @@ async fn revoke_refresh_token(
         info!(client_id = %caller.client.client_id, "revocation refused: token belongs to another client");
         return Err(OAuthError::unauthorized_client("the token was not issued to this client"));
     }
-    crate::grants::revoke_grant(provider, &record.grant_id, now).await?;
+    crate::grants::revoke_grant_in(provider.store.as_ref(), &provider.settings.tokens, &record.grant_id, now)
+        .await?;
     info!(client_id = %caller.client.client_id, "revoked refresh token and its grant");
     Ok(())
 }

@@ -105,12 +105,17 @@ pub async fn exchange(provider: &Provider, request: &TokenRequest) -> Result<Tok
     };
     let certificate_thumbprint =
         request.certificate.as_ref().map(|certificate| certificate.thumbprint.clone());
+    let store: std::sync::Arc<dyn crate::store::GrantStores> = provider.store.clone();
     let cx = GrantContext {
-        provider,
         client,
         now,
         dpop_jkt: dpop_jkt.as_deref(),
         certificate_thumbprint: certificate_thumbprint.as_deref(),
+        store: &store,
+        catalog: &provider.catalog,
+        tokens: &provider.settings.tokens,
+        rng: &provider.rng,
+        issued_tokens: provider,
     };
     let issue = handler.handle(&cx, &request.params).await?;
     // A user removed from the store (no longer in the configuration, `tessera users

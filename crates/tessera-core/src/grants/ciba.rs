@@ -9,7 +9,11 @@ use crate::request::Params;
 use crate::{OAuthError, decoupled};
 
 /// The client collects the result of a backchannel authentication.
-pub struct Ciba;
+#[derive(Default)]
+pub struct Ciba {
+    /// Redemptions answered `temporarily_unavailable` whose delete may have committed.
+    in_doubt: decoupled::InDoubtRedemptions,
+}
 
 #[async_trait]
 impl GrantHandler for Ciba {
@@ -19,6 +23,61 @@ impl GrantHandler for Ciba {
 
     async fn handle(&self, cx: &GrantContext<'_>, params: &Params) -> Result<Issue, OAuthError> {
         let auth_req_id = params.require("auth_req_id")?;
-        decoupled::poll(cx, &request_key(auth_req_id), POLL_INTERVAL).await
+        decoupled::poll(cx, &self.in_doubt, &request_key(auth_req_id), POLL_INTERVAL).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Ciba;
+    use crate::ErrorCode;
+    use crate::ciba::request_key;
+    use crate::decoupled::Decision;
+    use crate::grants::testing::{Bench, approved, decoupled_request, refused, web_client};
+
+    #[tokio::test]
+    async fn a_backchannel_request_is_pending_until_approved_then_redeemed_once() {
+        let bench = Bench::new();
+        let key = request_key("the-auth-req-id");
+        let mut request = decoupled_request("bank", bench.now(), Decision::Pending);
+        request.acr_values = vec!["mfa".into()];
+        bench.decoupled(&key, &request).await;
+        let grant = Ciba::default();
+        let params = [("auth_req_id", "the-auth-req-id")];
+        assert_eq!(
+            refused(bench.run(&grant, &web_client("bank"), &params, None).await),
+            ErrorCode::AuthorizationPending
+        );
+        bench.clock.advance(5);
+        request.decision = approved(bench.now());
+        bench.decoupled(&key, &request).await;
+        let issue = bench.run(&grant, &web_client("bank"), &params, None).await.unwrap();
+        assert_eq!(
+            issue.user.unwrap().acr.as_deref(),
+            Some("mfa"),
+            "CIBA Core §7.1: the requested level reached"
+        );
+        bench.clock.advance(5);
+        assert_eq!(
+            refused(bench.run(&grant, &web_client("bank"), &params, None).await),
+            ErrorCode::InvalidGrant
+        );
+    }
+
+    #[tokio::test]
+    async fn an_auth_req_id_of_another_client_is_invalid_grant() {
+        let bench = Bench::new();
+        bench
+            .decoupled(&request_key("id-1"), &decoupled_request("bank", bench.now(), approved(bench.now())))
+            .await;
+        let params = [("auth_req_id", "id-1")];
+        assert_eq!(
+            refused(bench.run(&Ciba::default(), &web_client("shop"), &params, None).await),
+            ErrorCode::InvalidGrant
+        );
+        assert_eq!(
+            refused(bench.run(&Ciba::default(), &web_client("bank"), &[], None).await),
+            ErrorCode::InvalidRequest
+        );
     }
 }

@@ -7,6 +7,8 @@ mod client_credentials;
 mod device_code;
 mod refresh_token;
 pub use refresh_token::{IN_DOUBT_WINDOW, InDoubtRotations};
+#[cfg(test)]
+mod testing;
 mod token_exchange;
 
 use async_trait::async_trait;
@@ -18,14 +20,22 @@ pub use device_code::DeviceCode;
 pub use refresh_token::RefreshToken;
 pub use token_exchange::TokenExchange;
 
+use std::sync::Arc;
+
+use crate::catalog::Catalog;
 use crate::model::{Client, GrantType};
-use crate::provider::Provider;
+use crate::random::Rng;
 use crate::request::Params;
+use crate::settings::TokenSettings;
+use crate::store::GrantStores;
+use crate::tokens::ResolvedToken;
+use crate::tokens::id_token::IdTokenClaims;
 use crate::{OAuthError, Timestamp};
 
-/// What a grant handler is handed.
+/// What a grant handler is handed for one request: the request's facts and the parts
+/// of the provider a grant may use. Not the `Provider`: a grant cannot reach users,
+/// sessions, clients, keys, factors or the configuration beyond token lifetimes.
 pub struct GrantContext<'a> {
-    pub provider: &'a Provider,
     /// The authenticated client.
     pub client: &'a Client,
     pub now: Timestamp,
@@ -33,6 +43,26 @@ pub struct GrantContext<'a> {
     pub dpop_jkt: Option<&'a str>,
     /// The thumbprint of the TLS client certificate the request came with, if any.
     pub certificate_thumbprint: Option<&'a str>,
+    /// Codes, refresh tokens, grants, single-use marks, decoupled requests and polls.
+    /// An `Arc` because a consumption in doubt is noted in the background.
+    pub store: &'a Arc<dyn GrantStores>,
+    /// Scopes and APIs: what may be granted.
+    pub catalog: &'a Catalog,
+    /// Token lifetimes (a first refresh token's expiry, how long a revocation is kept).
+    pub tokens: &'a TokenSettings,
+    /// New grant identifiers.
+    pub rng: &'a Rng,
+    /// Reads tokens this server issued, for token exchange's subject and actor tokens.
+    pub issued_tokens: &'a dyn IssuedTokens,
+}
+
+/// Reads tokens this server issued (the provider, with its keys and store).
+#[async_trait]
+pub trait IssuedTokens: Send + Sync {
+    /// The live access token behind `token` (a JWT or a reference token), if any.
+    async fn access_token(&self, token: &str, now: Timestamp) -> Result<Option<ResolvedToken>, OAuthError>;
+    /// An ID token of this issuer with a valid signature, expired or not.
+    async fn id_token(&self, token: &str) -> Result<IdTokenClaims, OAuthError>;
 }
 
 /// Revokes everything issued from a grant (RFC 6749 §4.1.2, RFC 9700 §4.14.2): its
@@ -41,13 +71,22 @@ pub struct GrantContext<'a> {
 ///
 /// # Errors
 /// When the store fails.
-pub(crate) async fn revoke_grant(
-    provider: &Provider,
+pub(crate) async fn revoke_grant(cx: &GrantContext<'_>, grant_id: &str) -> Result<(), OAuthError> {
+    revoke_grant_in(cx.store.as_ref(), cx.tokens, grant_id, cx.now).await
+}
+
+/// [`revoke_grant`] outside a grant (revocation of a refresh token, RFC 7009 §2.1).
+///
+/// # Errors
+/// When the store fails.
+pub(crate) async fn revoke_grant_in(
+    store: &dyn crate::store::GrantStore,
+    tokens: &TokenSettings,
     grant_id: &str,
     now: Timestamp,
 ) -> Result<(), OAuthError> {
-    let remember_until = now + provider.settings.tokens.longest_access_token_lifetime;
-    Ok(provider.store.revoke_grant(grant_id, now, remember_until).await?)
+    let remember_until = now + tokens.longest_access_token_lifetime;
+    Ok(store.revoke_grant(grant_id, now, remember_until).await?)
 }
 
 /// What to issue: the token endpoint mints it.
@@ -111,17 +150,18 @@ pub struct GrantRegistry {
 }
 
 impl GrantRegistry {
-    /// Every implemented grant.
+    /// Every implemented grant. `refresh_successor_secret` is the instances' shared
+    /// secret from which a refresh token's successor is derived (see [`RefreshToken`]).
     #[must_use]
-    pub fn standard() -> Self {
+    pub fn standard(refresh_successor_secret: &[u8]) -> Self {
         Self {
             handlers: vec![
                 Box::new(ClientCredentials),
-                Box::new(AuthorizationCode),
-                Box::new(RefreshToken),
+                Box::new(AuthorizationCode::default()),
+                Box::new(RefreshToken::new(refresh_successor_secret)),
                 Box::new(TokenExchange),
-                Box::new(DeviceCode),
-                Box::new(Ciba),
+                Box::new(DeviceCode::default()),
+                Box::new(Ciba::default()),
             ],
         }
     }
@@ -159,7 +199,7 @@ pub(crate) fn first_refresh(cx: &GrantContext<'_>, facts: &GrantFacts<'_>) -> Re
     if !offline || !cx.client.allow_offline_access {
         return RefreshPlan::None;
     }
-    let expires_at = cx.now + cx.provider.settings.tokens.refresh_token_lifetime;
+    let expires_at = cx.now + cx.tokens.refresh_token_lifetime;
     let sliding = cx.client.refresh_token_expiration == crate::settings::RefreshExpiration::Sliding;
     let idle_expires_at =
         sliding.then(|| (cx.now + cx.client.sliding_refresh_token_lifetime).min(expires_at));

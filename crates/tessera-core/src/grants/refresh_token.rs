@@ -15,10 +15,36 @@ use crate::model::GrantType;
 use crate::request::Params;
 use crate::secret::{Secret, SecretHash, constant_time_eq};
 use crate::settings::RefreshExpiration;
-use crate::store::{Consumed, RefreshRecord, Store};
+use crate::store::{Consumed, GrantStores, RefreshRecord};
 
 /// Exchanges a refresh token for new tokens and a new refresh token.
-pub struct RefreshToken;
+pub struct RefreshToken {
+    /// Derives a token's successor from it: HMAC-SHA256 under the instances' shared
+    /// secret, as unguessable as a random token to anyone without the secret, but the
+    /// same on every attempt and every instance. So a rotation whose commit was in
+    /// doubt can answer its retry with the successor it stored, which exists in the
+    /// store only as a hash.
+    successor_key: aws_lc_rs::hmac::Key,
+    /// Rotations answered `temporarily_unavailable` that may have committed.
+    in_doubt: InDoubtRotations,
+}
+
+impl RefreshToken {
+    /// The grant, deriving successors under `successor_secret`.
+    #[must_use]
+    pub fn new(successor_secret: &[u8]) -> Self {
+        Self {
+            successor_key: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, successor_secret),
+            in_doubt: InDoubtRotations::default(),
+        }
+    }
+
+    /// The refresh token that succeeds `presented` when it rotates.
+    fn successor(&self, presented: &str) -> Secret {
+        let tag = aws_lc_rs::hmac::sign(&self.successor_key, presented.as_bytes());
+        Secret::new(crate::secret::b64url(tag))
+    }
+}
 
 #[async_trait]
 impl GrantHandler for RefreshToken {
@@ -29,10 +55,10 @@ impl GrantHandler for RefreshToken {
     async fn handle(&self, cx: &GrantContext<'_>, params: &Params) -> Result<Issue, OAuthError> {
         let presented_value = params.require("refresh_token")?;
         let presented = SecretHash::of(presented_value);
-        let store = &cx.provider.store;
+        let store = cx.store;
         let record = match store.refresh_token(&presented).await? {
             Consumed::Fresh(record) => record,
-            Consumed::Replayed { grant_id } => return replayed(cx, params, &presented, &grant_id).await,
+            Consumed::Replayed { grant_id } => return self.replayed(cx, params, &presented, &grant_id).await,
             Consumed::Missing => {
                 return Err(OAuthError::invalid_grant("unknown, expired or revoked refresh token"));
             }
@@ -47,7 +73,7 @@ impl GrantHandler for RefreshToken {
         // The successor is derived from the presented token, not drawn at random, so a
         // rotation whose commit was in doubt can answer its retry with the same
         // successor (see `replayed`).
-        let next = cx.provider.successor_refresh_token(params.require("refresh_token")?);
+        let next = self.successor(presented_value);
         let idle_expires_at = (cx.client.refresh_token_expiration == RefreshExpiration::Sliding)
             .then(|| (cx.now + cx.client.sliding_refresh_token_lifetime).min(record.expires_at));
         // The successor keeps the grant's full scope and its absolute expiry.
@@ -55,7 +81,9 @@ impl GrantHandler for RefreshToken {
         match store.rotate_refresh_token(&presented, &SecretHash::of(next.expose()), &successor, cx.now).await
         {
             Ok(Consumed::Fresh(())) => {}
-            Ok(Consumed::Replayed { grant_id }) => return replayed(cx, params, &presented, &grant_id).await,
+            Ok(Consumed::Replayed { grant_id }) => {
+                return self.replayed(cx, params, &presented, &grant_id).await;
+            }
             Ok(Consumed::Missing) => {
                 return Err(OAuthError::invalid_grant("unknown, expired or revoked refresh token"));
             }
@@ -64,7 +92,7 @@ impl GrantHandler for RefreshToken {
                     // The store may have made the rotation durable without telling us
                     // (the PostgreSQL store already tried to settle it): let a retry of
                     // this token be answered from its successor rather than as reuse.
-                    cx.provider.refresh_in_doubt.note(cx.provider.store.clone(), &presented, cx.now);
+                    self.in_doubt.note(store.clone(), &presented, cx.now);
                 }
                 return Err(error.into());
             }
@@ -109,11 +137,8 @@ fn check_use(
         }
         None => record.scopes.clone(),
     };
-    let audience = cx
-        .provider
-        .catalog
-        .grant_user_access(cx.client, Some(&scopes.join(" ")), &record.resources)?
-        .audience;
+    let audience =
+        cx.catalog.grant_user_access(cx.client, Some(&scopes.join(" ")), &record.resources)?.audience;
     Ok((scopes, audience))
 }
 
@@ -138,32 +163,34 @@ fn issue(record: RefreshRecord, scopes: Vec<String>, audience: Vec<String>, next
     }
 }
 
-/// A used (or revoked) refresh token came back. Reuse (RFC 9700 §4.14.2) unless it
-/// is the retry of a rotation whose outcome this server could not tell the client:
-/// the rotation's commit was in doubt (noted by [`InDoubtRotations`]), the retry
-/// comes within [`IN_DOUBT_WINDOW`] from the same client with the same binding, and
-/// the successor is live and unused. Then the answer is that successor, as the lost
-/// response would have carried it; the family stays valid. Any other use revokes it.
-async fn replayed(
-    cx: &GrantContext<'_>,
-    params: &Params,
-    presented: &SecretHash,
-    grant_id: &str,
-) -> Result<Issue, OAuthError> {
-    if cx.provider.refresh_in_doubt.is_noted(cx.provider.store.as_ref(), presented, cx.now).await {
-        let next = cx.provider.successor_refresh_token(params.require("refresh_token")?);
-        if let Consumed::Fresh(successor) =
-            cx.provider.store.refresh_token(&SecretHash::of(next.expose())).await?
-            && successor.grant_id == grant_id
-            && successor.client_id == cx.client.client_id.as_str()
-            && cx.now - successor.issued_at <= IN_DOUBT_WINDOW
-        {
-            let (scopes, audience) = check_use(cx, params, &successor)?;
-            info!(client_id = %cx.client.client_id, "retry of an in-doubt refresh rotation: answered from its successor");
-            return Ok(issue(successor, scopes, audience, next));
+impl RefreshToken {
+    /// A used (or revoked) refresh token came back. Reuse (RFC 9700 §4.14.2) unless it
+    /// is the retry of a rotation whose outcome this server could not tell the client:
+    /// the rotation's commit was in doubt (noted by [`InDoubtRotations`]), the retry
+    /// comes within [`IN_DOUBT_WINDOW`] from the same client with the same binding, and
+    /// the successor is live and unused. Then the answer is that successor, as the lost
+    /// response would have carried it; the family stays valid. Any other use revokes it.
+    async fn replayed(
+        &self,
+        cx: &GrantContext<'_>,
+        params: &Params,
+        presented: &SecretHash,
+        grant_id: &str,
+    ) -> Result<Issue, OAuthError> {
+        if self.in_doubt.is_noted(cx.store.as_ref(), presented, cx.now).await {
+            let next = self.successor(params.require("refresh_token")?);
+            if let Consumed::Fresh(successor) = cx.store.refresh_token(&SecretHash::of(next.expose())).await?
+                && successor.grant_id == grant_id
+                && successor.client_id == cx.client.client_id.as_str()
+                && cx.now - successor.issued_at <= IN_DOUBT_WINDOW
+            {
+                let (scopes, audience) = check_use(cx, params, &successor)?;
+                info!(client_id = %cx.client.client_id, "retry of an in-doubt refresh rotation: answered from its successor");
+                return Ok(issue(successor, scopes, audience, next));
+            }
         }
+        Err(reuse_detected(cx, grant_id).await)
     }
-    Err(reuse_detected(cx, grant_id).await)
 }
 
 /// How long after a rotation in doubt its retry is answered from the successor.
@@ -203,7 +230,7 @@ impl InDoubtRotations {
 
     /// Notes that the rotation of `old` is in doubt, here at once and in the store in
     /// the background (retried until the store answers or the window passes).
-    pub fn note(&self, store: Arc<dyn Store>, old: &SecretHash, now: Timestamp) {
+    pub fn note(&self, store: Arc<dyn GrantStores>, old: &SecretHash, now: Timestamp) {
         {
             let mut local = self.local.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             local.retain(|_, noted| now - *noted <= IN_DOUBT_WINDOW);
@@ -229,7 +256,7 @@ impl InDoubtRotations {
     }
 
     /// Whether the rotation of `old` was noted in doubt within the window.
-    pub(crate) async fn is_noted(&self, store: &dyn Store, old: &SecretHash, now: Timestamp) -> bool {
+    pub(crate) async fn is_noted(&self, store: &dyn GrantStores, old: &SecretHash, now: Timestamp) -> bool {
         let local = self.local.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(old).copied();
         if local.is_some_and(|noted| now - noted <= IN_DOUBT_WINDOW) {
             return true;
@@ -241,8 +268,154 @@ impl InDoubtRotations {
 /// A used refresh token came back: someone holds a stolen copy. Revoke the family.
 async fn reuse_detected(cx: &GrantContext<'_>, grant_id: &str) -> OAuthError {
     warn!(client_id = %cx.client.client_id, "refresh token reused: revoking its grant");
-    if let Err(error) = super::revoke_grant(cx.provider, grant_id, cx.now).await {
+    if let Err(error) = super::revoke_grant(cx, grant_id).await {
         return error;
     }
     OAuthError::invalid_grant("refresh token already used")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RefreshToken;
+    use crate::ErrorCode;
+    use crate::grants::testing::{Bench, handed_out, refresh_record, refused, web_client};
+    use crate::secret::SecretHash;
+    use crate::settings::RefreshExpiration;
+    use crate::store::{Consumed, RefreshStore};
+
+    fn grant() -> RefreshToken {
+        RefreshToken::new(b"the instances' shared secret")
+    }
+
+    async fn bench_with_token(value: &str) -> Bench {
+        let bench = Bench::new();
+        bench.refresh_token(value, &refresh_record("web", bench.now())).await;
+        bench
+    }
+
+    #[tokio::test]
+    async fn a_rotation_hands_out_a_live_successor_and_uses_the_token_up() {
+        let bench = bench_with_token("rt-1").await;
+        let issue =
+            bench.run(&grant(), &web_client("web"), &[("refresh_token", "rt-1")], None).await.unwrap();
+        assert_eq!(issue.subject, "alice");
+        assert_eq!(issue.scopes, ["openid", "api1.read", "offline_access"]);
+        let next = handed_out(&issue).expect("a successor").clone();
+        assert_ne!(next.expose(), "rt-1");
+        let stored = bench.store.refresh_token(&SecretHash::of(next.expose())).await.unwrap();
+        let Consumed::Fresh(successor) = stored else { panic!("the successor is live: {stored:?}") };
+        assert_eq!(
+            successor.expires_at,
+            refresh_record("web", bench.now()).expires_at,
+            "absolute expiry kept"
+        );
+        let old = bench.store.refresh_token(&SecretHash::of("rt-1")).await.unwrap();
+        assert!(matches!(old, Consumed::Replayed { .. }), "{old:?}");
+    }
+
+    #[tokio::test]
+    async fn a_used_token_coming_back_is_invalid_grant_and_revokes_the_family() {
+        let bench = bench_with_token("rt-1").await;
+        let grant = grant();
+        let issue = bench.run(&grant, &web_client("web"), &[("refresh_token", "rt-1")], None).await.unwrap();
+        let successor = handed_out(&issue).unwrap().clone();
+        let again = bench.run(&grant, &web_client("web"), &[("refresh_token", "rt-1")], None).await;
+        assert_eq!(refused(again), ErrorCode::InvalidGrant);
+        assert!(bench.grant_is_revoked("grant-1").await, "RFC 9700 §4.14.2");
+        let next =
+            bench.run(&grant, &web_client("web"), &[("refresh_token", successor.expose())], None).await;
+        assert_eq!(refused(next), ErrorCode::InvalidGrant, "the successor went with its family");
+    }
+
+    #[tokio::test]
+    async fn successors_are_the_same_on_every_instance_sharing_the_secret_and_differ_per_token() {
+        let (one, two) = (grant(), grant());
+        assert_eq!(one.successor("rt-1").expose(), two.successor("rt-1").expose());
+        assert_ne!(one.successor("rt-1").expose(), one.successor("rt-2").expose());
+        let other_secret = RefreshToken::new(b"another deployment");
+        assert_ne!(one.successor("rt-1").expose(), other_secret.successor("rt-1").expose());
+    }
+
+    #[tokio::test]
+    async fn a_token_of_another_client_is_invalid_grant_and_stays_usable_for_its_own() {
+        let bench = bench_with_token("rt-1").await;
+        let grant = grant();
+        let stolen = bench.run(&grant, &web_client("other"), &[("refresh_token", "rt-1")], None).await;
+        assert_eq!(refused(stolen), ErrorCode::InvalidGrant);
+        bench.run(&grant, &web_client("web"), &[("refresh_token", "rt-1")], None).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn scope_may_narrow_but_never_widen() {
+        let bench = bench_with_token("rt-1").await;
+        let grant = grant();
+        let wider = [("refresh_token", "rt-1"), ("scope", "openid api1.write")];
+        assert_eq!(
+            refused(bench.run(&grant, &web_client("web"), &wider, None).await),
+            ErrorCode::InvalidScope
+        );
+        let narrower = [("refresh_token", "rt-1"), ("scope", "openid")];
+        let issue = bench.run(&grant, &web_client("web"), &narrower, None).await.unwrap();
+        assert_eq!(issue.scopes, ["openid"]);
+        assert!(issue.audience.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_token_bound_to_a_dpop_key_needs_a_proof_from_that_key() {
+        let bench = Bench::new();
+        let bound = crate::store::RefreshRecord {
+            dpop_jkt: Some("key-a".into()),
+            ..refresh_record("web", bench.now())
+        };
+        bench.refresh_token("rt-1", &bound).await;
+        let grant = grant();
+        let params = [("refresh_token", "rt-1")];
+        assert_eq!(
+            refused(bench.run(&grant, &web_client("web"), &params, None).await),
+            ErrorCode::InvalidDpopProof
+        );
+        let other = bench.run(&grant, &web_client("web"), &params, Some("key-b")).await;
+        assert_eq!(refused(other), ErrorCode::InvalidDpopProof);
+        bench.run(&grant, &web_client("web"), &params, Some("key-a")).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_client_without_rotation_keeps_its_token() {
+        let bench = bench_with_token("rt-1").await;
+        let client = crate::model::Client { refresh_token_rotation: false, ..web_client("web") };
+        let grant = grant();
+        for _ in 0..2 {
+            let issue = bench.run(&grant, &client, &[("refresh_token", "rt-1")], None).await.unwrap();
+            assert_eq!(handed_out(&issue).unwrap().expose(), "rt-1");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_sliding_successor_lapses_unused_within_the_absolute_limit() {
+        let bench = bench_with_token("rt-1").await;
+        let client = crate::model::Client {
+            refresh_token_expiration: RefreshExpiration::Sliding,
+            sliding_refresh_token_lifetime: 600,
+            ..web_client("web")
+        };
+        let issue = bench.run(&grant(), &client, &[("refresh_token", "rt-1")], None).await.unwrap();
+        let next = handed_out(&issue).unwrap();
+        let Consumed::Fresh(successor) =
+            bench.store.refresh_token(&SecretHash::of(next.expose())).await.unwrap()
+        else {
+            panic!("the successor is live")
+        };
+        assert_eq!(successor.idle_expires_at, Some(bench.now() + 600));
+    }
+
+    #[tokio::test]
+    async fn an_unknown_or_missing_token_is_refused_without_revoking_anything() {
+        let bench = bench_with_token("rt-1").await;
+        let grant = grant();
+        let unknown = bench.run(&grant, &web_client("web"), &[("refresh_token", "rt-x")], None).await;
+        assert_eq!(refused(unknown), ErrorCode::InvalidGrant);
+        let missing = bench.run(&grant, &web_client("web"), &[], None).await;
+        assert_eq!(refused(missing), ErrorCode::InvalidRequest);
+        assert!(!bench.grant_is_revoked("grant-1").await);
+    }
 }

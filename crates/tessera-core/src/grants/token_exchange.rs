@@ -10,7 +10,7 @@ use crate::OAuthError;
 use crate::catalog::parse_scope;
 use crate::model::{GrantType, TokenExchangePolicy};
 use crate::request::Params;
-use crate::tokens::{access_token, id_token};
+use crate::tokens::access_token;
 
 /// RFC 8693 §3: token type identifiers.
 pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
@@ -125,7 +125,7 @@ async fn party(
     let client_id = cx.client.client_id.as_str();
     match token_type {
         ACCESS_TOKEN_TYPE | JWT_TYPE => {
-            let resolved = access_token::resolve(cx.provider, token, cx.now).await?.ok_or_else(invalid)?;
+            let resolved = cx.issued_tokens.access_token(token, cx.now).await?.ok_or_else(invalid)?;
             if role == Role::Subject
                 && !resolved.audience.iter().any(|aud| aud == client_id || fronts(cx, aud))
             {
@@ -138,7 +138,7 @@ async fn party(
             })
         }
         ID_TOKEN_TYPE => {
-            let claims = id_token::read_hint(cx.provider, token).await.map_err(|_| invalid())?;
+            let claims = cx.issued_tokens.id_token(token).await.map_err(|_| invalid())?;
             if claims.exp <= cx.now {
                 return Err(invalid());
             }
@@ -150,7 +150,7 @@ async fn party(
             // be tied to a grant, and so could not be revoked with it.
             let jti = claims.jti.as_deref().ok_or_else(invalid)?;
             let grant_id = access_token::grant_of(jti);
-            if cx.provider.store.is_revoked(jti, grant_id).await? {
+            if cx.store.is_revoked(jti, grant_id).await? {
                 return Err(invalid());
             }
             Ok(Party { subject: claims.sub, grant_id: grant_id.map(str::to_owned), act: None })
@@ -161,8 +161,7 @@ async fn party(
 
 /// Whether `audience` is an API the client fronts: one with a scope the client may request.
 fn fronts(cx: &GrantContext<'_>, audience: &str) -> bool {
-    cx.provider
-        .catalog
+    cx.catalog
         .api_resource(audience)
         .is_some_and(|api| api.scopes.iter().any(|scope| cx.client.allowed_scopes.contains(scope)))
 }
@@ -208,7 +207,7 @@ fn scopes_and_audience(
 ) -> Result<(Vec<String>, Vec<String>), OAuthError> {
     let mut apis = Vec::with_capacity(targets.len());
     for target in targets {
-        let api = cx.provider.catalog.api_resource(target).ok_or_else(|| {
+        let api = cx.catalog.api_resource(target).ok_or_else(|| {
             OAuthError::invalid_target(format!("`{target}` is not an API resource of this server"))
         })?;
         apis.push(api);
@@ -236,4 +235,171 @@ fn scopes_and_audience(
         return Err(OAuthError::invalid_scope("the client may request no scope of this audience"));
     }
     Ok((scopes, audience))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::{ACCESS_TOKEN_TYPE, ID_TOKEN_TYPE, TokenExchange};
+    use crate::ErrorCode;
+    use crate::grants::testing::{Bench, refused};
+    use crate::model::{Client, TokenExchangePolicy};
+    use crate::store::GrantStore;
+    use crate::test_support::service_client;
+    use crate::tokens::ResolvedToken;
+    use crate::tokens::id_token::IdTokenClaims;
+
+    /// A gateway fronting `api1` that may exchange for `api2`.
+    fn gateway(delegation: bool, impersonation: bool) -> Client {
+        Client {
+            token_exchange: Some(TokenExchangePolicy {
+                audiences: vec!["api2".into()],
+                delegation,
+                impersonation,
+            }),
+            ..service_client("gateway", &["api1.read", "api2.read"])
+        }
+    }
+
+    /// Alice's access token for `api1`, of grant `grant-1`, perhaps already delegated.
+    fn users_token(bench: &Bench, act: Option<serde_json::Value>) -> ResolvedToken {
+        ResolvedToken {
+            jti: "grant-1.abc".into(),
+            client_id: "web".into(),
+            subject: "alice".into(),
+            scope: vec!["api1.read".into()],
+            audience: vec!["api1".into()],
+            issued_at: bench.now(),
+            expires_at: bench.now() + 300,
+            reference: None,
+            act,
+            cnf: None,
+        }
+    }
+
+    fn exchange<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        let mut params = vec![("subject_token", "alice-at"), ("subject_token_type", ACCESS_TOKEN_TYPE)];
+        params.extend_from_slice(extra);
+        params
+    }
+
+    #[tokio::test]
+    async fn a_gateway_acting_for_the_user_gets_a_token_for_the_downstream_api_naming_itself_in_act() {
+        let bench = Bench::new();
+        bench.issued.access_token("alice-at", users_token(&bench, None));
+        let issue = bench.run(&TokenExchange, &gateway(true, false), &exchange(&[]), None).await.unwrap();
+        assert_eq!(issue.subject, "alice");
+        assert_eq!(issue.audience, ["api2"]);
+        assert_eq!(issue.scopes, ["api2.read"]);
+        assert_eq!(issue.act, Some(json!({ "sub": "gateway" })));
+        assert_eq!(
+            issue.derived_grant.as_deref(),
+            Some("grant-1"),
+            "revoking the user's grant revokes it too"
+        );
+        assert_eq!(issue.issued_token_type, Some(ACCESS_TOKEN_TYPE));
+    }
+
+    #[tokio::test]
+    async fn a_chain_of_delegation_nests_the_earlier_actor() {
+        let bench = Bench::new();
+        bench.issued.access_token("alice-at", users_token(&bench, Some(json!({ "sub": "web" }))));
+        let issue = bench.run(&TokenExchange, &gateway(true, false), &exchange(&[]), None).await.unwrap();
+        assert_eq!(issue.act, Some(json!({ "sub": "gateway", "act": { "sub": "web" } })));
+    }
+
+    #[tokio::test]
+    async fn impersonation_without_delegation_issues_no_act() {
+        let bench = Bench::new();
+        bench.issued.access_token("alice-at", users_token(&bench, None));
+        let issue = bench.run(&TokenExchange, &gateway(false, true), &exchange(&[]), None).await.unwrap();
+        assert_eq!(issue.act, None);
+    }
+
+    #[tokio::test]
+    async fn a_client_without_a_policy_or_with_an_empty_one_is_unauthorized_client() {
+        let bench = Bench::new();
+        bench.issued.access_token("alice-at", users_token(&bench, None));
+        let no_policy = service_client("gateway", &["api2.read"]);
+        assert_eq!(
+            refused(bench.run(&TokenExchange, &no_policy, &exchange(&[]), None).await),
+            ErrorCode::UnauthorizedClient
+        );
+        let empty = gateway(false, false);
+        assert_eq!(
+            refused(bench.run(&TokenExchange, &empty, &exchange(&[]), None).await),
+            ErrorCode::UnauthorizedClient
+        );
+    }
+
+    #[tokio::test]
+    async fn a_subject_token_addressed_elsewhere_unknown_or_of_an_unknown_type_is_invalid_request() {
+        let bench = Bench::new();
+        let mut for_api2 = users_token(&bench, None);
+        for_api2.audience = vec!["api3".into()];
+        bench.issued.access_token("elsewhere", for_api2);
+        let client = gateway(true, false);
+        let cases = [
+            vec![("subject_token", "elsewhere"), ("subject_token_type", ACCESS_TOKEN_TYPE)],
+            vec![("subject_token", "unknown"), ("subject_token_type", ACCESS_TOKEN_TYPE)],
+            vec![("subject_token", "alice-at"), ("subject_token_type", "urn:example:saml")],
+            vec![("subject_token", "alice-at")],
+            exchange(&[("requested_token_type", "urn:ietf:params:oauth:token-type:refresh_token")]),
+            exchange(&[("actor_token", "alice-at")]),
+            exchange(&[("actor_token_type", ACCESS_TOKEN_TYPE)]),
+        ];
+        for params in cases {
+            let result = bench.run(&TokenExchange, &client, &params, None).await;
+            assert_eq!(refused(result), ErrorCode::InvalidRequest, "{params:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_audience_outside_the_policy_is_invalid_target_and_a_scope_outside_the_client_invalid_scope() {
+        let bench = Bench::new();
+        bench.issued.access_token("alice-at", users_token(&bench, None));
+        let client = gateway(true, false);
+        let outside = bench.run(&TokenExchange, &client, &exchange(&[("audience", "api1")]), None).await;
+        assert_eq!(refused(outside), ErrorCode::InvalidTarget);
+        let wider = bench.run(&TokenExchange, &client, &exchange(&[("scope", "api2.write")]), None).await;
+        assert_eq!(refused(wider), ErrorCode::InvalidScope);
+        let not_of_target =
+            bench.run(&TokenExchange, &client, &exchange(&[("scope", "api1.read")]), None).await;
+        assert_eq!(refused(not_of_target), ErrorCode::InvalidScope);
+    }
+
+    #[tokio::test]
+    async fn an_id_token_of_a_revoked_grant_or_expired_is_invalid_request() {
+        let bench = Bench::new();
+        let claims = IdTokenClaims {
+            iss: "https://issuer.example".into(),
+            sub: "alice".into(),
+            aud: "gateway".into(),
+            exp: bench.now() + 300,
+            iat: bench.now(),
+            auth_time: bench.now(),
+            nonce: None,
+            at_hash: None,
+            sid: None,
+            jti: Some("grant-1.xyz".into()),
+            amr: vec![],
+            acr: None,
+        };
+        bench.issued.id_token("alice-id", claims.clone());
+        bench.issued.id_token("old-id", IdTokenClaims { exp: bench.now() - 1, ..claims });
+        let client = gateway(true, false);
+        let with = |token| vec![("subject_token", token), ("subject_token_type", ID_TOKEN_TYPE)];
+        assert_eq!(
+            refused(bench.run(&TokenExchange, &client, &with("old-id"), None).await),
+            ErrorCode::InvalidRequest
+        );
+        let issue = bench.run(&TokenExchange, &client, &with("alice-id"), None).await.unwrap();
+        assert_eq!(issue.derived_grant.as_deref(), Some("grant-1"));
+        bench.store.revoke_grant("grant-1", bench.now(), bench.now() + 300).await.unwrap();
+        assert_eq!(
+            refused(bench.run(&TokenExchange, &client, &with("alice-id"), None).await),
+            ErrorCode::InvalidRequest
+        );
+    }
 }

@@ -291,45 +291,48 @@ pub trait MaintenanceStore: Send + Sync {
     async fn ping(&self) -> StoreResult<()>;
 }
 
+/// The slices of the store a grant may touch at the token endpoint: codes, refresh
+/// tokens, grants and their revocation marks, single-use marks, and the documents and
+/// polls of the decoupled flows. No users, sessions, clients, keys or factors.
+pub trait GrantStores:
+    CodeStore + RefreshStore + GrantStore + TokenStore + ReplayStore + RequestStore + PollStore
+{
+}
+
+impl<T> GrantStores for T where
+    T: CodeStore + RefreshStore + GrantStore + TokenStore + ReplayStore + RequestStore + PollStore + ?Sized
+{
+}
+
 /// Every store trait together; implemented for anything that implements them all.
+/// [`GrantStores`] is a supertrait, so the whole store hands a grant its slices
+/// (`Arc<dyn Store>` coerces to `Arc<dyn GrantStores>`).
 pub trait Store:
-    ClientStore
+    GrantStores
+    + ClientStore
     + ResourceStore
     + UserStore
     + KeyStore
-    + ReplayStore
-    + TokenStore
     + MaintenanceStore
-    + CodeStore
-    + RefreshStore
-    + GrantStore
     + SessionStore
-    + RequestStore
     + ConsentStore
     + ThrottleStore
     + SecretStore
     + FactorStore
-    + PollStore
 {
 }
 
 impl<T> Store for T where
-    T: ClientStore
+    T: GrantStores
+        + ClientStore
         + ResourceStore
         + UserStore
         + KeyStore
-        + ReplayStore
-        + TokenStore
         + MaintenanceStore
-        + CodeStore
-        + RefreshStore
-        + GrantStore
         + SessionStore
-        + RequestStore
         + ConsentStore
         + ThrottleStore
         + SecretStore
         + FactorStore
-        + PollStore
 {
 }
