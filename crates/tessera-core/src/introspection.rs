@@ -44,7 +44,15 @@ pub async fn authenticate_caller(
         && let Some(api) = provider.catalog.api_resource(client_id)
     {
         let stored: Vec<_> = api.secrets.iter().collect();
-        if crate::secret_checks::verify(provider, &format!("api:{}", api.name), &stored, secret).await? {
+        if crate::secret_checks::verify(
+            &provider.secret_checks,
+            &provider.password_checks,
+            &format!("api:{}", api.name),
+            &stored,
+            secret,
+        )
+        .await?
+        {
             return Ok(Caller::Api(api.name.clone()));
         }
         info!(api = %api.name, "introspection caller authentication failed: wrong API secret");

@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use subtle::ConstantTimeEq as _;
 
 use crate::OAuthError;
-use crate::provider::Provider;
 use crate::secret::{Secret, StoredSecret, sha256};
+use crate::sign_in::PasswordChecks;
 
 /// How many (owner, PHC string) pairs are remembered: each is 64 bytes plus the map's
 /// overhead, so the cache stays well under a MiB whatever callers send.
@@ -66,7 +66,7 @@ impl SecretChecks {
     /// The slow check of `presented` against `phc` for `owner`: joins one in progress.
     async fn slow_check(
         &self,
-        provider: &Provider,
+        password_checks: &PasswordChecks,
         owner: &str,
         phc: &str,
         presented: &Secret,
@@ -83,7 +83,7 @@ impl SecretChecks {
                 if self.remembered(owner, phc, &digest) {
                     return Some(true);
                 }
-                let outcome = provider.password_checks.verify(presented.expose(), phc.to_owned()).await;
+                let outcome = password_checks.verify(presented.expose(), phc.to_owned()).await;
                 if outcome == Some(true) {
                     self.remember(owner, phc, digest);
                 }
@@ -118,7 +118,8 @@ impl SecretChecks {
 /// `temporarily_unavailable` (503 with `Retry-After`) when a slow check is needed and
 /// the bounded queue of password checks is full.
 pub async fn verify(
-    provider: &Provider,
+    checks: &SecretChecks,
+    password_checks: &PasswordChecks,
     owner: &str,
     stored: &[&StoredSecret],
     presented: &Secret,
@@ -130,7 +131,7 @@ pub async fn verify(
         match secret {
             StoredSecret::Sha256(hash) => matched |= hash.matches(presented.expose()),
             StoredSecret::Argon2id(phc) => {
-                if provider.secret_checks.remembered(owner, phc, &digest) {
+                if checks.remembered(owner, phc, &digest) {
                     matched = true;
                 } else {
                     slow.push(phc);
@@ -142,7 +143,7 @@ pub async fn verify(
         return Ok(true);
     }
     for phc in slow {
-        match provider.secret_checks.slow_check(provider, owner, phc, presented).await {
+        match checks.slow_check(password_checks, owner, phc, presented).await {
             Some(true) => return Ok(true),
             Some(false) => {}
             None => {

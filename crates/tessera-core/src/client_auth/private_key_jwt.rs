@@ -5,10 +5,9 @@ use jsonwebtoken::jwk::{AlgorithmParameters, Jwk};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
-use super::{Endpoint, Refusal};
+use super::{MethodContext, Refusal};
 use crate::OAuthError;
 use crate::model::{Client, ClientCredential};
-use crate::provider::Provider;
 use crate::secret::Secret;
 use crate::tokens::Audience;
 
@@ -59,20 +58,19 @@ pub(super) fn claimed_client_id(
 
 /// Verifies signature, claims and single use of the assertion.
 pub(super) async fn verify(
-    provider: &Provider,
+    cx: &MethodContext<'_>,
     client: &Client,
     assertion: &Secret,
-    endpoint: Endpoint<'_>,
 ) -> Result<(), Refusal> {
     let token = assertion.expose();
     let header = jsonwebtoken::decode_header(token).map_err(|_| "malformed JWS header")?;
     if !ALLOWED_ALGORITHMS.contains(&header.alg) {
         return Err(format!("algorithm {:?} not allowed", header.alg).into());
     }
-    let now = provider.clock.now();
+    let now = cx.now;
     let mut claims = None;
     for refresh in [false, true] {
-        let keys = client_keys(provider, client, now, refresh).await?;
+        let keys = client_keys(cx, client, refresh).await?;
         claims = keys
             .iter()
             .filter(|jwk| key_fits(jwk, header.alg, header.kid.as_deref()))
@@ -83,12 +81,12 @@ pub(super) async fn verify(
         }
     }
     let claims = claims.ok_or("no registered key verifies the assertion")?;
-    check_claims(provider, client, &claims, endpoint, now)?;
+    check_claims(cx, client, &claims)?;
     let jti = claims.jti.as_deref().ok_or("assertion has no jti")?;
     let exp = claims.exp.unwrap_or(now);
-    let skew = provider.settings.client_authentication.clock_skew;
+    let skew = cx.settings.clock_skew;
     let key = format!("client_assertion:{}:{jti}", client.client_id);
-    if !provider.store.remember_once(&key, exp + skew, now).await.map_err(|e| format!("replay store: {e}"))? {
+    if !cx.replay.remember_once(&key, exp + skew, now).await.map_err(|e| format!("replay store: {e}"))? {
         return Err("assertion jti replayed".into());
     }
     Ok(())
@@ -98,21 +96,16 @@ fn has_jwks_uri(client: &Client) -> bool {
     client.credentials.iter().any(|c| matches!(c, ClientCredential::JwksUri { .. }))
 }
 
-async fn client_keys(
-    provider: &Provider,
-    client: &Client,
-    now: i64,
-    refresh: bool,
-) -> Result<Vec<Jwk>, Refusal> {
+async fn client_keys(cx: &MethodContext<'_>, client: &Client, refresh: bool) -> Result<Vec<Jwk>, Refusal> {
     let mut keys = Vec::new();
-    for credential in client.credentials.iter().filter(|c| c.is_current(now)) {
+    for credential in client.credentials.iter().filter(|c| c.is_current(cx.now)) {
         match credential {
             ClientCredential::Jwk { jwk, .. } if !refresh => {
                 keys.extend(serde_json::from_value::<Jwk>(jwk.clone()).ok());
             }
             ClientCredential::JwksUri { jwks_uri, .. } => {
                 let fetched =
-                    provider.jwks.keys(jwks_uri, now, refresh).await.map_err(|e| format!("jwks_uri: {e}"))?;
+                    cx.jwks.keys(jwks_uri, cx.now, refresh).await.map_err(|e| format!("jwks_uri: {e}"))?;
                 keys.extend(fetched.iter().cloned());
             }
             _ => {}
@@ -161,23 +154,15 @@ fn audience_accepted(aud: &Audience, issuer: &str, endpoint: &str, token_endpoin
 
 /// RFC 7523 §3: `iss` and `sub` are the client, `aud` names this server, `exp` is
 /// present, not past and not too far ahead; `nbf` and `iat` not in the future.
-fn check_claims(
-    provider: &Provider,
-    client: &Client,
-    claims: &AssertionClaims,
-    endpoint: Endpoint<'_>,
-    now: i64,
-) -> Result<(), Refusal> {
-    let settings = &provider.settings.client_authentication;
+fn check_claims(cx: &MethodContext<'_>, client: &Client, claims: &AssertionClaims) -> Result<(), Refusal> {
+    let (settings, now) = (cx.settings, cx.now);
     let skew = settings.clock_skew;
     let client_id = client.client_id.as_str();
     if claims.iss.as_deref() != Some(client_id) || claims.sub.as_deref() != Some(client_id) {
         return Err("iss and sub must both be the client_id".into());
     }
     let aud = claims.aud.as_ref().ok_or("assertion has no aud")?;
-    let token_endpoints = [provider.settings.endpoint("/token"), provider.settings.mtls_endpoint("/token")];
-    let token_endpoints = [token_endpoints[0].as_str(), token_endpoints[1].as_str()];
-    if !audience_accepted(aud, &provider.settings.issuer, endpoint.url, token_endpoints) {
+    if !audience_accepted(aud, cx.issuer, cx.endpoint.url, cx.token_endpoints) {
         return Err(
             "aud must be the issuer alone (or, as one string, this endpoint or the token endpoint)".into()
         );
@@ -197,4 +182,122 @@ fn check_claims(
         return Err("assertion issued in the future (iat)".into());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::verify;
+    use crate::client_auth::testing::{
+        ISSUER, MTLS_TOKEN, NOW, Parts, TOKEN, assertion_claims, client, client_key, signed,
+    };
+    use crate::model::{AuthMethod, Client, ClientCredential};
+    use crate::secret::Secret;
+    use crate::tokens::SigningKey;
+
+    const PAR: &str = "https://issuer.example/par";
+
+    fn inline(key: &SigningKey) -> Client {
+        client(
+            &[AuthMethod::PrivateKeyJwt],
+            vec![ClientCredential::Jwk { jwk: key.public_jwk(), expires: None }],
+        )
+    }
+
+    async fn accepted(parts: &Parts, endpoint: &str, client: &Client, assertion: &str) -> bool {
+        verify(&parts.at(endpoint, NOW), client, &Secret::new(assertion)).await.is_ok()
+    }
+
+    #[tokio::test]
+    async fn an_assertion_signed_by_the_clients_key_for_the_issuer_is_accepted_once() {
+        let (parts, key) = (Parts::new(), client_key("k1"));
+        let assertion = signed(&key, &assertion_claims(json!(ISSUER), "j1"));
+        assert!(accepted(&parts, TOKEN, &inline(&key), &assertion).await);
+        assert!(!accepted(&parts, TOKEN, &inline(&key), &assertion).await, "RFC 7523 §3 item 7: jti once");
+    }
+
+    #[tokio::test]
+    async fn the_token_endpoint_and_its_mtls_alias_are_accepted_as_aud_at_every_endpoint() {
+        let (parts, key) = (Parts::new(), client_key("k1"));
+        for (n, (aud, endpoint)) in
+            [(TOKEN, TOKEN), (MTLS_TOKEN, TOKEN), (TOKEN, PAR), (MTLS_TOKEN, PAR), (PAR, PAR)]
+                .into_iter()
+                .enumerate()
+        {
+            let assertion = signed(&key, &assertion_claims(json!(aud), &format!("j{n}")));
+            assert!(accepted(&parts, endpoint, &inline(&key), &assertion).await, "aud {aud} at {endpoint}");
+        }
+        let for_par = signed(&key, &assertion_claims(json!(PAR), "elsewhere"));
+        assert!(
+            !accepted(&parts, TOKEN, &inline(&key), &for_par).await,
+            "an assertion for /par is not one for /token"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_audience_naming_another_server_too_is_refused() {
+        let (parts, key) = (Parts::new(), client_key("k1"));
+        let shared = signed(&key, &assertion_claims(json!([ISSUER, "https://other.example"]), "j1"));
+        assert!(!accepted(&parts, TOKEN, &inline(&key), &shared).await);
+        let array_of_token = signed(&key, &assertion_claims(json!([TOKEN]), "j2"));
+        assert!(
+            !accepted(&parts, TOKEN, &inline(&key), &array_of_token).await,
+            "rfc7523bis §4: the issuer alone"
+        );
+        let other = signed(&key, &assertion_claims(json!("https://other.example/token"), "j3"));
+        assert!(!accepted(&parts, TOKEN, &inline(&key), &other).await);
+    }
+
+    #[tokio::test]
+    async fn wrong_claims_or_times_are_refused() {
+        let (parts, key) = (Parts::new(), client_key("k1"));
+        let with = |change: &dyn Fn(&mut serde_json::Value)| {
+            let mut claims = assertion_claims(json!(ISSUER), "j1");
+            change(&mut claims);
+            signed(&key, &claims)
+        };
+        let cases = [
+            ("another iss", with(&|c| c["iss"] = json!("other"))),
+            ("expired", with(&|c| c["exp"] = json!(NOW - 31))),
+            ("too far ahead", with(&|c| c["exp"] = json!(NOW + 400))),
+            ("not yet valid", with(&|c| c["nbf"] = json!(NOW + 60))),
+            ("issued in the future", with(&|c| c["iat"] = json!(NOW + 60))),
+            ("no jti", with(&|c| c.as_object_mut().unwrap().retain(|k, _| k != "jti"))),
+            ("no exp", with(&|c| c.as_object_mut().unwrap().retain(|k, _| k != "exp"))),
+        ];
+        for (what, assertion) in cases {
+            assert!(!accepted(&parts, TOKEN, &inline(&key), &assertion).await, "{what}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_key_the_client_did_not_register_verifies_nothing() {
+        let (parts, key, stranger) = (Parts::new(), client_key("k1"), client_key("k1"));
+        let forged = signed(&stranger, &assertion_claims(json!(ISSUER), "j1"));
+        assert!(!accepted(&parts, TOKEN, &inline(&key), &forged).await);
+        let hmac =
+            format!("{}.{}.sig", crate::secret::b64url(r#"{"alg":"HS256"}"#), crate::secret::b64url("{}"));
+        assert!(!accepted(&parts, TOKEN, &inline(&key), &hmac).await, "no symmetric algorithms");
+    }
+
+    #[tokio::test]
+    async fn a_rotated_key_at_the_jwks_uri_is_fetched_again_when_none_fits() {
+        let (parts, old, new) = (Parts::new(), client_key("old"), client_key("new"));
+        let uri = "https://svc.example/jwks";
+        parts.served.0.lock().unwrap().insert(uri.into(), json!({ "keys": [old.public_jwk()] }));
+        let registered = client(
+            &[AuthMethod::PrivateKeyJwt],
+            vec![ClientCredential::JwksUri { jwks_uri: uri.into(), expires: None }],
+        );
+        assert!(
+            accepted(&parts, TOKEN, &registered, &signed(&old, &assertion_claims(json!(ISSUER), "j1"))).await
+        );
+        parts.served.0.lock().unwrap().insert(uri.into(), json!({ "keys": [new.public_jwk()] }));
+        let by_new = Secret::new(signed(&new, &assertion_claims(json!(ISSUER), "j2")));
+        // A refetch is granted at most every 30 s per URI (a flood of unknown kids
+        // cannot make the server hammer the client's host).
+        assert!(verify(&parts.at(TOKEN, NOW + 10), &registered, &by_new).await.is_err());
+        assert!(verify(&parts.at(TOKEN, NOW + 31), &registered, &by_new).await.is_ok());
+    }
 }
