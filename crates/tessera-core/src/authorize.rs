@@ -10,7 +10,7 @@ use crate::mfa::{Level, Needed};
 use crate::model::{Client, ClientId, GrantType};
 use crate::request::Params;
 use crate::secret::SecretHash;
-use crate::store::{PendingGrant, Session};
+use crate::store::{Flow, FlowStore, PendingGrant, Session};
 use crate::{OAuthError, Provider, Timestamp, pkce, redirect_uri};
 
 /// How long a pending request waits for the user to sign in and consent.
@@ -163,9 +163,9 @@ pub async fn read_request(
         || AuthorizeError::Untrusted(OAuthError::invalid_request_uri("unknown, used or expired request_uri"));
     let key = request_uri.strip_prefix(REQUEST_URI_PREFIX).ok_or_else(invalid)?;
     // RFC 9126 §4: single use, so a leaked request_uri cannot be replayed.
-    let document =
-        provider.store.consume_request(&format!("par:{key}"), now).await.map_err(untrusted_server_error)?;
-    let request: AuthorizationRequest = crate::store::decode_optional("pushed request", document)
+    let request = FlowStore::<PushedRequests>::new(provider.store.as_ref())
+        .take(key, now)
+        .await
         .map_err(AuthorizeError::Untrusted)?
         .ok_or_else(invalid)?;
     if request.client_id != client_id {
@@ -565,6 +565,28 @@ pub fn denied(provider: &Provider, request: &AuthorizationRequest) -> AuthorizeE
     request.error(provider, &OAuthError::access_denied("the user denied the request"))
 }
 
+/// Pushed authorization requests (RFC 9126), by the random part of their `request_uri`.
+pub struct PushedRequests;
+
+impl Flow for PushedRequests {
+    const NAMESPACE: &'static str = "par:";
+    const NAME: &'static str = "pushed request";
+    type Document = AuthorizationRequest;
+}
+
+/// Requests waiting while the user signs in or consents, by interaction id.
+pub struct Interactions;
+
+impl Flow for Interactions {
+    const NAMESPACE: &'static str = "interaction:";
+    const NAME: &'static str = "interaction";
+    type Document = AuthorizationRequest;
+}
+
+fn interactions(provider: &Provider) -> FlowStore<'_, Interactions> {
+    FlowStore::new(provider.store.as_ref())
+}
+
 /// Keeps a request while the user signs in or consents; returns its interaction id.
 ///
 /// # Errors
@@ -575,9 +597,8 @@ pub async fn save_interaction(
     id: Option<&str>,
 ) -> Result<String, OAuthError> {
     let id = id.map_or_else(|| provider.rng.identifier(), str::to_owned);
-    let document = serde_json::to_value(request).map_err(OAuthError::server_error)?;
     let expires_at = provider.clock.now() + INTERACTION_LIFETIME;
-    provider.store.put_request(&format!("interaction:{id}"), &document, expires_at).await?;
+    interactions(provider).start(&id, request, expires_at).await?;
     Ok(id)
 }
 
@@ -589,8 +610,7 @@ pub async fn load_interaction(
     provider: &Provider,
     id: &str,
 ) -> Result<Option<AuthorizationRequest>, OAuthError> {
-    let document = provider.store.request(&format!("interaction:{id}"), provider.clock.now()).await?;
-    crate::store::decode_optional("interaction", document)
+    interactions(provider).read(id, provider.clock.now()).await
 }
 
 /// Ends interaction `id`, so its request cannot complete twice.
@@ -601,8 +621,7 @@ pub async fn finish_interaction(
     provider: &Provider,
     id: &str,
 ) -> Result<Option<AuthorizationRequest>, OAuthError> {
-    let document = provider.store.consume_request(&format!("interaction:{id}"), provider.clock.now()).await?;
-    crate::store::decode_optional("interaction", document)
+    interactions(provider).take(id, provider.clock.now()).await
 }
 
 /// Stores a pushed authorization request (RFC 9126 §2.2) and returns its `request_uri`.
@@ -611,9 +630,8 @@ pub async fn finish_interaction(
 /// When the store fails.
 pub async fn push(provider: &Provider, request: &AuthorizationRequest) -> Result<String, OAuthError> {
     let key = provider.rng.token();
-    let document = serde_json::to_value(request).map_err(OAuthError::server_error)?;
     let expires_at = provider.clock.now() + PUSHED_REQUEST_LIFETIME;
-    provider.store.put_request(&format!("par:{key}"), &document, expires_at).await?;
+    FlowStore::<PushedRequests>::new(provider.store.as_ref()).start(&key, request, expires_at).await?;
     Ok(format!("{REQUEST_URI_PREFIX}{key}"))
 }
 

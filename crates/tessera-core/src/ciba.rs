@@ -4,16 +4,16 @@
 
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tracing::{info, warn};
 
-use crate::decoupled::{self, Decision, PendingAuthorization, PingTarget};
+use crate::decoupled::{self, CibaRequests, Decision, PendingAuthorization, PingTarget};
 use crate::model::{CibaDeliveryMode, Client, GrantType};
 use crate::notify::Notifier;
 use crate::request::Params;
 use crate::secret::SecretHash;
-use crate::store::Session;
+use crate::store::{Flow, FlowStore, Session};
 use crate::tokens::id_token;
 use crate::{OAuthError, Provider};
 
@@ -33,18 +33,34 @@ pub struct BackchannelResponse {
     pub interval: i64,
 }
 
-/// The store key of an `auth_req_id` (kept hashed).
+/// The id of an `auth_req_id`'s request (its hash: the id itself is never stored).
 #[must_use]
-pub fn request_key(auth_req_id: &str) -> String {
-    key_of(&SecretHash::of(auth_req_id).to_base64url())
+pub fn request_id(auth_req_id: &str) -> String {
+    SecretHash::of(auth_req_id).to_base64url()
 }
 
-fn key_of(id: &str) -> String {
-    format!("ciba:{id}")
+/// Each user's pending requests, by `{subject}:{id}`, for the approvals page.
+pub struct UsersRequests;
+
+/// What a user's entry names.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct UsersRequest {
+    /// The request's store key (`ciba:` and its id).
+    pub key: String,
 }
 
-fn user_index(subject: &str, id: &str) -> String {
-    format!("ciba-user:{subject}:{id}")
+impl Flow for UsersRequests {
+    const NAMESPACE: &'static str = "ciba-user:";
+    const NAME: &'static str = "user's CIBA request";
+    type Document = UsersRequest;
+}
+
+fn users_requests(provider: &Provider) -> FlowStore<'_, UsersRequests> {
+    FlowStore::new(provider.store.as_ref())
+}
+
+fn user_entry(subject: &str, id: &str) -> String {
+    format!("{subject}:{id}")
 }
 
 /// Handles an authentication request (CIBA Core §7.1) from an authenticated client.
@@ -128,9 +144,9 @@ pub async fn authentication_request(
         acr_values,
     };
     let id = SecretHash::of(&auth_req_id).to_base64url();
-    decoupled::save(provider, &key_of(&id), &request).await?;
-    let index = json!({ "key": key_of(&id) });
-    provider.store.put_request(&user_index(&user.subject, &id), &index, request.expires_at).await?;
+    decoupled::save::<CibaRequests>(provider, &id, &request).await?;
+    let index = UsersRequest { key: FlowStore::<CibaRequests>::key(&id) };
+    users_requests(provider).start(&user_entry(&user.subject, &id), &index, request.expires_at).await?;
     info!(client_id = %client.client_id, subject = %user.subject, "backchannel authentication requested");
     announce(provider, client, &user.username, &request);
     Ok(BackchannelResponse { auth_req_id, expires_in, interval: POLL_INTERVAL })
@@ -188,11 +204,11 @@ pub async fn pending_for(
     subject: &str,
 ) -> Result<Vec<(String, PendingAuthorization)>, OAuthError> {
     let now = provider.clock.now();
-    let prefix = format!("ciba-user:{subject}:");
+    let prefix = user_entry(subject, "");
     let mut pending = Vec::new();
-    for (key, _) in provider.store.requests_with_prefix(&prefix, now).await? {
-        let id = key.trim_start_matches(&prefix).to_owned();
-        if let Some(request) = decoupled::load(provider, &key_of(&id)).await?
+    for (entry, _) in users_requests(provider).list(&prefix, now).await? {
+        let id = entry.trim_start_matches(&prefix).to_owned();
+        if let Some(request) = decoupled::load::<CibaRequests>(provider, &id).await?
             && request.decision == Decision::Pending
             && request.expires_at > now
         {
@@ -213,15 +229,14 @@ pub async fn decide(
     id: &str,
     approve: bool,
 ) -> Result<(), OAuthError> {
-    let key = key_of(id);
-    let request = decoupled::load(provider, &key).await?;
+    let request = decoupled::load::<CibaRequests>(provider, id).await?;
     // Only the named user may answer; others learn nothing about the request.
     if request.as_ref().and_then(|r| r.subject.as_deref()) != Some(session.subject.as_str()) {
         return Err(OAuthError::invalid_request("unknown request"));
     }
     let decision = if approve { decoupled::approval(session) } else { Decision::Denied };
-    let request = decoupled::decide(provider, &key, decision).await?;
-    provider.store.consume_request(&user_index(&session.subject, id), provider.clock.now()).await?;
+    let request = decoupled::decide::<CibaRequests>(provider, id, decision).await?;
+    users_requests(provider).take(&user_entry(&session.subject, id), provider.clock.now()).await?;
     info!(subject = %session.subject, approve, "backchannel authentication decided");
     if let Some(ping) = request.ping {
         let body = json!({ "auth_req_id": provider.ping_auth_req_id(&ping.seed) });

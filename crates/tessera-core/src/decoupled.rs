@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 use crate::grants::{GrantContext, GrantFacts, IN_DOUBT_WINDOW, Issue, UserGrant, first_refresh};
-use crate::store::{GrantStores, RequestStore, Session};
+use crate::store::{Flow, FlowStore, GrantStores, Session};
 use crate::{OAuthError, Timestamp};
 
 /// How long a decided or expired request is kept, so a late poll learns `expired_token`
@@ -71,31 +71,50 @@ pub struct PingTarget {
     pub seed: String,
 }
 
-/// Stores a new pending request under `key`.
+/// Device authorization requests (RFC 8628), by the hash of their `device_code`.
+pub struct DeviceRequests;
+
+impl Flow for DeviceRequests {
+    const NAMESPACE: &'static str = "device:";
+    const NAME: &'static str = "device request";
+    type Document = PendingAuthorization;
+}
+
+/// Backchannel authentication requests (CIBA), by the hash of their `auth_req_id`.
+pub struct CibaRequests;
+
+impl Flow for CibaRequests {
+    const NAMESPACE: &'static str = "ciba:";
+    const NAME: &'static str = "CIBA request";
+    type Document = PendingAuthorization;
+}
+
+/// A flow whose requests the user decides on another device while the client polls.
+pub trait Decoupled: Flow<Document = PendingAuthorization> {}
+impl Decoupled for DeviceRequests {}
+impl Decoupled for CibaRequests {}
+
+/// Stores a new pending request under `id`.
 ///
 /// # Errors
 /// When the store fails.
-pub async fn save(cx: &crate::Provider, key: &str, request: &PendingAuthorization) -> Result<(), OAuthError> {
-    let document = serde_json::to_value(request).map_err(OAuthError::server_error)?;
-    cx.store.put_request(key, &document, request.expires_at + KEPT_AFTER_EXPIRY).await?;
-    Ok(())
+pub async fn save<F: Decoupled>(
+    cx: &crate::Provider,
+    id: &str,
+    request: &PendingAuthorization,
+) -> Result<(), OAuthError> {
+    FlowStore::<F>::new(cx.store.as_ref()).start(id, request, request.expires_at + KEPT_AFTER_EXPIRY).await
 }
 
-/// The request under `key`, if it exists (expired ones included, until kept no longer).
+/// The request `id`, if it exists (expired ones included, until kept no longer).
 ///
 /// # Errors
 /// When the store fails.
-pub async fn load(cx: &crate::Provider, key: &str) -> Result<Option<PendingAuthorization>, OAuthError> {
-    read(cx.store.as_ref(), key, cx.clock.now()).await
-}
-
-/// [`load`] from the store alone.
-async fn read(
-    store: &dyn RequestStore,
-    key: &str,
-    now: Timestamp,
+pub async fn load<F: Decoupled>(
+    cx: &crate::Provider,
+    id: &str,
 ) -> Result<Option<PendingAuthorization>, OAuthError> {
-    crate::store::decode_optional("device or CIBA request", store.request(key, now).await?)
+    FlowStore::<F>::new(cx.store.as_ref()).read(id, cx.clock.now()).await
 }
 
 /// Records the user's decision on a still-pending, unexpired request: one conditional
@@ -103,17 +122,17 @@ async fn read(
 ///
 /// # Errors
 /// `invalid_request` when the request is gone, expired or already decided.
-pub async fn decide(
+pub async fn decide<F: Decoupled>(
     cx: &crate::Provider,
-    key: &str,
+    id: &str,
     decision: Decision,
 ) -> Result<PendingAuthorization, OAuthError> {
     let now = cx.clock.now();
-    let Some(stored) = cx.store.request(key, now).await? else {
+    let requests = FlowStore::<F>::new(cx.store.as_ref());
+    let Some(read) = requests.read_versioned(id, now).await? else {
         return Err(OAuthError::invalid_request("unknown request"));
     };
-    let mut request: PendingAuthorization =
-        crate::store::decode_document("device or CIBA request", stored.clone())?;
+    let mut request = read.document.clone();
     if request.expires_at <= now {
         return Err(OAuthError::expired_token("the request expired"));
     }
@@ -131,10 +150,9 @@ pub async fn decide(
         }
     }
     request.decision = decision;
-    let document = serde_json::to_value(&request).map_err(OAuthError::server_error)?;
-    // Compare-and-swap against the pending document just read: a decision (or a
-    // redemption) that landed in between makes this one lose.
-    if !cx.store.swap_request(key, &stored, &document, now).await? {
+    // One conditional statement against the pending version just read: a decision (or
+    // a redemption) that landed in between makes this one lose.
+    if !requests.transition(id, &read, &request, now).await? {
         return Err(OAuthError::invalid_request("the request was already decided"));
     }
     Ok(request)
@@ -147,14 +165,17 @@ pub async fn decide(
 /// # Errors
 /// `authorization_pending`, `slow_down`, `access_denied`, `expired_token`, or
 /// `invalid_grant` for an unknown, redeemed or foreign request.
-pub async fn poll(
+pub async fn poll<F: Decoupled>(
     cx: &GrantContext<'_>,
     in_doubt: &InDoubtRedemptions,
-    key: &str,
+    id: &str,
     interval: i64,
 ) -> Result<Issue, OAuthError> {
     let store = cx.store;
-    let Some(request) = read(store.as_ref(), key, cx.now).await? else {
+    let requests = FlowStore::<F>::new(store.as_ref());
+    // Pace and in-doubt notes are kept under the request's own key.
+    let key = &FlowStore::<F>::key(id);
+    let Some(request) = requests.read(id, cx.now).await? else {
         // The retry of a redemption answered `temporarily_unavailable` though its
         // delete may have committed: answered once, from the noted request.
         if let Some(request) = in_doubt.claim(store.as_ref(), key, cx.now).await?
@@ -176,14 +197,15 @@ pub async fn poll(
     let (subject, auth_time, sid, amr) = match &request.decision {
         Decision::Pending => return Err(OAuthError::authorization_pending("the user has not decided yet")),
         Decision::Denied => {
-            store.consume_request(key, cx.now).await?;
+            requests.take(id, cx.now).await?;
             return Err(OAuthError::access_denied("the user denied the request"));
         }
         Decision::Approved { subject, auth_time, sid, amr } => {
             (subject.clone(), *auth_time, sid.clone(), amr.clone())
         }
     };
-    // Redeemed by deleting: of racing polls exactly one gets the document back.
+    // Redeemed by deleting: of racing polls exactly one gets the document back. The
+    // store's own call, since its error must say whether the delete is in doubt.
     match store.consume_request(key, cx.now).await {
         Ok(Some(_)) => {}
         Ok(None) => return Err(OAuthError::invalid_grant("already redeemed")),

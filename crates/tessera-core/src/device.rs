@@ -1,13 +1,13 @@
 //! The device authorization endpoint (RFC 8628 §3.1, §3.2) and user codes (§6.1).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tracing::info;
 
-use crate::decoupled::{self, Decision, PendingAuthorization};
+use crate::decoupled::{self, Decision, DeviceRequests, PendingAuthorization};
 use crate::model::{Client, GrantType};
 use crate::request::Params;
 use crate::secret::SecretHash;
-use crate::store::Session;
+use crate::store::{Flow, FlowStore, Session};
 use crate::{OAuthError, Provider};
 
 /// How long the user has to enter the code.
@@ -30,14 +30,30 @@ pub struct DeviceAuthorization {
     pub interval: i64,
 }
 
-/// The store key of a device code (kept hashed).
+/// The id of a device code's request (its hash: the code itself is never stored).
 #[must_use]
-pub fn device_key(device_code: &str) -> String {
-    format!("device:{}", SecretHash::of(device_code).to_base64url())
+pub fn device_id(device_code: &str) -> String {
+    SecretHash::of(device_code).to_base64url()
 }
 
-fn user_code_key(normalized: &str) -> String {
-    format!("device-user-code:{normalized}")
+/// User codes, by their normalized form: the request each names.
+pub struct UserCodes;
+
+/// What a user code names.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct UserCodeIndex {
+    /// The named request's store key (`device:` and its id).
+    pub device: String,
+}
+
+impl Flow for UserCodes {
+    const NAMESPACE: &'static str = "device-user-code:";
+    const NAME: &'static str = "user code";
+    type Document = UserCodeIndex;
+}
+
+fn user_codes(provider: &Provider) -> FlowStore<'_, UserCodes> {
+    FlowStore::new(provider.store.as_ref())
 }
 
 /// A user code as typed: case-insensitive, hyphens and spaces ignored (§6.1).
@@ -81,10 +97,10 @@ pub async fn authorize(
         ping: None,
         acr_values: Vec::new(),
     };
-    let key = device_key(&device_code);
-    decoupled::save(provider, &key, &request).await?;
-    let index = serde_json::json!({ "device": key });
-    provider.store.put_request(&user_code_key(&user_code), &index, request.expires_at).await?;
+    let id = device_id(&device_code);
+    decoupled::save::<DeviceRequests>(provider, &id, &request).await?;
+    let index = UserCodeIndex { device: FlowStore::<DeviceRequests>::key(&id) };
+    user_codes(provider).start(&user_code, &index, request.expires_at).await?;
     info!(client_id = %client.client_id, "device authorization started");
     let verification_uri = provider.settings.endpoint("/device");
     Ok(DeviceAuthorization {
@@ -100,7 +116,7 @@ pub async fn authorize(
 async fn unused_user_code(provider: &Provider) -> Result<String, OAuthError> {
     for _ in 0..5 {
         let code = random_user_code(&provider.rng);
-        if provider.store.request(&user_code_key(&code), provider.clock.now()).await?.is_none() {
+        if user_codes(provider).read(&code, provider.clock.now()).await?.is_none() {
             return Ok(code);
         }
     }
@@ -134,16 +150,16 @@ pub async fn find(
         return Ok(None);
     }
     let now = provider.clock.now();
-    let Some(index) = provider.store.request(&user_code_key(&normalized), now).await? else {
+    let Some(index) = user_codes(provider).read(&normalized, now).await? else {
         return Ok(None);
     };
-    let Some(key) = index.get("device").and_then(|key| key.as_str()).map(str::to_owned) else {
+    let Some(id) = index.device.strip_prefix(DeviceRequests::NAMESPACE).map(str::to_owned) else {
         return Ok(None);
     };
-    let request = decoupled::load(provider, &key).await?;
+    let request = decoupled::load::<DeviceRequests>(provider, &id).await?;
     Ok(request
         .filter(|request| request.decision == Decision::Pending && request.expires_at > now)
-        .map(|r| (key, r)))
+        .map(|r| (id, r)))
 }
 
 /// User-code attempts allowed per address in the throttle window, on every path that
@@ -159,8 +175,8 @@ pub enum UserCodeCheck {
     Throttled,
     /// No pending, unexpired request has this code.
     Unknown,
-    /// The pending request, with its store key.
-    Pending { key: String, request: Box<PendingAuthorization> },
+    /// The pending request, with its id.
+    Pending { id: String, request: Box<PendingAuthorization> },
 }
 
 /// Looks up a typed user code for a request from `address`, after reserving one
@@ -182,7 +198,7 @@ pub async fn check_user_code(
         return Ok(UserCodeCheck::Throttled);
     }
     Ok(match find(provider, typed).await? {
-        Some((key, request)) => UserCodeCheck::Pending { key, request: Box::new(request) },
+        Some((id, request)) => UserCodeCheck::Pending { id, request: Box::new(request) },
         None => {
             info!("user code not recognised");
             UserCodeCheck::Unknown
@@ -204,11 +220,11 @@ pub async fn decide(
     address: &str,
 ) -> Result<UserCodeCheck, OAuthError> {
     let check = check_user_code(provider, typed, address).await?;
-    let UserCodeCheck::Pending { key, .. } = &check else { return Ok(check) };
+    let UserCodeCheck::Pending { id, .. } = &check else { return Ok(check) };
     let decision = if approve { decoupled::approval(session) } else { Decision::Denied };
-    decoupled::decide(provider, key, decision).await?;
+    decoupled::decide::<DeviceRequests>(provider, id, decision).await?;
     // The code is spent once decided: it cannot be entered again.
-    provider.store.consume_request(&user_code_key(&normalize_user_code(typed)), provider.clock.now()).await?;
+    user_codes(provider).take(&normalize_user_code(typed), provider.clock.now()).await?;
     info!(subject = %session.subject, approve, "device authorization decided");
     Ok(check)
 }

@@ -544,8 +544,21 @@ pub struct SecondStep {
     pub enrol: bool,
 }
 
-fn second_step_key(cookie: &str) -> String {
-    format!("second-step:{}", SecretHash::of(cookie).to_base64url())
+/// Open second steps, by the hash of the cookie naming them.
+pub struct SecondSteps;
+
+impl crate::store::Flow for SecondSteps {
+    const NAMESPACE: &'static str = "second-step:";
+    const NAME: &'static str = "second step";
+    type Document = SecondStep;
+}
+
+fn second_steps(provider: &Provider) -> crate::store::FlowStore<'_, SecondSteps> {
+    crate::store::FlowStore::new(provider.store.as_ref())
+}
+
+fn step_id(cookie: &str) -> String {
+    SecretHash::of(cookie).to_base64url()
 }
 
 /// Opens a second step; returns the cookie value naming it.
@@ -554,9 +567,8 @@ fn second_step_key(cookie: &str) -> String {
 /// When the store fails.
 pub async fn open_second_step(provider: &Provider, step: &SecondStep) -> Result<Secret, OAuthError> {
     let cookie = Secret::new(provider.rng.token());
-    let document = serde_json::to_value(step).map_err(OAuthError::server_error)?;
     let expires_at = provider.clock.now() + SECOND_STEP_LIFETIME;
-    provider.store.put_request(&second_step_key(cookie.expose()), &document, expires_at).await?;
+    second_steps(provider).start(&step_id(cookie.expose()), step, expires_at).await?;
     Ok(cookie)
 }
 
@@ -569,10 +581,7 @@ pub async fn second_step(
     cookie: Option<&str>,
 ) -> Result<Option<SecondStep>, OAuthError> {
     let Some(cookie) = cookie else { return Ok(None) };
-    let Some(document) = provider.store.request(&second_step_key(cookie), provider.clock.now()).await? else {
-        return Ok(None);
-    };
-    crate::store::decode_document("second step", document).map(Some)
+    second_steps(provider).read(&step_id(cookie), provider.clock.now()).await
 }
 
 /// What finishing a second step produced.
@@ -598,10 +607,9 @@ pub async fn finish_second_step(
     added: &[&str],
 ) -> Result<Option<SteppedUp>, OAuthError> {
     let now = provider.clock.now();
-    let Some(document) = provider.store.consume_request(&second_step_key(cookie), now).await? else {
+    let Some(step) = second_steps(provider).take(&step_id(cookie), now).await? else {
         return Ok(None);
     };
-    let step: SecondStep = crate::store::decode_document("second step", document)?;
     let amr = combine(&step.amr, added);
     if let Some(hash) = &step.session {
         let hash = SecretHash::from_base64(hash).map_err(OAuthError::server_error)?;

@@ -40,8 +40,9 @@ enum Purpose {
     SecondFactor { subject: String },
 }
 
+/// An open ceremony, as stored.
 #[derive(Serialize, Deserialize)]
-struct Pending {
+pub struct Pending {
     purpose: Purpose,
     /// webauthn-rs's half of the ceremony (challenge, policy): no secret of the user's.
     state: String,
@@ -58,8 +59,21 @@ pub enum PasskeyRefused {
     AlreadyRegistered,
 }
 
-fn ceremony_key(ceremony: &str) -> String {
-    format!("passkey-ceremony:{}", SecretHash::of(ceremony).to_base64url())
+/// Open passkey ceremonies, by the hash of the value naming them.
+pub struct Ceremonies;
+
+impl crate::store::Flow for Ceremonies {
+    const NAMESPACE: &'static str = "passkey-ceremony:";
+    const NAME: &'static str = "passkey ceremony";
+    type Document = Pending;
+}
+
+fn ceremonies(provider: &Provider) -> crate::store::FlowStore<'_, Ceremonies> {
+    crate::store::FlowStore::new(provider.store.as_ref())
+}
+
+fn ceremony_id(ceremony: &str) -> String {
+    SecretHash::of(ceremony).to_base64url()
 }
 
 /// The relying party, when passkeys are on (the issuer has a host name).
@@ -72,20 +86,16 @@ pub fn relying_party(provider: &Provider) -> Result<&Passkeys, OAuthError> {
 
 async fn open(provider: &Provider, purpose: Purpose, state: String) -> Result<Secret, OAuthError> {
     let ceremony = Secret::new(provider.rng.token());
-    let document = serde_json::to_value(Pending { purpose, state }).map_err(OAuthError::server_error)?;
     let expires_at = provider.clock.now() + CEREMONY_LIFETIME;
-    provider.store.put_request(&ceremony_key(ceremony.expose()), &document, expires_at).await?;
+    ceremonies(provider)
+        .start(&ceremony_id(ceremony.expose()), &Pending { purpose, state }, expires_at)
+        .await?;
     Ok(ceremony)
 }
 
 /// Uses up the ceremony `ceremony`; `None` when it is gone.
 async fn take(provider: &Provider, ceremony: &str) -> Result<Option<Pending>, OAuthError> {
-    let Some(document) =
-        provider.store.consume_request(&ceremony_key(ceremony), provider.clock.now()).await?
-    else {
-        return Ok(None);
-    };
-    crate::store::decode_document("passkey ceremony", document).map(Some)
+    ceremonies(provider).take(&ceremony_id(ceremony), provider.clock.now()).await
 }
 
 fn refused(error: &PasskeyError, subject: Option<&str>) -> PasskeyRefused {

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use super::{GrantContext, GrantHandler, Issue};
-use crate::ciba::{POLL_INTERVAL, request_key};
+use crate::ciba::{POLL_INTERVAL, request_id};
 use crate::model::GrantType;
 use crate::request::Params;
 use crate::{OAuthError, decoupled};
@@ -23,7 +23,13 @@ impl GrantHandler for Ciba {
 
     async fn handle(&self, cx: &GrantContext<'_>, params: &Params) -> Result<Issue, OAuthError> {
         let auth_req_id = params.require("auth_req_id")?;
-        decoupled::poll(cx, &self.in_doubt, &request_key(auth_req_id), POLL_INTERVAL).await
+        decoupled::poll::<decoupled::CibaRequests>(
+            cx,
+            &self.in_doubt,
+            &request_id(auth_req_id),
+            POLL_INTERVAL,
+        )
+        .await
     }
 }
 
@@ -31,17 +37,17 @@ impl GrantHandler for Ciba {
 mod tests {
     use super::Ciba;
     use crate::ErrorCode;
-    use crate::ciba::request_key;
-    use crate::decoupled::Decision;
+    use crate::ciba::request_id;
+    use crate::decoupled::{CibaRequests, Decision};
     use crate::grants::testing::{Bench, approved, decoupled_request, refused, web_client};
 
     #[tokio::test]
     async fn a_backchannel_request_is_pending_until_approved_then_redeemed_once() {
         let bench = Bench::new();
-        let key = request_key("the-auth-req-id");
+        let key = request_id("the-auth-req-id");
         let mut request = decoupled_request("bank", bench.now(), Decision::Pending);
         request.acr_values = vec!["mfa".into()];
-        bench.decoupled(&key, &request).await;
+        bench.decoupled::<CibaRequests>(&key, &request).await;
         let grant = Ciba::default();
         let params = [("auth_req_id", "the-auth-req-id")];
         assert_eq!(
@@ -50,7 +56,7 @@ mod tests {
         );
         bench.clock.advance(5);
         request.decision = approved(bench.now());
-        bench.decoupled(&key, &request).await;
+        bench.decoupled::<CibaRequests>(&key, &request).await;
         let issue = bench.run(&grant, &web_client("bank"), &params, None).await.unwrap();
         assert_eq!(
             issue.user.unwrap().acr.as_deref(),
@@ -68,7 +74,10 @@ mod tests {
     async fn an_auth_req_id_of_another_client_is_invalid_grant() {
         let bench = Bench::new();
         bench
-            .decoupled(&request_key("id-1"), &decoupled_request("bank", bench.now(), approved(bench.now())))
+            .decoupled::<CibaRequests>(
+                &request_id("id-1"),
+                &decoupled_request("bank", bench.now(), approved(bench.now())),
+            )
             .await;
         let params = [("auth_req_id", "id-1")];
         assert_eq!(

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use super::{GrantContext, GrantHandler, Issue};
-use crate::device::{POLL_INTERVAL, device_key};
+use crate::device::{POLL_INTERVAL, device_id};
 use crate::model::GrantType;
 use crate::request::Params;
 use crate::{OAuthError, decoupled};
@@ -23,7 +23,13 @@ impl GrantHandler for DeviceCode {
 
     async fn handle(&self, cx: &GrantContext<'_>, params: &Params) -> Result<Issue, OAuthError> {
         let device_code = params.require("device_code")?;
-        decoupled::poll(cx, &self.in_doubt, &device_key(device_code), POLL_INTERVAL).await
+        decoupled::poll::<decoupled::DeviceRequests>(
+            cx,
+            &self.in_doubt,
+            &device_id(device_code),
+            POLL_INTERVAL,
+        )
+        .await
     }
 }
 
@@ -31,8 +37,8 @@ impl GrantHandler for DeviceCode {
 mod tests {
     use super::DeviceCode;
     use crate::ErrorCode;
-    use crate::decoupled::Decision;
-    use crate::device::{POLL_INTERVAL, device_key};
+    use crate::decoupled::{Decision, DeviceRequests};
+    use crate::device::{POLL_INTERVAL, device_id};
     use crate::grants::RefreshPlan;
     use crate::grants::testing::{Bench, approved, decoupled_request, refused, web_client};
 
@@ -43,7 +49,10 @@ mod tests {
     async fn bench_with(decision: Decision) -> Bench {
         let bench = Bench::new();
         bench
-            .decoupled(&device_key("the-device-code"), &decoupled_request("tv", bench.now(), decision))
+            .decoupled::<DeviceRequests>(
+                &device_id("the-device-code"),
+                &decoupled_request("tv", bench.now(), decision),
+            )
             .await;
         bench
     }
@@ -122,7 +131,7 @@ mod tests {
     #[tokio::test]
     async fn a_stored_request_that_does_not_decode_is_server_error_not_expired() {
         let bench = Bench::new();
-        let key = device_key("the-device-code");
+        let key = crate::store::FlowStore::<DeviceRequests>::key(&device_id("the-device-code"));
         let damaged = serde_json::json!({ "client_id": "tv", "decision": { "status": "maybe" } });
         crate::store::RequestStore::put_request(bench.store.as_ref(), &key, &damaged, bench.now() + 600)
             .await

@@ -96,11 +96,14 @@ impl Bench {
         self.store.put_refresh_token(&SecretHash::of(value), record).await.unwrap();
     }
 
-    /// Stores a device or CIBA request under `key`, as its start does.
-    pub async fn decoupled(&self, key: &str, request: &crate::decoupled::PendingAuthorization) {
-        let document = serde_json::to_value(request).unwrap();
+    /// Stores a device or CIBA request `id`, as its start does.
+    pub async fn decoupled<F: crate::decoupled::Decoupled>(
+        &self,
+        id: &str,
+        request: &crate::decoupled::PendingAuthorization,
+    ) {
         let kept = request.expires_at + crate::decoupled::KEPT_AFTER_EXPIRY;
-        crate::store::RequestStore::put_request(self.store.as_ref(), key, &document, kept).await.unwrap();
+        crate::store::FlowStore::<F>::new(self.store.as_ref()).start(id, request, kept).await.unwrap();
     }
 
     /// Whether a token of `grant_id` would now be refused as revoked.

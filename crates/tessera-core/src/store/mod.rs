@@ -4,12 +4,14 @@
 #[cfg(any(test, feature = "test-util"))]
 pub mod contract;
 mod factors;
+mod flows;
 #[cfg(any(test, feature = "test-util"))]
 pub mod memory;
 mod polls;
 mod session;
 
 pub use factors::{FactorStore, PasskeyRecord, TotpFactor};
+pub use flows::{Flow, FlowStore, Versioned};
 pub use polls::{Paced, PollStore};
 
 pub use session::{CodeMismatch, CodePresentation};

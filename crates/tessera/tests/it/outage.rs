@@ -344,8 +344,10 @@ async fn seed_approved_device(app: &TestServer, device_code: &str) {
         ping: None,
         acr_values: Vec::new(),
     };
-    let key = tessera_core::device::device_key(device_code);
-    tessera_core::decoupled::save(&app.provider, &key, &request).await.unwrap();
+    let id = tessera_core::device::device_id(device_code);
+    tessera_core::decoupled::save::<tessera_core::decoupled::DeviceRequests>(&app.provider, &id, &request)
+        .await
+        .unwrap();
 }
 
 async fn poll_device(app: &TestServer, device_code: &str) -> reqwest::Response {

@@ -1,0 +1,176 @@
+//! Multi-step flows (pushed requests, interactions, device and CIBA requests, second
+//! sign-in steps, passkey ceremonies) kept as typed documents. Each flow states once
+//! its key namespace and its document type ([`Flow`]); [`FlowStore`] is the only way
+//! core reads and writes them, so:
+//! - no two flows share keys (the namespaces are checked against each other below);
+//! - every read decodes through one door: a document that does not decode (written by
+//!   another version, or damaged) is a logged `server_error`, never "expired";
+//! - every state change is one conditional statement in the store: a `take` deletes the
+//!   live document and returns it (single use), a `transition` replaces it only while it
+//!   is still exactly the version read (`UPDATE … WHERE key = ? AND document = ?`), so
+//!   of racing changes one wins, whatever field they touch.
+
+use std::marker::PhantomData;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::RequestStore;
+use crate::{OAuthError, Timestamp};
+
+/// One multi-step flow's documents.
+pub trait Flow {
+    /// Every key of the flow starts with this, and no other flow's key does.
+    const NAMESPACE: &'static str;
+    /// What the log calls the flow's document.
+    const NAME: &'static str;
+    /// The document, as stored.
+    type Document: Serialize + DeserializeOwned + Send + Sync;
+}
+
+/// A document as read, with the stored version a [`FlowStore::transition`] must find.
+#[derive(Debug, Clone)]
+pub struct Versioned<D> {
+    pub document: D,
+    stored: serde_json::Value,
+}
+
+/// The documents of flow `F`.
+pub struct FlowStore<'a, F> {
+    store: &'a dyn RequestStore,
+    flow: PhantomData<F>,
+}
+
+impl<'a, F: Flow> FlowStore<'a, F> {
+    /// The flow's documents in `store`.
+    #[must_use]
+    pub fn new(store: &'a dyn RequestStore) -> Self {
+        Self { store, flow: PhantomData }
+    }
+
+    /// The store key of document `id`.
+    #[must_use]
+    pub fn key(id: &str) -> String {
+        format!("{}{id}", F::NAMESPACE)
+    }
+
+    /// Stores a document under `id` until `expires_at` (replacing one with that id).
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn start(
+        &self,
+        id: &str,
+        document: &F::Document,
+        expires_at: Timestamp,
+    ) -> Result<(), OAuthError> {
+        let document = serde_json::to_value(document).map_err(OAuthError::server_error)?;
+        Ok(self.store.put_request(&Self::key(id), &document, expires_at).await?)
+    }
+
+    /// The live document `id`, left in place.
+    ///
+    /// # Errors
+    /// When the store fails, or the document does not decode.
+    pub async fn read(&self, id: &str, now: Timestamp) -> Result<Option<F::Document>, OAuthError> {
+        super::decode_optional(F::NAME, self.store.request(&Self::key(id), now).await?)
+    }
+
+    /// [`Self::read`], keeping the version for a [`Self::transition`].
+    ///
+    /// # Errors
+    /// As [`Self::read`].
+    pub async fn read_versioned(
+        &self,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<Option<Versioned<F::Document>>, OAuthError> {
+        let Some(stored) = self.store.request(&Self::key(id), now).await? else { return Ok(None) };
+        let document = super::decode_document(F::NAME, stored.clone())?;
+        Ok(Some(Versioned { document, stored }))
+    }
+
+    /// Deletes the live document `id` and returns it, in one step: of racing takes one
+    /// gets it (single use, RFC 9126 §2.2).
+    ///
+    /// # Errors
+    /// When the store fails, or the document does not decode.
+    pub async fn take(&self, id: &str, now: Timestamp) -> Result<Option<F::Document>, OAuthError> {
+        super::decode_optional(F::NAME, self.store.consume_request(&Self::key(id), now).await?)
+    }
+
+    /// Replaces document `id` by `next` (keeping its expiry) only while it is still the
+    /// version `read`, in one conditional statement; `false` when another change (or a
+    /// take) came first, or it expired.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn transition(
+        &self,
+        id: &str,
+        read: &Versioned<F::Document>,
+        next: &F::Document,
+        now: Timestamp,
+    ) -> Result<bool, OAuthError> {
+        let next = serde_json::to_value(next).map_err(OAuthError::server_error)?;
+        Ok(self.store.swap_request(&Self::key(id), &read.stored, &next, now).await?)
+    }
+
+    /// Every live document whose id starts with `id_prefix`, with its id, by id.
+    ///
+    /// # Errors
+    /// When the store fails, or a document does not decode.
+    pub async fn list(
+        &self,
+        id_prefix: &str,
+        now: Timestamp,
+    ) -> Result<Vec<(String, F::Document)>, OAuthError> {
+        let prefix = Self::key(id_prefix);
+        let mut documents = Vec::new();
+        for (key, document) in self.store.requests_with_prefix(&prefix, now).await? {
+            let id = key.strip_prefix(F::NAMESPACE).unwrap_or(&key).to_owned();
+            documents.push((id, super::decode_document(F::NAME, document)?));
+        }
+        Ok(documents)
+    }
+}
+
+/// Every flow's namespace, and the marks kept beside them in the same table: checked
+/// below to be pairwise distinct and never a prefix of one another, so no flow can read
+/// or list another's documents.
+#[cfg(test)]
+fn namespaces() -> Vec<&'static str> {
+    vec![
+        crate::authorize::PushedRequests::NAMESPACE,
+        crate::authorize::Interactions::NAMESPACE,
+        crate::decoupled::DeviceRequests::NAMESPACE,
+        crate::device::UserCodes::NAMESPACE,
+        crate::decoupled::CibaRequests::NAMESPACE,
+        crate::ciba::UsersRequests::NAMESPACE,
+        crate::mfa::SecondSteps::NAMESPACE,
+        crate::passkey_ceremonies::Ceremonies::NAMESPACE,
+        // Marks, not flows: an in-doubt consumption, its claim, a client's last use.
+        "refresh-in-doubt:",
+        "code-in-doubt:",
+        "code-in-doubt-claimed:",
+        "redeemed-in-doubt:",
+        "redeemed-in-doubt-claimed:",
+        "client-used:",
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::namespaces;
+
+    #[test]
+    fn no_flow_namespace_is_another_or_a_prefix_of_another() {
+        let all = namespaces();
+        for (i, one) in all.iter().enumerate() {
+            assert!(one.ends_with(':'), "{one} ends with its separator");
+            for (j, other) in all.iter().enumerate() {
+                assert!(i == j || !other.starts_with(one), "`{other}` lies inside `{one}`");
+            }
+        }
+    }
+}
