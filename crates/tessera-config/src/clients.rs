@@ -3,10 +3,10 @@
 use std::collections::BTreeSet;
 
 use serde::Deserialize;
-use tessera_core::catalog::{OFFLINE_ACCESS, Resources};
+use tessera_core::catalog::Resources;
 use tessera_core::model::{
-    AccessTokenFormat, AuthMethod, CibaDeliveryMode, Client, ClientCredential, ClientId, GrantType,
-    TokenExchangePolicy,
+    AccessTokenFormat, AuthMethod, CibaDeliveryMode, Client, ClientCredential, ClientId, ClientRegistration,
+    FieldError, GrantType, REMOVED_GRANT_TYPES, TokenExchangePolicy,
 };
 use tessera_core::secret::SecretHash;
 use tessera_core::settings::RefreshExpiration;
@@ -108,31 +108,12 @@ fn client(
     resources: &Resources,
     algorithms: &[SigningAlgorithm],
 ) -> Option<Client> {
-    let client_id = match raw.client_id {
-        None => {
-            cx.error(place, "client_id", "missing required key");
-            None
-        }
-        Some(id) if id.is_empty() => {
-            cx.error(place, "client_id", "must not be empty");
-            None
-        }
-        Some(id) => {
-            if resources.api_resources.iter().any(|resource| resource.name == id) {
-                cx.error(
-                    place,
-                    "client_id",
-                    format!("`{id}` is also an api_resources name: introspection could not tell them apart"),
-                );
-            }
-            Some(id)
-        }
-    };
-    let public = raw.require_client_secret == Some(false);
-    let grants = grant_types(cx, place, raw.allowed_grant_types, public);
-    if raw.require_pkce == Some(false) {
-        cx.error(place, "require_pkce", "PKCE is mandatory in OAuth 2.1: remove `require_pkce = false`");
+    let missing_id = raw.client_id.is_none();
+    if missing_id {
+        cx.error(place, "client_id", "missing required key");
     }
+    let public = raw.require_client_secret == Some(false);
+    let grants = grant_types(cx, place, raw.allowed_grant_types);
 
     let secret_count = raw.client_secrets.len();
     let mut credentials = Vec::new();
@@ -144,72 +125,20 @@ fn client(
             credentials.push(credential);
         }
     }
-    if public && secret_count > 0 {
-        cx.error(place, "client_secrets", "a public client (require_client_secret = false) has no secrets");
-    }
-    if !public && secret_count == 0 {
-        cx.error(
-            place,
-            "client_secrets",
-            "a confidential client needs at least one credential; set require_client_secret = false \
-             for a public client",
-        );
-    }
     let auth_methods = auth_methods(cx, place, public, &credentials, raw.token_endpoint_auth_methods);
 
     let user_flow = grants
         .iter()
         .any(|grant| matches!(grant, GrantType::AuthorizationCode | GrantType::DeviceCode | GrantType::Ciba));
-    if grants.contains(&GrantType::AuthorizationCode) && raw.redirect_uris.is_empty() {
-        cx.error(place, "redirect_uris", "authorization_code needs at least one redirect URI");
-    }
-    for uri in &raw.redirect_uris {
-        redirect_uri(cx, place, "redirect_uris", uri);
-    }
-    for uri in &raw.post_logout_redirect_uris {
-        redirect_uri(cx, place, "post_logout_redirect_uris", uri);
-    }
-    for scope in &raw.allowed_scopes {
-        if !scope_defined(resources, scope) {
-            cx.error(
-                place,
-                "allowed_scopes",
-                format!("`{scope}` is not defined in [[api_scopes]] or [[identity_resources]]"),
-            );
-        }
-    }
-    later_flows(cx, place, raw.refresh_token_expiration.as_deref(), raw.sliding_refresh_token_lifetime);
+    later_flows(cx, place, raw.refresh_token_expiration.as_deref());
     ciba(
         cx,
         place,
         raw.ciba_delivery_mode.as_deref(),
         raw.backchannel_client_notification_endpoint.as_deref(),
     );
-    let token_exchange = raw
-        .token_exchange
-        .map(|table| token_exchange(cx, &place.inner("token_exchange", None), table, resources));
-    if raw.require_dpop && raw.access_token_format == Some(AccessTokenFormat::Reference) {
-        // DPoP binding lives in the JWT's `cnf`; reference tokens would go out unbound.
-        cx.error(place, "require_dpop", "needs JWT access tokens, not access_token_format = \"reference\"");
-    }
-    if raw.refresh_token_rotation == Some(false) {
-        // FAPI 2.0 §5.3.2.1 allows reuse only where the client proves who it is; a public
-        // client's stolen refresh token is caught by rotation alone (RFC 9700 §4.14.2).
-        if public {
-            cx.error(
-                place,
-                "refresh_token_rotation",
-                "only confidential clients may turn rotation off: remove `refresh_token_rotation = false`",
-            );
-        }
-        if raw.refresh_token_expiration.as_deref() == Some("sliding") {
-            cx.error(
-                place,
-                "refresh_token_rotation",
-                "a sliding refresh_token_expiration slides with each rotation: it needs rotation on",
-            );
-        }
-    }
+    let token_exchange =
+        raw.token_exchange.map(|table| token_exchange(cx, &place.inner("token_exchange", None), table));
     let allowed_cors_origins: Vec<String> =
         raw.allowed_cors_origins.iter().filter_map(|text| cors_origin(cx, place, text)).collect();
     let id_token_signed_response_alg =
@@ -220,8 +149,8 @@ fn client(
         .access_token_lifetime
         .map(|lifetime| positive(cx, place, "access_token_lifetime", Some(lifetime), 1));
 
-    let client_id = client_id?;
-    Some(Client {
+    let client_id = raw.client_id.unwrap_or_default();
+    let client = Client {
         client_name: raw.client_name.unwrap_or_else(|| client_id.clone()),
         client_id: ClientId(client_id),
         allowed_grant_types: grants,
@@ -256,7 +185,21 @@ fn client(
         registration: None,
         from_metadata_document: false,
         require_mfa: raw.require_mfa,
-    })
+    };
+    // The rules every registered client keeps are core's; this crate only places them.
+    let registration = ClientRegistration {
+        client: &client,
+        public,
+        require_pkce: raw.require_pkce,
+        credentials_listed: secret_count,
+        resources,
+    };
+    for FieldError { field, message } in registration.validate() {
+        if !(missing_id && field == "client_id") {
+            cx.error(place, field, message);
+        }
+    }
+    (!missing_id).then_some(client)
 }
 
 /// An `Origin` as browsers send it (RFC 6454 §6.2): scheme, host and non-default port.
@@ -327,7 +270,7 @@ pub(crate) fn cors_origins(clients: &[Client]) -> Vec<String> {
     origins.into_iter().collect()
 }
 
-fn grant_types(cx: &mut Cx, place: &Place, raw: Option<Vec<String>>, public: bool) -> Vec<GrantType> {
+fn grant_types(cx: &mut Cx, place: &Place, raw: Option<Vec<String>>) -> Vec<GrantType> {
     const KEY: &str = "allowed_grant_types";
     let Some(raw) = raw else {
         cx.error(place, KEY, "missing required key");
@@ -339,7 +282,7 @@ fn grant_types(cx: &mut Cx, place: &Place, raw: Option<Vec<String>>, public: boo
     let mut grants = Vec::new();
     for name in &raw {
         match name.as_str() {
-            "implicit" | "password" => {
+            removed if REMOVED_GRANT_TYPES.contains(&removed) => {
                 cx.error(place, KEY, format!("`{name}` was removed in OAuth 2.1"));
             }
             "refresh_token" => cx.error(
@@ -364,10 +307,6 @@ fn grant_types(cx: &mut Cx, place: &Place, raw: Option<Vec<String>>, public: boo
                 }
             },
         }
-    }
-    // RFC 6749 §4.4: the client credentials grant is for confidential clients only.
-    if public && grants.contains(&GrantType::ClientCredentials) {
-        cx.error(place, KEY, "client_credentials needs a confidential client (require_client_secret = true)");
     }
     grants
 }
@@ -534,33 +473,8 @@ fn auth_methods(
     served.into_iter().filter(|method| wanted.contains(method)).collect()
 }
 
-/// RFC 6749 §3.1.2: an absolute URI without a fragment.
-/// Whether `scope` is `offline_access` or defined by an identity resource or API scope.
-pub(crate) fn scope_defined(resources: &Resources, scope: &str) -> bool {
-    scope == OFFLINE_ACCESS
-        || resources.identity_resources.iter().any(|resource| resource.name == scope)
-        || resources.api_scopes.iter().any(|api_scope| api_scope.name == scope)
-}
-
-fn redirect_uri(cx: &mut Cx, place: &Place, key: &str, uri: &str) {
-    match url::Url::parse(uri) {
-        Err(_) => cx.error(place, key, format!("{uri:?} is not an absolute URI")),
-        Ok(url) if url.fragment().is_some() => {
-            cx.error(place, key, format!("{uri:?} has a fragment, which RFC 6749 §3.1.2 forbids"));
-        }
-        // RFC 9700 §4.1: a redirect that would run script or read files is no redirect.
-        Ok(url) if matches!(url.scheme(), "javascript" | "data" | "vbscript" | "file" | "blob" | "about") => {
-            cx.error(place, key, format!("{uri:?}: scheme `{}` is not a redirect", url.scheme()));
-        }
-        Ok(_) if uri.chars().any(|c| c.is_whitespace() || c.is_control()) => {
-            cx.error(place, key, format!("{uri:?} has spaces or control characters"));
-        }
-        Ok(_) => {}
-    }
-}
-
 /// Keys for flows still to come: accepted now, checked for obvious mistakes.
-fn later_flows(cx: &mut Cx, place: &Place, expiration: Option<&str>, sliding: Option<Seconds>) {
+fn later_flows(cx: &mut Cx, place: &Place, expiration: Option<&str>) {
     if let Some(expiration) = expiration.filter(|mode| !matches!(*mode, "absolute" | "sliding")) {
         cx.error(
             place,
@@ -568,24 +482,11 @@ fn later_flows(cx: &mut Cx, place: &Place, expiration: Option<&str>, sliding: Op
             format!("`{expiration}`: expected `absolute` or `sliding`"),
         );
     }
-    if sliding == Some(Seconds(0)) {
-        cx.error(place, "sliding_refresh_token_lifetime", "must be longer than zero");
-    }
 }
 
 fn ciba(cx: &mut Cx, place: &Place, mode: Option<&str>, endpoint: Option<&str>) {
     match mode {
-        None | Some("poll") => {}
-        Some("ping") => {
-            // CIBA Core §5: ping mode needs the endpoint the notification is sent to.
-            if endpoint.is_none() {
-                cx.error(
-                    place,
-                    "backchannel_client_notification_endpoint",
-                    "required when ciba_delivery_mode = \"ping\"",
-                );
-            }
-        }
+        None | Some("poll" | "ping") => {}
         Some(other) => cx.error(place, "ciba_delivery_mode", format!("`{other}`: expected `poll` or `ping`")),
     }
     if let Some(Err(message)) = endpoint.map(http_url) {
@@ -593,19 +494,9 @@ fn ciba(cx: &mut Cx, place: &Place, mode: Option<&str>, endpoint: Option<&str>) 
     }
 }
 
-fn token_exchange(
-    cx: &mut Cx,
-    place: &Place,
-    table: toml::Table,
-    resources: &Resources,
-) -> TokenExchangePolicy {
+fn token_exchange(cx: &mut Cx, place: &Place, table: toml::Table) -> TokenExchangePolicy {
     let raw: RawTokenExchange = cx.decode(place, table).unwrap_or_default();
     cx.unknown(place, &raw.unknown);
-    for audience in &raw.audiences {
-        if !resources.api_resources.iter().any(|resource| &resource.name == audience) {
-            cx.error(place, "audiences", format!("`{audience}` is not defined in [[api_resources]]"));
-        }
-    }
     TokenExchangePolicy {
         audiences: raw.audiences,
         delegation: raw.delegation,

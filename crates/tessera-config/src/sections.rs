@@ -584,7 +584,7 @@ fn defined_scopes(
             );
             continue;
         }
-        if !crate::clients::scope_defined(resources, scope) {
+        if !tessera_core::model::scope_defined(resources, scope) {
             cx.error(
                 place,
                 "allowed_scopes",

@@ -414,8 +414,11 @@ fn check_redirect_uri(uri: &str, native: bool) -> Result<(), OAuthError> {
             "a redirect URI has spaces, control or other characters a URI cannot hold",
         ));
     }
+    // First the rules every registered client keeps (absolute, no fragment, no scheme
+    // that runs script or reads files), then the stricter ones for self-registration.
+    crate::model::redirect_uri(uri).map_err(redirect_error)?;
     let url = Url::parse(uri).map_err(|_| redirect_error(format!("`{uri}` is not an absolute URI")))?;
-    if url.fragment().is_some() || uri.contains('#') {
+    if uri.contains('#') {
         return Err(redirect_error(format!("`{uri}` has a fragment")));
     }
     if url.username() != "" || url.password().is_some() {
@@ -428,7 +431,7 @@ fn check_redirect_uri(uri: &str, native: bool) -> Result<(), OAuthError> {
         "http" => {
             Err(redirect_error(format!("`{uri}`: http only on loopback (127.0.0.1, [::1], localhost)")))
         }
-        "javascript" | "data" | "file" | "vbscript" | "about" | "blob" | "ftp" | "ws" | "wss" => {
+        "ftp" | "ws" | "wss" => {
             Err(redirect_error(format!("`{uri}`: scheme `{}` is not a redirect", url.scheme())))
         }
         // RFC 8252 §7.1: a private-use scheme, for native apps only.

@@ -2,6 +2,7 @@
 
 mod certificate;
 mod client;
+mod client_registration;
 mod grant_type;
 mod resource;
 mod user;
@@ -9,6 +10,9 @@ mod user;
 pub use certificate::{ClientCertificate, DistinguishedName};
 pub use client::{
     AccessTokenFormat, AuthMethod, CibaDeliveryMode, Client, ClientCredential, ClientId, TokenExchangePolicy,
+};
+pub use client_registration::{
+    ClientRegistration, FieldError, REMOVED_GRANT_TYPES, redirect_uri, scope_defined,
 };
 pub use grant_type::GrantType;
 pub use resource::{ApiResource, ApiScope, IdentityResource};
