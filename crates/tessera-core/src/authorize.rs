@@ -10,7 +10,7 @@ use crate::mfa::{Level, Needed};
 use crate::model::{Client, ClientId, GrantType};
 use crate::request::Params;
 use crate::secret::SecretHash;
-use crate::store::{Flow, FlowStore, PendingGrant, Session};
+use crate::store::{Flow, PendingGrant, Session};
 use crate::{OAuthError, Provider, Timestamp, pkce, redirect_uri};
 
 /// How long a pending request waits for the user to sign in and consent.
@@ -163,7 +163,8 @@ pub async fn read_request(
         || AuthorizeError::Untrusted(OAuthError::invalid_request_uri("unknown, used or expired request_uri"));
     let key = request_uri.strip_prefix(REQUEST_URI_PREFIX).ok_or_else(invalid)?;
     // RFC 9126 §4: single use, so a leaked request_uri cannot be replayed.
-    let request = FlowStore::<PushedRequests>::new(provider.store.as_ref())
+    let request = provider
+        .flows::<PushedRequests>()
         .take(key, now)
         .await
         .map_err(AuthorizeError::Untrusted)?
@@ -583,10 +584,6 @@ impl Flow for Interactions {
     type Document = AuthorizationRequest;
 }
 
-fn interactions(provider: &Provider) -> FlowStore<'_, Interactions> {
-    FlowStore::new(provider.store.as_ref())
-}
-
 /// Keeps a request while the user signs in or consents; returns its interaction id.
 ///
 /// # Errors
@@ -598,7 +595,7 @@ pub async fn save_interaction(
 ) -> Result<String, OAuthError> {
     let id = id.map_or_else(|| provider.rng.identifier(), str::to_owned);
     let expires_at = provider.clock.now() + INTERACTION_LIFETIME;
-    interactions(provider).start(&id, request, expires_at).await?;
+    provider.flows::<Interactions>().start(&id, request, expires_at).await?;
     Ok(id)
 }
 
@@ -610,7 +607,7 @@ pub async fn load_interaction(
     provider: &Provider,
     id: &str,
 ) -> Result<Option<AuthorizationRequest>, OAuthError> {
-    interactions(provider).read(id, provider.clock.now()).await
+    provider.flows::<Interactions>().read(id, provider.clock.now()).await
 }
 
 /// Ends interaction `id`, so its request cannot complete twice.
@@ -621,7 +618,7 @@ pub async fn finish_interaction(
     provider: &Provider,
     id: &str,
 ) -> Result<Option<AuthorizationRequest>, OAuthError> {
-    interactions(provider).take(id, provider.clock.now()).await
+    provider.flows::<Interactions>().take(id, provider.clock.now()).await
 }
 
 /// Stores a pushed authorization request (RFC 9126 §2.2) and returns its `request_uri`.
@@ -631,7 +628,7 @@ pub async fn finish_interaction(
 pub async fn push(provider: &Provider, request: &AuthorizationRequest) -> Result<String, OAuthError> {
     let key = provider.rng.token();
     let expires_at = provider.clock.now() + PUSHED_REQUEST_LIFETIME;
-    FlowStore::<PushedRequests>::new(provider.store.as_ref()).start(&key, request, expires_at).await?;
+    provider.flows::<PushedRequests>().start(&key, request, expires_at).await?;
     Ok(format!("{REQUEST_URI_PREFIX}{key}"))
 }
 

@@ -55,10 +55,6 @@ impl Flow for UsersRequests {
     type Document = UsersRequest;
 }
 
-fn users_requests(provider: &Provider) -> FlowStore<'_, UsersRequests> {
-    FlowStore::new(provider.store.as_ref())
-}
-
 fn user_entry(subject: &str, id: &str) -> String {
     format!("{subject}:{id}")
 }
@@ -146,7 +142,10 @@ pub async fn authentication_request(
     let id = SecretHash::of(&auth_req_id).to_base64url();
     decoupled::save::<CibaRequests>(provider, &id, &request).await?;
     let index = UsersRequest { key: FlowStore::<CibaRequests>::key(&id) };
-    users_requests(provider).start(&user_entry(&user.subject, &id), &index, request.expires_at).await?;
+    provider
+        .flows::<UsersRequests>()
+        .start(&user_entry(&user.subject, &id), &index, request.expires_at)
+        .await?;
     info!(client_id = %client.client_id, subject = %user.subject, "backchannel authentication requested");
     announce(provider, client, &user.username, &request);
     Ok(BackchannelResponse { auth_req_id, expires_in, interval: POLL_INTERVAL })
@@ -206,7 +205,7 @@ pub async fn pending_for(
     let now = provider.clock.now();
     let prefix = user_entry(subject, "");
     let mut pending = Vec::new();
-    for (entry, _) in users_requests(provider).list(&prefix, now).await? {
+    for (entry, _) in provider.flows::<UsersRequests>().list(&prefix, now).await? {
         let id = entry.trim_start_matches(&prefix).to_owned();
         if let Some(request) = decoupled::load::<CibaRequests>(provider, &id).await?
             && request.decision == Decision::Pending
@@ -236,7 +235,7 @@ pub async fn decide(
     }
     let decision = if approve { decoupled::approval(session) } else { Decision::Denied };
     let request = decoupled::decide::<CibaRequests>(provider, id, decision).await?;
-    users_requests(provider).take(&user_entry(&session.subject, id), provider.clock.now()).await?;
+    provider.flows::<UsersRequests>().take(&user_entry(&session.subject, id), provider.clock.now()).await?;
     info!(subject = %session.subject, approve, "backchannel authentication decided");
     if let Some(ping) = request.ping {
         let body = json!({ "auth_req_id": provider.ping_auth_req_id(&ping.seed) });

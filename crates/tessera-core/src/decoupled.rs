@@ -103,7 +103,7 @@ pub async fn save<F: Decoupled>(
     id: &str,
     request: &PendingAuthorization,
 ) -> Result<(), OAuthError> {
-    FlowStore::<F>::new(cx.store.as_ref()).start(id, request, request.expires_at + KEPT_AFTER_EXPIRY).await
+    cx.flows::<F>().start(id, request, request.expires_at + KEPT_AFTER_EXPIRY).await
 }
 
 /// The request `id`, if it exists (expired ones included, until kept no longer).
@@ -114,7 +114,7 @@ pub async fn load<F: Decoupled>(
     cx: &crate::Provider,
     id: &str,
 ) -> Result<Option<PendingAuthorization>, OAuthError> {
-    FlowStore::<F>::new(cx.store.as_ref()).read(id, cx.clock.now()).await
+    cx.flows::<F>().read(id, cx.clock.now()).await
 }
 
 /// Records the user's decision on a still-pending, unexpired request: one conditional
@@ -128,7 +128,7 @@ pub async fn decide<F: Decoupled>(
     decision: Decision,
 ) -> Result<PendingAuthorization, OAuthError> {
     let now = cx.clock.now();
-    let requests = FlowStore::<F>::new(cx.store.as_ref());
+    let requests = cx.flows::<F>();
     let Some(read) = requests.read_versioned(id, now).await? else {
         return Err(OAuthError::invalid_request("unknown request"));
     };

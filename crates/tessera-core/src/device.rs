@@ -52,10 +52,6 @@ impl Flow for UserCodes {
     type Document = UserCodeIndex;
 }
 
-fn user_codes(provider: &Provider) -> FlowStore<'_, UserCodes> {
-    FlowStore::new(provider.store.as_ref())
-}
-
 /// A user code as typed: case-insensitive, hyphens and spaces ignored (§6.1).
 #[must_use]
 pub fn normalize_user_code(typed: &str) -> String {
@@ -100,7 +96,7 @@ pub async fn authorize(
     let id = device_id(&device_code);
     decoupled::save::<DeviceRequests>(provider, &id, &request).await?;
     let index = UserCodeIndex { device: FlowStore::<DeviceRequests>::key(&id) };
-    user_codes(provider).start(&user_code, &index, request.expires_at).await?;
+    provider.flows::<UserCodes>().start(&user_code, &index, request.expires_at).await?;
     info!(client_id = %client.client_id, "device authorization started");
     let verification_uri = provider.settings.endpoint("/device");
     Ok(DeviceAuthorization {
@@ -116,7 +112,7 @@ pub async fn authorize(
 async fn unused_user_code(provider: &Provider) -> Result<String, OAuthError> {
     for _ in 0..5 {
         let code = random_user_code(&provider.rng);
-        if user_codes(provider).read(&code, provider.clock.now()).await?.is_none() {
+        if provider.flows::<UserCodes>().read(&code, provider.clock.now()).await?.is_none() {
             return Ok(code);
         }
     }
@@ -150,7 +146,7 @@ pub async fn find(
         return Ok(None);
     }
     let now = provider.clock.now();
-    let Some(index) = user_codes(provider).read(&normalized, now).await? else {
+    let Some(index) = provider.flows::<UserCodes>().read(&normalized, now).await? else {
         return Ok(None);
     };
     let Some(id) = index.device.strip_prefix(DeviceRequests::NAMESPACE).map(str::to_owned) else {
@@ -224,7 +220,7 @@ pub async fn decide(
     let decision = if approve { decoupled::approval(session) } else { Decision::Denied };
     decoupled::decide::<DeviceRequests>(provider, id, decision).await?;
     // The code is spent once decided: it cannot be entered again.
-    user_codes(provider).take(&normalize_user_code(typed), provider.clock.now()).await?;
+    provider.flows::<UserCodes>().take(&normalize_user_code(typed), provider.clock.now()).await?;
     info!(subject = %session.subject, approve, "device authorization decided");
     Ok(check)
 }

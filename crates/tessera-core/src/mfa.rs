@@ -553,10 +553,6 @@ impl crate::store::Flow for SecondSteps {
     type Document = SecondStep;
 }
 
-fn second_steps(provider: &Provider) -> crate::store::FlowStore<'_, SecondSteps> {
-    crate::store::FlowStore::new(provider.store.as_ref())
-}
-
 fn step_id(cookie: &str) -> String {
     SecretHash::of(cookie).to_base64url()
 }
@@ -568,7 +564,7 @@ fn step_id(cookie: &str) -> String {
 pub async fn open_second_step(provider: &Provider, step: &SecondStep) -> Result<Secret, OAuthError> {
     let cookie = Secret::new(provider.rng.token());
     let expires_at = provider.clock.now() + SECOND_STEP_LIFETIME;
-    second_steps(provider).start(&step_id(cookie.expose()), step, expires_at).await?;
+    provider.flows::<SecondSteps>().start(&step_id(cookie.expose()), step, expires_at).await?;
     Ok(cookie)
 }
 
@@ -581,7 +577,7 @@ pub async fn second_step(
     cookie: Option<&str>,
 ) -> Result<Option<SecondStep>, OAuthError> {
     let Some(cookie) = cookie else { return Ok(None) };
-    second_steps(provider).read(&step_id(cookie), provider.clock.now()).await
+    provider.flows::<SecondSteps>().read(&step_id(cookie), provider.clock.now()).await
 }
 
 /// What finishing a second step produced.
@@ -607,7 +603,7 @@ pub async fn finish_second_step(
     added: &[&str],
 ) -> Result<Option<SteppedUp>, OAuthError> {
     let now = provider.clock.now();
-    let Some(step) = second_steps(provider).take(&step_id(cookie), now).await? else {
+    let Some(step) = provider.flows::<SecondSteps>().take(&step_id(cookie), now).await? else {
         return Ok(None);
     };
     let amr = combine(&step.amr, added);

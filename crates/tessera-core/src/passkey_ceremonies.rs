@@ -68,10 +68,6 @@ impl crate::store::Flow for Ceremonies {
     type Document = Pending;
 }
 
-fn ceremonies(provider: &Provider) -> crate::store::FlowStore<'_, Ceremonies> {
-    crate::store::FlowStore::new(provider.store.as_ref())
-}
-
 fn ceremony_id(ceremony: &str) -> String {
     SecretHash::of(ceremony).to_base64url()
 }
@@ -87,7 +83,8 @@ pub fn relying_party(provider: &Provider) -> Result<&Passkeys, OAuthError> {
 async fn open(provider: &Provider, purpose: Purpose, state: String) -> Result<Secret, OAuthError> {
     let ceremony = Secret::new(provider.rng.token());
     let expires_at = provider.clock.now() + CEREMONY_LIFETIME;
-    ceremonies(provider)
+    provider
+        .flows::<Ceremonies>()
         .start(&ceremony_id(ceremony.expose()), &Pending { purpose, state }, expires_at)
         .await?;
     Ok(ceremony)
@@ -95,7 +92,7 @@ async fn open(provider: &Provider, purpose: Purpose, state: String) -> Result<Se
 
 /// Uses up the ceremony `ceremony`; `None` when it is gone.
 async fn take(provider: &Provider, ceremony: &str) -> Result<Option<Pending>, OAuthError> {
-    ceremonies(provider).take(&ceremony_id(ceremony), provider.clock.now()).await
+    provider.flows::<Ceremonies>().take(&ceremony_id(ceremony), provider.clock.now()).await
 }
 
 fn refused(error: &PasskeyError, subject: Option<&str>) -> PasskeyRefused {

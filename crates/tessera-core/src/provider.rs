@@ -20,6 +20,8 @@ pub struct Provider {
     pub settings: Settings,
     pub catalog: Catalog,
     pub store: Arc<dyn Store>,
+    /// The same store as the slices grants may touch, made once (not per request).
+    pub grant_store: Arc<dyn crate::store::GrantStores>,
     pub clock: Arc<dyn Clock>,
     pub rng: Rng,
     pub keys: KeyRing,
@@ -78,6 +80,7 @@ impl Provider {
         Ok(Self {
             settings,
             catalog,
+            grant_store: store.clone(),
             store,
             clock,
             rng,
@@ -101,6 +104,12 @@ impl Provider {
     #[must_use]
     pub fn ping_auth_req_id(&self, seed: &str) -> String {
         crate::secret::b64url(aws_lc_rs::hmac::sign(&self.ping_id_key, seed.as_bytes()))
+    }
+
+    /// The documents of multi-step flow `F`.
+    #[must_use]
+    pub fn flows<F: crate::store::Flow>(&self) -> crate::store::FlowStore<'_, F> {
+        crate::store::FlowStore::new(self.store.as_ref())
     }
 
     /// The DPoP nonce for the time window holding `now` (RFC 9449 §8): stateless, the

@@ -105,13 +105,12 @@ pub async fn exchange(provider: &Provider, request: &TokenRequest) -> Result<Tok
     };
     let certificate_thumbprint =
         request.certificate.as_ref().map(|certificate| certificate.thumbprint.clone());
-    let store: std::sync::Arc<dyn crate::store::GrantStores> = provider.store.clone();
     let cx = GrantContext {
         client,
         now,
         dpop_jkt: dpop_jkt.as_deref(),
         certificate_thumbprint: certificate_thumbprint.as_deref(),
-        store: &store,
+        store: &provider.grant_store,
         catalog: &provider.catalog,
         tokens: &provider.settings.tokens,
         rng: &provider.rng,
