@@ -12,12 +12,17 @@ pub fn is_well_formed(value: &str) -> bool {
         && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
+/// RFC 7636 §4.2: the S256 challenge of `verifier`, BASE64URL(SHA256(ASCII(code_verifier))).
+#[must_use]
+pub fn s256(verifier: &str) -> String {
+    b64url(sha256(verifier.as_bytes()))
+}
+
 /// RFC 7636 §4.6: BASE64URL(SHA256(ASCII(code_verifier))) == code_challenge,
 /// compared in constant time.
 #[must_use]
 pub fn verify(verifier: &str, challenge: &str) -> bool {
-    let computed = b64url(sha256(verifier.as_bytes()));
-    bool::from(computed.as_bytes().ct_eq(challenge.as_bytes()))
+    bool::from(s256(verifier).as_bytes().ct_eq(challenge.as_bytes()))
 }
 
 #[cfg(test)]

@@ -8,6 +8,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 #[derive(Clone)]
 pub struct Rng {
     inner: SystemRandom,
+    /// Tests only: a seeded stream instead of the system generator for
+    /// [`Self::bytes`], [`Self::token`] and [`Self::identifier`], so a failing test
+    /// replays with the same values.
+    #[cfg(any(test, feature = "test-util"))]
+    seeded: Option<std::sync::Arc<std::sync::Mutex<SeededStream>>>,
 }
 
 impl std::fmt::Debug for Rng {
@@ -18,11 +23,26 @@ impl std::fmt::Debug for Rng {
 
 impl Default for Rng {
     fn default() -> Self {
-        Self { inner: SystemRandom::new() }
+        Self {
+            inner: SystemRandom::new(),
+            #[cfg(any(test, feature = "test-util"))]
+            seeded: None,
+        }
     }
 }
 
 impl Rng {
+    /// Tests only: a generator whose bytes, tokens and identifiers follow from `seed`
+    /// (SHA-256 of the seed and a block counter), the same on every run. Key
+    /// generation ([`Self::secure_random`]) stays on the system generator:
+    /// aws-lc-rs takes no other.
+    #[cfg(any(test, feature = "test-util"))]
+    #[must_use]
+    pub fn seeded(seed: u64) -> Self {
+        let stream = SeededStream { seed, block: 0, buffered: Vec::new() };
+        Self { seeded: Some(std::sync::Arc::new(std::sync::Mutex::new(stream))), ..Self::default() }
+    }
+
     /// The underlying generator, for aws-lc-rs APIs that take one.
     #[must_use]
     pub fn secure_random(&self) -> &dyn SecureRandom {
@@ -36,6 +56,11 @@ impl Rng {
     #[must_use]
     pub fn bytes<const N: usize>(&self) -> [u8; N] {
         let mut out = [0u8; N];
+        #[cfg(any(test, feature = "test-util"))]
+        if let Some(stream) = &self.seeded {
+            stream.lock().unwrap_or_else(std::sync::PoisonError::into_inner).fill(&mut out);
+            return out;
+        }
         #[expect(clippy::expect_used, reason = "no entropy means no safe way to go on")]
         self.inner.fill(&mut out).expect("system random generator failed");
         out
@@ -51,5 +76,46 @@ impl Rng {
     #[must_use]
     pub fn identifier(&self) -> String {
         URL_SAFE_NO_PAD.encode(self.bytes::<16>())
+    }
+}
+
+/// A deterministic byte stream for tests: SHA-256 over (seed, block number).
+#[cfg(any(test, feature = "test-util"))]
+struct SeededStream {
+    seed: u64,
+    block: u64,
+    buffered: Vec<u8>,
+}
+
+#[cfg(any(test, feature = "test-util"))]
+impl SeededStream {
+    fn fill(&mut self, out: &mut [u8]) {
+        for byte in out {
+            if self.buffered.is_empty() {
+                let mut input = self.seed.to_le_bytes().to_vec();
+                input.extend_from_slice(&self.block.to_le_bytes());
+                self.buffered = crate::secret::sha256(&input).to_vec();
+                self.buffered.reverse();
+                self.block += 1;
+            }
+            *byte = self.buffered.pop().unwrap_or_default();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Rng;
+
+    #[test]
+    fn a_seeded_generator_repeats_itself_and_the_system_one_does_not() {
+        let (a, b) = (Rng::seeded(7), Rng::seeded(7));
+        let first: Vec<String> = (0..3).map(|_| a.token()).collect();
+        assert_eq!(first, (0..3).map(|_| b.token()).collect::<Vec<_>>(), "same seed, same tokens");
+        assert_ne!(first[0], first[1], "a stream, not one value");
+        assert_ne!(Rng::seeded(8).token(), first[0], "another seed, other tokens");
+        let clone = a.clone();
+        assert_ne!(clone.identifier(), a.identifier(), "clones share the stream");
+        assert_ne!(Rng::default().token(), Rng::default().token());
     }
 }

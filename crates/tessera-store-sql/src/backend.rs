@@ -44,53 +44,44 @@ impl Backend {
     pub(crate) fn max_connections(self) -> u32 {
         match self {
             Self::Sqlite => 1,
-            Self::Postgres => 10,
+            Self::Postgres => 32,
         }
     }
 
-    /// The migrations: version, description, SQL.
-    pub(crate) fn migrations(self) -> [(i64, &'static str, &'static str); 8] {
-        let (
-            initial,
-            sign_in,
-            grant_carrying_jti,
-            refresh_family_start,
-            sources,
-            readiness_probe,
-            factors,
-            pace,
-        ) = match self {
-            Self::Sqlite => (
-                include_str!("../migrations/sqlite/0001_initial.sql"),
-                include_str!("../migrations/sqlite/0002_sign_in.sql"),
-                include_str!("../migrations/sqlite/0003_grant_carrying_jti.sql"),
-                include_str!("../migrations/sqlite/0004_refresh_family_start.sql"),
-                include_str!("../migrations/sqlite/0006_sources.sql"),
-                include_str!("../migrations/sqlite/0008_readiness_probe.sql"),
-                include_str!("../migrations/sqlite/0009_second_factors.sql"),
-                include_str!("../migrations/sqlite/0010_poll_pace.sql"),
-            ),
-            Self::Postgres => (
-                include_str!("../migrations/postgres/0001_initial.sql"),
-                include_str!("../migrations/postgres/0002_sign_in.sql"),
-                include_str!("../migrations/postgres/0003_grant_carrying_jti.sql"),
-                include_str!("../migrations/postgres/0004_refresh_family_start.sql"),
-                include_str!("../migrations/postgres/0006_sources.sql"),
-                include_str!("../migrations/postgres/0008_readiness_probe.sql"),
-                include_str!("../migrations/postgres/0009_second_factors.sql"),
-                include_str!("../migrations/postgres/0010_poll_pace.sql"),
-            ),
-        };
-        [
-            (1, "initial", initial),
-            (2, "sign_in", sign_in),
-            (3, "grant_carrying_jti", grant_carrying_jti),
-            (4, "refresh_family_start", refresh_family_start),
-            (6, "sources", sources),
-            (8, "readiness_probe", readiness_probe),
-            (9, "second_factors", factors),
-            (10, "poll_pace", pace),
-        ]
+    /// The migrations: version, description, SQL. Both backends share the first ten
+    /// (each in its own dialect); PostgreSQL then moves to its native types.
+    pub(crate) fn migrations(self) -> Vec<(i64, &'static str, &'static str)> {
+        match self {
+            Self::Sqlite => vec![
+                (1, "initial", include_str!("../migrations/sqlite/0001_initial.sql")),
+                (2, "sign_in", include_str!("../migrations/sqlite/0002_sign_in.sql")),
+                (3, "grant_carrying_jti", include_str!("../migrations/sqlite/0003_grant_carrying_jti.sql")),
+                (
+                    4,
+                    "refresh_family_start",
+                    include_str!("../migrations/sqlite/0004_refresh_family_start.sql"),
+                ),
+                (6, "sources", include_str!("../migrations/sqlite/0006_sources.sql")),
+                (8, "readiness_probe", include_str!("../migrations/sqlite/0008_readiness_probe.sql")),
+                (9, "second_factors", include_str!("../migrations/sqlite/0009_second_factors.sql")),
+                (10, "poll_pace", include_str!("../migrations/sqlite/0010_poll_pace.sql")),
+            ],
+            Self::Postgres => vec![
+                (1, "initial", include_str!("../migrations/postgres/0001_initial.sql")),
+                (2, "sign_in", include_str!("../migrations/postgres/0002_sign_in.sql")),
+                (3, "grant_carrying_jti", include_str!("../migrations/postgres/0003_grant_carrying_jti.sql")),
+                (
+                    4,
+                    "refresh_family_start",
+                    include_str!("../migrations/postgres/0004_refresh_family_start.sql"),
+                ),
+                (6, "sources", include_str!("../migrations/postgres/0006_sources.sql")),
+                (8, "readiness_probe", include_str!("../migrations/postgres/0008_readiness_probe.sql")),
+                (9, "second_factors", include_str!("../migrations/postgres/0009_second_factors.sql")),
+                (10, "poll_pace", include_str!("../migrations/postgres/0010_poll_pace.sql")),
+                (11, "native_types", include_str!("../migrations/postgres/0011_native_types.sql")),
+            ],
+        }
     }
 
     pub(crate) fn migrator(self) -> Migrator {
@@ -135,10 +126,10 @@ pub(crate) fn like_prefix(prefix: &str) -> String {
     format!("{}%", prefix.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"))
 }
 
-/// One poll's pace (`PollStore::pace_poll`): the conflict's `SET` reads the old row, so
-/// `slowed` says whether this poll came sooner than the interval, and only one of
-/// racing polls finds the interval passed. PostgreSQL's placeholders; SQLite's are the
-/// same with `?` ([`sqlite_placeholders`]).
+/// One poll's pace on SQLite (`PollStore::pace_poll`): the conflict's `SET` reads the
+/// old row, so `slowed` says whether this poll came sooner than the interval, and only
+/// one of racing polls finds the interval passed. Written with `$N` placeholders and
+/// turned into SQLite's `?N` ([`sqlite_placeholders`]).
 pub(crate) const PACE_POLL: &str = "INSERT INTO poll_pace (key, last_poll, poll_interval, slowed, expires_at) \
      VALUES ($1, $2, $3, 0, $5) ON CONFLICT (key) DO UPDATE SET \
      slowed = CASE WHEN $2 - poll_pace.last_poll < poll_pace.poll_interval THEN 1 ELSE 0 END, \

@@ -59,6 +59,15 @@ pub(crate) fn store_error(error: impl Into<Box<dyn std::error::Error + Send + Sy
     StoreError::new(error)
 }
 
+/// Whether a statement that failed with `error` may still have been carried out: the
+/// connection failed after it was sent, so the answer was lost, not the change. (An
+/// error the server answered, or a connection never acquired, changed nothing.)
+pub(crate) fn maybe_executed(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed)
+        || matches!(error, sqlx::Error::Database(error)
+            if error.code().is_some_and(|code| code.starts_with("08") || code.as_ref() == "57P01"))
+}
+
 /// Whether a sqlx error means the database cannot be reached now, rather than that
 /// this statement is wrong: worth a retry by the client (`temporarily_unavailable`).
 fn unreachable(error: &sqlx::Error) -> bool {

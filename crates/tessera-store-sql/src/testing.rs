@@ -17,11 +17,10 @@ pub struct TestSchema {
 /// When the server cannot be reached.
 pub async fn fresh_postgres_schema(base_url: &str) -> Result<TestSchema, sqlx::Error> {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    sqlx::any::install_default_drivers();
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let nanos = std::time::UNIX_EPOCH.elapsed().map(|d| d.subsec_nanos()).unwrap_or_default();
     let name = format!("t_{}_{n}_{nanos}", std::process::id());
-    let mut connection = sqlx::AnyConnection::connect(base_url).await?;
+    let mut connection = sqlx::PgConnection::connect(base_url).await?;
     sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA {name}"))).execute(&mut connection).await?;
     connection.close().await?;
     let separator = if base_url.contains('?') { '&' } else { '?' };
@@ -32,10 +31,33 @@ pub async fn fresh_postgres_schema(base_url: &str) -> Result<TestSchema, sqlx::E
 impl TestSchema {
     /// Drops the schema and everything in it (best effort).
     pub async fn drop(self) {
-        if let Ok(mut connection) = sqlx::AnyConnection::connect(&self.base_url).await {
+        if let Ok(mut connection) = sqlx::PgConnection::connect(&self.base_url).await {
             let statement = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name);
             let _ = sqlx::query(AssertSqlSafe(statement)).execute(&mut connection).await;
             let _ = connection.close().await;
         }
     }
+}
+
+/// The sqlx migrator with `backend`'s migrations up to `last_version`: a database as
+/// an earlier Tessera left it, to test what a later migration does to its rows.
+#[must_use]
+pub fn migrator_until(backend: crate::Backend, last_version: i64) -> sqlx::migrate::Migrator {
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    Migrator::with_migrations(
+        backend
+            .migrations()
+            .into_iter()
+            .filter(|(version, _, _)| *version <= last_version)
+            .map(|(version, description, sql)| {
+                Migration::new(
+                    version,
+                    description.into(),
+                    MigrationType::Simple,
+                    sqlx::SqlSafeStr::into_sql_str(sql),
+                    false,
+                )
+            })
+            .collect(),
+    )
 }

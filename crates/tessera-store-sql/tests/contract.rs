@@ -297,3 +297,207 @@ async fn postgres_refresh_families_survive_the_family_start_migration() {
     refresh_families_survive_the_family_start_migration(&schema.url, Backend::Postgres).await;
     schema.drop().await;
 }
+
+/// Migration 0011 moves PostgreSQL to its own types (JSONB, TIMESTAMPTZ, BOOLEAN): a
+/// database an earlier release filled (text JSON, unix seconds, 0/1 flags) keeps every
+/// live row, readable and usable by the store as it is now.
+#[tokio::test]
+#[expect(clippy::too_many_lines, reason = "one row in every table, then each read back")]
+async fn postgres_native_types_migration_keeps_live_rows() {
+    use tessera_core::secret::SecretHash;
+    use tessera_core::store::{
+        CodeStore as _, ConsentStore as _, Consumed, FactorStore as _, KeyStore as _, PendingGrant,
+        PollStore as _, RefreshRecord, RefreshStore as _, ReplayStore as _, RequestStore as _, Session,
+        SessionStore as _, ThrottleStore as _, TokenStore as _, UserStore as _,
+    };
+    let Some(url) = postgres_url() else { return };
+    let schema = tessera_store_sql::testing::fresh_postgres_schema(&url).await.unwrap();
+    let pool = sqlx::PgPool::connect(&schema.url).await.unwrap();
+    tessera_store_sql::testing::migrator_until(tessera_store_sql::Backend::Postgres, 10)
+        .run(&pool)
+        .await
+        .unwrap();
+
+    let grant = PendingGrant {
+        grant_id: "g-code".into(),
+        client_id: "web".into(),
+        subject: "alice".into(),
+        redirect_uri: Some("https://app/cb".into()),
+        code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
+        scopes: vec!["openid".into()],
+        resources: Vec::new(),
+        nonce: None,
+        auth_time: 90,
+        sid: "sid-1".into(),
+        dpop_jkt: None,
+        amr: vec!["pwd".into()],
+        acr: None,
+    };
+    let refresh = RefreshRecord {
+        grant_id: "g-refresh".into(),
+        client_id: "web".into(),
+        subject: "alice".into(),
+        scopes: vec!["openid".into(), "offline_access".into()],
+        resources: Vec::new(),
+        auth_time: 90,
+        sid: "sid-1".into(),
+        issued_at: 100,
+        expires_at: 10_000,
+        idle_expires_at: Some(5_000),
+        dpop_jkt: None,
+        x5t_s256: None,
+        amr: Vec::new(),
+        acr: None,
+    };
+    let session = Session {
+        subject: "alice".into(),
+        username: "alice".into(),
+        auth_time: 90,
+        sid: "sid-1".into(),
+        expires_at: 10_000,
+        amr: vec!["pwd".into()],
+        verified_at: Some(90),
+    };
+    let statements: Vec<(&str, Vec<Param>)> = vec![
+        (
+            "INSERT INTO users (username, subject, password_hash, claims) VALUES ($1, $2, $3, $4)",
+            vec![s("alice"), s("alice"), s("$argon2id$x"), s(r#"{"name":"Alice"}"#)],
+        ),
+        (
+            "INSERT INTO signing_keys (generation, kid, algorithm, private_key, sealed, created_at, \
+             activates_at, retires_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            vec![i(1), s("k1"), s("ES256"), b(&[1, 2, 3]), i(0), i(100), i(100), i(8_000), i(9_000)],
+        ),
+        ("INSERT INTO replay_cache (key, expires_at) VALUES ($1, $2)", vec![s("jti-1"), i(10_000)]),
+        (
+            "INSERT INTO reference_tokens (token_hash, jti, client_id, subject, scope, audience, issued_at, \
+             expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            vec![
+                s(&SecretHash::of("ref-1").to_base64url()),
+                s("jti-ref"),
+                s("svc"),
+                s("svc"),
+                s(r#"["api.read"]"#),
+                s(r#"["https://api"]"#),
+                i(100),
+                i(10_000),
+            ],
+        ),
+        ("INSERT INTO revoked_jtis (jti, expires_at) VALUES ($1, $2)", vec![s("jti-revoked"), i(10_000)]),
+        (
+            "INSERT INTO authorization_codes (code_hash, grant_id, document, expires_at) VALUES ($1, $2, $3, $4)",
+            vec![s(&SecretHash::of("code-1").to_base64url()), s("g-code"), s(&text(&grant)), i(10_000)],
+        ),
+        (
+            "INSERT INTO refresh_tokens (token_hash, grant_id, document, expires_at, idle_expires_at, \
+             starts_family) VALUES ($1, $2, $3, $4, $5, 1)",
+            vec![
+                s(&SecretHash::of("rt-1").to_base64url()),
+                s("g-refresh"),
+                s(&text(&refresh)),
+                i(10_000),
+                i(5_000),
+            ],
+        ),
+        ("INSERT INTO revoked_grants (grant_id, expires_at) VALUES ($1, $2)", vec![s("g-gone"), i(10_000)]),
+        (
+            "INSERT INTO sessions (session_hash, document, expires_at) VALUES ($1, $2, $3)",
+            vec![s(&SecretHash::of("cookie-1").to_base64url()), s(&text(&session)), i(10_000)],
+        ),
+        (
+            "INSERT INTO pending_requests (key, document, expires_at) VALUES ($1, $2, $3)",
+            vec![s("interaction:abc"), s(r#"{"state":"pending"}"#), i(10_000)],
+        ),
+        (
+            "INSERT INTO consents (subject, client_id, scopes) VALUES ($1, $2, $3)",
+            vec![s("alice"), s("web"), s(r#"["openid","profile"]"#)],
+        ),
+        (
+            "INSERT INTO login_failures (key, failures, window_ends_at) VALUES ($1, $2, $3)",
+            vec![s("login:alice"), i(3), i(10_000)],
+        ),
+        (
+            "INSERT INTO totp_factors (subject, secret, sealed, confirmed, last_step, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            vec![s("alice"), b(&[9; 20]), i(0), i(1), i(77), i(100)],
+        ),
+        (
+            "INSERT INTO passkeys (credential_id, subject, name, credential, created_at, last_used_at) \
+             VALUES ($1, $2, $3, $4, $5, NULL)",
+            vec![s("cred-1"), s("alice"), s("laptop"), s(r#"{"counter":1}"#), i(100)],
+        ),
+        (
+            "INSERT INTO poll_pace (key, last_poll, poll_interval, slowed, expires_at) VALUES ($1, $2, $3, 0, $4)",
+            vec![s("device:d1"), i(1_000), i(5), i(10_000)],
+        ),
+    ];
+    for (statement, params) in statements {
+        let mut query = sqlx::query(statement);
+        for param in params {
+            query = match param {
+                Param::Text(value) => query.bind(value),
+                Param::Int(value) => query.bind(value),
+                Param::Bytes(value) => query.bind(value),
+            };
+        }
+        query.execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+
+    let store = SqlStore::connect(&schema.url).await.unwrap();
+    let now = 1_002;
+    let alice = store.user_by_username("alice").await.unwrap().unwrap();
+    assert_eq!(alice.claims["name"], "Alice");
+    let keys = store.signing_keys().await.unwrap();
+    assert_eq!((keys[0].sealed, keys[0].created_at, keys[0].expires_at), (false, 100, 9_000));
+    assert!(!store.remember_once("jti-1", 20_000, now).await.unwrap(), "the live mark still holds");
+    let reference = store.reference_token(&SecretHash::of("ref-1"), now).await.unwrap().unwrap();
+    assert_eq!((reference.scope, reference.expires_at), (vec!["api.read".to_owned()], 10_000));
+    assert!(store.is_revoked("jti-revoked", None).await.unwrap());
+    assert!(store.is_revoked("other", Some("g-gone")).await.unwrap());
+    assert_eq!(store.consume_code(&SecretHash::of("code-1"), now).await.unwrap(), Consumed::Fresh(grant));
+    assert_eq!(store.refresh_token(&SecretHash::of("rt-1")).await.unwrap(), Consumed::Fresh(refresh.clone()));
+    let successor = RefreshRecord { issued_at: now, ..refresh };
+    let (old, new) = (SecretHash::of("rt-1"), SecretHash::of("rt-2"));
+    let rotated = store.rotate_refresh_token(&old, &new, &successor, now).await.unwrap();
+    assert_eq!(rotated, Consumed::Fresh(()), "the migrated token rotates");
+    assert_eq!(store.session(&SecretHash::of("cookie-1"), now).await.unwrap(), Some(session));
+    assert_eq!(store.sessions_of("alice", now).await.unwrap().len(), 1, "found by the rebuilt index");
+    let document = store.request("interaction:abc", now).await.unwrap().unwrap();
+    assert_eq!(document["state"], "pending");
+    assert_eq!(store.consented_scopes("alice", "web").await.unwrap(), ["openid", "profile"]);
+    assert_eq!(store.failures("login:alice", now).await.unwrap(), 3);
+    let totp = store.totp("alice").await.unwrap().unwrap();
+    assert_eq!((totp.confirmed, totp.sealed, totp.last_step, totp.created_at), (true, false, 77, 100));
+    let passkey = store.passkey("cred-1").await.unwrap().unwrap();
+    assert_eq!((passkey.credential.as_str(), passkey.created_at), (r#"{"counter":1}"#, 100));
+    let paced = store.pace_poll("device:d1", now, 5, 5, 10_000).await.unwrap();
+    assert!(paced.too_soon, "polled 2 s after the migrated poll, inside its 5 s interval");
+    assert_eq!(paced.interval, 10);
+    store.close().await;
+    schema.drop().await;
+}
+
+enum Param {
+    Text(String),
+    Int(i64),
+    Bytes(Vec<u8>),
+}
+
+fn s(value: &str) -> Param {
+    Param::Text(value.to_owned())
+}
+
+fn i(value: i64) -> Param {
+    Param::Int(value)
+}
+
+fn b(value: &[u8]) -> Param {
+    Param::Bytes(value.to_vec())
+}
+
+/// A value as an earlier release wrote it: JSON text.
+#[expect(clippy::unwrap_used, reason = "a test: a failed expectation is a panic")]
+fn text(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).unwrap()
+}

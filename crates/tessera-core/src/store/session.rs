@@ -305,6 +305,24 @@ pub enum CodeMismatch {
     DpopKey,
 }
 
+impl CodePresentation {
+    /// The fields a stored [`PendingGrant`] must hold, with exactly these values, for
+    /// this presentation to redeem it: a grant whose JSON contains this object (as
+    /// PostgreSQL's `@>` tests) has no [`PendingGrant::mismatch`] with it, so a store
+    /// may mark the code used in the statement that finds it. A grant that does not
+    /// contain it may still match (one sent without a `redirect_uri`): the store then
+    /// takes the row and asks `mismatch`.
+    #[must_use]
+    pub fn fields_to_match(&self) -> serde_json::Value {
+        serde_json::json!({
+            "client_id": self.client_id,
+            "redirect_uri": self.redirect_uri,
+            "code_challenge": crate::pkce::s256(self.code_verifier.expose()),
+            "dpop_jkt": self.dpop_jkt,
+        })
+    }
+}
+
 impl PendingGrant {
     /// Whether `presented` may redeem the code this grant stands for; every store
     /// calls this inside its atomic redemption, so the rules live here once.
@@ -327,5 +345,94 @@ impl PendingGrant {
             return Some(CodeMismatch::DpopKey);
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{CodeMismatch, CodePresentation, PendingGrant};
+    use crate::secret::Secret;
+
+    const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+
+    fn grant(redirect_uri: Option<&str>, dpop_jkt: Option<&str>) -> PendingGrant {
+        PendingGrant {
+            grant_id: "g".into(),
+            client_id: "web".into(),
+            subject: "alice".into(),
+            redirect_uri: redirect_uri.map(Into::into),
+            code_challenge: crate::pkce::s256(VERIFIER),
+            scopes: vec!["openid".into()],
+            resources: Vec::new(),
+            nonce: None,
+            auth_time: 1,
+            sid: "s".into(),
+            dpop_jkt: dpop_jkt.map(Into::into),
+            amr: Vec::new(),
+            acr: None,
+        }
+    }
+
+    fn presentation(
+        client: &str,
+        redirect_uri: Option<&str>,
+        verifier: &str,
+        jkt: Option<&str>,
+    ) -> CodePresentation {
+        CodePresentation {
+            client_id: client.into(),
+            redirect_uri: redirect_uri.map(Into::into),
+            code_verifier: Secret::new(verifier),
+            dpop_jkt: jkt.map(Into::into),
+        }
+    }
+
+    /// Whether `document` holds every field of `fields` with the same value, as
+    /// PostgreSQL's `jsonb @> jsonb` answers for a flat object.
+    fn contains(document: &serde_json::Value, fields: &serde_json::Value) -> bool {
+        fields.as_object().unwrap().iter().all(|(key, value)| document.get(key) == Some(value))
+    }
+
+    /// The one-statement redemption on PostgreSQL marks a code used when its grant
+    /// contains the presentation's fields: that must never let through what
+    /// `mismatch` refuses. Every combination of the four bindings, matching or not.
+    #[test]
+    fn a_grant_that_contains_the_presented_fields_never_mismatches() {
+        let grants = [
+            grant(Some("https://a/cb"), None),
+            grant(None, None),
+            grant(Some("https://a/cb"), Some("jkt-1")),
+            grant(None, Some("jkt-1")),
+        ];
+        let mut contained = 0;
+        for grant in &grants {
+            let document = serde_json::to_value(grant).unwrap();
+            for client in ["web", "other"] {
+                for redirect_uri in [None, Some("https://a/cb"), Some("https://b/cb")] {
+                    for verifier in [VERIFIER, "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXX"] {
+                        for jkt in [None, Some("jkt-1"), Some("jkt-2")] {
+                            let presented = presentation(client, redirect_uri, verifier, jkt);
+                            if contains(&document, &presented.fields_to_match()) {
+                                contained += 1;
+                                assert_eq!(grant.mismatch(&presented), None, "{grant:?} {presented:?}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(contained, 4, "each grant is redeemed in one statement by its own presentation");
+    }
+
+    #[test]
+    fn a_grant_sent_without_a_redirect_uri_is_left_to_the_full_check() {
+        let grant = grant(None, None);
+        let presented = presentation("web", Some("https://a/cb"), VERIFIER, None);
+        assert!(!contains(&serde_json::to_value(&grant).unwrap(), &presented.fields_to_match()));
+        assert_eq!(grant.mismatch(&presented), None, "still redeemable, by the slower path");
+        let wrong = presentation("web", None, VERIFIER, Some("jkt-2"));
+        assert_eq!(grant.mismatch(&wrong), None, "an unbound code takes any DPoP key");
+        let bound = self::grant(None, Some("jkt-1"));
+        assert_eq!(bound.mismatch(&wrong), Some(CodeMismatch::DpopKey));
     }
 }

@@ -2,25 +2,25 @@
 //! sign-ins on any number of instances see one winner.
 
 use async_trait::async_trait;
-use sqlx::Row as _;
-use sqlx::any::AnyRow;
+use sqlx::postgres::PgRow;
 use tessera_core::Timestamp;
 use tessera_core::secret::SecretHash;
 use tessera_core::store::{FactorStore, PasskeyRecord, StoreResult, TotpFactor};
 
-use super::PgStore;
+use super::rows::{at, get, seconds, seconds_opt};
+use super::{PgStore, Transaction};
 use crate::store_error;
 
 const PASSKEY_COLUMNS: &str = "credential_id, subject, name, credential, created_at, last_used_at";
 
-fn passkey_from_row(row: &AnyRow) -> Result<PasskeyRecord, sqlx::Error> {
+fn passkey_from_row(row: &PgRow) -> StoreResult<PasskeyRecord> {
     Ok(PasskeyRecord {
-        credential_id: row.try_get("credential_id")?,
-        subject: row.try_get("subject")?,
-        name: row.try_get("name")?,
-        credential: row.try_get("credential")?,
-        created_at: row.try_get("created_at")?,
-        last_used_at: row.try_get("last_used_at")?,
+        credential_id: get(row, "credential_id")?,
+        subject: get(row, "subject")?,
+        name: get(row, "name")?,
+        credential: get(row, "credential")?,
+        created_at: seconds(row, "created_at")?,
+        last_used_at: seconds_opt(row, "last_used_at")?,
     })
 }
 
@@ -33,14 +33,14 @@ impl FactorStore for PgStore {
              VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (subject) DO UPDATE SET secret = excluded.secret, sealed = excluded.sealed, \
              confirmed = excluded.confirmed, last_step = excluded.last_step, created_at = excluded.created_at \
-             WHERE excluded.confirmed = 1 OR totp_factors.confirmed = 0",
+             WHERE excluded.confirmed OR NOT totp_factors.confirmed",
         )
         .bind(subject)
-        .bind(factor.secret.clone())
-        .bind(i64::from(factor.sealed))
-        .bind(i64::from(factor.confirmed))
+        .bind(factor.secret.as_slice())
+        .bind(factor.sealed)
+        .bind(factor.confirmed)
         .bind(factor.last_step)
-        .bind(factor.created_at)
+        .bind(at(factor.created_at))
         .execute(&self.pool)
         .await
         .map_err(store_error)?;
@@ -56,26 +56,25 @@ impl FactorStore for PgStore {
         .await
         .map_err(store_error)?;
         row.map(|row| {
-            Ok::<_, sqlx::Error>(TotpFactor {
-                secret: row.try_get("secret")?,
-                sealed: row.try_get::<i64, _>("sealed")? != 0,
-                confirmed: row.try_get::<i64, _>("confirmed")? != 0,
-                last_step: row.try_get("last_step")?,
-                created_at: row.try_get("created_at")?,
+            Ok(TotpFactor {
+                secret: get(&row, "secret")?,
+                sealed: get(&row, "sealed")?,
+                confirmed: get(&row, "confirmed")?,
+                last_step: get(&row, "last_step")?,
+                created_at: seconds(&row, "created_at")?,
             })
         })
         .transpose()
-        .map_err(store_error)
     }
 
     async fn accept_totp_step(&self, subject: &str, step: i64, pending: bool) -> StoreResult<bool> {
         let accepted = sqlx::query(
-            "UPDATE totp_factors SET last_step = $2, confirmed = 1 \
+            "UPDATE totp_factors SET last_step = $2, confirmed = true \
              WHERE subject = $1 AND last_step < $2 AND confirmed = $3",
         )
         .bind(subject)
         .bind(step)
-        .bind(i64::from(!pending))
+        .bind(!pending)
         .execute(&self.pool)
         .await
         .map_err(store_error)?;
@@ -125,21 +124,21 @@ impl FactorStore for PgStore {
             .fetch_one(&self.pool)
             .await
             .map_err(store_error)?;
-        let left: i64 = row.try_get("left_count").map_err(store_error)?;
+        let left: i64 = get(&row, "left_count")?;
         Ok(u32::try_from(left.max(0)).unwrap_or(u32::MAX))
     }
 
     async fn add_passkey(&self, passkey: &PasskeyRecord) -> StoreResult<bool> {
-        let added = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO passkeys ({PASSKEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) \
-             ON CONFLICT (credential_id) DO NOTHING"
-        )))
-        .bind(passkey.credential_id.clone())
-        .bind(passkey.subject.clone())
-        .bind(passkey.name.clone())
-        .bind(passkey.credential.clone())
-        .bind(passkey.created_at)
-        .bind(passkey.last_used_at)
+        let added = sqlx::query(
+            "INSERT INTO passkeys (credential_id, subject, name, credential, created_at, last_used_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (credential_id) DO NOTHING",
+        )
+        .bind(&passkey.credential_id)
+        .bind(&passkey.subject)
+        .bind(&passkey.name)
+        .bind(&passkey.credential)
+        .bind(at(passkey.created_at))
+        .bind(passkey.last_used_at.map(at))
         .execute(&self.pool)
         .await
         .map_err(store_error)?;
@@ -154,12 +153,13 @@ impl FactorStore for PgStore {
         now: Timestamp,
     ) -> StoreResult<bool> {
         let touched = sqlx::query(
-            "UPDATE passkeys SET credential = $3, last_used_at = $4 WHERE credential_id = $2 AND subject = $1",
+            "UPDATE passkeys SET credential = $3, last_used_at = $4 \
+             WHERE credential_id = $2 AND subject = $1",
         )
         .bind(subject)
         .bind(credential_id)
         .bind(credential)
-        .bind(now)
+        .bind(at(now))
         .execute(&self.pool)
         .await
         .map_err(store_error)?;
@@ -174,7 +174,7 @@ impl FactorStore for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(store_error)?;
-        rows.iter().map(passkey_from_row).collect::<Result<_, _>>().map_err(store_error)
+        rows.iter().map(passkey_from_row).collect()
     }
 
     async fn passkey(&self, credential_id: &str) -> StoreResult<Option<PasskeyRecord>> {
@@ -185,7 +185,7 @@ impl FactorStore for PgStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(store_error)?;
-        row.as_ref().map(passkey_from_row).transpose().map_err(store_error)
+        row.as_ref().map(passkey_from_row).transpose()
     }
 
     async fn delete_passkey(&self, subject: &str, credential_id: &str) -> StoreResult<bool> {
@@ -207,10 +207,7 @@ impl FactorStore for PgStore {
 }
 
 /// Deletes every second factor of `subject` in `tx`; how many rows went.
-pub(super) async fn delete_factors(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    subject: &str,
-) -> StoreResult<u64> {
+pub(super) async fn delete_factors(tx: &mut Transaction<'_>, subject: &str) -> StoreResult<u64> {
     let mut removed = 0;
     for statement in [
         "DELETE FROM totp_factors WHERE subject = $1",

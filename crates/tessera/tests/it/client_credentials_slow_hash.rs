@@ -2,24 +2,21 @@
 //! (issue 11), while the token endpoint stays one SHA-256 per request once a secret
 //! has verified: the process remembers, in memory only, the secret that passed.
 
-use sqlx::Row as _;
 use tessera_core::secret::SecretHash;
 
 use crate::support::{TestServer, oauth_error};
 
-/// The clients' and resources' JSON documents, as the SQLite file holds them.
+/// The clients' and resources' documents as the store keeps them (each is stored as
+/// its JSON serialization).
 async fn stored_documents(app: &TestServer) -> String {
-    let db = app.config_path.parent().unwrap().join("tessera.db");
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(&format!("sqlite://{}", db.display())).await.unwrap();
+    let store = &app.provider.store;
     let mut all = String::new();
-    for query in ["SELECT document FROM clients", "SELECT document FROM resources"] {
-        for row in sqlx::query(query).fetch_all(&pool).await.unwrap() {
-            all.push_str(&row.get::<String, _>("document"));
-            all.push('\n');
-        }
+    for (client_id, _) in store.client_sources().await.unwrap() {
+        let client = store.client(&client_id).await.unwrap().unwrap();
+        all.push_str(&serde_json::to_string(&client).unwrap());
+        all.push('\n');
     }
-    pool.close().await;
+    all.push_str(&serde_json::to_string(&store.resources().await.unwrap()).unwrap());
     all
 }
 

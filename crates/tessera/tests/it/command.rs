@@ -4,7 +4,6 @@ use std::io::Write as _;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use sqlx::Row as _;
 use tessera_core::password::verify_password;
 
 use crate::browser::{Browser, query};
@@ -131,20 +130,14 @@ fn failed(output: &Output) -> String {
     stderr
 }
 
-/// The stored row of `username`, read with plain SQL: (subject, password_hash, claims).
+/// The stored user `username`, read through the store the command wrote to:
+/// (subject, password_hash, claims).
 async fn stored_user(storage_url: &str, username: &str) -> Option<(String, String, serde_json::Value)> {
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(storage_url).await.unwrap();
-    let row = sqlx::query("SELECT subject, password_hash, claims FROM users WHERE username = $1")
-        .bind(username)
-        .fetch_optional(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
-    row.map(|row| {
-        let claims: String = row.get("claims");
-        (row.get("subject"), row.get("password_hash"), serde_json::from_str(&claims).unwrap())
-    })
+    use tessera_core::store::UserStore as _;
+    let store = tessera_store_sql::SqlStore::connect(storage_url).await.unwrap();
+    let user = store.user_by_username(username).await.unwrap();
+    store.close().await;
+    user.map(|user| (user.subject, user.password_hash, serde_json::Value::Object(user.claims)))
 }
 
 fn sqlite_url(dir: &std::path::Path) -> String {

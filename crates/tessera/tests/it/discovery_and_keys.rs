@@ -1,7 +1,6 @@
 //! Discovery (OpenID Connect Discovery 1.0, RFC 8414), the JWKS and key rotation.
 
 use serde_json::Value;
-use sqlx::Row as _;
 
 use crate::support::TestServer;
 
@@ -110,16 +109,11 @@ async fn every_configured_algorithm_signs_tokens_that_verify_with_the_jwks() {
 #[tokio::test]
 async fn private_keys_are_stored_encrypted() {
     let app = TestServer::spawn().await;
-    let db = app.config_path.parent().unwrap().join("tessera.db");
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(&format!("sqlite://{}", db.display())).await.unwrap();
-    let rows = sqlx::query("SELECT sealed, private_key FROM signing_keys").fetch_all(&pool).await.unwrap();
-    assert_eq!(rows.len(), 2, "ES256 and RS256");
-    for row in &rows {
-        assert_eq!(row.get::<i64, _>("sealed"), 1);
-        let stored: Vec<u8> = row.get("private_key");
+    let keys = app.provider.store.signing_keys().await.unwrap();
+    assert_eq!(keys.len(), 2, "ES256 and RS256");
+    for key in &keys {
+        assert!(key.sealed, "{}", key.kid);
         // A PKCS#8 key starts with a DER SEQUENCE (0x30); sealed bytes start with a random nonce.
-        assert!(stored.len() > 12 + 16);
+        assert!(key.private_key.len() > 12 + 16);
     }
-    pool.close().await;
 }

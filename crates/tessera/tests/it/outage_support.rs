@@ -165,7 +165,7 @@ impl Drop for PgCluster {
 /// What the proxy does to the next `COMMIT`, and whether it lets connections in.
 #[derive(Default)]
 struct Faults {
-    /// Forward the next `COMMIT`, then cut its connection without its answer.
+    /// Forward the next commit (see [`COMMITS`]), then cut its connection unanswered.
     cut_after_commit: AtomicBool,
     /// Close every new connection at once.
     refusing: AtomicBool,
@@ -187,8 +187,23 @@ pub struct PgProxy {
     cut: Arc<Mutex<Option<tokio::sync::oneshot::Sender<()>>>>,
 }
 
-/// A simple-protocol `COMMIT` query message: 'Q', length 11, "COMMIT\0".
-const COMMIT: &[u8] = b"Q\0\0\0\x0bCOMMIT\0";
+/// What commits a change: a simple-protocol `COMMIT` query message ('Q', length 11,
+/// "COMMIT\0"), or the text of a statement that commits on its own (autocommit), sent
+/// in the `Parse` message the first time a connection prepares it: the PostgreSQL
+/// store redeems a code and rotates a refresh token in one statement each.
+const COMMITS: [&[u8]; 3] = [b"Q\0\0\0\x0bCOMMIT\0", b"AND document @> $3", b"WITH used AS ("];
+
+/// The longest of [`COMMITS`].
+const LONGEST_COMMIT: usize = {
+    let (mut longest, mut i) = (0, 0);
+    while i < COMMITS.len() {
+        if COMMITS[i].len() > longest {
+            longest = COMMITS[i].len();
+        }
+        i += 1;
+    }
+    longest
+};
 
 impl PgProxy {
     /// Listens on a loopback port and forwards to `upstream` (`host:port`).
@@ -286,11 +301,11 @@ async fn pipe(
             };
             let chunk = &buffer[..n];
             tail.extend_from_slice(chunk);
-            let saw_commit = contains(&tail, COMMIT);
+            let saw_commit = COMMITS.iter().any(|commit| contains(&tail, commit));
             let armed_commit = saw_commit && faults.cut_after_commit.swap(false, Ordering::SeqCst);
             // Keep less than a whole message: a `COMMIT` is seen once, never again by
             // the next chunk.
-            let keep = if saw_commit { 0 } else { COMMIT.len() - 1 };
+            let keep = if saw_commit { 0 } else { LONGEST_COMMIT - 1 };
             if tail.len() > keep {
                 tail.drain(..tail.len() - keep);
             }

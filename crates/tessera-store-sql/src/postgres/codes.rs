@@ -1,0 +1,139 @@
+//! Authorization codes on PostgreSQL: each is redeemed once (RFC 6749 §4.1.2).
+
+use async_trait::async_trait;
+use sqlx::types::Json;
+use tessera_core::Timestamp;
+use tessera_core::secret::SecretHash;
+use tessera_core::store::{CodeMismatch, CodePresentation, CodeStore, Consumed, PendingGrant, StoreResult};
+
+use super::PgStore;
+use super::rows::{at, from_json, get, json, seconds_opt};
+use crate::{maybe_executed, store_error};
+
+#[async_trait]
+impl CodeStore for PgStore {
+    async fn put_code(
+        &self,
+        hash: &SecretHash,
+        grant: &PendingGrant,
+        expires_at: Timestamp,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO authorization_codes (code_hash, grant_id, document, expires_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(hash.to_base64url())
+        .bind(&grant.grant_id)
+        .bind(json(grant))
+        .bind(at(expires_at))
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn consume_code(&self, hash: &SecretHash, now: Timestamp) -> StoreResult<Consumed<PendingGrant>> {
+        let code_hash = hash.to_base64url();
+        // One statement checks and marks: racing redemptions queue on the row and
+        // only the first finds `consumed_at` still NULL (RFC 6749 §4.1.2).
+        let fresh = sqlx::query(
+            "UPDATE authorization_codes SET consumed_at = $2 \
+             WHERE code_hash = $1 AND consumed_at IS NULL AND expires_at > $2 RETURNING document",
+        )
+        .bind(&code_hash)
+        .bind(at(now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(store_error)?;
+        if let Some(row) = fresh {
+            return Ok(Consumed::Fresh(from_json(&row, "document")?));
+        }
+        let used = sqlx::query(
+            "SELECT grant_id FROM authorization_codes \
+             WHERE code_hash = $1 AND consumed_at IS NOT NULL AND expires_at > $2",
+        )
+        .bind(&code_hash)
+        .bind(at(now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(store_error)?;
+        match used {
+            Some(row) => Ok(Consumed::Replayed { grant_id: get(&row, "grant_id")? }),
+            None => Ok(Consumed::Missing),
+        }
+    }
+
+    async fn redeem_code(
+        &self,
+        hash: &SecretHash,
+        presented: &CodePresentation,
+        now: Timestamp,
+    ) -> StoreResult<Result<Consumed<PendingGrant>, CodeMismatch>> {
+        let code_hash = hash.to_base64url();
+        // The good request, in one statement: the code is marked used only if its
+        // grant holds every field the presentation must match (`@>`, built by core
+        // beside `PendingGrant::mismatch`). Racing redemptions queue on the row and
+        // only the first finds `consumed_at` still NULL.
+        let fresh = sqlx::query(
+            "UPDATE authorization_codes SET consumed_at = $2 \
+             WHERE code_hash = $1 AND consumed_at IS NULL AND expires_at > $2 AND document @> $3 \
+             RETURNING document",
+        )
+        .bind(&code_hash)
+        .bind(at(now))
+        .bind(Json(presented.fields_to_match()))
+        .fetch_optional(&self.pool)
+        .await;
+        match fresh {
+            Ok(Some(row)) => return Ok(Ok(Consumed::Fresh(from_json(&row, "document")?))),
+            Ok(None) => {}
+            Err(error) if maybe_executed(&error) => {
+                return self.settle_redemption(&code_hash, now, None, error).await;
+            }
+            Err(error) => return Err(store_error(error)),
+        }
+        // Anything else (unknown, expired, used, or a presentation that does not
+        // match, or matches only by the full check): the row is taken first, and
+        // core's check decides. A mismatch leaves the code unused.
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let row = sqlx::query(
+            "SELECT grant_id, document, consumed_at FROM authorization_codes \
+             WHERE code_hash = $1 AND expires_at > $2 FOR UPDATE",
+        )
+        .bind(&code_hash)
+        .bind(at(now))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        let Some(row) = row else { return Ok(Ok(Consumed::Missing)) };
+        if seconds_opt(&row, "consumed_at")?.is_some() {
+            return Ok(Ok(Consumed::Replayed { grant_id: get(&row, "grant_id")? }));
+        }
+        let grant: PendingGrant = from_json(&row, "document")?;
+        if let Some(mismatch) = grant.mismatch(presented) {
+            return Ok(Err(mismatch));
+        }
+        sqlx::query("UPDATE authorization_codes SET consumed_at = $2 WHERE code_hash = $1")
+            .bind(&code_hash)
+            .bind(at(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        if let Err(error) = tx.commit().await {
+            return self.settle_redemption(&code_hash, now, Some(grant), error).await;
+        }
+        Ok(Ok(Consumed::Fresh(grant)))
+    }
+
+    async fn redeemed_code(&self, hash: &SecretHash, now: Timestamp) -> StoreResult<Option<PendingGrant>> {
+        let row = sqlx::query(
+            "SELECT document FROM authorization_codes \
+             WHERE code_hash = $1 AND consumed_at IS NOT NULL AND expires_at > $2",
+        )
+        .bind(hash.to_base64url())
+        .bind(at(now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(store_error)?;
+        row.map(|row| from_json(&row, "document")).transpose()
+    }
+}
