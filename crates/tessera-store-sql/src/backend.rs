@@ -125,20 +125,3 @@ impl Backend {
 pub(crate) fn like_prefix(prefix: &str) -> String {
     format!("{}%", prefix.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"))
 }
-
-/// One poll's pace on SQLite (`PollStore::pace_poll`): the conflict's `SET` reads the
-/// old row, so `slowed` says whether this poll came sooner than the interval, and only
-/// one of racing polls finds the interval passed. Written with `$N` placeholders and
-/// turned into SQLite's `?N` ([`sqlite_placeholders`]).
-pub(crate) const PACE_POLL: &str = "INSERT INTO poll_pace (key, last_poll, poll_interval, slowed, expires_at) \
-     VALUES ($1, $2, $3, 0, $5) ON CONFLICT (key) DO UPDATE SET \
-     slowed = CASE WHEN $2 - poll_pace.last_poll < poll_pace.poll_interval THEN 1 ELSE 0 END, \
-     poll_interval = CASE WHEN $2 - poll_pace.last_poll < poll_pace.poll_interval \
-     THEN poll_pace.poll_interval + $4 ELSE poll_pace.poll_interval END, \
-     last_poll = $2, expires_at = $5 \
-     RETURNING slowed, poll_interval";
-
-/// A statement written with PostgreSQL's `$N` placeholders, for SQLite (`?N`).
-pub(crate) fn sqlite_placeholders(statement: &str) -> String {
-    (1..=9).rev().fold(statement.to_owned(), |text, n| text.replace(&format!("${n}"), &format!("?{n}")))
-}
