@@ -97,8 +97,8 @@ async fn seed(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         match args.kind {
             Kind::Codes => {
                 let grant = PendingGrant {
-                    grant_id,
-                    client_id: args.client_id.clone(),
+                    grant_id: grant_id.into(),
+                    client_id: args.client_id.as_str().into(),
                     subject: "a1b2c3".into(),
                     redirect_uri: Some(args.redirect_uri.clone()),
                     code_challenge: challenge.clone(),
@@ -117,8 +117,8 @@ async fn seed(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             }
             Kind::RefreshTokens => {
                 let record = RefreshRecord {
-                    grant_id,
-                    client_id: args.client_id.clone(),
+                    grant_id: grant_id.into(),
+                    client_id: args.client_id.as_str().into(),
                     subject: "a1b2c3".into(),
                     scopes: scopes.clone(),
                     resources: Vec::new(),

@@ -7,7 +7,7 @@ use tracing::info;
 
 use crate::catalog::OFFLINE_ACCESS;
 use crate::mfa::{Level, Needed};
-use crate::model::{Client, ClientId, GrantType};
+use crate::model::{Client, ClientId, GrantId, GrantType};
 use crate::request::Params;
 use crate::secret::SecretHash;
 use crate::store::{Flow, PendingGrant, Session};
@@ -41,7 +41,7 @@ pub enum ResponseMode {
 /// A validated authorization request, kept while the user signs in and consents.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthorizationRequest {
-    pub client_id: String,
+    pub client_id: ClientId,
     /// Where the response goes: the registered URI the request named (or the only one).
     pub redirect_uri: String,
     /// Whether `redirect_uri` was sent; then the token request must repeat it.
@@ -271,7 +271,7 @@ pub async fn validate(
             None => None,
         };
     let request = AuthorizationRequest {
-        client_id: client.client_id.to_string(),
+        client_id: client.client_id.clone(),
         redirect_uri: redirect_uri.clone(),
         redirect_uri_sent,
         response_mode,
@@ -428,7 +428,7 @@ async fn stronger_sign_in(
 ) -> Result<Option<Step>, AuthorizeError> {
     let client = provider
         .clients
-        .get(&ClientId(request.client_id.clone()), provider.clock.now())
+        .get(&request.client_id, provider.clock.now())
         .await
         .map_err(|e| request.error(provider, &e.into()))?;
     let needed = Needed::of(provider, session, &request.acr_values, client.as_deref())
@@ -455,7 +455,7 @@ async fn needs_consent(
 ) -> Result<bool, OAuthError> {
     let client = provider
         .clients
-        .get(&ClientId(request.client_id.clone()), provider.clock.now())
+        .get(&request.client_id, provider.clock.now())
         .await?
         .ok_or_else(|| OAuthError::invalid_request("unknown client"))?;
     if !client.require_consent {
@@ -473,7 +473,7 @@ async fn needs_consent(
     if client.registration.is_some() {
         return Ok(true);
     }
-    let granted = provider.store.consented_scopes(&session.subject, &request.client_id).await?;
+    let granted = provider.store.consented_scopes(&session.subject, request.client_id.as_str()).await?;
     Ok(!request.scopes.iter().all(|scope| granted.contains(scope)))
 }
 
@@ -490,13 +490,13 @@ pub async fn record_consent(
     request: &AuthorizationRequest,
 ) -> Result<(), OAuthError> {
     let store = &provider.store;
-    let mut granted = store.consented_scopes(&session.subject, &request.client_id).await?;
+    let mut granted = store.consented_scopes(&session.subject, request.client_id.as_str()).await?;
     for scope in &request.scopes {
         if !granted.contains(scope) {
             granted.push(scope.clone());
         }
     }
-    store.put_consent(&session.subject, &request.client_id, &granted).await?;
+    store.put_consent(&session.subject, request.client_id.as_str(), &granted).await?;
     info!(subject = %session.subject, client_id = %request.client_id, "consent recorded");
     Ok(())
 }
@@ -530,7 +530,7 @@ pub async fn issue_code(
 ) -> Result<ClientRedirect, OAuthError> {
     let code = provider.rng.token();
     let grant = PendingGrant {
-        grant_id: provider.rng.identifier(),
+        grant_id: GrantId(provider.rng.identifier()),
         client_id: request.client_id.clone(),
         subject: session.subject.clone(),
         redirect_uri: request.redirect_uri_sent.then(|| request.redirect_uri.clone()),

@@ -128,7 +128,7 @@ pub async fn authentication_request(
     };
     let now = provider.clock.now();
     let request = PendingAuthorization {
-        client_id: client.client_id.to_string(),
+        client_id: client.client_id.clone(),
         scopes,
         resources: params.resources().to_vec(),
         decision: Decision::Pending,

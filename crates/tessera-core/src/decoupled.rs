@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 use crate::grants::{GrantContext, GrantFacts, IN_DOUBT_WINDOW, Issue, UserGrant, first_refresh};
+use crate::model::ClientId;
 use crate::store::{Flow, FlowStore, GrantStores, Session};
 use crate::{OAuthError, Timestamp};
 
@@ -38,7 +39,7 @@ pub enum Decision {
 /// A request waiting for the user, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingAuthorization {
-    pub client_id: String,
+    pub client_id: ClientId,
     pub scopes: Vec<String>,
     pub resources: Vec<String>,
     pub decision: Decision,
@@ -142,7 +143,7 @@ pub async fn decide<F: Decoupled>(
     // An approval is a sign-in for the client: its `acr_values` and `require_mfa` hold
     // for the approving session as at `/authorize` (the page then steps it up).
     if let Decision::Approved { subject, amr, .. } = &decision {
-        let client = cx.clients.get(&crate::model::ClientId(request.client_id.clone()), now).await?;
+        let client = cx.clients.get(&request.client_id, now).await?;
         let needed = crate::mfa::needed(cx, subject, amr, &request.acr_values, client.as_deref()).await?;
         if let Some(error) = needed.error() {
             tracing::info!(subject, ?needed, "approval refused until the sign-in is stronger");
@@ -239,7 +240,7 @@ fn issue(
     sid: String,
     amr: Vec<String>,
 ) -> Result<Issue, OAuthError> {
-    let grant_id = cx.rng.identifier();
+    let grant_id = crate::model::GrantId(cx.rng.identifier());
     let audience = cx
         .catalog
         .grant_user_access(cx.client, Some(&request.scopes.join(" ")), &request.resources)?

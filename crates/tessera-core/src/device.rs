@@ -82,7 +82,7 @@ pub async fn authorize(
     let device_code = provider.rng.token();
     let user_code = unused_user_code(provider).await?;
     let request = PendingAuthorization {
-        client_id: client.client_id.to_string(),
+        client_id: client.client_id.clone(),
         scopes,
         resources: params.resources().to_vec(),
         decision: Decision::Pending,

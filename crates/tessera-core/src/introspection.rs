@@ -116,7 +116,7 @@ async fn refresh_token(
         return Ok(inactive);
     };
     let expires_at = record.idle_expires_at.map_or(record.expires_at, |idle| idle.min(record.expires_at));
-    let own = matches!(caller, Caller::Client(client_id) if client_id.as_str() == record.client_id);
+    let own = matches!(caller, Caller::Client(client_id) if *client_id == record.client_id);
     if !own || expires_at <= now {
         return Ok(inactive);
     }

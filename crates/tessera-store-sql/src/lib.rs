@@ -19,7 +19,7 @@ pub mod testing;
 use async_trait::async_trait;
 use tessera_core::Timestamp;
 use tessera_core::catalog::Resources;
-use tessera_core::model::{Client, ClientId, User};
+use tessera_core::model::{Client, ClientId, GrantId, User};
 use tessera_core::secret::SecretHash;
 use tessera_core::store::Source;
 use tessera_core::store::{
@@ -218,7 +218,7 @@ forward!(TokenStore {
     fn reference_token(&self, hash: &SecretHash, now: Timestamp) -> StoreResult<Option<TokenRecord>>;
     fn revoke_reference_token(&self, hash: &SecretHash) -> StoreResult<bool>;
     fn revoke_jti(&self, jti: &str, expires: Timestamp) -> StoreResult<()>;
-    fn is_revoked(&self, jti: &str, grant_id: Option<&str>) -> StoreResult<bool>;
+    fn is_revoked(&self, jti: &str, grant_id: Option<&GrantId>) -> StoreResult<bool>;
 });
 forward!(MaintenanceStore {
     fn purge_expired(&self, now: Timestamp, batch: u32) -> StoreResult<u64>;
@@ -247,7 +247,7 @@ forward!(RefreshStore {
     ) -> StoreResult<Consumed<()>>;
 });
 forward!(GrantStore {
-    fn revoke_grant(&self, grant_id: &str, now: Timestamp, remember_until: Timestamp) -> StoreResult<()>;
+    fn revoke_grant(&self, grant_id: &GrantId, now: Timestamp, remember_until: Timestamp) -> StoreResult<()>;
 });
 forward!(SessionStore {
     fn put_session(&self, hash: &SecretHash, session: &Session) -> StoreResult<()>;

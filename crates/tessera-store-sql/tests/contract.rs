@@ -142,7 +142,7 @@ async fn sqlite_stores_sharing_a_file_consume_once() {
             let (consumed, first) = racer.await.unwrap();
             match consumed {
                 Consumed::Fresh(_) => fresh += 1,
-                Consumed::Replayed { grant_id } => assert_eq!(grant_id, "g-two"),
+                Consumed::Replayed { grant_id } => assert_eq!(grant_id, "g-two".into()),
                 Consumed::Missing => panic!("a racing redemption saw Missing"),
             }
             remembered += usize::from(first);
@@ -277,7 +277,7 @@ async fn refresh_families_survive_the_family_start_migration(url: &str, backend:
     assert_eq!(store.refresh_token(&b1).await.unwrap(), Consumed::Fresh(record("g-old-b")));
     let rotated = store.rotate_refresh_token(&b1, &b2, &record("g-old-b"), 200).await.unwrap();
     assert_eq!(rotated, Consumed::Fresh(()));
-    store.revoke_grant("g-old-b", 300, 300).await.unwrap();
+    store.revoke_grant(&"g-old-b".into(), 300, 300).await.unwrap();
     while store.purge_expired(5_000, 100).await.unwrap() > 0 {}
     assert_eq!(store.refresh_token(&b2).await.unwrap(), replayed("g-old-b"), "remembered past the purge");
     assert_eq!(store.refresh_token(&SecretHash::of("old-a1")).await.unwrap(), replayed("g-old-a"));
@@ -454,7 +454,7 @@ async fn postgres_native_types_migration_keeps_live_rows() {
     let reference = store.reference_token(&SecretHash::of("ref-1"), now).await.unwrap().unwrap();
     assert_eq!((reference.scope, reference.expires_at), (vec!["api.read".to_owned()], 10_000));
     assert!(store.is_revoked("jti-revoked", None).await.unwrap());
-    assert!(store.is_revoked("other", Some("g-gone")).await.unwrap());
+    assert!(store.is_revoked("other", Some(&"g-gone".into())).await.unwrap());
     assert_eq!(store.consume_code(&SecretHash::of("code-1"), now).await.unwrap(), Consumed::Fresh(grant));
     assert_eq!(store.refresh_token(&SecretHash::of("rt-1")).await.unwrap(), Consumed::Fresh(refresh.clone()));
     let successor = RefreshRecord { issued_at: now, ..refresh };

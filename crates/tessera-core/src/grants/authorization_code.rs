@@ -5,7 +5,7 @@ use tracing::{info, warn};
 
 use super::refresh_token::{IN_DOUBT_WINDOW, InDoubtRotations};
 use super::{GrantContext, GrantFacts, GrantHandler, Issue, UserGrant, first_refresh};
-use crate::model::GrantType;
+use crate::model::{GrantId, GrantType};
 use crate::request::Params;
 use crate::secret::{Secret, SecretHash};
 use crate::store::{CodeMismatch, CodePresentation, Consumed, PendingGrant};
@@ -39,7 +39,7 @@ impl GrantHandler for AuthorizationCode {
         // The binding is checked inside the store's redemption: a request that does not
         // match (RFC 6749 §4.1.3, RFC 7636 §4.6, RFC 9449 §10) leaves the code unused.
         let presented = CodePresentation {
-            client_id: cx.client.client_id.to_string(),
+            client_id: cx.client.client_id.clone(),
             redirect_uri: params.get("redirect_uri").map(str::to_owned),
             code_verifier: Secret::new(verifier),
             dpop_jkt: cx.dpop_jkt.map(str::to_owned),
@@ -127,14 +127,14 @@ impl AuthorizationCode {
         cx: &GrantContext<'_>,
         code_hash: &SecretHash,
         presented: &CodePresentation,
-        grant_id: &str,
+        grant_id: &GrantId,
     ) -> Result<Option<PendingGrant>, OAuthError> {
         let store = cx.store.as_ref();
         if !self.in_doubt.is_noted(store, code_hash, cx.now).await {
             return Ok(None);
         }
         let Some(grant) = store.redeemed_code(code_hash, cx.now).await? else { return Ok(None) };
-        if grant.grant_id != grant_id || grant.mismatch(presented).is_some() {
+        if grant.grant_id != *grant_id || grant.mismatch(presented).is_some() {
             return Ok(None);
         }
         let claim = format!("code-in-doubt-claimed:{}", code_hash.to_base64url());

@@ -23,7 +23,7 @@ pub use token_exchange::TokenExchange;
 use std::sync::Arc;
 
 use crate::catalog::Catalog;
-use crate::model::{Client, GrantType};
+use crate::model::{Client, GrantId, GrantType};
 use crate::random::Rng;
 use crate::request::Params;
 use crate::settings::TokenSettings;
@@ -71,7 +71,7 @@ pub trait IssuedTokens: Send + Sync {
 ///
 /// # Errors
 /// When the store fails.
-pub(crate) async fn revoke_grant(cx: &GrantContext<'_>, grant_id: &str) -> Result<(), OAuthError> {
+pub(crate) async fn revoke_grant(cx: &GrantContext<'_>, grant_id: &GrantId) -> Result<(), OAuthError> {
     revoke_grant_in(cx.store.as_ref(), cx.tokens, grant_id, cx.now).await
 }
 
@@ -82,7 +82,7 @@ pub(crate) async fn revoke_grant(cx: &GrantContext<'_>, grant_id: &str) -> Resul
 pub(crate) async fn revoke_grant_in(
     store: &dyn crate::store::GrantStore,
     tokens: &TokenSettings,
-    grant_id: &str,
+    grant_id: &GrantId,
     now: Timestamp,
 ) -> Result<(), OAuthError> {
     let remember_until = now + tokens.longest_access_token_lifetime;
@@ -105,14 +105,14 @@ pub struct Issue {
     pub issued_token_type: Option<&'static str>,
     /// The grant a token made by exchange joins (its subject token's), so revoking
     /// that grant revokes it too (RFC 9700 §4.14.2); `None` elsewhere.
-    pub derived_grant: Option<String>,
+    pub derived_grant: Option<GrantId>,
 }
 
 /// A grant by a signed-in user: what ties its tokens together.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserGrant {
     /// Every token of the grant is recorded under it, so reuse can revoke them all.
-    pub grant_id: String,
+    pub grant_id: GrantId,
     pub auth_time: Timestamp,
     pub sid: String,
     pub nonce: Option<String>,
@@ -182,7 +182,7 @@ impl GrantRegistry {
 
 /// The facts a user grant's first refresh token records.
 pub(crate) struct GrantFacts<'a> {
-    pub grant_id: &'a str,
+    pub grant_id: &'a GrantId,
     pub subject: &'a str,
     pub scopes: &'a [String],
     pub resources: &'a [String],
@@ -204,8 +204,8 @@ pub(crate) fn first_refresh(cx: &GrantContext<'_>, facts: &GrantFacts<'_>) -> Re
     let idle_expires_at =
         sliding.then(|| (cx.now + cx.client.sliding_refresh_token_lifetime).min(expires_at));
     RefreshPlan::Start(Box::new(crate::store::RefreshRecord {
-        grant_id: facts.grant_id.to_owned(),
-        client_id: cx.client.client_id.to_string(),
+        grant_id: facts.grant_id.clone(),
+        client_id: cx.client.client_id.clone(),
         subject: facts.subject.to_owned(),
         scopes: facts.scopes.to_vec(),
         resources: facts.resources.to_vec(),

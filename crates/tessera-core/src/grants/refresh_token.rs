@@ -11,7 +11,7 @@ use super::{GrantContext, GrantHandler, Issue, RefreshPlan, UserGrant};
 use crate::OAuthError;
 use crate::Timestamp;
 use crate::catalog::parse_scope;
-use crate::model::GrantType;
+use crate::model::{GrantId, GrantType};
 use crate::request::Params;
 use crate::secret::{Secret, SecretHash, constant_time_eq};
 use crate::settings::RefreshExpiration;
@@ -175,12 +175,12 @@ impl RefreshToken {
         cx: &GrantContext<'_>,
         params: &Params,
         presented: &SecretHash,
-        grant_id: &str,
+        grant_id: &GrantId,
     ) -> Result<Issue, OAuthError> {
         if self.in_doubt.is_noted(cx.store.as_ref(), presented, cx.now).await {
             let next = self.successor(params.require("refresh_token")?);
             if let Consumed::Fresh(successor) = cx.store.refresh_token(&SecretHash::of(next.expose())).await?
-                && successor.grant_id == grant_id
+                && successor.grant_id == *grant_id
                 && successor.client_id == cx.client.client_id.as_str()
                 && cx.now - successor.issued_at <= IN_DOUBT_WINDOW
             {
@@ -266,7 +266,7 @@ impl InDoubtRotations {
 }
 
 /// A used refresh token came back: someone holds a stolen copy. Revoke the family.
-async fn reuse_detected(cx: &GrantContext<'_>, grant_id: &str) -> OAuthError {
+async fn reuse_detected(cx: &GrantContext<'_>, grant_id: &GrantId) -> OAuthError {
     warn!(client_id = %cx.client.client_id, "refresh token reused: revoking its grant");
     if let Err(error) = super::revoke_grant(cx, grant_id).await {
         return error;

@@ -109,7 +109,8 @@ impl Bench {
 
     /// Whether a token of `grant_id` would now be refused as revoked.
     pub async fn grant_is_revoked(&self, grant_id: &str) -> bool {
-        crate::store::TokenStore::is_revoked(self.store.as_ref(), &format!("{grant_id}.jti"), Some(grant_id))
+        let grant = crate::model::GrantId::from(grant_id);
+        crate::store::TokenStore::is_revoked(self.store.as_ref(), &format!("{grant_id}.jti"), Some(&grant))
             .await
             .unwrap()
     }

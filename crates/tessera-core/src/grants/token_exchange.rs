@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::{GrantContext, GrantHandler, Issue};
 use crate::OAuthError;
 use crate::catalog::parse_scope;
-use crate::model::{GrantType, TokenExchangePolicy};
+use crate::model::{GrantId, GrantType, TokenExchangePolicy};
 use crate::request::Params;
 use crate::tokens::access_token;
 
@@ -24,7 +24,7 @@ pub struct TokenExchange;
 struct Party {
     subject: String,
     /// The grant the token belongs to, if it was issued for a user's grant.
-    grant_id: Option<String>,
+    grant_id: Option<GrantId>,
     /// Its own `act`, for chains of delegation.
     act: Option<Value>,
 }
@@ -133,7 +133,7 @@ async fn party(
             }
             Ok(Party {
                 subject: resolved.subject,
-                grant_id: access_token::grant_of(&resolved.jti).map(str::to_owned),
+                grant_id: access_token::grant_of(&resolved.jti),
                 act: resolved.act,
             })
         }
@@ -150,10 +150,10 @@ async fn party(
             // be tied to a grant, and so could not be revoked with it.
             let jti = claims.jti.as_deref().ok_or_else(invalid)?;
             let grant_id = access_token::grant_of(jti);
-            if cx.store.is_revoked(jti, grant_id).await? {
+            if cx.store.is_revoked(jti, grant_id.as_ref()).await? {
                 return Err(invalid());
             }
-            Ok(Party { subject: claims.sub, grant_id: grant_id.map(str::to_owned), act: None })
+            Ok(Party { subject: claims.sub, grant_id, act: None })
         }
         _ => Err(OAuthError::invalid_request(format!("unsupported {name}_token_type"))),
     }
@@ -293,11 +293,7 @@ mod tests {
         assert_eq!(issue.audience, ["api2"]);
         assert_eq!(issue.scopes, ["api2.read"]);
         assert_eq!(issue.act, Some(json!({ "sub": "gateway" })));
-        assert_eq!(
-            issue.derived_grant.as_deref(),
-            Some("grant-1"),
-            "revoking the user's grant revokes it too"
-        );
+        assert_eq!(issue.derived_grant, Some("grant-1".into()), "revoking the user's grant revokes it too");
         assert_eq!(issue.issued_token_type, Some(ACCESS_TOKEN_TYPE));
     }
 
@@ -395,8 +391,8 @@ mod tests {
             ErrorCode::InvalidRequest
         );
         let issue = bench.run(&TokenExchange, &client, &with("alice-id"), None).await.unwrap();
-        assert_eq!(issue.derived_grant.as_deref(), Some("grant-1"));
-        bench.store.revoke_grant("grant-1", bench.now(), bench.now() + 300).await.unwrap();
+        assert_eq!(issue.derived_grant, Some("grant-1".into()));
+        bench.store.revoke_grant(&"grant-1".into(), bench.now(), bench.now() + 300).await.unwrap();
         assert_eq!(
             refused(bench.run(&TokenExchange, &client, &with("alice-id"), None).await),
             ErrorCode::InvalidRequest

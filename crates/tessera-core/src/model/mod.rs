@@ -3,6 +3,7 @@
 mod certificate;
 mod client;
 mod client_registration;
+mod grant;
 mod grant_type;
 mod resource;
 mod user;
@@ -14,6 +15,7 @@ pub use client::{
 pub use client_registration::{
     ClientRegistration, FieldError, REMOVED_GRANT_TYPES, redirect_uri, scope_defined,
 };
+pub use grant::GrantId;
 pub use grant_type::GrantType;
 pub use resource::{ApiResource, ApiScope, IdentityResource};
 pub use user::User;

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Consumed, StoreResult};
 use crate::Timestamp;
+use crate::model::{ClientId, GrantId};
 use crate::secret::SecretHash;
 
 /// What an authorization code stands for (RFC 6749 §4.1.2), bound to its client,
@@ -12,9 +13,9 @@ use crate::secret::SecretHash;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingGrant {
     /// Every token issued from this code carries it: revoking it revokes them all.
-    pub grant_id: String,
+    pub grant_id: GrantId,
     /// The client the code was issued to (RFC 6749 §4.1.3).
-    pub client_id: String,
+    pub client_id: ClientId,
     /// The user who authorized.
     pub subject: String,
     /// The `redirect_uri` sent to `/authorize`, if one was (RFC 6749 §4.1.3).
@@ -77,7 +78,7 @@ pub trait CodeStore: Send + Sync {
 #[derive(Debug, Clone)]
 pub struct CodePresentation {
     /// The authenticated client.
-    pub client_id: String,
+    pub client_id: ClientId,
     /// The request's `redirect_uri`, if it sent one.
     pub redirect_uri: Option<String>,
     /// The PKCE `code_verifier` (RFC 7636 §4.5).

@@ -224,7 +224,7 @@ pub async fn revoked_jtis_are_remembered(store: &dyn Store) {
     store.revoke_jti("j-revoked", 500).await.unwrap();
     store.revoke_jti("j-revoked", 500).await.unwrap();
     assert!(store.is_revoked("j-revoked", None).await.unwrap());
-    assert!(store.is_revoked("j-revoked", Some("g-unrelated")).await.unwrap());
+    assert!(store.is_revoked("j-revoked", Some(&"g-unrelated".into())).await.unwrap());
 }
 
 /// Purging deletes expired rows only, at most `batch` of each kind per call.
@@ -279,7 +279,7 @@ async fn count_fresh<T>(outcomes: Vec<tokio::task::JoinHandle<Consumed<T>>>) -> 
     for outcome in outcomes {
         match outcome.await.unwrap() {
             Consumed::Fresh(_) => fresh += 1,
-            Consumed::Replayed { grant_id } => replayed.push(grant_id),
+            Consumed::Replayed { grant_id } => replayed.push(grant_id.0),
             Consumed::Missing => panic!("a racing caller saw Missing"),
         }
     }
@@ -443,12 +443,12 @@ pub async fn a_revoked_family_is_remembered_until_its_refresh_tokens_expire(stor
         store.rotate_refresh_token(&first, &second, &refresh("g-remember", 200), 200).await.unwrap();
     assert_eq!(rotated, Consumed::Fresh(()), "the refused rotation used nothing up");
 
-    store.revoke_grant("g-remember", 300, 300).await.unwrap();
+    store.revoke_grant(&"g-remember".into(), 300, 300).await.unwrap();
     store
         .put_refresh_token(&third, &RefreshRecord { expires_at: 20_000, ..refresh("g-remember-late", 300) })
         .await
         .unwrap();
-    store.revoke_grant("g-remember-late", 300, 300).await.unwrap();
+    store.revoke_grant(&"g-remember-late".into(), 300, 300).await.unwrap();
     let late = SecretHash::of("rt-m-late");
     let late_record = RefreshRecord { expires_at: 30_000, ..refresh("g-remember-late", 400) };
     store.put_refresh_token(&late, &late_record).await.unwrap();
@@ -473,14 +473,20 @@ pub async fn revoking_a_grant_revokes_its_access_tokens_and_codes_only(store: &d
     let (code, other_code) = (SecretHash::of("code-g1"), SecretHash::of("code-g2"));
     store.put_code(&code, &pending_grant("g-access"), 2_000).await.unwrap();
     store.put_code(&other_code, &pending_grant("g-access-other"), 2_000).await.unwrap();
-    assert!(!store.is_revoked("at-g1-a", Some("g-access")).await.unwrap());
+    assert!(!store.is_revoked("at-g1-a", Some(&"g-access".into())).await.unwrap());
 
-    store.revoke_grant("g-access", 500, 4_100).await.unwrap();
-    store.revoke_grant("g-access", 600, 4_200).await.unwrap();
+    store.revoke_grant(&"g-access".into(), 500, 4_100).await.unwrap();
+    store.revoke_grant(&"g-access".into(), 600, 4_200).await.unwrap();
 
-    assert!(store.is_revoked("at-g1-a", Some("g-access")).await.unwrap());
-    assert!(store.is_revoked("at-g1-late", Some("g-access")).await.unwrap(), "minted after the revocation");
-    assert!(!store.is_revoked("at-g2-a", Some("g-access-other")).await.unwrap(), "another grant's token");
+    assert!(store.is_revoked("at-g1-a", Some(&"g-access".into())).await.unwrap());
+    assert!(
+        store.is_revoked("at-g1-late", Some(&"g-access".into())).await.unwrap(),
+        "minted after the revocation"
+    );
+    assert!(
+        !store.is_revoked("at-g2-a", Some(&"g-access-other".into())).await.unwrap(),
+        "another grant's token"
+    );
     assert!(!store.is_revoked("at-g1-a", None).await.unwrap(), "only by its grant");
     assert!(!matches!(store.consume_code(&code, 700).await.unwrap(), Consumed::Fresh(_)));
     assert_eq!(
@@ -495,13 +501,15 @@ pub async fn racing_revocations_of_a_grant_all_succeed(store: Arc<dyn Store>) {
     let calls: Vec<_> = (0..40)
         .map(|i| {
             let store = store.clone();
-            tokio::spawn(async move { store.revoke_grant("g-race-revoke", 200 + i, 4_000).await.unwrap() })
+            tokio::spawn(
+                async move { store.revoke_grant(&"g-race-revoke".into(), 200 + i, 4_000).await.unwrap() },
+            )
         })
         .collect();
     for call in calls {
         call.await.unwrap();
     }
-    assert!(store.is_revoked("at-race-revoke", Some("g-race-revoke")).await.unwrap());
+    assert!(store.is_revoked("at-race-revoke", Some(&"g-race-revoke".into())).await.unwrap());
     let revoked = store.refresh_token(&SecretHash::of("rt-race-revoke")).await.unwrap();
     assert_eq!(revoked, Consumed::Replayed { grant_id: "g-race-revoke".into() });
 }
@@ -662,8 +670,8 @@ pub async fn purge_removes_expired_sign_in_rows(store: &dyn Store) {
     store.record_failure("purge-fail-old", 19_000, 1_000).await.unwrap();
     store.record_failure("purge-fail-live", 19_000, 71_000).await.unwrap();
     // A revoked grant is remembered as long as its access tokens may live.
-    store.revoke_grant("g-purge-at-old", 1_000, 20_000).await.unwrap();
-    store.revoke_grant("g-purge-at-live", 1_000, 90_000).await.unwrap();
+    store.revoke_grant(&"g-purge-at-old".into(), 1_000, 20_000).await.unwrap();
+    store.revoke_grant(&"g-purge-at-live".into(), 1_000, 90_000).await.unwrap();
 
     let mut total = 0;
     loop {
@@ -685,8 +693,11 @@ pub async fn purge_removes_expired_sign_in_rows(store: &dyn Store) {
     assert!(store.request("purge-req-live", 0).await.unwrap().is_some());
     assert_eq!(store.failures("purge-fail-old", 0).await.unwrap(), 0);
     assert_eq!(store.failures("purge-fail-live", 0).await.unwrap(), 1);
-    assert!(!store.is_revoked("at", Some("g-purge-at-old")).await.unwrap(), "its tokens have expired");
-    assert!(store.is_revoked("at", Some("g-purge-at-live")).await.unwrap());
+    assert!(
+        !store.is_revoked("at", Some(&"g-purge-at-old".into())).await.unwrap(),
+        "its tokens have expired"
+    );
+    assert!(store.is_revoked("at", Some(&"g-purge-at-live".into())).await.unwrap());
 }
 
 /// `put_clients_from` records the source and replaces it; `put_clients` inserts
@@ -770,14 +781,14 @@ pub async fn removing_a_client_revokes_its_grants_and_consents_only(store: &dyn 
         store.refresh_token(&rt_gone).await.unwrap(),
         Consumed::Replayed { grant_id: "g-rm-client".into() }
     );
-    assert!(store.is_revoked("g-rm-client.at", Some("g-rm-client")).await.unwrap());
+    assert!(store.is_revoked("g-rm-client.at", Some(&"g-rm-client".into())).await.unwrap());
     assert_eq!(
         store.consume_code(&code, 160).await.unwrap(),
         Consumed::Replayed { grant_id: "g-rm-client-code".into() }
     );
     assert!(store.consented_scopes("rm-user", "rm-client").await.unwrap().is_empty());
     assert_eq!(store.refresh_token(&rt_kept).await.unwrap(), Consumed::Fresh(record("g-rm-kept", "rm-kept")));
-    assert!(!store.is_revoked("g-rm-kept.at", Some("g-rm-kept")).await.unwrap());
+    assert!(!store.is_revoked("g-rm-kept.at", Some(&"g-rm-kept".into())).await.unwrap());
     assert_eq!(store.consented_scopes("rm-user", "rm-kept").await.unwrap(), vec!["openid".to_owned()]);
     assert!(!store.remove_client(&gone, 170).await.unwrap(), "already gone");
 }
@@ -841,7 +852,7 @@ pub async fn removing_a_user_revokes_its_grants_sessions_and_consents_only(store
         store.refresh_token(&rt_gone).await.unwrap(),
         Consumed::Replayed { grant_id: "g-rm-gone".into() }
     );
-    assert!(store.is_revoked("g-rm-gone.at", Some("g-rm-gone")).await.unwrap());
+    assert!(store.is_revoked("g-rm-gone.at", Some(&"g-rm-gone".into())).await.unwrap());
     assert_eq!(
         store.consume_code(&code, 160).await.unwrap(),
         Consumed::Replayed { grant_id: "g-rm-gone-code".into() }
@@ -960,7 +971,7 @@ pub async fn racing_wrong_presentations_do_not_burn_the_code(store: Arc<dyn Stor
         match outcome.await.unwrap() {
             (20, outcome) => assert_eq!(outcome, Ok(Consumed::Fresh(pending_grant("g-code-racing-wrongly")))),
             (_, Err(mismatch)) => assert_eq!(mismatch, CodeMismatch::CodeVerifier),
-            (_, Ok(Consumed::Replayed { grant_id })) => assert_eq!(grant_id, "g-code-racing-wrongly"),
+            (_, Ok(Consumed::Replayed { grant_id })) => assert_eq!(grant_id, "g-code-racing-wrongly".into()),
             (i, other) => panic!("wrong redemption {i} saw {other:?}"),
         }
     }

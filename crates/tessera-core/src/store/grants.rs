@@ -4,6 +4,7 @@ use async_trait::async_trait;
 
 use super::StoreResult;
 use crate::Timestamp;
+use crate::model::GrantId;
 
 /// Grants: the family of everything issued from one authorization.
 #[async_trait]
@@ -15,7 +16,7 @@ pub trait GrantStore: Send + Sync {
     /// later. Other grants of the same user or client are untouched.
     async fn revoke_grant(
         &self,
-        grant_id: &str,
+        grant_id: &GrantId,
         now: Timestamp,
         remember_until: Timestamp,
     ) -> StoreResult<()>;

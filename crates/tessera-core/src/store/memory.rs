@@ -17,7 +17,7 @@ use super::{
 use super::{FactorStore, Paced, PasskeyRecord, PollStore, TotpFactor};
 use crate::Timestamp;
 use crate::catalog::Resources;
-use crate::model::{Client, ClientId, User};
+use crate::model::{Client, ClientId, GrantId, User};
 use crate::secret::SecretHash;
 
 #[derive(Default)]
@@ -33,7 +33,7 @@ struct State {
     refresh_tokens: HashMap<SecretHash, StoredRefresh>,
     /// Access token `jti` -> (grant, expiry).
     /// Revoked grant -> when its last known artefact expires.
-    revoked_grants: HashMap<String, Timestamp>,
+    revoked_grants: HashMap<GrantId, Timestamp>,
     sessions: HashMap<SecretHash, Session>,
     requests: HashMap<String, (serde_json::Value, Timestamp)>,
     consents: HashMap<(String, String), Vec<String>>,
@@ -68,15 +68,15 @@ impl State {
     /// Revokes every grant whose stored refresh tokens or codes `belongs` holds for
     /// (its client id and subject), as `revoke_grant` does.
     fn revoke_grants_of(&mut self, belongs: impl Fn(&str, &str) -> bool) {
-        let mut until: HashMap<String, Timestamp> = HashMap::new();
+        let mut until: HashMap<GrantId, Timestamp> = HashMap::new();
         for token in self.refresh_tokens.values() {
-            if belongs(&token.record.client_id, &token.record.subject) {
+            if belongs(token.record.client_id.as_str(), &token.record.subject) {
                 let entry = until.entry(token.record.grant_id.clone()).or_insert(token.record.expires_at);
                 *entry = (*entry).max(token.record.expires_at);
             }
         }
         for code in self.codes.values_mut() {
-            if belongs(&code.grant.client_id, &code.grant.subject) {
+            if belongs(code.grant.client_id.as_str(), &code.grant.subject) {
                 code.consumed = true;
                 let entry = until.entry(code.grant.grant_id.clone()).or_insert(code.expires_at);
                 *entry = (*entry).max(code.expires_at);
@@ -276,7 +276,7 @@ impl TokenStore for MemoryStore {
         self.state().revoked_jtis.insert(jti.to_owned(), expires);
         Ok(())
     }
-    async fn is_revoked(&self, jti: &str, grant_id: Option<&str>) -> StoreResult<bool> {
+    async fn is_revoked(&self, jti: &str, grant_id: Option<&GrantId>) -> StoreResult<bool> {
         let state = self.state();
         let grant_revoked = grant_id.is_some_and(|grant_id| state.revoked_grants.contains_key(grant_id));
         Ok(grant_revoked || state.revoked_jtis.contains_key(jti))
@@ -457,7 +457,7 @@ impl RefreshStore for MemoryStore {
 impl GrantStore for MemoryStore {
     async fn revoke_grant(
         &self,
-        grant_id: &str,
+        grant_id: &GrantId,
         now: Timestamp,
         remember_until: Timestamp,
     ) -> StoreResult<()> {
@@ -465,14 +465,14 @@ impl GrantStore for MemoryStore {
         let State { codes, refresh_tokens, revoked_grants, .. } = &mut *state;
         let mut until = now.max(remember_until);
         // The grant's entry refuses every refresh token of the family while it lasts.
-        for token in refresh_tokens.values().filter(|t| t.record.grant_id == grant_id) {
+        for token in refresh_tokens.values().filter(|t| t.record.grant_id == *grant_id) {
             until = until.max(token.record.expires_at);
         }
-        for code in codes.values_mut().filter(|code| code.grant.grant_id == grant_id) {
+        for code in codes.values_mut().filter(|code| code.grant.grant_id == *grant_id) {
             code.consumed = true;
             until = until.max(code.expires_at);
         }
-        let remembered = revoked_grants.entry(grant_id.to_owned()).or_insert(until);
+        let remembered = revoked_grants.entry(grant_id.clone()).or_insert(until);
         *remembered = (*remembered).max(until);
         Ok(())
     }

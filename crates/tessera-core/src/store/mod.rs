@@ -125,7 +125,7 @@ pub enum Consumed<T> {
     Fresh(T),
     /// Already used: the grant it belongs to must be revoked (RFC 6749 §4.1.2,
     /// RFC 9700 §4.14.2).
-    Replayed { grant_id: String },
+    Replayed { grant_id: crate::model::GrantId },
     /// Unknown, expired or revoked.
     Missing,
 }

@@ -5,15 +5,16 @@ use serde::{Deserialize, Serialize};
 
 use super::{Consumed, StoreResult};
 use crate::Timestamp;
+use crate::model::{ClientId, GrantId};
 use crate::secret::SecretHash;
 
 /// What a refresh token stands for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefreshRecord {
     /// The family: every token descended from one authorization.
-    pub grant_id: String,
+    pub grant_id: GrantId,
     /// The client it was issued to.
-    pub client_id: String,
+    pub client_id: ClientId,
     /// The user.
     pub subject: String,
     /// The scopes of the original grant: a refresh may narrow, never widen.

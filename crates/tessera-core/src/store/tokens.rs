@@ -4,13 +4,14 @@ use async_trait::async_trait;
 
 use super::StoreResult;
 use crate::Timestamp;
+use crate::model::{ClientId, GrantId};
 use crate::secret::SecretHash;
 
 /// What a reference (opaque) access token stands for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRecord {
     pub jti: String,
-    pub client_id: String,
+    pub client_id: ClientId,
     pub subject: String,
     pub scope: Vec<String>,
     pub audience: Vec<String>,
@@ -32,7 +33,7 @@ pub trait TokenStore: Send + Sync {
     /// Whether the token `jti` was revoked by itself, or its grant `grant_id` was
     /// (`GrantStore::revoke_grant`). One read, judged when the token is presented, so
     /// a token minted while its grant is being revoked cannot slip through.
-    async fn is_revoked(&self, jti: &str, grant_id: Option<&str>) -> StoreResult<bool>;
+    async fn is_revoked(&self, jti: &str, grant_id: Option<&GrantId>) -> StoreResult<bool>;
 }
 
 /// Remembers single-use values (assertion and DPoP `jti`s) until they expire.

@@ -90,7 +90,7 @@ pub async fn mint(
 ) -> Result<IssuedAccessToken, OAuthError> {
     let lifetime = client.access_token_lifetime.unwrap_or(provider.settings.tokens.access_token_lifetime);
     let format = client.access_token_format.unwrap_or(provider.settings.tokens.access_token_format);
-    let grant_id = issue.user.as_ref().map(|user| user.grant_id.as_str()).or(issue.derived_grant.as_deref());
+    let grant_id = issue.user.as_ref().map(|user| &user.grant_id).or(issue.derived_grant.as_ref());
     let jti = new_jti(provider, grant_id);
     let scope = (!issue.scopes.is_empty()).then(|| issue.scopes.join(" "));
     // With identity scopes only, the token is for the userinfo endpoint (RFC 9068 §3).
@@ -128,7 +128,7 @@ pub async fn mint(
             let value = provider.rng.token();
             let record = TokenRecord {
                 jti: jti.clone(),
-                client_id: client.client_id.to_string(),
+                client_id: client.client_id.clone(),
                 subject: issue.subject.clone(),
                 scope: issue.scopes.clone(),
                 audience,
@@ -146,7 +146,7 @@ pub async fn mint(
 /// it, `{grant}.{random}`, so revoking the grant (a reused code or refresh token,
 /// RFC 6749 §4.1.2, RFC 9700 §4.14.2) revokes the token without a stored row per
 /// token: `is_revoked` judges it by its grant when it is presented.
-pub(crate) fn new_jti(provider: &Provider, grant_id: Option<&str>) -> String {
+pub(crate) fn new_jti(provider: &Provider, grant_id: Option<&crate::model::GrantId>) -> String {
     let random = provider.rng.identifier();
     match grant_id {
         Some(grant_id) => format!("{grant_id}.{random}"),
@@ -175,8 +175,8 @@ async fn parties_exist(
     Ok(true)
 }
 
-pub(crate) fn grant_of(jti: &str) -> Option<&str> {
-    jti.split_once('.').map(|(grant_id, _)| grant_id)
+pub(crate) fn grant_of(jti: &str) -> Option<crate::model::GrantId> {
+    jti.split_once('.').map(|(grant_id, _)| crate::model::GrantId::from(grant_id))
 }
 
 /// An access token Tessera issued, whichever its format, as found at introspection
@@ -202,7 +202,7 @@ impl ResolvedToken {
     fn from_record(record: TokenRecord, hash: SecretHash) -> Self {
         Self {
             jti: record.jti,
-            client_id: record.client_id,
+            client_id: record.client_id.0,
             subject: record.subject,
             scope: record.scope,
             audience: record.audience,
@@ -228,8 +228,8 @@ pub async fn resolve(
     if token.bytes().filter(|&b| b == b'.').count() != 2 {
         let hash = SecretHash::of(token);
         let Some(record) = provider.store.reference_token(&hash, now).await? else { return Ok(None) };
-        if provider.store.is_revoked(&record.jti, grant_of(&record.jti)).await?
-            || !parties_exist(provider, &record.client_id, &record.subject, &record.jti).await?
+        if provider.store.is_revoked(&record.jti, grant_of(&record.jti).as_ref()).await?
+            || !parties_exist(provider, record.client_id.as_str(), &record.subject, &record.jti).await?
         {
             return Ok(None);
         }
@@ -242,7 +242,7 @@ pub async fn resolve(
     if claims.iss != provider.settings.issuer || claims.exp <= now {
         return Ok(None);
     }
-    if provider.store.is_revoked(&claims.jti, grant_of(&claims.jti)).await?
+    if provider.store.is_revoked(&claims.jti, grant_of(&claims.jti).as_ref()).await?
         || !parties_exist(provider, &claims.client_id, &claims.sub, &claims.jti).await?
     {
         return Ok(None);

@@ -41,7 +41,7 @@ pub struct Authentication<'a> {
     pub nonce: Option<&'a str>,
     pub sid: &'a str,
     /// The grant the token is issued under.
-    pub grant_id: &'a str,
+    pub grant_id: &'a crate::model::GrantId,
     /// How the user authenticated (RFC 8176); empty: a password (grants from before
     /// second factors existed).
     pub amr: &'a [String],

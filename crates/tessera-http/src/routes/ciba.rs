@@ -43,8 +43,9 @@ pub(super) async fn approvals_page(State(app): State<AppState>, headers: HeaderM
     };
     let mut requests = Vec::new();
     for (id, request) in pending {
-        let client_name =
-            client_display_name(&app, &request.client_id).await.unwrap_or_else(|| request.client_id.clone());
+        let client_name = client_display_name(&app, &request.client_id)
+            .await
+            .unwrap_or_else(|| request.client_id.to_string());
         let scopes: Vec<&str> = request.scopes.iter().map(|scope| app.catalog.display_name(scope)).collect();
         requests.push(PendingApproval {
             id,

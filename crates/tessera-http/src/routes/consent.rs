@@ -25,11 +25,10 @@ pub(super) async fn consent_page(
     let Ok(Some(session)) = sign_in::session(&app, app.read_cookie(&headers, SESSION_COOKIE)).await else {
         return see_other(&format!("{}?interaction={id}", app.link("/login")), Vec::new());
     };
-    let client =
-        app.clients.get(&tessera_core::model::ClientId(request.client_id.clone()), app.clock.now()).await;
+    let client = app.clients.get(&request.client_id, app.clock.now()).await;
     let client = client.ok().flatten();
     let client_name =
-        client.as_ref().map_or_else(|| request.client_id.clone(), |client| client.client_name.clone());
+        client.as_ref().map_or_else(|| request.client_id.to_string(), |client| client.client_name.clone());
     let host_of = |url: &str| url::Url::parse(url).ok().and_then(|url| url.host_str().map(str::to_owned));
     let unvetted = client
         .filter(|client| client.from_metadata_document || client.registration.is_some())

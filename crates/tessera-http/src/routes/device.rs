@@ -94,7 +94,7 @@ async fn review(
         Err(error) => return untrusted(app, &error),
     };
     let client_name =
-        client_display_name(app, &request.client_id).await.unwrap_or_else(|| request.client_id.clone());
+        client_display_name(app, &request.client_id).await.unwrap_or_else(|| request.client_id.to_string());
     let scopes = request.scopes.iter().map(|scope| app.catalog.display_name(scope).to_owned()).collect();
     let csrf = app.csrf(headers);
     let page = DevicePage {

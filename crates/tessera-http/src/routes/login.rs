@@ -187,8 +187,8 @@ fn render(
     )
 }
 
-pub(super) async fn client_display_name(app: &App, client_id: &str) -> Option<String> {
-    let client = app.clients.get(&ClientId(client_id.to_owned()), app.clock.now()).await.ok()??;
+pub(super) async fn client_display_name(app: &App, client_id: &ClientId) -> Option<String> {
+    let client = app.clients.get(client_id, app.clock.now()).await.ok()??;
     Some(client.client_name.clone())
 }
 

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use sqlx::types::Json;
 use tessera_core::Timestamp;
+use tessera_core::model::GrantId;
 use tessera_core::secret::SecretHash;
 use tessera_core::store::{CodeMismatch, CodePresentation, CodeStore, Consumed, PendingGrant, StoreResult};
 
@@ -22,7 +23,7 @@ impl CodeStore for PgStore {
             "INSERT INTO authorization_codes (code_hash, grant_id, document, expires_at) VALUES ($1, $2, $3, $4)",
         )
         .bind(hash.to_base64url())
-        .bind(&grant.grant_id)
+        .bind(grant.grant_id.as_str())
         .bind(json(grant))
         .bind(at(expires_at))
         .execute(&self.pool)
@@ -57,7 +58,7 @@ impl CodeStore for PgStore {
         .await
         .map_err(store_error)?;
         match used {
-            Some(row) => Ok(Consumed::Replayed { grant_id: get(&row, "grant_id")? }),
+            Some(row) => Ok(Consumed::Replayed { grant_id: GrantId(get(&row, "grant_id")?) }),
             None => Ok(Consumed::Missing),
         }
     }
@@ -106,7 +107,7 @@ impl CodeStore for PgStore {
         .map_err(store_error)?;
         let Some(row) = row else { return Ok(Ok(Consumed::Missing)) };
         if seconds_opt(&row, "consumed_at")?.is_some() {
-            return Ok(Ok(Consumed::Replayed { grant_id: get(&row, "grant_id")? }));
+            return Ok(Ok(Consumed::Replayed { grant_id: GrantId(get(&row, "grant_id")?) }));
         }
         let grant: PendingGrant = from_json(&row, "document")?;
         if let Some(mismatch) = grant.mismatch(presented) {

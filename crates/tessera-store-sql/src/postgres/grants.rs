@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use tessera_core::Timestamp;
+use tessera_core::model::GrantId;
 use tessera_core::store::{GrantStore, StoreResult};
 
 use super::rows::at;
@@ -13,7 +14,7 @@ use crate::store_error;
 impl GrantStore for PgStore {
     async fn revoke_grant(
         &self,
-        grant_id: &str,
+        grant_id: &GrantId,
         now: Timestamp,
         remember_until: Timestamp,
     ) -> StoreResult<()> {
@@ -32,7 +33,7 @@ impl GrantStore for PgStore {
              ON CONFLICT (grant_id) DO UPDATE SET expires_at = excluded.expires_at \
              WHERE revoked_grants.expires_at < excluded.expires_at",
         )
-        .bind(grant_id)
+        .bind(grant_id.as_str())
         .bind(at(now))
         .bind(at(remember_until))
         .execute(&mut *tx)
@@ -42,7 +43,7 @@ impl GrantStore for PgStore {
         sqlx::query(
             "UPDATE authorization_codes SET consumed_at = $2 WHERE grant_id = $1 AND consumed_at IS NULL",
         )
-        .bind(grant_id)
+        .bind(grant_id.as_str())
         .bind(at(now))
         .execute(&mut *tx)
         .await
@@ -55,9 +56,9 @@ impl GrantStore for PgStore {
 /// Holds a transaction-scoped advisory lock on `grant_id` until `tx` ends: orders the
 /// revocation of a grant with the storing of its first refresh token, which under
 /// READ COMMITTED could otherwise each miss the other's uncommitted row.
-pub(super) async fn lock_grant(tx: &mut Transaction<'_>, grant_id: &str) -> StoreResult<()> {
+pub(super) async fn lock_grant(tx: &mut Transaction<'_>, grant_id: &GrantId) -> StoreResult<()> {
     sqlx::query("SELECT 1 FROM pg_advisory_xact_lock(hashtextextended($1, 0))")
-        .bind(grant_id)
+        .bind(grant_id.as_str())
         .execute(&mut **tx)
         .await
         .map_err(store_error)?;

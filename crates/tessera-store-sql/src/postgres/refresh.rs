@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use sqlx::postgres::PgRow;
 use tessera_core::Timestamp;
+use tessera_core::model::GrantId;
 use tessera_core::secret::SecretHash;
 use tessera_core::store::{
     Consumed, RefreshRecord, RefreshStore, SUCCESSOR_OUTSIDE_FAMILY, StoreError, StoreResult,
@@ -36,7 +37,7 @@ const ROTATE: &str = "WITH used AS ( \
 
 /// A refresh token row read with [`REFRESH_STATE`].
 struct RefreshState {
-    grant_id: String,
+    grant_id: GrantId,
     /// Used, or its grant revoked.
     spent: bool,
     row: PgRow,
@@ -46,7 +47,7 @@ impl RefreshState {
     fn from_row(row: PgRow) -> StoreResult<Self> {
         let used = seconds_opt(&row, "used_at")?.is_some();
         let revoked_grant: Option<String> = get(&row, "revoked_grant")?;
-        Ok(Self { grant_id: get(&row, "grant_id")?, spent: used || revoked_grant.is_some(), row })
+        Ok(Self { grant_id: GrantId(get(&row, "grant_id")?), spent: used || revoked_grant.is_some(), row })
     }
 }
 
@@ -63,7 +64,7 @@ impl RefreshStore for PgStore {
              VALUES ($1, $2, $3, $4, $5, true)",
         )
         .bind(hash.to_base64url())
-        .bind(&record.grant_id)
+        .bind(record.grant_id.as_str())
         .bind(json(record))
         .bind(at(record.expires_at))
         .bind(record.idle_expires_at.map(at))
@@ -74,7 +75,7 @@ impl RefreshStore for PgStore {
         // replayed while the first redemption was issuing): remember the revocation
         // for as long as this token lives.
         sqlx::query("UPDATE revoked_grants SET expires_at = $2 WHERE grant_id = $1 AND expires_at < $2")
-            .bind(&record.grant_id)
+            .bind(record.grant_id.as_str())
             .bind(at(record.expires_at))
             .execute(&mut *tx)
             .await
@@ -107,7 +108,7 @@ impl RefreshStore for PgStore {
             .bind(&old_hash)
             .bind(at(now))
             .bind(new.to_base64url())
-            .bind(&successor.grant_id)
+            .bind(successor.grant_id.as_str())
             .bind(json(successor))
             .bind(at(successor.expires_at))
             .bind(successor.idle_expires_at.map(at))

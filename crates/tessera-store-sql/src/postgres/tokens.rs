@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use tessera_core::Timestamp;
+use tessera_core::model::{ClientId, GrantId};
 use tessera_core::secret::SecretHash;
 use tessera_core::store::{ReplayStore, StoreResult, TokenRecord, TokenStore};
 
@@ -38,7 +39,7 @@ impl TokenStore for PgStore {
         )
         .bind(hash.to_base64url())
         .bind(&record.jti)
-        .bind(&record.client_id)
+        .bind(record.client_id.as_str())
         .bind(&record.subject)
         .bind(json(&record.scope))
         .bind(json(&record.audience))
@@ -63,7 +64,7 @@ impl TokenStore for PgStore {
         let Some(row) = row else { return Ok(None) };
         Ok(Some(TokenRecord {
             jti: get(&row, "jti")?,
-            client_id: get(&row, "client_id")?,
+            client_id: ClientId(get(&row, "client_id")?),
             subject: get(&row, "subject")?,
             scope: from_json(&row, "scope")?,
             audience: from_json(&row, "audience")?,
@@ -93,13 +94,13 @@ impl TokenStore for PgStore {
         Ok(())
     }
 
-    async fn is_revoked(&self, jti: &str, grant_id: Option<&str>) -> StoreResult<bool> {
+    async fn is_revoked(&self, jti: &str, grant_id: Option<&GrantId>) -> StoreResult<bool> {
         let row = sqlx::query(
             "SELECT 1 AS found FROM revoked_jtis WHERE jti = $1 UNION ALL \
              SELECT 1 FROM revoked_grants WHERE grant_id = $2 LIMIT 1",
         )
         .bind(jti)
-        .bind(grant_id)
+        .bind(grant_id.map(GrantId::as_str))
         .fetch_optional(&self.pool)
         .await
         .map_err(store_error)?;

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension as _, params};
 use tessera_core::Timestamp;
+use tessera_core::model::GrantId;
 use tessera_core::secret::SecretHash;
 use tessera_core::store::{CodeStore, Consumed, PendingGrant, StoreResult};
 
@@ -17,7 +18,7 @@ impl CodeStore for SqliteStore {
         expires_at: Timestamp,
     ) -> StoreResult<()> {
         let document = to_json(grant)?;
-        let (hash, grant_id) = (hash.to_base64url(), grant.grant_id.clone());
+        let (hash, grant_id) = (hash.to_base64url(), grant.grant_id.0.clone());
         self.write(move |c| {
             c.prepare_cached(
                 "INSERT INTO authorization_codes (code_hash, grant_id, document, expires_at) \
@@ -54,7 +55,8 @@ impl CodeStore for SqliteStore {
                     )?
                     .query_row(params![code_hash, now], |row| row.get(0))
                     .optional()?;
-                Ok(used.map_or(Consumed::Missing, |grant_id| Consumed::Replayed { grant_id }))
+                Ok(used
+                    .map_or(Consumed::Missing, |grant_id| Consumed::Replayed { grant_id: GrantId(grant_id) }))
             })
             .await?;
         Ok(match outcome {
@@ -86,7 +88,7 @@ impl CodeStore for SqliteStore {
         })?;
         let Some((grant_id, document, used)) = row else { return Ok(Ok(Consumed::Missing)) };
         if used {
-            return Ok(Ok(Consumed::Replayed { grant_id }));
+            return Ok(Ok(Consumed::Replayed { grant_id: GrantId(grant_id) }));
         }
         let grant: PendingGrant = from_json(&document)?;
         if let Some(mismatch) = grant.mismatch(presented) {
@@ -102,7 +104,11 @@ impl CodeStore for SqliteStore {
             })
             .await?;
         // Not marked: a racing redemption came first (or the code expired meanwhile).
-        Ok(Ok(if marked == 1 { Consumed::Fresh(grant) } else { Consumed::Replayed { grant_id } }))
+        Ok(Ok(if marked == 1 {
+            Consumed::Fresh(grant)
+        } else {
+            Consumed::Replayed { grant_id: GrantId(grant_id) }
+        }))
     }
 
     async fn redeemed_code(&self, hash: &SecretHash, now: Timestamp) -> StoreResult<Option<PendingGrant>> {

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use rusqlite::{Connection, params};
 use tessera_core::Timestamp;
+use tessera_core::model::GrantId;
 use tessera_core::store::{GrantStore, StoreResult};
 
 use super::SqliteStore;
@@ -41,11 +42,11 @@ pub(super) fn revoke_grants_where(
 impl GrantStore for SqliteStore {
     async fn revoke_grant(
         &self,
-        grant_id: &str,
+        grant_id: &GrantId,
         now: Timestamp,
         remember_until: Timestamp,
     ) -> StoreResult<()> {
-        let grant_id = grant_id.to_owned();
+        let grant_id = grant_id.0.clone();
         self.write(move |tx| {
             // RFC 9700 §4.14.2: the whole family, and nothing of other grants. The row
             // refuses every refresh token of the grant, so it is kept as long as its

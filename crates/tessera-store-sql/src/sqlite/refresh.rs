@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension as _, params};
 use tessera_core::Timestamp;
+use tessera_core::model::GrantId;
 use tessera_core::secret::SecretHash;
 use tessera_core::store::{
     Consumed, RefreshRecord, RefreshStore, SUCCESSOR_OUTSIDE_FAMILY, StoreError, StoreResult,
@@ -66,7 +67,7 @@ fn insert_refresh_token(
         )?
         .execute(params![
             token_hash,
-            record.grant_id,
+            record.grant_id.as_str(),
             document,
             record.expires_at,
             record.idle_expires_at,
@@ -87,7 +88,7 @@ impl RefreshStore for SqliteStore {
             c.prepare_cached(
                 "UPDATE revoked_grants SET expires_at = ?2 WHERE grant_id = ?1 AND expires_at < ?2",
             )?
-            .execute(params![record.grant_id, record.expires_at])?;
+            .execute(params![record.grant_id.as_str(), record.expires_at])?;
             Ok(())
         })
         .await
@@ -98,7 +99,7 @@ impl RefreshStore for SqliteStore {
             return Ok(Consumed::Missing);
         };
         if state.spent {
-            return Ok(Consumed::Replayed { grant_id: state.grant_id });
+            return Ok(Consumed::Replayed { grant_id: GrantId(state.grant_id) });
         }
         Ok(Consumed::Fresh(from_json(&state.document)?))
     }
@@ -132,7 +133,7 @@ impl RefreshStore for SqliteStore {
                 // Nothing was changed.
                 return Ok(Rotation::Refused(RefreshState::read(c, &old_hash)?));
             };
-            if grant_id != successor.grant_id || successor.expires_at > expires_at {
+            if grant_id != successor.grant_id.0 || successor.expires_at > expires_at {
                 // An error rolls the use of `old` back (to this write's savepoint).
                 return Err(WriteError::Store(StoreError::new(SUCCESSOR_OUTSIDE_FAMILY)));
             }
@@ -143,7 +144,7 @@ impl RefreshStore for SqliteStore {
         match rotation {
             Rotation::Rotated => Ok(Consumed::Fresh(())),
             Rotation::Refused(Some(state)) if state.spent => {
-                Ok(Consumed::Replayed { grant_id: state.grant_id })
+                Ok(Consumed::Replayed { grant_id: GrantId(state.grant_id) })
             }
             Rotation::Refused(_) => Ok(Consumed::Missing),
         }

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension as _, params};
 use tessera_core::Timestamp;
+use tessera_core::model::{ClientId, GrantId};
 use tessera_core::secret::SecretHash;
 use tessera_core::store::{ReplayStore, StoreResult, TokenRecord, TokenStore};
 
@@ -21,7 +22,7 @@ impl TokenStore for SqliteStore {
             .execute(params![
                 hash,
                 record.jti,
-                record.client_id,
+                record.client_id.as_str(),
                 record.subject,
                 scope,
                 audience,
@@ -57,7 +58,7 @@ impl TokenStore for SqliteStore {
         };
         Ok(Some(TokenRecord {
             jti,
-            client_id,
+            client_id: ClientId(client_id),
             subject,
             scope: from_json(&scope)?,
             audience: from_json(&audience)?,
@@ -88,13 +89,13 @@ impl TokenStore for SqliteStore {
         .await
     }
 
-    async fn is_revoked(&self, jti: &str, grant_id: Option<&str>) -> StoreResult<bool> {
+    async fn is_revoked(&self, jti: &str, grant_id: Option<&GrantId>) -> StoreResult<bool> {
         self.read(|c| {
             c.prepare_cached(
                 "SELECT 1 AS found FROM revoked_jtis WHERE jti = ?1 UNION ALL \
                  SELECT 1 FROM revoked_grants WHERE grant_id = ?2 LIMIT 1",
             )?
-            .exists(params![jti, grant_id])
+            .exists(params![jti, grant_id.map(GrantId::as_str)])
         })
     }
 }
