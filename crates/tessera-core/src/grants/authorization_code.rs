@@ -11,6 +11,26 @@ use crate::secret::{Secret, SecretHash};
 use crate::store::{CodeMismatch, CodePresentation, Consumed, PendingGrant};
 use crate::{ErrorCode, OAuthError, pkce};
 
+/// RFC 6749 §4.1.3 and RFC 7636 §4.5: the token request, parsed before the code is
+/// looked up; a malformed one touches nothing.
+struct CodeRequest<'p> {
+    code: &'p str,
+    verifier: &'p str,
+    /// Sent when the authorization request carried one; then it must be the same.
+    redirect_uri: Option<&'p str>,
+}
+
+impl<'p> CodeRequest<'p> {
+    fn parse(params: &'p Params) -> Result<Self, OAuthError> {
+        let code = params.require("code")?;
+        let verifier = params.require("code_verifier")?;
+        if !pkce::is_well_formed(verifier) {
+            return Err(OAuthError::invalid_request("code_verifier must be 43-128 unreserved characters"));
+        }
+        Ok(Self { code, verifier, redirect_uri: params.get("redirect_uri") })
+    }
+}
+
 /// Redeems a code for tokens.
 pub struct AuthorizationCode {
     /// Redemptions answered `temporarily_unavailable` whose commit was in doubt.
@@ -30,17 +50,13 @@ impl GrantHandler for AuthorizationCode {
     }
 
     async fn handle(&self, cx: &GrantContext<'_>, params: &Params) -> Result<Issue, OAuthError> {
-        let code = params.require("code")?;
-        let verifier = params.require("code_verifier")?;
-        if !pkce::is_well_formed(verifier) {
-            return Err(OAuthError::invalid_request("code_verifier must be 43-128 unreserved characters"));
-        }
+        let CodeRequest { code, verifier, redirect_uri } = CodeRequest::parse(params)?;
         let store = cx.store;
         // The binding is checked inside the store's redemption: a request that does not
         // match (RFC 6749 §4.1.3, RFC 7636 §4.6, RFC 9449 §10) leaves the code unused.
         let presented = CodePresentation {
             client_id: cx.client.client_id.clone(),
-            redirect_uri: params.get("redirect_uri").map(str::to_owned),
+            redirect_uri: redirect_uri.map(str::to_owned),
             code_verifier: Secret::new(verifier),
             dpop_jkt: cx.dpop_jkt.map(str::to_owned),
         };

@@ -53,17 +53,18 @@ impl GrantHandler for RefreshToken {
     }
 
     async fn handle(&self, cx: &GrantContext<'_>, params: &Params) -> Result<Issue, OAuthError> {
-        let presented_value = params.require("refresh_token")?;
+        let request = RefreshRequest::parse(params)?;
+        let presented_value = request.refresh_token;
         let presented = SecretHash::of(presented_value);
         let store = cx.store;
         let record = match store.refresh_token(&presented).await? {
             Consumed::Fresh(record) => record,
-            Consumed::Replayed { grant_id } => return self.replayed(cx, params, &presented, &grant_id).await,
+            Consumed::Replayed { grant_id } => return self.replayed(cx, &request, &presented, &grant_id).await,
             Consumed::Missing => {
                 return Err(OAuthError::invalid_grant("unknown, expired or revoked refresh token"));
             }
         };
-        let (scopes, audience) = check_use(cx, params, &record)?;
+        let (scopes, audience) = check_use(cx, &request, &record)?;
         if !cx.client.refresh_token_rotation {
             // FAPI 2.0 §5.3.2.1: a confidential client may keep its refresh token; it
             // stays valid until it expires or its grant is revoked (config forbids this
@@ -82,7 +83,7 @@ impl GrantHandler for RefreshToken {
         {
             Ok(Consumed::Fresh(())) => {}
             Ok(Consumed::Replayed { grant_id }) => {
-                return self.replayed(cx, params, &presented, &grant_id).await;
+                return self.replayed(cx, &request, &presented, &grant_id).await;
             }
             Ok(Consumed::Missing) => {
                 return Err(OAuthError::invalid_grant("unknown, expired or revoked refresh token"));
@@ -101,11 +102,28 @@ impl GrantHandler for RefreshToken {
     }
 }
 
+/// RFC 6749 §6: the refresh request, parsed before the token is looked up.
+struct RefreshRequest<'p> {
+    refresh_token: &'p str,
+    /// The narrower scope asked for, if any (its words; whether they were granted is
+    /// the token's to say).
+    scope: Option<Vec<String>>,
+}
+
+impl<'p> RefreshRequest<'p> {
+    fn parse(params: &'p Params) -> Result<Self, OAuthError> {
+        Ok(Self {
+            refresh_token: params.require("refresh_token")?,
+            scope: params.get("scope").map(parse_scope).transpose()?,
+        })
+    }
+}
+
 /// Checks a refresh token's use by this request, before anything changes (a wrong
 /// client, key or scope uses nothing up); returns the scopes and audience to issue.
 fn check_use(
     cx: &GrantContext<'_>,
-    params: &Params,
+    request: &RefreshRequest<'_>,
     record: &RefreshRecord,
 ) -> Result<(Vec<String>, Vec<String>), OAuthError> {
     if record.client_id != cx.client.client_id.as_str() {
@@ -126,14 +144,13 @@ fn check_use(
     {
         return Err(OAuthError::invalid_grant("the refresh token is bound to another client certificate"));
     }
-    let scopes = match params.get("scope") {
+    let scopes = match &request.scope {
         // RFC 6749 §6: the scope may narrow, never widen.
-        Some(text) => {
-            let requested = parse_scope(text)?;
+        Some(requested) => {
             if let Some(extra) = requested.iter().find(|s| !record.scopes.contains(s)) {
                 return Err(OAuthError::invalid_scope(format!("scope `{extra}` was not granted")));
             }
-            requested
+            requested.clone()
         }
         None => record.scopes.clone(),
     };
@@ -173,18 +190,18 @@ impl RefreshToken {
     async fn replayed(
         &self,
         cx: &GrantContext<'_>,
-        params: &Params,
+        request: &RefreshRequest<'_>,
         presented: &SecretHash,
         grant_id: &GrantId,
     ) -> Result<Issue, OAuthError> {
         if self.in_doubt.is_noted(cx.store.as_ref(), presented, cx.now).await {
-            let next = self.successor(params.require("refresh_token")?);
+            let next = self.successor(request.refresh_token);
             if let Consumed::Fresh(successor) = cx.store.refresh_token(&SecretHash::of(next.expose())).await?
                 && successor.grant_id == *grant_id
                 && successor.client_id == cx.client.client_id.as_str()
                 && cx.now - successor.issued_at <= IN_DOUBT_WINDOW
             {
-                let (scopes, audience) = check_use(cx, params, &successor)?;
+                let (scopes, audience) = check_use(cx, request, &successor)?;
                 info!(client_id = %cx.client.client_id, "retry of an in-doubt refresh rotation: answered from its successor");
                 return Ok(issue(successor, scopes, audience, next));
             }
@@ -406,6 +423,17 @@ mod tests {
             panic!("the successor is live")
         };
         assert_eq!(successor.idle_expires_at, Some(bench.now() + 600));
+    }
+
+    #[tokio::test]
+    async fn a_malformed_scope_is_refused_before_the_token_is_touched() {
+        let bench = bench_with_token("rt-1").await;
+        let grant = grant();
+        let malformed = [("refresh_token", "rt-1"), ("scope", "openid \"quoted\"")];
+        let result = bench.run(&grant, &web_client("web"), &malformed, None).await;
+        assert_eq!(refused(result), ErrorCode::InvalidScope);
+        let issue = bench.run(&grant, &web_client("web"), &[("refresh_token", "rt-1")], None).await;
+        assert!(issue.is_ok(), "the token was not used up");
     }
 
     #[tokio::test]

@@ -41,40 +41,25 @@ impl GrantHandler for TokenExchange {
             .token_exchange
             .as_ref()
             .ok_or_else(|| OAuthError::unauthorized_client("the client has no token exchange policy"))?;
-        if let Some(requested) = params.get("requested_token_type")
-            && requested != ACCESS_TOKEN_TYPE
-            && requested != JWT_TYPE
-        {
-            return Err(OAuthError::invalid_request("only access tokens are issued by token exchange"));
-        }
-        let subject =
-            party(cx, params.require("subject_token")?, params.require("subject_token_type")?, Role::Subject)
-                .await?;
-        let act = match (params.get("actor_token"), params.get("actor_token_type")) {
-            (Some(token), Some(token_type)) => {
-                let actor = party(cx, token, token_type, Role::Actor).await?;
+        let request = ExchangeRequest::parse(params)?;
+        let subject = party(cx, request.subject.token, request.subject.token_type, Role::Subject).await?;
+        let act = match request.actor {
+            Some(presented) => {
+                let actor = party(cx, presented.token, presented.token_type, Role::Actor).await?;
                 Some(delegate(policy, &actor.subject, subject.act.clone())?)
-            }
-            (Some(_), None) => {
-                return Err(OAuthError::invalid_request("actor_token_type is required with actor_token"));
-            }
-            (None, Some(_)) => {
-                return Err(OAuthError::invalid_request("actor_token_type without actor_token"));
             }
             // Without an actor token, the calling client acts (delegation), or becomes
             // the user where the policy allows only impersonation.
-            (None, None) if policy.delegation => {
-                Some(delegate(policy, cx.client.client_id.as_str(), subject.act.clone())?)
-            }
-            (None, None) if policy.impersonation => None,
-            (None, None) => {
+            None if policy.delegation => Some(delegate(policy, cx.client.client_id.as_str(), subject.act.clone())?),
+            None if policy.impersonation => None,
+            None => {
                 return Err(OAuthError::unauthorized_client(
                     "the policy allows neither delegation nor impersonation",
                 ));
             }
         };
-        let targets = targets(policy, params)?;
-        let (scopes, audience) = scopes_and_audience(cx, &targets, params.get("scope"))?;
+        let targets = targets(policy, request.targets)?;
+        let (scopes, audience) = scopes_and_audience(cx, &targets, request.scope)?;
         Ok(Issue {
             subject: subject.subject,
             scopes,
@@ -86,6 +71,49 @@ impl GrantHandler for TokenExchange {
             // reused refresh token, RFC 9700 §4.14.2) revokes what was exchanged from it.
             derived_grant: subject.grant_id,
         })
+    }
+}
+
+/// RFC 8693 §2.1: the exchange request, parsed before any token is read.
+struct ExchangeRequest<'p> {
+    subject: PresentedToken<'p>,
+    actor: Option<PresentedToken<'p>>,
+    /// `audience` and `resource` (RFC 8707): the APIs the new token is for.
+    targets: Vec<String>,
+    scope: Option<&'p str>,
+}
+
+/// A token the request presents, with the type it claims (RFC 8693 §3).
+struct PresentedToken<'p> {
+    token: &'p str,
+    token_type: &'p str,
+}
+
+impl<'p> ExchangeRequest<'p> {
+    fn parse(params: &'p Params) -> Result<Self, OAuthError> {
+        if let Some(requested) = params.get("requested_token_type")
+            && requested != ACCESS_TOKEN_TYPE
+            && requested != JWT_TYPE
+        {
+            return Err(OAuthError::invalid_request("only access tokens are issued by token exchange"));
+        }
+        let subject = PresentedToken {
+            token: params.require("subject_token")?,
+            token_type: params.require("subject_token_type")?,
+        };
+        let actor = match (params.get("actor_token"), params.get("actor_token_type")) {
+            (Some(token), Some(token_type)) => Some(PresentedToken { token, token_type }),
+            (Some(_), None) => {
+                return Err(OAuthError::invalid_request("actor_token_type is required with actor_token"));
+            }
+            (None, Some(_)) => {
+                return Err(OAuthError::invalid_request("actor_token_type without actor_token"));
+            }
+            (None, None) => None,
+        };
+        let mut targets: Vec<String> = params.get("audience").into_iter().map(str::to_owned).collect();
+        targets.extend(params.resources().iter().cloned());
+        Ok(Self { subject, actor, targets, scope: params.get("scope") })
     }
 }
 
@@ -180,9 +208,7 @@ fn delegate(policy: &TokenExchangePolicy, actor: &str, prior: Option<Value>) -> 
 
 /// The APIs the new token is for: `audience` and `resource`, each in the policy;
 /// the policy's audiences when neither is given.
-fn targets(policy: &TokenExchangePolicy, params: &Params) -> Result<Vec<String>, OAuthError> {
-    let mut targets: Vec<String> = params.get("audience").into_iter().map(str::to_owned).collect();
-    targets.extend(params.resources().iter().cloned());
+fn targets(policy: &TokenExchangePolicy, targets: Vec<String>) -> Result<Vec<String>, OAuthError> {
     if targets.is_empty() {
         return Ok(policy.audiences.clone());
     }
