@@ -43,21 +43,5 @@ impl TestSchema {
 /// an earlier Tessera left it, to test what a later migration does to its rows.
 #[must_use]
 pub fn migrator_until(backend: crate::Backend, last_version: i64) -> sqlx::migrate::Migrator {
-    use sqlx::migrate::{Migration, MigrationType, Migrator};
-    Migrator::with_migrations(
-        backend
-            .migrations()
-            .into_iter()
-            .filter(|(version, _, _)| *version <= last_version)
-            .map(|(version, description, sql)| {
-                Migration::new(
-                    version,
-                    description.into(),
-                    MigrationType::Simple,
-                    sqlx::SqlSafeStr::into_sql_str(sql),
-                    false,
-                )
-            })
-            .collect(),
-    )
+    backend.migrator_until(last_version)
 }

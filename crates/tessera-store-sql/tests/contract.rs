@@ -41,38 +41,14 @@ enum Backend {
     Postgres,
 }
 
-/// The sqlx migrator with the first `count` migrations of `backend`: a store as an
+/// The sqlx migrator with the migrations of `backend` up to `last_version`: a store as an
 /// earlier Tessera left it.
-fn earlier_migrations(backend: Backend, count: usize) -> sqlx::migrate::Migrator {
-    use sqlx::migrate::{Migration, MigrationType, Migrator};
-    let files = match backend {
-        Backend::Sqlite => [
-            include_str!("../migrations/sqlite/0001_initial.sql"),
-            include_str!("../migrations/sqlite/0002_sign_in.sql"),
-            include_str!("../migrations/sqlite/0003_grant_carrying_jti.sql"),
-        ],
-        Backend::Postgres => [
-            include_str!("../migrations/postgres/0001_initial.sql"),
-            include_str!("../migrations/postgres/0002_sign_in.sql"),
-            include_str!("../migrations/postgres/0003_grant_carrying_jti.sql"),
-        ],
+fn earlier_migrations(backend: Backend, last_version: i64) -> sqlx::migrate::Migrator {
+    let backend = match backend {
+        Backend::Sqlite => tessera_store_sql::Backend::Sqlite,
+        Backend::Postgres => tessera_store_sql::Backend::Postgres,
     };
-    let descriptions = ["initial", "sign_in", "grant_carrying_jti"];
-    Migrator::with_migrations(
-        (1..)
-            .zip(descriptions.into_iter().zip(files))
-            .take(count)
-            .map(|(version, (description, sql))| {
-                Migration::new(
-                    version,
-                    description.into(),
-                    MigrationType::Simple,
-                    sqlx::SqlSafeStr::into_sql_str(sql),
-                    false,
-                )
-            })
-            .collect(),
-    )
+    tessera_store_sql::testing::migrator_until(backend, last_version)
 }
 
 /// A file made by the sqlx migrator (Tessera before the inline SQLite store) opens

@@ -59,7 +59,9 @@ impl GrantHandler for RefreshToken {
         let store = cx.store;
         let record = match store.refresh_token(&presented).await? {
             Consumed::Fresh(record) => record,
-            Consumed::Replayed { grant_id } => return self.replayed(cx, &request, &presented, &grant_id).await,
+            Consumed::Replayed { grant_id } => {
+                return self.replayed(cx, &request, &presented, &grant_id).await;
+            }
             Consumed::Missing => {
                 return Err(OAuthError::invalid_grant("unknown, expired or revoked refresh token"));
             }

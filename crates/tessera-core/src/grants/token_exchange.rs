@@ -50,7 +50,9 @@ impl GrantHandler for TokenExchange {
             }
             // Without an actor token, the calling client acts (delegation), or becomes
             // the user where the policy allows only impersonation.
-            None if policy.delegation => Some(delegate(policy, cx.client.client_id.as_str(), subject.act.clone())?),
+            None if policy.delegation => {
+                Some(delegate(policy, cx.client.client_id.as_str(), subject.act.clone())?)
+            }
             None if policy.impersonation => None,
             None => {
                 return Err(OAuthError::unauthorized_client(
