@@ -94,7 +94,8 @@ impl SeededStream {
             if self.buffered.is_empty() {
                 let mut input = self.seed.to_le_bytes().to_vec();
                 input.extend_from_slice(&self.block.to_le_bytes());
-                self.buffered = crate::secret::sha256(&input).to_vec();
+                self.buffered =
+                    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &input).as_ref().to_vec();
                 self.buffered.reverse();
                 self.block += 1;
             }
