@@ -1,11 +1,13 @@
 //! Tessera's store on SQL: an embedded SQLite file (the default) or a PostgreSQL
 //! database shared by many instances, chosen by the URL scheme. Each backend
-//! implements every `tessera-core` store trait with the same schema and statements:
+//! implements every `tessera-core` store trait in its own schema and SQL, one file per
+//! concern named as core's `store/` (the contract tests hold them to one meaning):
 //!
 //! - SQLite through `rusqlite`: reads inline on the calling task on a few read
 //!   connections (a statement on a local file takes microseconds, less than handing
 //!   it to another thread and back), writes group-committed by one writer task;
-//! - PostgreSQL through a sqlx pool.
+//!   text JSON, integer seconds;
+//! - PostgreSQL through a sqlx `PgPool`: `JSONB`, `TIMESTAMPTZ`, `BOOLEAN`.
 //!
 //! Single-use values are consumed in one statement (`INSERT … ON CONFLICT`,
 //! `UPDATE`/`DELETE … RETURNING`) or one transaction that first takes the row it
