@@ -165,7 +165,7 @@ impl Drop for PgCluster {
 /// What the proxy does to the next `COMMIT`, and whether it lets connections in.
 #[derive(Default)]
 struct Faults {
-    /// Forward the next commit (see [`COMMITS`]), then cut its connection unanswered.
+    /// Forward the next commit (see [`ClientMessages`]), then cut its connection unanswered.
     cut_after_commit: AtomicBool,
     /// Close every new connection at once.
     refusing: AtomicBool,
@@ -187,23 +187,77 @@ pub struct PgProxy {
     cut: Arc<Mutex<Option<tokio::sync::oneshot::Sender<()>>>>,
 }
 
-/// What commits a change: a simple-protocol `COMMIT` query message ('Q', length 11,
-/// "COMMIT\0"), or the text of a statement that commits on its own (autocommit), sent
-/// in the `Parse` message the first time a connection prepares it: the PostgreSQL
-/// store redeems a code and rotates a refresh token in one statement each.
-const COMMITS: [&[u8]; 3] = [b"Q\0\0\0\x0bCOMMIT\0", b"AND document @> $3", b"WITH used AS ("];
+/// Statements that commit on their own (autocommit), known by a piece of their text:
+/// the PostgreSQL store redeems a good code and rotates a good refresh token in one
+/// statement each.
+const SELF_COMMITTING: [&str; 2] = ["AND document @> $3", "WITH used AS ("];
 
-/// The longest of [`COMMITS`].
-const LONGEST_COMMIT: usize = {
-    let (mut longest, mut i) = (0, 0);
-    while i < COMMITS.len() {
-        if COMMITS[i].len() > longest {
-            longest = COMMITS[i].len();
+/// The client's side of the PostgreSQL protocol, read message by message, to find the
+/// one that commits: a simple-protocol `COMMIT`, or the `Execute` of a prepared
+/// statement whose text is [`SELF_COMMITTING`]. (sqlx prepares a statement in its own
+/// round trip, `Parse`, and runs it later by name, `Bind` then `Execute`.)
+#[derive(Default)]
+struct ClientMessages {
+    unread: Vec<u8>,
+    /// Past the startup message, which has no type byte.
+    started: bool,
+    /// Prepared statement name -> whether it commits on its own.
+    statements: std::collections::HashMap<Vec<u8>, bool>,
+    /// Whether the statement bound last commits on its own.
+    bound_commits: bool,
+}
+
+impl ClientMessages {
+    /// Takes the next bytes from the client; whether a message among them commits.
+    fn commits_in(&mut self, chunk: &[u8]) -> bool {
+        self.unread.extend_from_slice(chunk);
+        let mut commits = false;
+        loop {
+            if !self.started {
+                let Some(length) = self.length_at(0) else { break };
+                if self.unread.len() < length {
+                    break;
+                }
+                // SSLRequest and GSSENCRequest come before the real startup message.
+                let code =
+                    u32::from_be_bytes([self.unread[4], self.unread[5], self.unread[6], self.unread[7]]);
+                self.started = !matches!(code, 80_877_103 | 80_877_104);
+                self.unread.drain(..length);
+                continue;
+            }
+            let Some(length) = self.length_at(1) else { break };
+            if self.unread.len() < 1 + length {
+                break;
+            }
+            let kind = self.unread[0];
+            let body: Vec<u8> = self.unread[5..1 + length].to_vec();
+            self.unread.drain(..1 + length);
+            let mut fields = body.split(|byte| *byte == 0);
+            match kind {
+                b'Q' => commits |= body == b"COMMIT\0",
+                b'P' => {
+                    let name = fields.next().unwrap_or_default().to_vec();
+                    let text = String::from_utf8_lossy(fields.next().unwrap_or_default()).into_owned();
+                    self.statements.insert(name, SELF_COMMITTING.iter().any(|piece| text.contains(piece)));
+                }
+                b'B' => {
+                    let _portal = fields.next();
+                    let statement = fields.next().unwrap_or_default();
+                    self.bound_commits = self.statements.get(statement).copied().unwrap_or(false);
+                }
+                b'E' => commits |= self.bound_commits,
+                _ => {}
+            }
         }
-        i += 1;
+        commits
     }
-    longest
-};
+
+    /// The big-endian length at `at + 0..4`, once those bytes are here.
+    fn length_at(&self, at: usize) -> Option<usize> {
+        let bytes = self.unread.get(at..at + 4)?;
+        Some(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize)
+    }
+}
 
 impl PgProxy {
     /// Listens on a loopback port and forwards to `upstream` (`host:port`).
@@ -293,22 +347,15 @@ async fn pipe(
     let holding = AtomicBool::new(false);
     let upstream = async {
         let mut buffer = vec![0u8; 64 * 1024];
-        let mut tail: Vec<u8> = Vec::new();
+        let mut messages = ClientMessages::default();
         loop {
             let n = match client_read.read(&mut buffer).await {
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             };
             let chunk = &buffer[..n];
-            tail.extend_from_slice(chunk);
-            let saw_commit = COMMITS.iter().any(|commit| contains(&tail, commit));
+            let saw_commit = messages.commits_in(chunk);
             let armed_commit = saw_commit && faults.cut_after_commit.swap(false, Ordering::SeqCst);
-            // Keep less than a whole message: a `COMMIT` is seen once, never again by
-            // the next chunk.
-            let keep = if saw_commit { 0 } else { LONGEST_COMMIT - 1 };
-            if tail.len() > keep {
-                tail.drain(..tail.len() - keep);
-            }
             if armed_commit {
                 holding.store(true, Ordering::SeqCst);
                 if faults.blackout_with_cut.swap(false, Ordering::SeqCst) {
@@ -360,10 +407,6 @@ async fn pipe(
         () = downstream => {}
         () = killed => {}
     }
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|window| window == needle)
 }
 
 /// Waits until `path` on `app` answers `status`, polling every 50 ms, up to `limit`.

@@ -20,7 +20,11 @@ use crate::webauthn_support::{add_virtual_authenticator, credentials};
 async fn wait_for_text(client: &Client, text: &str) -> String {
     let started = Instant::now();
     loop {
-        let body = client.find(Locator::Css("body")).await.unwrap().text().await.unwrap_or_default();
+        // Mid-navigation the old page's body may be gone before the new one is there.
+        let body = match client.find(Locator::Css("body")).await {
+            Ok(body) => body.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
         if body.contains(text) {
             return body;
         }
