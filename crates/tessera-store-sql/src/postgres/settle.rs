@@ -119,10 +119,10 @@ impl PgStore {
 
     /// Runs `query` until it answers, at most [`SETTLE_ATTEMPTS`] times within
     /// [`SETTLE_BUDGET`]: the row it found, if any; `None` when no attempt could tell.
-    async fn outcome<'q, F, Q>(&self, what: &str, query: F) -> Option<Option<sqlx::postgres::PgRow>>
+    async fn outcome<F, Q>(&self, what: &str, query: F) -> Option<Option<sqlx::postgres::PgRow>>
     where
         F: Fn() -> Q,
-        Q: Future<Output = Result<Option<sqlx::postgres::PgRow>, sqlx::Error>> + 'q,
+        Q: Future<Output = Result<Option<sqlx::postgres::PgRow>, sqlx::Error>>,
     {
         let attempts = async {
             for attempt in 1..=SETTLE_ATTEMPTS {
