@@ -7,7 +7,8 @@
 //!   connections (a statement on a local file takes microseconds, less than handing
 //!   it to another thread and back), writes group-committed by one writer task;
 //!   text JSON, integer seconds;
-//! - PostgreSQL through a sqlx `PgPool`: `JSONB`, `TIMESTAMPTZ`, `BOOLEAN`.
+//! - PostgreSQL through sqlx connections in a pool of the store's own: `JSONB`,
+//!   `TIMESTAMPTZ`, `BOOLEAN`.
 //!
 //! Single-use values are consumed in one statement (`INSERT … ON CONFLICT`,
 //! `UPDATE`/`DELETE … RETURNING`) or one transaction that first takes the row it

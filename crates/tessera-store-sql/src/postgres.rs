@@ -1,5 +1,5 @@
-//! The PostgreSQL store on sqlx's `PgPool`: shared by many instances, with its own
-//! schema in PostgreSQL's types (`JSONB`, `TIMESTAMPTZ`, `BOOLEAN`, `BYTEA`; migration
+//! The PostgreSQL store, shared by many instances: sqlx's `PgConnection`s in a pool of
+//! its own (`connections.rs`), and its own schema in PostgreSQL's types (`JSONB`, `TIMESTAMPTZ`, `BOOLEAN`, `BYTEA`; migration
 //! 0011). One file per concern, as in `sqlite/` and in core's `store/`.
 //!
 //! Single-use values are consumed in one statement (`INSERT … ON CONFLICT`,
@@ -10,6 +10,7 @@
 
 mod clients;
 mod codes;
+mod connections;
 mod consent;
 mod factors;
 mod grants;
@@ -25,20 +26,18 @@ mod throttle;
 mod tokens;
 mod users;
 
-use sqlx::Connection as _;
-use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
+use std::str::FromStr as _;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tessera_core::store::StoreResult;
 
 use crate::{Backend, StoreOptions, store_error};
+use connections::{Connections, Transaction};
 
-/// How long a pooled connection may sit unused before it is pinged on its way out.
-const IDLE_BEFORE_PING: std::time::Duration = std::time::Duration::from_millis(100);
-
-/// The store on PostgreSQL, through a sqlx pool.
+/// The store on PostgreSQL, through its own pool of sqlx connections.
 #[derive(Clone)]
 pub(crate) struct PgStore {
-    pool: PgPool,
+    pool: Connections,
     purge_statements: Vec<String>,
 }
 
@@ -47,38 +46,25 @@ impl PgStore {
     /// several instances start at once: migrations run under an advisory lock.
     pub(crate) async fn connect(url: &str, options: StoreOptions) -> StoreResult<Self> {
         let backend = Backend::Postgres;
-        let pool = PgPoolOptions::new()
-            .max_connections(backend.max_connections())
-            // Fail fast while PostgreSQL is down: a request waits at most this long for
-            // a connection (sqlx retries refused connects within it, so a returning
-            // server is used within a fraction of it).
+        let connect = PgConnectOptions::from_str(url).map_err(store_error)?;
+        // Migrations on a connection of their own, closed when they are done (sqlx's
+        // migrator takes a pool: on a bare connection its future is not `Send`).
+        let migrating = PgPoolOptions::new()
+            .max_connections(1)
             .acquire_timeout(options.acquire_timeout)
-            // A connection that died with the server is dropped before use: one that
-            // sat idle is pinged first. Not every one, as `test_before_acquire` would:
-            // under load connections come back within microseconds, and a ping each
-            // time is a second round trip per statement (sqlx also tests each one as
-            // it is returned).
-            .test_before_acquire(false)
-            .before_acquire(|connection, meta| {
-                Box::pin(async move {
-                    if meta.idle_for >= IDLE_BEFORE_PING {
-                        connection.ping().await?;
-                    }
-                    Ok(true)
-                })
-            })
-            .connect(url)
+            .connect_with(connect.clone())
             .await
             .map_err(store_error)?;
-        backend.migrator().run(&pool).await.map_err(store_error)?;
+        let migrated = backend.migrator().run(&migrating).await.map_err(store_error);
+        migrating.close().await;
+        migrated?;
+        let pool = Connections::new(connect, backend.max_connections(), options.acquire_timeout)
+            .map_err(store_error)?;
         Ok(Self { pool, purge_statements: backend.purge_statements() })
     }
 
-    /// Closes the pool, waiting for connections in use.
+    /// Closes the pool.
     pub(crate) async fn close(&self) {
         self.pool.close().await;
     }
 }
-
-/// A transaction on the pool.
-type Transaction<'c> = sqlx::Transaction<'c, sqlx::Postgres>;

@@ -23,7 +23,8 @@ impl ClientStore for PgStore {
     }
 
     async fn put_clients(&self, clients: &[Client]) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let mut lease = self.pool.lease().await.map_err(store_error)?;
+        let mut tx = lease.begin().await.map_err(store_error)?;
         for client in clients {
             sqlx::query(
                 "INSERT INTO clients (client_id, document) VALUES ($1, $2) \
@@ -39,7 +40,8 @@ impl ClientStore for PgStore {
     }
 
     async fn put_clients_from(&self, source: Source, clients: &[Client]) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let mut lease = self.pool.lease().await.map_err(store_error)?;
+        let mut tx = lease.begin().await.map_err(store_error)?;
         for client in clients {
             sqlx::query(
                 "INSERT INTO clients (client_id, document, source) VALUES ($1, $2, $3) \
@@ -70,7 +72,8 @@ impl ClientStore for PgStore {
     }
 
     async fn remove_client(&self, client_id: &ClientId, now: Timestamp) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let mut lease = self.pool.lease().await.map_err(store_error)?;
+        let mut tx = lease.begin().await.map_err(store_error)?;
         let deleted = sqlx::query("DELETE FROM clients WHERE client_id = $1")
             .bind(client_id.as_str())
             .execute(&mut *tx)

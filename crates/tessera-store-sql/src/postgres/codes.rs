@@ -95,7 +95,8 @@ impl CodeStore for PgStore {
         // Anything else (unknown, expired, used, or a presentation that does not
         // match, or matches only by the full check): the row is taken first, and
         // core's check decides. A mismatch leaves the code unused.
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let mut lease = self.pool.lease().await.map_err(store_error)?;
+        let mut tx = lease.begin().await.map_err(store_error)?;
         let row = sqlx::query(
             "SELECT grant_id, document, consumed_at FROM authorization_codes \
              WHERE code_hash = $1 AND expires_at > $2 FOR UPDATE",

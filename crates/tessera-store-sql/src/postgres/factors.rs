@@ -91,7 +91,8 @@ impl FactorStore for PgStore {
     }
 
     async fn put_recovery_codes(&self, subject: &str, codes: &[SecretHash]) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let mut lease = self.pool.lease().await.map_err(store_error)?;
+        let mut tx = lease.begin().await.map_err(store_error)?;
         sqlx::query("DELETE FROM recovery_codes WHERE subject = $1")
             .bind(subject)
             .execute(&mut *tx)
@@ -199,7 +200,8 @@ impl FactorStore for PgStore {
     }
 
     async fn delete_factors(&self, subject: &str) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let mut lease = self.pool.lease().await.map_err(store_error)?;
+        let mut tx = lease.begin().await.map_err(store_error)?;
         let removed = delete_factors(&mut tx, subject).await?;
         tx.commit().await.map_err(store_error)?;
         Ok(removed > 0)

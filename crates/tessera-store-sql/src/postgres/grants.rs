@@ -18,7 +18,8 @@ impl GrantStore for PgStore {
         now: Timestamp,
         remember_until: Timestamp,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let mut lease = self.pool.lease().await.map_err(store_error)?;
+        let mut tx = lease.begin().await.map_err(store_error)?;
         // Waits for a first refresh token of this grant being stored, so it is seen.
         lock_grant(&mut tx, grant_id).await?;
         // The row refuses every refresh token of the grant, so it is kept as long as

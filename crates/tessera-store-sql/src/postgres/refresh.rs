@@ -54,7 +54,8 @@ impl RefreshState {
 #[async_trait]
 impl RefreshStore for PgStore {
     async fn put_refresh_token(&self, hash: &SecretHash, record: &RefreshRecord) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let mut lease = self.pool.lease().await.map_err(store_error)?;
+        let mut tx = lease.begin().await.map_err(store_error)?;
         // Ordered with `revoke_grant` of the same grant, which reads this token's
         // expiry once it is committed.
         grants::lock_grant(&mut tx, &record.grant_id).await?;

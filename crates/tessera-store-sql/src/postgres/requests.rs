@@ -46,7 +46,8 @@ impl RequestStore for PgStore {
         // RFC 9126 §2.2: single use. Of racing deletes only one gets the row back. An
         // explicit transaction, so that a failed `COMMIT` is told apart from a failed
         // delete and can be settled (a device or CIBA redemption, a PAR request used).
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let mut lease = self.pool.lease().await.map_err(store_error)?;
+        let mut tx = lease.begin().await.map_err(store_error)?;
         let row =
             sqlx::query("DELETE FROM pending_requests WHERE key = $1 AND expires_at > $2 RETURNING document")
                 .bind(key)

@@ -101,7 +101,8 @@ impl UserStore for PgStore {
     }
 
     async fn remove_user(&self, username: &str, now: Timestamp) -> StoreResult<Option<User>> {
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let mut lease = self.pool.lease().await.map_err(store_error)?;
+        let mut tx = lease.begin().await.map_err(store_error)?;
         let row = sqlx::query(
             "DELETE FROM users WHERE username = $1 RETURNING username, subject, password_hash, claims",
         )
