@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::grants::{GrantContext, GrantFacts, IN_DOUBT_WINDOW, Issue, UserGrant, first_refresh};
 use crate::model::ClientId;
-use crate::store::{Flow, FlowStore, GrantStores, Session};
+use crate::store::{Flow, FlowStore, GrantStores, PollRules, Polled, Session, StoreError, decode_document};
 use crate::{OAuthError, Timestamp};
 
 /// How long a decided or expired request is kept, so a late poll learns `expired_token`
@@ -173,63 +173,83 @@ pub async fn poll<F: Decoupled>(
     interval: i64,
 ) -> Result<Issue, OAuthError> {
     let store = cx.store;
-    let requests = FlowStore::<F>::new(store.as_ref());
     // Pace and in-doubt notes are kept under the request's own key.
     let key = &FlowStore::<F>::key(id);
-    let Some(request) = requests.read(id, cx.now).await? else {
-        // The retry of a redemption answered `temporarily_unavailable` though its
-        // delete may have committed: answered once, from the noted request.
-        if let Some(request) = in_doubt.claim(store.as_ref(), key, cx.now).await?
-            && request.client_id == cx.client.client_id.as_str()
-            && let Decision::Approved { subject, auth_time, sid, amr } = &request.decision
-        {
-            tracing::info!(client_id = %cx.client.client_id, "retry of an in-doubt redemption: answered once");
-            return issue(cx, &request, subject.clone(), *auth_time, sid.clone(), amr.clone());
-        }
-        return Err(OAuthError::invalid_grant("unknown or already redeemed"));
+    // One atomic step of the store finds the request, checks that it is this client's
+    // and not expired, paces the poll, and takes a decided request: of racing polls
+    // on any instance one is in time, and only that one can redeem.
+    let rules = PollRules {
+        owner: serde_json::json!({ "client_id": cx.client.client_id }),
+        kept_after_expiry: KEPT_AFTER_EXPIRY,
+        decided: decided_shapes(),
+        interval,
+        step: SLOW_DOWN_STEP,
+        pace_until: cx.now + 2 * KEPT_AFTER_EXPIRY,
     };
-    if request.client_id != cx.client.client_id.as_str() {
-        return Err(OAuthError::invalid_grant("issued to another client"));
-    }
-    if request.expires_at <= cx.now {
-        return Err(OAuthError::expired_token("the request expired; start again"));
-    }
-    pace(cx, key, interval).await?;
-    let (subject, auth_time, sid, amr) = match &request.decision {
-        Decision::Pending => return Err(OAuthError::authorization_pending("the user has not decided yet")),
-        Decision::Denied => {
-            requests.take(id, cx.now).await?;
-            return Err(OAuthError::access_denied("the user denied the request"));
+    let request: PendingAuthorization = match store.poll(key, cx.now, &rules).await? {
+        Polled::Taken(document) => decode_document(F::NAME, document)?,
+        Polled::Missing => {
+            // The retry of a redemption answered `temporarily_unavailable` though its
+            // delete may have committed: answered once, from the noted request.
+            if let Some(request) = in_doubt.claim(store.as_ref(), key, cx.now).await?
+                && request.client_id == cx.client.client_id.as_str()
+                && let Decision::Approved { subject, auth_time, sid, amr } = &request.decision
+            {
+                tracing::info!(client_id = %cx.client.client_id, "retry of an in-doubt redemption: answered once");
+                return issue(cx, &request, subject.clone(), *auth_time, sid.clone(), amr.clone());
+            }
+            return Err(OAuthError::invalid_grant("unknown or already redeemed"));
         }
-        Decision::Approved { subject, auth_time, sid, amr } => {
-            (subject.clone(), *auth_time, sid.clone(), amr.clone())
+        // Decoded first, as every stored request: one this version cannot read is a
+        // logged `server_error`, whoever polls it.
+        Polled::Foreign(document) => {
+            decode_document::<PendingAuthorization>(F::NAME, document)?;
+            return Err(OAuthError::invalid_grant("issued to another client"));
         }
-    };
-    // Redeemed by deleting: of racing polls exactly one gets the document back. The
-    // store's own call, since its error must say whether the delete is in doubt.
-    match store.consume_request(key, cx.now).await {
-        Ok(Some(_)) => {}
-        Ok(None) => return Err(OAuthError::invalid_grant("already redeemed")),
-        Err(error) => {
-            if error.is_in_doubt() {
+        Polled::Expired(document) => {
+            decode_document::<PendingAuthorization>(F::NAME, document)?;
+            return Err(OAuthError::expired_token("the request expired; start again"));
+        }
+        // RFC 8628 §3.5: a poll sooner than the interval gets `slow_down`, and the
+        // interval grows by five seconds for the rest of the request.
+        Polled::TooSoon { interval } => {
+            return Err(OAuthError::slow_down(format!("poll at most every {interval} seconds")));
+        }
+        Polled::Waiting(document) => {
+            let request: PendingAuthorization = decode_document(F::NAME, document)?;
+            if request.decision != Decision::Pending {
+                tracing::error!(what = F::NAME, "a decided request was left in place by a poll");
+                return Err(OAuthError::server_error("the request could not be redeemed"));
+            }
+            return Err(OAuthError::authorization_pending("the user has not decided yet"));
+        }
+        Polled::InDoubt(document) => {
+            let request: PendingAuthorization = decode_document(F::NAME, document)?;
+            if matches!(request.decision, Decision::Approved { .. }) {
                 in_doubt.note(store.clone(), key, &request, cx.now);
             }
-            return Err(error.into());
+            return Err(StoreError::in_doubt("a poll's redemption is in doubt").into());
+        }
+    };
+    match &request.decision {
+        Decision::Approved { subject, auth_time, sid, amr } => {
+            issue(cx, &request, subject.clone(), *auth_time, sid.clone(), amr.clone())
+        }
+        Decision::Denied => Err(OAuthError::access_denied("the user denied the request")),
+        Decision::Pending => {
+            tracing::error!(what = F::NAME, "a pending request was taken by a poll");
+            Err(OAuthError::server_error("the request could not be redeemed"))
         }
     }
-    issue(cx, &request, subject, auth_time, sid, amr)
 }
 
-/// RFC 8628 §3.5: a poll sooner than the interval gets `slow_down`, and the interval
-/// grows by five seconds for the rest of the request.
-/// One store statement decides and records it, so racing polls cannot all pass.
-async fn pace(cx: &GrantContext<'_>, key: &str, interval: i64) -> Result<(), OAuthError> {
-    let expires_at = cx.now + 2 * KEPT_AFTER_EXPIRY;
-    let paced = cx.store.pace_poll(key, cx.now, interval, SLOW_DOWN_STEP, expires_at).await?;
-    if paced.too_soon {
-        return Err(OAuthError::slow_down(format!("poll at most every {} seconds", paced.interval)));
-    }
-    Ok(())
+/// The shapes of a decided request as stored ([`Decision`] is tagged by `status`): a
+/// paced poll takes a request holding one of them (see [`PollRules::decided`]).
+fn decided_shapes() -> Vec<serde_json::Value> {
+    ["approved", "denied"]
+        .into_iter()
+        .map(|status| serde_json::json!({ "decision": { "status": status } }))
+        .collect()
 }
 
 fn issue(
@@ -356,5 +376,25 @@ impl InDoubtRedemptions {
             return Ok(None);
         }
         Ok(Some(request))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Decision, decided_shapes};
+    use crate::grants::testing::{approved, decoupled_request};
+    use crate::store::contains;
+
+    /// A poll takes a request exactly when the user decided it: the shapes the store
+    /// looks for must be what serde writes for an approval and a denial, and never
+    /// what it writes for a pending request.
+    #[test]
+    fn the_decided_shapes_are_what_serde_writes_for_a_decision() {
+        let stored = |decision| serde_json::to_value(decoupled_request("tv", 100, decision)).unwrap();
+        let is_decided =
+            |document: &serde_json::Value| decided_shapes().iter().any(|shape| contains(document, shape));
+        assert!(is_decided(&stored(approved(100))));
+        assert!(is_decided(&stored(Decision::Denied)));
+        assert!(!is_decided(&stored(Decision::Pending)));
     }
 }

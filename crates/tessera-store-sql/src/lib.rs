@@ -30,7 +30,7 @@ use tessera_core::store::{
     RefreshRecord, RefreshStore, ReplayStore, RequestStore, ResourceStore, SecretStore, Session,
     SessionStore, StoreError, StoreResult, StoredKey, ThrottleStore, TokenRecord, TokenStore, UserStore,
 };
-use tessera_core::store::{FactorStore, Paced, PasskeyRecord, PollStore, TotpFactor};
+use tessera_core::store::{FactorStore, Paced, PasskeyRecord, PollRules, PollStore, Polled, TotpFactor};
 
 pub use backend::Backend;
 use postgres::PgStore;
@@ -300,6 +300,7 @@ forward!(FactorStore {
 });
 forward!(PollStore {
     fn pace_poll(&self, key: &str, now: Timestamp, interval: i64, step: i64, expires_at: Timestamp) -> StoreResult<Paced>;
+    fn poll(&self, key: &str, now: Timestamp, rules: &PollRules) -> StoreResult<Polled>;
 });
 forward!(SecretStore {
     fn shared_secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>>;

@@ -133,7 +133,9 @@ mod tests {
         let bench = Bench::new();
         let key = crate::store::FlowStore::<DeviceRequests>::key(&device_id("the-device-code"));
         let damaged = serde_json::json!({ "client_id": "tv", "decision": { "status": "maybe" } });
-        crate::store::RequestStore::put_request(bench.store.as_ref(), &key, &damaged, bench.now() + 600)
+        // Kept as the flow keeps its requests: past their own expiry, for late polls.
+        let kept_until = bench.now() + 600 + crate::decoupled::KEPT_AFTER_EXPIRY;
+        crate::store::RequestStore::put_request(bench.store.as_ref(), &key, &damaged, kept_until)
             .await
             .unwrap();
         let result = bench.run(&DeviceCode::default(), &web_client("tv"), &poll(), None).await;

@@ -8,7 +8,7 @@ mod device_code;
 mod refresh_token;
 pub use refresh_token::{IN_DOUBT_WINDOW, InDoubtRotations};
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 mod token_exchange;
 
 use async_trait::async_trait;

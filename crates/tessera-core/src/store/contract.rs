@@ -72,6 +72,9 @@ pub async fn run_all(store: Arc<dyn Store>) {
     removing_a_user_removes_its_second_factors(store.as_ref()).await;
     polls_are_paced_and_a_too_soon_poll_grows_the_interval(store.as_ref()).await;
     forty_racing_polls_of_one_request_have_one_in_time(store.clone()).await;
+    a_poll_paces_and_redeems_a_decided_request_in_one_step(store.as_ref()).await;
+    a_foreign_or_expired_poll_changes_nothing(store.as_ref()).await;
+    forty_racing_polls_of_an_approved_request_redeem_it_once(store.clone()).await;
 }
 
 /// 48 racing reservations against a limit of 5: exactly 5 win, however they interleave.
@@ -1155,6 +1158,104 @@ pub async fn forty_racing_polls_of_one_request_have_one_in_time(store: Arc<dyn S
     }
     assert_eq!(in_time, 1);
     assert_eq!(largest, 5 + 39 * 5, "each too-soon poll grew the interval once");
+}
+
+/// The rules a device or CIBA poll of client `tv` brings (see `decoupled::poll`).
+fn poll_rules(owner: &str) -> super::PollRules {
+    super::PollRules {
+        owner: serde_json::json!({ "client_id": owner }),
+        kept_after_expiry: 3600,
+        decided: vec![
+            serde_json::json!({ "decision": { "status": "approved" } }),
+            serde_json::json!({ "decision": { "status": "denied" } }),
+        ],
+        interval: 5,
+        step: 5,
+        pace_until: 20_000,
+    }
+}
+
+fn polled_request(status: &str) -> serde_json::Value {
+    serde_json::json!({ "client_id": "tv", "decision": { "status": status, "subject": "alice" } })
+}
+
+/// RFC 8628 §3.4–3.5: one poll finds, paces and (once decided) takes the request, in
+/// one step; an undecided or unknown-shaped request stays where it is.
+pub async fn a_poll_paces_and_redeems_a_decided_request_in_one_step(store: &dyn Store) {
+    use super::Polled;
+    let rules = poll_rules("tv");
+    let pending = polled_request("pending");
+    store.put_request("device:poll-1", &pending, 10_000).await.unwrap();
+    assert_eq!(store.poll("device:poll-1", 100, &rules).await.unwrap(), Polled::Waiting(pending.clone()));
+    assert_eq!(store.poll("device:poll-1", 101, &rules).await.unwrap(), Polled::TooSoon { interval: 10 });
+    let approved = polled_request("approved");
+    assert!(store.swap_request("device:poll-1", &pending, &approved, 150).await.unwrap());
+    // Decided, but too soon: slowed down, not taken.
+    assert_eq!(store.poll("device:poll-1", 105, &rules).await.unwrap(), Polled::TooSoon { interval: 15 });
+    assert_eq!(store.request("device:poll-1", 150).await.unwrap(), Some(approved.clone()), "still there");
+    assert_eq!(store.poll("device:poll-1", 200, &rules).await.unwrap(), Polled::Taken(approved));
+    assert_eq!(store.poll("device:poll-1", 300, &rules).await.unwrap(), Polled::Missing, "taken once");
+    assert_eq!(store.request("device:poll-1", 300).await.unwrap(), None);
+    // A shape no rule knows (damaged, or written by another version) is never taken.
+    let odd = serde_json::json!({ "client_id": "tv", "decision": { "status": "maybe" } });
+    store.put_request("device:poll-odd", &odd, 10_000).await.unwrap();
+    assert_eq!(store.poll("device:poll-odd", 100, &rules).await.unwrap(), Polled::Waiting(odd.clone()));
+    assert_eq!(store.request("device:poll-odd", 100).await.unwrap(), Some(odd));
+    assert_eq!(store.poll("device:never", 100, &rules).await.unwrap(), Polled::Missing);
+}
+
+/// Another client's poll, or one after the request itself expired, is answered and
+/// changes nothing: no pace is recorded, nothing is taken.
+pub async fn a_foreign_or_expired_poll_changes_nothing(store: &dyn Store) {
+    use super::Polled;
+    let approved = polled_request("approved");
+    store.put_request("device:poll-2", &approved, 1_000 + 3600).await.unwrap();
+    assert_eq!(
+        store.poll("device:poll-2", 100, &poll_rules("other")).await.unwrap(),
+        Polled::Foreign(approved.clone())
+    );
+    // The owner's poll at the same moment is its first: in time, and it takes.
+    assert_eq!(
+        store.poll("device:poll-2", 100, &poll_rules("tv")).await.unwrap(),
+        Polled::Taken(approved.clone())
+    );
+    store.put_request("device:poll-3", &approved, 1_000 + 3600).await.unwrap();
+    let expired = Polled::Expired(approved.clone());
+    assert_eq!(store.poll("device:poll-3", 1_000, &poll_rules("tv")).await.unwrap(), expired);
+    assert_eq!(store.poll("device:poll-3", 4_000, &poll_rules("tv")).await.unwrap(), expired);
+    assert_eq!(store.request("device:poll-3", 1_000).await.unwrap(), Some(approved), "kept for late polls");
+    assert_eq!(
+        store.poll("device:poll-3", 5_000, &poll_rules("tv")).await.unwrap(),
+        Polled::Missing,
+        "row gone"
+    );
+}
+
+/// 40 polls of one approved request at one moment, on any backend: exactly one takes
+/// it; every other is too soon or finds it gone, and none sees it still waiting.
+pub async fn forty_racing_polls_of_an_approved_request_redeem_it_once(store: Arc<dyn Store>) {
+    use super::Polled;
+    let approved = polled_request("approved");
+    store.put_request("device:poll-race", &approved, 10_000).await.unwrap();
+    let racers: Vec<_> = (0..40)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.poll("device:poll-race", 500, &poll_rules("tv")).await.unwrap() })
+        })
+        .collect();
+    let (mut taken, mut too_soon, mut missing) = (0, 0, 0);
+    for racer in racers {
+        match racer.await.unwrap() {
+            Polled::Taken(document) => {
+                assert_eq!(document, approved);
+                taken += 1;
+            }
+            Polled::TooSoon { .. } => too_soon += 1,
+            Polled::Missing => missing += 1,
+            other => panic!("a racing poll saw {other:?}"),
+        }
+    }
+    assert_eq!(taken, 1, "redeemed once ({too_soon} too soon, {missing} after it was gone)");
 }
 
 #[cfg(test)]

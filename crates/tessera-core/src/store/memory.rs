@@ -14,7 +14,9 @@ use super::{
     SecretStore, Session, SessionStore, StoreError, StoreResult, StoredKey, ThrottleStore, TokenRecord,
     TokenStore, UserStore,
 };
-use super::{FactorStore, Paced, PasskeyRecord, PollStore, TotpFactor};
+use super::{
+    FactorStore, Paced, PasskeyRecord, PollRules, PollStore, Polled, TotpFactor, is_decided, unpaced_answer,
+};
 use crate::Timestamp;
 use crate::catalog::Resources;
 use crate::model::{Client, ClientId, GrantId, User};
@@ -755,16 +757,49 @@ impl PollStore for MemoryStore {
         _expires_at: Timestamp,
     ) -> StoreResult<Paced> {
         // One lock for the check and the update.
-        let mut state = self.state();
-        let Some((last_poll, current)) = state.paces.get_mut(key) else {
-            state.paces.insert(key.to_owned(), (now, interval));
-            return Ok(Paced { too_soon: false, interval });
-        };
-        let too_soon = now - *last_poll < *current;
-        if too_soon {
-            *current += step;
-        }
-        *last_poll = now;
-        Ok(Paced { too_soon, interval: *current })
+        Ok(pace(&mut self.state().paces, key, now, interval, step))
     }
+
+    async fn poll(&self, key: &str, now: Timestamp, rules: &PollRules) -> StoreResult<Polled> {
+        // One lock for the whole poll.
+        let mut state = self.state();
+        let Some((document, row_expires_at)) = state.requests.get(key).filter(|(_, expires)| *expires > now)
+        else {
+            return Ok(Polled::Missing);
+        };
+        if let Some(answer) = unpaced_answer(document, *row_expires_at, now, rules) {
+            return Ok(answer);
+        }
+        let decided = is_decided(document, rules);
+        let document = document.clone();
+        let paced = pace(&mut state.paces, key, now, rules.interval, rules.step);
+        if paced.too_soon {
+            return Ok(Polled::TooSoon { interval: paced.interval });
+        }
+        if !decided {
+            return Ok(Polled::Waiting(document));
+        }
+        state.requests.remove(key);
+        Ok(Polled::Taken(document))
+    }
+}
+
+/// Paces one poll of `key` (see [`PollStore::pace_poll`]).
+fn pace(
+    paces: &mut HashMap<String, (Timestamp, i64)>,
+    key: &str,
+    now: Timestamp,
+    interval: i64,
+    step: i64,
+) -> Paced {
+    let Some((last_poll, current)) = paces.get_mut(key) else {
+        paces.insert(key.to_owned(), (now, interval));
+        return Paced { too_soon: false, interval };
+    };
+    let too_soon = now - *last_poll < *current;
+    if too_soon {
+        *current += step;
+    }
+    *last_poll = now;
+    Paced { too_soon, interval: *current }
 }

@@ -1,11 +1,12 @@
-//! Poll pacing on PostgreSQL: one upsert, the conflicting row locked.
+//! Polls on PostgreSQL: paced by one upsert (the conflicting row locked), and a whole
+//! poll (find, pace, take) in one transaction that holds the request's row.
 
 use async_trait::async_trait;
 use tessera_core::Timestamp;
-use tessera_core::store::{Paced, PollStore, StoreResult};
+use tessera_core::store::{Paced, PollRules, PollStore, Polled, StoreResult, is_decided, unpaced_answer};
 
 use super::PgStore;
-use super::rows::{at, get};
+use super::rows::{at, from_json, get, seconds};
 use crate::store_error;
 
 /// One poll's pace: the conflict's `SET` reads the old row, so `slowed` says whether
@@ -39,5 +40,53 @@ impl PollStore for PgStore {
             .await
             .map_err(store_error)?;
         Ok(Paced { too_soon: get(&row, "slowed")?, interval: get(&row, "poll_interval")? })
+    }
+
+    async fn poll(&self, key: &str, now: Timestamp, rules: &PollRules) -> StoreResult<Polled> {
+        let mut lease = self.pool.lease().await.map_err(store_error)?;
+        let mut tx = lease.begin().await.map_err(store_error)?;
+        // The request's row is held to the end: racing polls on any instance queue
+        // here, and the one after a take finds no row.
+        let row = sqlx::query(
+            "SELECT document, expires_at FROM pending_requests WHERE key = $1 AND expires_at > $2 FOR UPDATE",
+        )
+        .bind(key)
+        .bind(at(now))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        let Some(row) = row else { return Ok(Polled::Missing) };
+        let document: serde_json::Value = from_json(&row, "document")?;
+        if let Some(answer) = unpaced_answer(&document, seconds(&row, "expires_at")?, now, rules) {
+            return Ok(answer);
+        }
+        let paced = sqlx::query(PACE_POLL)
+            .bind(key)
+            .bind(at(now))
+            .bind(rules.interval)
+            .bind(rules.step)
+            .bind(at(rules.pace_until))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        let (slowed, interval): (bool, i64) = (get(&paced, "slowed")?, get(&paced, "poll_interval")?);
+        if slowed || !is_decided(&document, rules) {
+            tx.commit().await.map_err(store_error)?;
+            return Ok(if slowed { Polled::TooSoon { interval } } else { Polled::Waiting(document) });
+        }
+        sqlx::query("DELETE FROM pending_requests WHERE key = $1")
+            .bind(key)
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        if let Err(error) = tx.commit().await {
+            // Taken exactly when the row is gone (this poll held it until its commit).
+            return match self.settle_consumption(key, document.clone(), error).await {
+                Ok(_) => Ok(Polled::Taken(document)),
+                Err(error) if error.is_in_doubt() => Ok(Polled::InDoubt(document)),
+                Err(error) => Err(error),
+            };
+        }
+        Ok(Polled::Taken(document))
     }
 }

@@ -1,11 +1,13 @@
-//! Poll pacing on SQLite: one upsert in the writer's transaction.
+//! Polls on SQLite: paced by one upsert, and a whole poll (find, pace, take) in one
+//! of the writer's transactions.
 
 use async_trait::async_trait;
-use rusqlite::params;
+use rusqlite::{OptionalExtension as _, params};
 use tessera_core::Timestamp;
-use tessera_core::store::{Paced, PollStore, StoreResult};
+use tessera_core::store::{Paced, PollRules, PollStore, Polled, StoreResult, is_decided, unpaced_answer};
 
-use super::SqliteStore;
+use super::writer::WriteError;
+use super::{SqliteStore, from_json};
 
 /// One poll's pace (RFC 8628 §3.5): the conflict's `SET` reads the old row, so
 /// `slowed` says whether this poll came sooner than the interval, and only one of
@@ -36,6 +38,40 @@ impl PollStore for SqliteStore {
                     Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
                 })?;
             Ok(Paced { too_soon: slowed != 0, interval })
+        })
+        .await
+    }
+
+    async fn poll(&self, key: &str, now: Timestamp, rules: &PollRules) -> StoreResult<Polled> {
+        let key = key.to_owned();
+        let rules = rules.clone();
+        // SQLite has one writer: everything in this closure is one transaction that no
+        // other poll, decision or take can interleave with.
+        self.write(move |c| {
+            let row: Option<(String, Timestamp)> = c
+                .prepare_cached(
+                    "SELECT document, expires_at FROM pending_requests WHERE key = ?1 AND expires_at > ?2",
+                )?
+                .query_row(params![key, now], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()?;
+            let Some((document, row_expires_at)) = row else { return Ok(Polled::Missing) };
+            let document: serde_json::Value = from_json(&document).map_err(WriteError::Store)?;
+            if let Some(answer) = unpaced_answer(&document, row_expires_at, now, &rules) {
+                return Ok(answer);
+            }
+            let (slowed, interval) = c
+                .prepare_cached(PACE_POLL)?
+                .query_row(params![key, now, rules.interval, rules.step, rules.pace_until], |row| {
+                    Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
+                })?;
+            if slowed != 0 {
+                return Ok(Polled::TooSoon { interval });
+            }
+            if !is_decided(&document, &rules) {
+                return Ok(Polled::Waiting(document));
+            }
+            c.prepare_cached("DELETE FROM pending_requests WHERE key = ?1")?.execute(params![key])?;
+            Ok(Polled::Taken(document))
         })
         .await
     }
