@@ -30,7 +30,7 @@ use tessera_core::store::{
     RefreshRecord, RefreshStore, ReplayStore, RequestStore, ResourceStore, SecretStore, Session,
     SessionStore, StoreError, StoreResult, StoredKey, ThrottleStore, TokenRecord, TokenStore, UserStore,
 };
-use tessera_core::store::{FactorStore, Paced, PasskeyRecord, PollRules, PollStore, Polled, TotpFactor};
+use tessera_core::store::{FactorStore, PasskeyRecord, PollRules, PollStore, Polled, TotpFactor};
 
 pub use backend::Backend;
 use postgres::PgStore;
@@ -299,7 +299,6 @@ forward!(FactorStore {
     fn delete_factors(&self, subject: &str) -> StoreResult<bool>;
 });
 forward!(PollStore {
-    fn pace_poll(&self, key: &str, now: Timestamp, interval: i64, step: i64, expires_at: Timestamp) -> StoreResult<Paced>;
     fn poll(&self, key: &str, now: Timestamp, rules: &PollRules) -> StoreResult<Polled>;
 });
 forward!(SecretStore {

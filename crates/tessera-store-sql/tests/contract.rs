@@ -385,6 +385,10 @@ async fn postgres_native_types_migration_keeps_live_rows() {
             vec![s("interaction:abc"), s(r#"{"state":"pending"}"#), i(10_000)],
         ),
         (
+            "INSERT INTO pending_requests (key, document, expires_at) VALUES ($1, $2, $3)",
+            vec![s("device:d1"), s(r#"{"client_id":"tv","decision":{"status":"pending"}}"#), i(10_000)],
+        ),
+        (
             "INSERT INTO consents (subject, client_id, scopes) VALUES ($1, $2, $3)",
             vec![s("alice"), s("web"), s(r#"["openid","profile"]"#)],
         ),
@@ -447,9 +451,17 @@ async fn postgres_native_types_migration_keeps_live_rows() {
     assert_eq!((totp.confirmed, totp.sealed, totp.last_step, totp.created_at), (true, false, 77, 100));
     let passkey = store.passkey("cred-1").await.unwrap().unwrap();
     assert_eq!((passkey.credential.as_str(), passkey.created_at), (r#"{"counter":1}"#, 100));
-    let paced = store.pace_poll("device:d1", now, 5, 5, 10_000).await.unwrap();
-    assert!(paced.too_soon, "polled 2 s after the migrated poll, inside its 5 s interval");
-    assert_eq!(paced.interval, 10);
+    let rules = tessera_core::store::PollRules {
+        owner: serde_json::json!({ "client_id": "tv" }),
+        kept_after_expiry: 3600,
+        decided: vec![serde_json::json!({ "decision": { "status": "approved" } })],
+        interval: 5,
+        step: 5,
+        pace_until: 10_000,
+    };
+    let polled = store.poll("device:d1", now, &rules).await.unwrap();
+    // Polled 2 s after the migrated poll, inside its 5 s interval.
+    assert_eq!(polled, tessera_core::store::Polled::TooSoon { interval: 10 });
     store.close().await;
     schema.drop().await;
 }

@@ -147,6 +147,7 @@ impl PendingGrant {
 mod tests {
     use super::{CodeMismatch, CodePresentation, PendingGrant};
     use crate::secret::Secret;
+    use crate::store::contains;
 
     const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 
@@ -180,12 +181,6 @@ mod tests {
             code_verifier: Secret::new(verifier),
             dpop_jkt: jkt.map(Into::into),
         }
-    }
-
-    /// Whether `document` holds every field of `fields` with the same value, as
-    /// PostgreSQL's `jsonb @> jsonb` answers for a flat object.
-    fn contains(document: &serde_json::Value, fields: &serde_json::Value) -> bool {
-        fields.as_object().unwrap().iter().all(|(key, value)| document.get(key) == Some(value))
     }
 
     /// The one-statement redemption on PostgreSQL marks a code used when its grant

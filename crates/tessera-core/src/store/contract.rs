@@ -1131,35 +1131,6 @@ pub async fn removing_a_user_removes_its_second_factors(store: &dyn Store) {
     assert!(store.totp("factor-kept-sub").await.unwrap().is_some(), "others keep theirs");
 }
 
-/// RFC 8628 §3.5: a poll sooner than the interval is too soon and grows it by the step.
-pub async fn polls_are_paced_and_a_too_soon_poll_grows_the_interval(store: &dyn Store) {
-    let paced = |too_soon, interval| crate::store::Paced { too_soon, interval };
-    assert_eq!(store.pace_poll("poll-a", 100, 5, 5, 10_000).await.unwrap(), paced(false, 5), "first poll");
-    assert_eq!(store.pace_poll("poll-a", 102, 5, 5, 10_000).await.unwrap(), paced(true, 10));
-    assert_eq!(store.pace_poll("poll-a", 108, 5, 5, 10_000).await.unwrap(), paced(true, 15), "6 s < 10 s");
-    assert_eq!(store.pace_poll("poll-a", 123, 5, 5, 10_000).await.unwrap(), paced(false, 15));
-    assert_eq!(store.pace_poll("poll-b", 123, 5, 5, 10_000).await.unwrap(), paced(false, 5), "per request");
-}
-
-/// 40 polls of one request at one moment: exactly one is in time, on any backend.
-pub async fn forty_racing_polls_of_one_request_have_one_in_time(store: Arc<dyn Store>) {
-    let racers: Vec<_> = (0..40)
-        .map(|_| {
-            let store = store.clone();
-            tokio::spawn(async move { store.pace_poll("poll-race", 500, 5, 5, 10_000).await.unwrap() })
-        })
-        .collect();
-    let mut in_time = 0;
-    let mut largest = 0;
-    for racer in racers {
-        let paced = racer.await.unwrap();
-        in_time += usize::from(!paced.too_soon);
-        largest = largest.max(paced.interval);
-    }
-    assert_eq!(in_time, 1);
-    assert_eq!(largest, 5 + 39 * 5, "each too-soon poll grew the interval once");
-}
-
 /// The rules a device or CIBA poll of client `tv` brings (see `decoupled::poll`).
 fn poll_rules(owner: &str) -> super::PollRules {
     super::PollRules {
@@ -1177,6 +1148,46 @@ fn poll_rules(owner: &str) -> super::PollRules {
 
 fn polled_request(status: &str) -> serde_json::Value {
     serde_json::json!({ "client_id": "tv", "decision": { "status": status, "subject": "alice" } })
+}
+
+/// RFC 8628 §3.5: a poll sooner than the interval is too soon and grows it by the step.
+pub async fn polls_are_paced_and_a_too_soon_poll_grows_the_interval(store: &dyn Store) {
+    use super::Polled;
+    let rules = poll_rules("tv");
+    let pending = polled_request("pending");
+    store.put_request("device:pace-a", &pending, 10_000).await.unwrap();
+    store.put_request("device:pace-b", &pending, 10_000).await.unwrap();
+    let waiting = Polled::Waiting(pending);
+    let poll = async |key: &str, at| store.poll(key, at, &rules).await.unwrap();
+    assert_eq!(poll("device:pace-a", 100).await, waiting, "first poll");
+    assert_eq!(poll("device:pace-a", 102).await, Polled::TooSoon { interval: 10 });
+    assert_eq!(poll("device:pace-a", 108).await, Polled::TooSoon { interval: 15 }, "6 s < 10 s");
+    assert_eq!(poll("device:pace-a", 123).await, waiting, "15 s after the last poll");
+    assert_eq!(poll("device:pace-a", 124).await, Polled::TooSoon { interval: 20 }, "the interval stayed 15");
+    assert_eq!(poll("device:pace-b", 124).await, waiting, "per request");
+}
+
+/// 40 polls of one waiting request at one moment: exactly one is in time, on any backend.
+pub async fn forty_racing_polls_of_one_request_have_one_in_time(store: Arc<dyn Store>) {
+    use super::Polled;
+    store.put_request("device:pace-race", &polled_request("pending"), 10_000).await.unwrap();
+    let racers: Vec<_> = (0..40)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.poll("device:pace-race", 500, &poll_rules("tv")).await.unwrap() })
+        })
+        .collect();
+    let mut in_time = 0;
+    let mut largest = 0;
+    for racer in racers {
+        match racer.await.unwrap() {
+            Polled::Waiting(_) => in_time += 1,
+            Polled::TooSoon { interval } => largest = largest.max(interval),
+            other => panic!("a racing poll saw {other:?}"),
+        }
+    }
+    assert_eq!(in_time, 1);
+    assert_eq!(largest, 5 + 39 * 5, "each too-soon poll grew the interval once");
 }
 
 /// RFC 8628 §3.4–3.5: one poll finds, paces and (once decided) takes the request, in

@@ -748,18 +748,6 @@ impl FactorStore for MemoryStore {
 
 #[async_trait]
 impl PollStore for MemoryStore {
-    async fn pace_poll(
-        &self,
-        key: &str,
-        now: Timestamp,
-        interval: i64,
-        step: i64,
-        _expires_at: Timestamp,
-    ) -> StoreResult<Paced> {
-        // One lock for the check and the update.
-        Ok(pace(&mut self.state().paces, key, now, interval, step))
-    }
-
     async fn poll(&self, key: &str, now: Timestamp, rules: &PollRules) -> StoreResult<Polled> {
         // One lock for the whole poll.
         let mut state = self.state();
@@ -784,7 +772,7 @@ impl PollStore for MemoryStore {
     }
 }
 
-/// Paces one poll of `key` (see [`PollStore::pace_poll`]).
+/// Paces one poll of `key` (see [`PollStore::poll`]).
 fn pace(
     paces: &mut HashMap<String, (Timestamp, i64)>,
     key: &str,

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use super::StoreResult;
 use crate::Timestamp;
 
-/// What one poll was, as the store decided it.
+/// How one poll was paced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Paced {
     /// Sooner than the interval after the previous poll: `slow_down`.
@@ -55,28 +55,18 @@ pub enum Polled {
     InDoubt(serde_json::Value),
 }
 
-/// Poll pacing and redemption, one pace row per polled request.
+/// Polls: pacing and redemption in one step, one pace row per polled request.
 #[async_trait]
 pub trait PollStore: Send + Sync {
-    /// Records a poll of `key` at `now` in one statement and says whether it came too
-    /// soon: less than the current interval after the previous poll. A too-soon poll
-    /// grows the interval by `step`; the first poll of a key starts at `interval` and
-    /// is never too soon. Of any number of polls racing at one moment, on one instance
-    /// or many, exactly one is not too soon. The row is kept until `expires_at`.
-    async fn pace_poll(
-        &self,
-        key: &str,
-        now: Timestamp,
-        interval: i64,
-        step: i64,
-        expires_at: Timestamp,
-    ) -> StoreResult<Paced>;
-
     /// One poll of the request stored under `key` (a [`super::RequestStore`] key), in
     /// one atomic step: the request is found live, checked against `rules` (owner,
-    /// own expiry), the poll paced as [`Self::pace_poll`] paces it, and a decided
-    /// request taken. Of polls racing on any number of instances, one is paced in time
-    /// and only that one can take the request.
+    /// own expiry), the poll paced, and a decided request taken.
+    ///
+    /// Pacing (RFC 8628 §3.5): a poll less than the current interval after the
+    /// previous one is too soon and grows the interval by `rules.step`; the first poll
+    /// of a request starts at `rules.interval` and is never too soon; the pace is kept
+    /// until `rules.pace_until`. Of polls racing at one moment, on one instance or
+    /// many, exactly one is in time, and only that one can take the request.
     async fn poll(&self, key: &str, now: Timestamp, rules: &PollRules) -> StoreResult<Polled>;
 }
 

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use tessera_core::Timestamp;
-use tessera_core::store::{Paced, PollRules, PollStore, Polled, StoreResult, is_decided, unpaced_answer};
+use tessera_core::store::{PollRules, PollStore, Polled, StoreResult, is_decided, unpaced_answer};
 
 use super::PgStore;
 use super::rows::{at, from_json, get, seconds};
@@ -22,26 +22,6 @@ const PACE_POLL: &str = "INSERT INTO poll_pace (key, last_poll, poll_interval, s
 
 #[async_trait]
 impl PollStore for PgStore {
-    async fn pace_poll(
-        &self,
-        key: &str,
-        now: Timestamp,
-        interval: i64,
-        step: i64,
-        expires_at: Timestamp,
-    ) -> StoreResult<Paced> {
-        let row = sqlx::query(PACE_POLL)
-            .bind(key)
-            .bind(at(now))
-            .bind(interval)
-            .bind(step)
-            .bind(at(expires_at))
-            .fetch_one(&self.pool)
-            .await
-            .map_err(store_error)?;
-        Ok(Paced { too_soon: get(&row, "slowed")?, interval: get(&row, "poll_interval")? })
-    }
-
     async fn poll(&self, key: &str, now: Timestamp, rules: &PollRules) -> StoreResult<Polled> {
         let mut lease = self.pool.lease().await.map_err(store_error)?;
         let mut tx = lease.begin().await.map_err(store_error)?;

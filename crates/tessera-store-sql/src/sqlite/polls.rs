@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension as _, params};
 use tessera_core::Timestamp;
-use tessera_core::store::{Paced, PollRules, PollStore, Polled, StoreResult, is_decided, unpaced_answer};
+use tessera_core::store::{PollRules, PollStore, Polled, StoreResult, is_decided, unpaced_answer};
 
 use super::writer::WriteError;
 use super::{SqliteStore, from_json};
@@ -22,26 +22,6 @@ const PACE_POLL: &str = "INSERT INTO poll_pace (key, last_poll, poll_interval, s
 
 #[async_trait]
 impl PollStore for SqliteStore {
-    async fn pace_poll(
-        &self,
-        key: &str,
-        now: Timestamp,
-        interval: i64,
-        step: i64,
-        expires_at: Timestamp,
-    ) -> StoreResult<Paced> {
-        let key = key.to_owned();
-        self.write_one(move |c| {
-            let (slowed, interval) = c
-                .prepare_cached(PACE_POLL)?
-                .query_row(params![key, now, interval, step, expires_at], |row| {
-                    Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
-                })?;
-            Ok(Paced { too_soon: slowed != 0, interval })
-        })
-        .await
-    }
-
     async fn poll(&self, key: &str, now: Timestamp, rules: &PollRules) -> StoreResult<Polled> {
         let key = key.to_owned();
         let rules = rules.clone();
