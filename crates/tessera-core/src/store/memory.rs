@@ -15,7 +15,7 @@ use super::{
     TokenStore, UserStore,
 };
 use super::{
-    FactorStore, Paced, PasskeyRecord, PollRules, PollStore, Polled, TotpFactor, is_decided, unpaced_answer,
+    FactorStore, PasskeyRecord, PollRules, PollStore, Polled, TotpFactor, is_decided, unpaced_answer,
 };
 use crate::Timestamp;
 use crate::catalog::Resources;
@@ -760,9 +760,8 @@ impl PollStore for MemoryStore {
         }
         let decided = is_decided(document, rules);
         let document = document.clone();
-        let paced = pace(&mut state.paces, key, now, rules.interval, rules.step);
-        if paced.too_soon {
-            return Ok(Polled::TooSoon { interval: paced.interval });
+        if let Some(interval) = too_soon(&mut state.paces, key, now, rules) {
+            return Ok(Polled::TooSoon { interval });
         }
         if !decided {
             return Ok(Polled::Waiting(document));
@@ -772,22 +771,22 @@ impl PollStore for MemoryStore {
     }
 }
 
-/// Paces one poll of `key` (see [`PollStore::poll`]).
-fn pace(
+/// Paces one poll of `key` (see [`PollStore::poll`]): the grown interval when it came
+/// too soon, `None` when it is in time.
+fn too_soon(
     paces: &mut HashMap<String, (Timestamp, i64)>,
     key: &str,
     now: Timestamp,
-    interval: i64,
-    step: i64,
-) -> Paced {
+    rules: &PollRules,
+) -> Option<i64> {
     let Some((last_poll, current)) = paces.get_mut(key) else {
-        paces.insert(key.to_owned(), (now, interval));
-        return Paced { too_soon: false, interval };
+        paces.insert(key.to_owned(), (now, rules.interval));
+        return None;
     };
-    let too_soon = now - *last_poll < *current;
-    if too_soon {
-        *current += step;
+    let early = now - *last_poll < *current;
+    if early {
+        *current += rules.step;
     }
     *last_poll = now;
-    Paced { too_soon, interval: *current }
+    early.then_some(*current)
 }

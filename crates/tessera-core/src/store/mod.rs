@@ -29,7 +29,7 @@ pub use flows::{Flow, FlowStore, Versioned};
 pub use grants::GrantStore;
 pub use keys::{KeyStore, SecretStore, StoredKey};
 pub use maintenance::MaintenanceStore;
-pub use polls::{Paced, PollRules, PollStore, Polled, contains, is_decided, unpaced_answer};
+pub use polls::{PollRules, PollStore, Polled, contains, is_decided, unpaced_answer};
 pub use refresh::{RefreshRecord, RefreshStore, SUCCESSOR_OUTSIDE_FAMILY};
 pub use requests::RequestStore;
 pub use sessions::{Session, SessionStore};

@@ -6,15 +6,6 @@ use async_trait::async_trait;
 use super::StoreResult;
 use crate::Timestamp;
 
-/// How one poll was paced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Paced {
-    /// Sooner than the interval after the previous poll: `slow_down`.
-    pub too_soon: bool,
-    /// The interval from now on (grown by a too-soon poll).
-    pub interval: i64,
-}
-
 /// The rules of one poll, set by the flow (device or CIBA) and applied by the store.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PollRules {
