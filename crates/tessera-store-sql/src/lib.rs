@@ -73,7 +73,7 @@ pub(crate) fn maybe_executed(error: &sqlx::Error) -> bool {
 
 /// Whether a sqlx error means the database cannot be reached now, rather than that
 /// this statement is wrong: worth a retry by the client (`temporarily_unavailable`).
-fn unreachable(error: &sqlx::Error) -> bool {
+pub(crate) fn unreachable(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
             true

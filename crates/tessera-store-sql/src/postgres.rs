@@ -8,6 +8,7 @@
 //! one winner. The hot paths (a code's redemption, a refresh token's rotation) are one
 //! statement when the request is good, a round trip instead of four.
 
+mod batches;
 mod clients;
 mod codes;
 mod connections;
@@ -38,6 +39,9 @@ use connections::{Connections, Transaction};
 #[derive(Clone)]
 pub(crate) struct PgStore {
     pool: Connections,
+    /// Good code redemptions and refresh rotations waiting for their batch.
+    redemptions: batches::Batches<codes::Redemptions>,
+    rotations: batches::Batches<refresh::Rotations>,
     purge_statements: Vec<String>,
 }
 
@@ -60,7 +64,9 @@ impl PgStore {
         migrated?;
         let pool = Connections::new(connect, backend.max_connections(), options.acquire_timeout)
             .map_err(store_error)?;
-        Ok(Self { pool, purge_statements: backend.purge_statements() })
+        let (redemptions, rotations) =
+            (batches::Batches::new(pool.clone()), batches::Batches::new(pool.clone()));
+        Ok(Self { pool, redemptions, rotations, purge_statements: backend.purge_statements() })
     }
 
     /// Closes the pool.

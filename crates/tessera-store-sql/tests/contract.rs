@@ -489,3 +489,126 @@ fn b(value: &[u8]) -> Param {
 fn text(value: &impl serde::Serialize) -> String {
     serde_json::to_string(value).unwrap()
 }
+
+/// A code's redemption on PostgreSQL waits for no other code's row lock: while another
+/// transaction holds one code's row, its redemption waits alone, and a redemption of
+/// another code (which the store may carry in the same statement) is answered at once.
+#[tokio::test]
+async fn postgres_a_code_held_by_another_transaction_holds_up_no_other_redemption() {
+    use sqlx::Connection as _;
+    use tessera_core::secret::{Secret, SecretHash};
+    use tessera_core::store::{CodePresentation, CodeStore as _, Consumed, PendingGrant};
+    let Some(url) = postgres_url() else { return };
+    let schema = tessera_store_sql::testing::fresh_postgres_schema(&url).await.unwrap();
+    let store = SqlStore::connect(&schema.url).await.unwrap();
+    let grant = |grant_id: &str| PendingGrant {
+        grant_id: grant_id.into(),
+        client_id: "web".into(),
+        subject: "a1".into(),
+        redirect_uri: Some("https://app.example/cb".into()),
+        code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
+        scopes: vec!["openid".into()],
+        resources: vec![],
+        nonce: None,
+        auth_time: 90,
+        sid: "sid-1".into(),
+        dpop_jkt: None,
+        amr: vec!["pwd".into()],
+        acr: None,
+    };
+    let presented = CodePresentation {
+        client_id: "web".into(),
+        redirect_uri: Some("https://app.example/cb".into()),
+        code_verifier: Secret::new("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+        dpop_jkt: None,
+    };
+    let (held, free) = (SecretHash::of("code-held"), SecretHash::of("code-free"));
+    store.put_code(&held, &grant("g-held"), 200).await.unwrap();
+    store.put_code(&free, &grant("g-free"), 200).await.unwrap();
+
+    let mut holder = sqlx::PgConnection::connect(&schema.url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+    sqlx::query("SELECT 1 FROM authorization_codes WHERE code_hash = $1 FOR UPDATE")
+        .bind(held.to_base64url())
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let waiting = {
+        let (store, presented) = (store.clone(), presented.clone());
+        tokio::spawn(async move { store.redeem_code(&held, &presented, 100).await.unwrap() })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let answered =
+        tokio::time::timeout(std::time::Duration::from_secs(2), store.redeem_code(&free, &presented, 100))
+            .await
+            .expect("another code's lock held this redemption up");
+    assert_eq!(answered.unwrap(), Ok(Consumed::Fresh(grant("g-free"))));
+    assert!(!waiting.is_finished(), "the held code's redemption waits for its row");
+
+    sqlx::query("COMMIT").execute(&mut holder).await.unwrap();
+    assert_eq!(waiting.await.unwrap(), Ok(Consumed::Fresh(grant("g-held"))));
+    store.close().await;
+    schema.drop().await;
+}
+
+/// The same for refresh rotations: while another transaction holds one token's row,
+/// its rotation waits alone and another token's rotation is answered at once.
+#[tokio::test]
+async fn postgres_a_refresh_token_held_by_another_transaction_holds_up_no_other_rotation() {
+    use sqlx::Connection as _;
+    use tessera_core::secret::SecretHash;
+    use tessera_core::store::{Consumed, RefreshRecord, RefreshStore as _};
+    let Some(url) = postgres_url() else { return };
+    let schema = tessera_store_sql::testing::fresh_postgres_schema(&url).await.unwrap();
+    let store = SqlStore::connect(&schema.url).await.unwrap();
+    let record = |grant_id: &str, issued_at: i64| RefreshRecord {
+        grant_id: grant_id.into(),
+        client_id: "web".into(),
+        subject: "a1".into(),
+        scopes: vec!["openid".into(), "offline_access".into()],
+        resources: vec![],
+        auth_time: 90,
+        sid: "sid-1".into(),
+        issued_at,
+        expires_at: 1_000,
+        idle_expires_at: None,
+        dpop_jkt: None,
+        x5t_s256: None,
+        amr: vec!["pwd".into()],
+        acr: None,
+    };
+    let (held, free) = (SecretHash::of("rt-held"), SecretHash::of("rt-free"));
+    store.put_refresh_token(&held, &record("g-held", 100)).await.unwrap();
+    store.put_refresh_token(&free, &record("g-free", 100)).await.unwrap();
+
+    let mut holder = sqlx::PgConnection::connect(&schema.url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+    sqlx::query("SELECT 1 FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE")
+        .bind(held.to_base64url())
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let waiting = {
+        let (store, next) = (store.clone(), record("g-held", 200));
+        tokio::spawn(async move {
+            store.rotate_refresh_token(&held, &SecretHash::of("rt-held-next"), &next, 200).await.unwrap()
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let (free_next, free_successor) = (SecretHash::of("rt-free-next"), record("g-free", 200));
+    let rotation = store.rotate_refresh_token(&free, &free_next, &free_successor, 200);
+    let answered = tokio::time::timeout(std::time::Duration::from_secs(2), rotation)
+        .await
+        .expect("another token's lock held this rotation up");
+    assert_eq!(answered.unwrap(), Consumed::Fresh(()));
+    assert!(!waiting.is_finished(), "the held token's rotation waits for its row");
+
+    sqlx::query("COMMIT").execute(&mut holder).await.unwrap();
+    assert_eq!(waiting.await.unwrap(), Consumed::Fresh(()));
+    assert_eq!(
+        store.refresh_token(&SecretHash::of("rt-held-next")).await.unwrap(),
+        Consumed::Fresh(record("g-held", 200))
+    );
+    store.close().await;
+    schema.drop().await;
+}

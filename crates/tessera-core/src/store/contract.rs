@@ -41,6 +41,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     expired_and_unknown_codes_are_missing(store.as_ref()).await;
     rotation_retires_the_old_refresh_token_for_one_live_successor(store.as_ref()).await;
     racing_rotations_of_one_refresh_token_leave_one_successor(store.clone()).await;
+    rotations_of_many_refresh_tokens_at_once_are_each_answered_as_if_alone(store.clone()).await;
     reused_refresh_token_revokes_its_family_and_no_other_grant(store.as_ref()).await;
     a_revoked_family_is_remembered_until_its_refresh_tokens_expire(store.as_ref()).await;
     revoking_a_grant_revokes_its_access_tokens_and_codes_only(store.as_ref()).await;
@@ -63,6 +64,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     forty_racing_swaps_of_a_request_have_one_winner(store.clone()).await;
     a_code_presented_wrongly_stays_unused(store.as_ref()).await;
     racing_wrong_presentations_do_not_burn_the_code(store.clone()).await;
+    redemptions_of_many_codes_at_once_are_each_answered_as_if_alone(store.clone()).await;
     a_redeemed_code_reads_back_its_grant_until_it_expires(store.as_ref()).await;
     totp_steps_are_accepted_once_and_enrolment_never_replaces_a_confirmed_app(store.as_ref()).await;
     forty_racing_uses_of_one_totp_step_have_one_winner(store.clone()).await;
@@ -395,6 +397,87 @@ pub async fn racing_rotations_of_one_refresh_token_leave_one_successor(store: Ar
         }
     }
     assert_eq!(live, 1, "exactly one successor exists");
+}
+
+/// 80 rotations of 60 refresh tokens at once (a store may carry them in one
+/// statement): each is answered as it would be alone. A live token is `Fresh` and its
+/// own successor is stored; a used one is `Replayed`; an expired one is `Missing`; a
+/// token rotated twice at once is `Fresh` once, `Replayed` once, and has one successor.
+pub async fn rotations_of_many_refresh_tokens_at_once_are_each_answered_as_if_alone(store: Arc<dyn Store>) {
+    #[derive(Clone, Copy, Debug)]
+    enum Case {
+        Live,
+        Used,
+        Expired,
+        Twice,
+    }
+    let case_of = |k: usize| [Case::Live, Case::Used, Case::Expired, Case::Twice][k % 4];
+    let token = |k: usize| SecretHash::of(&format!("rt-at-once-{k}"));
+    let successor_of = |k: usize, copy: usize| SecretHash::of(&format!("rt-at-once-{k}-next-{copy}"));
+    let grant_id = |k: usize| format!("g-rt-at-once-{k}");
+    let record =
+        |k: usize, issued_at: i64| RefreshRecord { expires_at: 1_000, ..refresh(&grant_id(k), issued_at) };
+    for k in 0..60 {
+        let first = match case_of(k) {
+            Case::Expired => RefreshRecord { idle_expires_at: Some(150), ..record(k, 100) },
+            _ => record(k, 100),
+        };
+        store.put_refresh_token(&token(k), &first).await.unwrap();
+        if matches!(case_of(k), Case::Used) {
+            let used = store.rotate_refresh_token(&token(k), &successor_of(k, 9), &record(k, 150), 150).await;
+            assert_eq!(used.unwrap(), Consumed::Fresh(()));
+        }
+    }
+    let mut rotations = Vec::new();
+    for k in 0..60 {
+        let copies = if matches!(case_of(k), Case::Twice) { 2 } else { 1 };
+        for copy in 0..copies {
+            let (store, old, new, next) = (store.clone(), token(k), successor_of(k, copy), record(k, 200));
+            rotations.push(tokio::spawn(async move {
+                (k, copy, store.rotate_refresh_token(&old, &new, &next, 200).await.unwrap())
+            }));
+        }
+    }
+    let mut fresh_twice = std::collections::HashMap::<usize, Vec<usize>>::new();
+    for rotation in rotations {
+        let (k, copy, outcome) = rotation.await.unwrap();
+        let replayed = Consumed::Replayed { grant_id: grant_id(k).as_str().into() };
+        match (case_of(k), outcome) {
+            (Case::Live, outcome) => assert_eq!(outcome, Consumed::Fresh(()), "token {k}"),
+            (Case::Used, outcome) => assert_eq!(outcome, replayed, "token {k}"),
+            (Case::Expired, outcome) => assert_eq!(outcome, Consumed::Missing, "token {k}"),
+            (Case::Twice, Consumed::Fresh(())) => fresh_twice.entry(k).or_default().push(copy),
+            (Case::Twice, outcome) => assert_eq!(outcome, replayed, "token {k}"),
+        }
+    }
+    for k in 0..60 {
+        let live_successors: Vec<usize> = {
+            let mut live = Vec::new();
+            for copy in 0..2 {
+                if let Consumed::Fresh(stored) = store.refresh_token(&successor_of(k, copy)).await.unwrap() {
+                    assert_eq!(stored, record(k, 200), "token {k}'s successor is its own");
+                    live.push(copy);
+                }
+            }
+            live
+        };
+        match case_of(k) {
+            Case::Live => assert_eq!(live_successors, vec![0], "token {k}"),
+            Case::Used | Case::Expired => assert_eq!(live_successors, Vec::<usize>::new(), "token {k}"),
+            Case::Twice => {
+                assert_eq!(
+                    fresh_twice.get(&k).map(Vec::len),
+                    Some(1),
+                    "token {k}, rotated twice, is fresh once"
+                );
+                assert_eq!(
+                    Some(&live_successors),
+                    fresh_twice.get(&k),
+                    "token {k} has the fresh one's successor"
+                );
+            }
+        }
+    }
 }
 
 /// Reusing a rotated token and revoking its grant kills every token of the family,
@@ -977,6 +1060,75 @@ pub async fn racing_wrong_presentations_do_not_burn_the_code(store: Arc<dyn Stor
             (_, Ok(Consumed::Replayed { grant_id })) => assert_eq!(grant_id, "g-code-racing-wrongly".into()),
             (i, other) => panic!("wrong redemption {i} saw {other:?}"),
         }
+    }
+}
+
+/// 80 redemptions of 60 codes at once (a store may carry them in one statement): each
+/// is answered as it would be alone. Rightful ones are `Fresh` with their own code's
+/// grant; wrong ones are refused and leave their code unused; expired ones are
+/// `Missing`; a code presented twice is `Fresh` once and `Replayed` once.
+pub async fn redemptions_of_many_codes_at_once_are_each_answered_as_if_alone(store: Arc<dyn Store>) {
+    #[derive(Clone, Copy, Debug)]
+    enum Case {
+        Rightful,
+        WrongVerifier,
+        Expired,
+        Twice,
+    }
+    let case_of = |k: usize| [Case::Rightful, Case::WrongVerifier, Case::Expired, Case::Twice][k % 4];
+    let code = |k: usize| SecretHash::of(&format!("code-at-once-{k}"));
+    let grant = |k: usize| pending_grant(&format!("g-at-once-{k}"));
+    for k in 0..60 {
+        let expires_at = if matches!(case_of(k), Case::Expired) { 100 } else { 200 };
+        store.put_code(&code(k), &grant(k), expires_at).await.unwrap();
+    }
+    let wrong = CodePresentation {
+        code_verifier: crate::secret::Secret::new("w".repeat(43)),
+        ..rightful_presentation()
+    };
+    let mut redemptions = Vec::new();
+    for k in 0..60 {
+        let copies = if matches!(case_of(k), Case::Twice) { 2 } else { 1 };
+        for _ in 0..copies {
+            let presented = if matches!(case_of(k), Case::WrongVerifier) {
+                wrong.clone()
+            } else {
+                rightful_presentation()
+            };
+            let store = store.clone();
+            let hash = code(k);
+            redemptions.push(tokio::spawn(async move {
+                (k, store.redeem_code(&hash, &presented, 100).await.unwrap())
+            }));
+        }
+    }
+    let mut fresh_twice = std::collections::HashMap::<usize, usize>::new();
+    for redemption in redemptions {
+        let (k, outcome) = redemption.await.unwrap();
+        match (case_of(k), outcome) {
+            (Case::Rightful, outcome) => assert_eq!(outcome, Ok(Consumed::Fresh(grant(k))), "code {k}"),
+            (Case::WrongVerifier, outcome) => {
+                assert_eq!(outcome, Err(CodeMismatch::CodeVerifier), "code {k}")
+            }
+            (Case::Expired, outcome) => assert_eq!(outcome, Ok(Consumed::Missing), "code {k}"),
+            (Case::Twice, Ok(Consumed::Fresh(redeemed))) => {
+                assert_eq!(redeemed, grant(k), "code {k}");
+                *fresh_twice.entry(k).or_default() += 1;
+            }
+            (Case::Twice, outcome) => {
+                assert_eq!(outcome, Ok(Consumed::Replayed { grant_id: grant(k).grant_id }), "code {k}");
+            }
+        }
+    }
+    for k in (0..60).filter(|k| matches!(case_of(*k), Case::Twice)) {
+        assert_eq!(fresh_twice.get(&k), Some(&1), "code {k}, presented twice, is fresh once");
+    }
+    for k in (0..60).filter(|k| matches!(case_of(*k), Case::WrongVerifier)) {
+        assert_eq!(
+            store.redeem_code(&code(k), &rightful_presentation(), 100).await.unwrap(),
+            Ok(Consumed::Fresh(grant(k))),
+            "code {k}, presented wrongly, stayed unused"
+        );
     }
 }
 

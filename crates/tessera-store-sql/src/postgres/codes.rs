@@ -1,15 +1,65 @@
 //! Authorization codes on PostgreSQL: each is redeemed once (RFC 6749 §4.1.2).
 
 use async_trait::async_trait;
+use futures_util::future::BoxFuture;
+use sqlx::postgres::PgRow;
 use sqlx::types::Json;
+use sqlx::types::time::OffsetDateTime;
 use tessera_core::Timestamp;
 use tessera_core::model::GrantId;
 use tessera_core::secret::SecretHash;
-use tessera_core::store::{CodeMismatch, CodePresentation, CodeStore, Consumed, PendingGrant, StoreResult};
+use tessera_core::store::{
+    CodeMismatch, CodePresentation, CodeStore, Consumed, PendingGrant, StoreError, StoreResult,
+};
 
 use super::PgStore;
+use super::batches::{BatchFailed, Batched};
+use super::connections::Connections;
 use super::rows::{at, from_json, get, json, seconds_opt};
-use crate::{maybe_executed, store_error};
+use crate::{maybe_executed, store_error, unreachable};
+
+/// A good code redemption waiting for its batch.
+pub(super) struct Redemption {
+    code_hash: String,
+    /// The fields the code's grant must hold (`CodePresentation::fields_to_match`).
+    fields: serde_json::Value,
+    now: OffsetDateTime,
+}
+
+/// Marks each code used at its redemption's time if it is unused, unexpired and its
+/// grant holds the presented fields (RFC 6749 §4.1.2, RFC 7636 §4.6); returns the
+/// position and the grant of each it marked. Codes another transaction holds are
+/// skipped (`batches.rs`).
+const REDEEM_BATCH: &str = "WITH batch AS ( \
+       SELECT * FROM unnest($1::text[], $2::jsonb[], $3::timestamptz[]) \
+       WITH ORDINALITY AS b(code_hash, fields, now, position)), \
+     redeemable AS ( \
+       SELECT c.code_hash FROM authorization_codes AS c JOIN batch AS b USING (code_hash) \
+       WHERE c.consumed_at IS NULL AND c.expires_at > b.now AND c.document @> b.fields \
+       FOR UPDATE OF c SKIP LOCKED) \
+     UPDATE authorization_codes AS c SET consumed_at = b.now \
+     FROM redeemable AS r JOIN batch AS b USING (code_hash) \
+     WHERE c.code_hash = r.code_hash AND c.expires_at > b.now AND c.document @> b.fields \
+     RETURNING b.position, c.document";
+
+/// Good code redemptions, batched.
+pub(super) struct Redemptions;
+
+impl Batched for Redemptions {
+    type Item = Redemption;
+
+    fn run<'a>(
+        pool: &'a Connections,
+        items: &'a [Redemption],
+    ) -> BoxFuture<'a, Result<Vec<PgRow>, sqlx::Error>> {
+        let code_hashes: Vec<&str> = items.iter().map(|item| item.code_hash.as_str()).collect();
+        let fields: Vec<Json<&serde_json::Value>> = items.iter().map(|item| Json(&item.fields)).collect();
+        let times: Vec<OffsetDateTime> = items.iter().map(|item| item.now).collect();
+        Box::pin(async move {
+            sqlx::query(REDEEM_BATCH).bind(code_hashes).bind(fields).bind(times).fetch_all(pool).await
+        })
+    }
+}
 
 #[async_trait]
 impl CodeStore for PgStore {
@@ -73,24 +123,22 @@ impl CodeStore for PgStore {
         // The good request, in one statement: the code is marked used only if its
         // grant holds every field the presentation must match (`@>`, built by core
         // beside `PendingGrant::mismatch`). Racing redemptions queue on the row and
-        // only the first finds `consumed_at` still NULL.
-        let fresh = sqlx::query(
-            "UPDATE authorization_codes SET consumed_at = $2 \
-             WHERE code_hash = $1 AND consumed_at IS NULL AND expires_at > $2 AND document @> $3 \
-             RETURNING document",
-        )
-        .bind(&code_hash)
-        .bind(at(now))
-        .bind(Json(presented.fields_to_match()))
-        .fetch_optional(&self.pool)
-        .await;
-        match fresh {
+        // only the first finds `consumed_at` still NULL. The statement carries every
+        // redemption waiting at the time (`batches.rs`).
+        let redemption =
+            Redemption { code_hash: code_hash.clone(), fields: presented.fields_to_match(), now: at(now) };
+        match self.redemptions.submit(redemption).await {
             Ok(Some(row)) => return Ok(Ok(Consumed::Fresh(from_json(&row, "document")?))),
             Ok(None) => {}
             Err(error) if maybe_executed(&error) => {
-                return self.settle_redemption(&code_hash, now, None, error).await;
+                return self.settle_redemption(&code_hash, now, None, BatchFailed(error)).await;
             }
-            Err(error) => return Err(store_error(error)),
+            // The server refused the batch as a whole (a deadlock between two batches
+            // that share codes, say): the full check answers this code alone.
+            Err(error) if !unreachable(&error) => {
+                tracing::debug!(error = %error, "batched code redemption refused; checking the code alone");
+            }
+            Err(error) => return Err(StoreError::unavailable(BatchFailed(error))),
         }
         // Anything else (unknown, expired, used, or a presentation that does not
         // match, or matches only by the full check): the row is taken first, and

@@ -2,7 +2,10 @@
 //! found by the family's `revoked_grants` row or its own `used_at`.
 
 use async_trait::async_trait;
+use futures_util::future::BoxFuture;
 use sqlx::postgres::PgRow;
+use sqlx::types::Json;
+use sqlx::types::time::OffsetDateTime;
 use tessera_core::Timestamp;
 use tessera_core::model::GrantId;
 use tessera_core::secret::SecretHash;
@@ -10,9 +13,11 @@ use tessera_core::store::{
     Consumed, RefreshRecord, RefreshStore, SUCCESSOR_OUTSIDE_FAMILY, StoreError, StoreResult,
 };
 
+use super::batches::{BatchFailed, Batched};
+use super::connections::Connections;
 use super::rows::{at, from_json, get, json, seconds, seconds_opt};
 use super::{PgStore, grants};
-use crate::{maybe_executed, store_error};
+use crate::{maybe_executed, store_error, unreachable};
 
 /// `Replayed` for a token that exists but is used or of a revoked grant; `Missing`
 /// for one that does not exist (or only expired). Read after a rotation that did not
@@ -34,6 +39,79 @@ const ROTATE: &str = "WITH used AS ( \
      RETURNING grant_id) \
      INSERT INTO refresh_tokens (token_hash, grant_id, document, expires_at, idle_expires_at, starts_family) \
      SELECT $3, grant_id, $5, $6, $7, false FROM used RETURNING token_hash";
+
+/// [`ROTATE`] for a batch: each old token is marked used at its rotation's time, on
+/// the same conditions, and its successor inserted; returns the position of each
+/// rotated. Tokens another transaction holds are skipped (`batches.rs`), and rotate
+/// alone by [`ROTATE`], which waits for them.
+const ROTATE_BATCH: &str = "WITH batch AS ( \
+       SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::jsonb[], \
+         $6::timestamptz[], $7::timestamptz[]) \
+       WITH ORDINALITY AS b(old_hash, now, new_hash, grant_id, document, expires_at, idle_expires_at, position)), \
+     rotatable AS ( \
+       SELECT t.token_hash FROM refresh_tokens AS t JOIN batch AS b ON t.token_hash = b.old_hash \
+       WHERE t.used_at IS NULL AND t.expires_at > b.now \
+       AND (t.idle_expires_at IS NULL OR t.idle_expires_at > b.now) \
+       AND t.grant_id = b.grant_id AND t.expires_at >= b.expires_at \
+       AND NOT EXISTS (SELECT 1 FROM revoked_grants g WHERE g.grant_id = t.grant_id) \
+       FOR UPDATE OF t SKIP LOCKED), \
+     used AS ( \
+       UPDATE refresh_tokens AS t SET used_at = b.now \
+       FROM rotatable AS r JOIN batch AS b ON b.old_hash = r.token_hash \
+       WHERE t.token_hash = r.token_hash AND t.expires_at > b.now \
+       AND (t.idle_expires_at IS NULL OR t.idle_expires_at > b.now) \
+       AND t.grant_id = b.grant_id AND t.expires_at >= b.expires_at \
+       RETURNING b.position), \
+     successors AS ( \
+       INSERT INTO refresh_tokens (token_hash, grant_id, document, expires_at, idle_expires_at, starts_family) \
+       SELECT b.new_hash, b.grant_id, b.document, b.expires_at, b.idle_expires_at, false \
+       FROM used JOIN batch AS b USING (position) RETURNING token_hash) \
+     SELECT b.position FROM successors AS s JOIN batch AS b ON b.new_hash = s.token_hash";
+
+/// A good rotation waiting for its batch.
+pub(super) struct Rotation {
+    old_hash: String,
+    now: OffsetDateTime,
+    new_hash: String,
+    grant_id: String,
+    document: serde_json::Value,
+    expires_at: OffsetDateTime,
+    idle_expires_at: Option<OffsetDateTime>,
+}
+
+/// Good refresh rotations, batched.
+pub(super) struct Rotations;
+
+impl Batched for Rotations {
+    type Item = Rotation;
+
+    fn run<'a>(
+        pool: &'a Connections,
+        items: &'a [Rotation],
+    ) -> BoxFuture<'a, Result<Vec<PgRow>, sqlx::Error>> {
+        let old_hashes: Vec<&str> = items.iter().map(|item| item.old_hash.as_str()).collect();
+        let times: Vec<OffsetDateTime> = items.iter().map(|item| item.now).collect();
+        let new_hashes: Vec<&str> = items.iter().map(|item| item.new_hash.as_str()).collect();
+        let grant_ids: Vec<&str> = items.iter().map(|item| item.grant_id.as_str()).collect();
+        let documents: Vec<Json<&serde_json::Value>> =
+            items.iter().map(|item| Json(&item.document)).collect();
+        let expiries: Vec<OffsetDateTime> = items.iter().map(|item| item.expires_at).collect();
+        let idle_expiries: Vec<Option<OffsetDateTime>> =
+            items.iter().map(|item| item.idle_expires_at).collect();
+        Box::pin(async move {
+            sqlx::query(ROTATE_BATCH)
+                .bind(old_hashes)
+                .bind(times)
+                .bind(new_hashes)
+                .bind(grant_ids)
+                .bind(documents)
+                .bind(expiries)
+                .bind(idle_expiries)
+                .fetch_all(pool)
+                .await
+        })
+    }
+}
 
 /// A refresh token row read with [`REFRESH_STATE`].
 struct RefreshState {
@@ -105,6 +183,30 @@ impl RefreshStore for PgStore {
         now: Timestamp,
     ) -> StoreResult<Consumed<()>> {
         let old_hash = old.to_base64url();
+        // The good rotation, with every other waiting at the time (`batches.rs`).
+        let rotation = Rotation {
+            old_hash: old_hash.clone(),
+            now: at(now),
+            new_hash: new.to_base64url(),
+            grant_id: successor.grant_id.as_str().to_owned(),
+            document: serde_json::to_value(successor).map_err(store_error)?,
+            expires_at: at(successor.expires_at),
+            idle_expires_at: successor.idle_expires_at.map(at),
+        };
+        match self.rotations.submit(rotation).await {
+            Ok(Some(_)) => return Ok(Consumed::Fresh(())),
+            Ok(None) => {}
+            Err(error) if maybe_executed(&error) => {
+                return self.settle_rotation(new, BatchFailed(error)).await;
+            }
+            // The server refused the batch as a whole: this token rotates alone.
+            Err(error) if !unreachable(&error) => {
+                tracing::debug!(error = %error, "batched refresh rotation refused; rotating the token alone");
+            }
+            Err(error) => return Err(StoreError::unavailable(BatchFailed(error))),
+        }
+        // Not rotated in the batch (a token another transaction held, or one that
+        // does not rotate): alone, in one statement that waits for the token's row.
         let rotated = sqlx::query(ROTATE)
             .bind(&old_hash)
             .bind(at(now))

@@ -28,7 +28,7 @@ impl PgStore {
     pub(super) async fn settle_rotation(
         &self,
         new: &SecretHash,
-        error: sqlx::Error,
+        error: impl std::error::Error + Send + Sync + 'static,
     ) -> StoreResult<Consumed<()>> {
         let new_hash = new.to_base64url();
         let query = || {
@@ -60,7 +60,7 @@ impl PgStore {
         code_hash: &str,
         now: Timestamp,
         grant: Option<PendingGrant>,
-        error: sqlx::Error,
+        error: impl std::error::Error + Send + Sync + 'static,
     ) -> StoreResult<Result<Consumed<PendingGrant>, CodeMismatch>> {
         let query = || {
             sqlx::query("SELECT document FROM authorization_codes WHERE code_hash = $1 AND consumed_at = $2")

@@ -188,9 +188,9 @@ pub struct PgProxy {
 }
 
 /// Statements that commit on their own (autocommit), known by a piece of their text:
-/// the PostgreSQL store redeems a good code and rotates a good refresh token in one
-/// statement each.
-const SELF_COMMITTING: [&str; 2] = ["AND document @> $3", "WITH used AS ("];
+/// the PostgreSQL store redeems good codes and rotates good refresh tokens in one
+/// batched statement each, and rotates a token the batch skipped in one statement.
+const SELF_COMMITTING: [&str; 3] = ["c.document @> b.fields", "successors AS (", "WITH used AS ("];
 
 /// The client's side of the PostgreSQL protocol, read message by message, to find the
 /// one that commits: a simple-protocol `COMMIT`, or the `Execute` of a prepared
