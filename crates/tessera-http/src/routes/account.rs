@@ -10,8 +10,7 @@ use tessera_core::sign_in::{self, PasswordRefused};
 use tessera_core::store::Session;
 use tessera_core::{account, mfa};
 
-use super::authorize::untrusted;
-use super::login::stale_form;
+use super::interaction_pages::stale_form;
 use super::second_factor::refusal_words;
 use super::second_factor::{SetUp, totp_set_up};
 use crate::extract::cookies::SESSION_COOKIE;
@@ -29,7 +28,7 @@ async fn signed_in(app: &App, headers: &HeaderMap) -> Result<(String, Session), 
     match sign_in::session(app, Some(cookie)).await {
         Ok(Some(session)) => Ok((cookie.to_owned(), session)),
         Ok(None) => Err(to_login()),
-        Err(error) => Err(untrusted(app, &error)),
+        Err(error) => Err(crate::error::page(app, &error)),
     }
 }
 
@@ -119,7 +118,7 @@ async fn render(
     let account::Overview { totp, passkeys, recovery_codes, sessions } =
         match account::overview(app, &session.subject).await {
             Ok(overview) => overview,
-            Err(error) => return untrusted(app, &error),
+            Err(error) => return crate::error::page(app, &error),
         };
     let csrf = app.csrf(headers);
     let nonce = app.rng.identifier();
@@ -174,7 +173,7 @@ pub(super) async fn change_password(
             tracing::info!(subject = %session.subject, ?refused, "password change refused");
             render(&app, &headers, StatusCode::BAD_REQUEST, &session, Some(message)).await
         }
-        Err(error) => untrusted(&app, &error),
+        Err(error) => crate::error::page(&app, &error),
     }
 }
 
@@ -199,7 +198,7 @@ async fn render_totp(
     let user = match account::user(app, &session.subject).await {
         Ok(Some(user)) => user,
         Ok(None) => return see_other(&app.link("/login"), Vec::new()),
-        Err(error) => return untrusted(app, &error),
+        Err(error) => return crate::error::page(app, &error),
     };
     let page = SetUp { action: "/account/totp", required: false, status, message };
     // One app per account: with one set up already, back to the account.
@@ -218,7 +217,7 @@ pub(super) async fn confirm_totp(
             let message = "That code is not right. Enter the code your app shows now.";
             render_totp(&app, &headers, StatusCode::UNAUTHORIZED, &session, Some(message)).await
         }
-        Err(error) => untrusted(&app, &error),
+        Err(error) => crate::error::page(&app, &error),
     }
 }
 
@@ -228,7 +227,7 @@ pub(super) async fn remove_totp(
 ) -> Response {
     match account::remove_totp(&app, &session.subject).await {
         Ok(_) => back(&app, "totp-removed"),
-        Err(error) => untrusted(&app, &error),
+        Err(error) => crate::error::page(&app, &error),
     }
 }
 
@@ -244,7 +243,7 @@ pub(super) async fn recovery_codes(
             };
             html(StatusCode::OK, &page, Vec::new(), None)
         }
-        Err(error) => untrusted(&app, &error),
+        Err(error) => crate::error::page(&app, &error),
     }
 }
 
@@ -256,7 +255,7 @@ pub(super) async fn remove_passkey(
     match account::remove_passkey(&app, &session.subject, id).await {
         Ok(true) => back(&app, "passkey-removed"),
         Ok(false) => back(&app, "none"),
-        Err(error) => untrusted(&app, &error),
+        Err(error) => crate::error::page(&app, &error),
     }
 }
 
@@ -281,7 +280,7 @@ pub(super) async fn end_session(
             }
             back(&app, if ended { "session-ended" } else { "none" })
         }
-        Err(error) => untrusted(&app, &error),
+        Err(error) => crate::error::page(&app, &error),
     }
 }
 
@@ -302,7 +301,7 @@ async fn render_verify(
 ) -> Response {
     let factors = match mfa::factors(app, &session.subject).await {
         Ok(factors) => factors,
-        Err(error) => return untrusted(app, &error),
+        Err(error) => return crate::error::page(app, &error),
     };
     let csrf = app.csrf(headers);
     let page = VerifyPage {
@@ -355,7 +354,7 @@ pub(super) async fn verify_submit(
     match outcome {
         Ok(Ok(())) => match sign_in::mark_verified(&app, &cookie, &session).await {
             Ok(()) => back(&app, "verified"),
-            Err(error) => untrusted(&app, &error),
+            Err(error) => crate::error::page(&app, &error),
         },
         Ok(Err(refusal)) => {
             let (status, message) = refusal_words(&refusal);
@@ -363,6 +362,6 @@ pub(super) async fn verify_submit(
                 if refusal == sign_in::SignInError::Invalid { "That is not right." } else { message };
             render_verify(&app, &headers, status, &session, Some(message)).await
         }
-        Err(error) => untrusted(&app, &error),
+        Err(error) => crate::error::page(&app, &error),
     }
 }

@@ -4,13 +4,14 @@
 use std::net::IpAddr;
 
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use tessera_core::authorize::{self, AuthorizationRequest, AuthorizeError, Step};
 use tessera_core::request::Params;
 use tessera_core::{OAuthError, sign_in};
 use tracing::instrument;
 
+use super::interaction_pages::{expired, load_bound};
 use crate::extract::cookies::{BROWSER_COOKIE, SESSION_COOKIE};
 use crate::extract::{ClientAddress, OAuthForm, parse_form};
 use crate::pages::to_client;
@@ -25,7 +26,7 @@ pub(super) async fn authorize_get(
 ) -> Response {
     match parse_form(query.unwrap_or_default().as_bytes()) {
         Ok(params) => authorize(&app, &headers, &params, peer).await,
-        Err(error) => untrusted(&app, &error),
+        Err(error) => crate::error::page(&app, &error),
     }
 }
 
@@ -55,38 +56,11 @@ pub(super) async fn resume(
 ) -> Response {
     let params = parse_form(query.unwrap_or_default().as_bytes()).unwrap_or_default();
     let Some(id) = params.get("interaction") else {
-        return untrusted(&app, &OAuthError::invalid_request("missing interaction"));
+        return crate::error::page(&app, &OAuthError::invalid_request("missing interaction"));
     };
     match load_bound(&app, &headers, id).await {
         Ok(request) => proceed(&app, &headers, request, Interaction::Open(id)).await,
         Err(response) => response,
-    }
-}
-
-/// The request waiting under interaction `id`, if this browser started it; otherwise
-/// the page to show instead. Nobody else's sign-in or consent completes an interaction.
-pub(super) async fn load_bound(
-    app: &App,
-    headers: &HeaderMap,
-    id: &str,
-) -> Result<AuthorizationRequest, Response> {
-    match authorize::load_interaction(app, id).await {
-        Ok(Some(request))
-            if authorize::belongs_to_browser(&request, app.read_cookie(headers, BROWSER_COOKIE)) =>
-        {
-            Ok(request)
-        }
-        Ok(Some(_)) => {
-            tracing::warn!("interaction refused: it was started in another browser");
-            Err(app.message(
-                StatusCode::FORBIDDEN,
-                "This sign-in request belongs to another browser",
-                "Go back to the application and start signing in again from this browser.",
-                None,
-            ))
-        }
-        Ok(None) => Err(expired(app)),
-        Err(error) => Err(untrusted(app, &error)),
     }
 }
 
@@ -108,7 +82,7 @@ pub(super) async fn proceed(
 ) -> Response {
     let session = match sign_in::session(app, app.read_cookie(headers, SESSION_COOKIE)).await {
         Ok(session) => session,
-        Err(error) => return untrusted(app, &error),
+        Err(error) => return crate::error::page(app, &error),
     };
     let now = app.clock.now();
     let step = match authorize::next_step(app, &request, session.as_ref(), now).await {
@@ -127,7 +101,7 @@ pub(super) async fn proceed(
             let id = match interaction {
                 Interaction::Open(id) => match authorize::save_interaction(app, &request, Some(id)).await {
                     Ok(id) => id,
-                    Err(error) => return untrusted(app, &error),
+                    Err(error) => return crate::error::page(app, &error),
                 },
                 Interaction::New { peer } => {
                     let Some(browser) = app.read_cookie(headers, BROWSER_COOKIE) else {
@@ -146,7 +120,7 @@ pub(super) async fn proceed(
                     .await
                 {
                     Ok(step_cookie) => step_cookie,
-                    Err(error) => return untrusted(app, &error),
+                    Err(error) => return crate::error::page(app, &error),
                 };
             cookies.push(step_cookie);
             let page = if enrol { "/login/set-up" } else { "/login/second-factor" };
@@ -159,7 +133,7 @@ pub(super) async fn proceed(
                 match authorize::finish_interaction(app, id).await {
                     Ok(Some(_)) => {}
                     Ok(None) => return expired(app),
-                    Err(error) => return untrusted(app, &error),
+                    Err(error) => return crate::error::page(app, &error),
                 }
             }
             return match authorize::issue_code(app, &request, &session, now).await {
@@ -172,7 +146,7 @@ pub(super) async fn proceed(
     match interaction {
         Interaction::Open(id) => match authorize::save_interaction(app, &request, Some(id)).await {
             Ok(id) => crate::pages::see_other(&to_page(&id), Vec::new()),
-            Err(error) => untrusted(app, &error),
+            Err(error) => crate::error::page(app, &error),
         },
         Interaction::New { peer } => open_new(app, headers, &mut request, peer, page).await,
     }
@@ -207,21 +181,7 @@ async fn open_new(
 /// An authorization error: a page when the client cannot be trusted, else a redirect.
 pub(super) fn failed(app: &App, error: AuthorizeError) -> Response {
     match error {
-        AuthorizeError::Untrusted(error) => untrusted(app, &error),
+        AuthorizeError::Untrusted(error) => crate::error::page(app, &error),
         AuthorizeError::Redirect { to, .. } => to_client(app, &to, Vec::new()),
     }
-}
-
-/// An error page for a request that cannot go on ([`crate::error::page`]).
-pub(super) fn untrusted(app: &App, error: &OAuthError) -> Response {
-    crate::error::page(app, error)
-}
-
-pub(super) fn expired(app: &App) -> Response {
-    app.message(
-        StatusCode::BAD_REQUEST,
-        "This sign-in request has expired",
-        "Go back to the application and start signing in again.",
-        None,
-    )
 }

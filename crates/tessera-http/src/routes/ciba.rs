@@ -8,7 +8,6 @@ use axum::response::{IntoResponse, Response};
 use tessera_core::{ciba, sign_in};
 use tracing::instrument;
 
-use super::authorize::untrusted;
 use super::login::client_display_name;
 use crate::AppState;
 use crate::error::HttpError;
@@ -39,7 +38,7 @@ pub(super) async fn approvals_page(State(app): State<AppState>, headers: HeaderM
     };
     let pending = match ciba::pending_for(&app, &session.subject).await {
         Ok(pending) => pending,
-        Err(error) => return untrusted(&app, &error),
+        Err(error) => return crate::error::page(&app, &error),
     };
     let mut requests = Vec::new();
     for (id, request) in pending {

@@ -5,7 +5,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use tessera_core::{authorize, sign_in};
 
-use super::authorize::{Interaction, expired, failed, load_bound, proceed, untrusted};
+use super::authorize::{Interaction, failed, proceed};
+use super::interaction_pages::{expired, load_bound};
 use crate::AppState;
 use crate::extract::cookies::SESSION_COOKIE;
 use crate::extract::{OAuthForm, parse_form};
@@ -73,11 +74,11 @@ pub(super) async fn consent_submit(
         return match authorize::finish_interaction(&app, id).await {
             Ok(Some(request)) => failed(&app, authorize::denied(&app, &request)),
             Ok(None) => expired(&app),
-            Err(error) => untrusted(&app, &error),
+            Err(error) => crate::error::page(&app, &error),
         };
     }
     if let Err(error) = authorize::record_consent(&app, &session, &request).await {
-        return untrusted(&app, &error);
+        return crate::error::page(&app, &error);
     }
     request.consented = true;
     proceed(&app, &headers, request, Interaction::Open(id)).await

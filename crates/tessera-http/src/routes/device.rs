@@ -9,8 +9,8 @@ use tessera_core::device::UserCodeCheck;
 use tessera_core::{device, sign_in};
 use tracing::instrument;
 
-use super::authorize::untrusted;
-use super::login::{client_display_name, stale_form};
+use super::interaction_pages::stale_form;
+use super::login::client_display_name;
 use crate::error::HttpError;
 use crate::extract::cookies::SESSION_COOKIE;
 use crate::extract::{OAuthForm, parse_form};
@@ -91,7 +91,7 @@ async fn review(
             let message = "That code is not valid or has expired. Check your device and try again.";
             return entry_page(app, headers, StatusCode::BAD_REQUEST, user_code, Some(message));
         }
-        Err(error) => return untrusted(app, &error),
+        Err(error) => return crate::error::page(app, &error),
     };
     let client_name =
         client_display_name(app, &request.client_id).await.unwrap_or_else(|| request.client_id.to_string());

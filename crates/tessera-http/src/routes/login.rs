@@ -7,7 +7,7 @@ use tessera_core::authorize;
 use tessera_core::model::ClientId;
 use tessera_core::sign_in::{self, Continuation, PasswordAccepted, SignInError};
 
-use super::authorize::{load_bound, untrusted};
+use super::interaction_pages::{load_bound, stale_form};
 use crate::extract::cookies::{SECOND_STEP_COOKIE, SESSION_COOKIE};
 use crate::extract::{OAuthForm, parse_form};
 use crate::pages::{LoginPage, html, see_other};
@@ -70,7 +70,7 @@ pub(super) async fn login_submit(
     let outcome =
         match sign_in::sign_in(&app, &username, password, &peer.to_string(), &continuation, now).await {
             Ok(outcome) => outcome,
-            Err(error) => return untrusted(&app, &error),
+            Err(error) => return crate::error::page(&app, &error),
         };
     let new = match outcome {
         Ok(PasswordAccepted::Session(new)) => new,
@@ -128,7 +128,7 @@ pub(super) async fn login_submit(
     };
     // Answers prompt=login and max_age, for the subject who just proved who they are.
     if let Err(error) = authorize::mark_signed_in(&app, &id, &mut request, &new.session.subject, now).await {
-        return untrusted(&app, &error);
+        return crate::error::page(&app, &error);
     }
     see_other(&format!("{}?interaction={id}", app.link("/authorize/resume")), vec![session_cookie])
 }
@@ -190,15 +190,4 @@ fn render(
 pub(super) async fn client_display_name(app: &App, client_id: &ClientId) -> Option<String> {
     let client = app.clients.get(client_id, app.clock.now()).await.ok()??;
     Some(client.client_name.clone())
-}
-
-/// A form whose CSRF token does not match this browser's cookie.
-pub(super) fn stale_form(app: &App) -> Response {
-    tracing::info!("form refused: missing or invalid CSRF token");
-    app.message(
-        StatusCode::FORBIDDEN,
-        "This form has expired",
-        "For your security the form could not be accepted. Go back, reload the page and try again.",
-        None,
-    )
 }

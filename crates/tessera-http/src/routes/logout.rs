@@ -7,8 +7,7 @@ use axum::response::Response;
 use tessera_core::request::Params;
 use tessera_core::{end_session, sign_in};
 
-use super::authorize::untrusted;
-use super::login::stale_form;
+use super::interaction_pages::stale_form;
 use crate::AppState;
 use crate::extract::cookies::SESSION_COOKIE;
 use crate::extract::{OAuthForm, parse_form};
@@ -24,11 +23,11 @@ pub(super) async fn logout_page(
 ) -> Response {
     let params = match parse_form(query.unwrap_or_default().as_bytes()) {
         Ok(params) => params,
-        Err(error) => return untrusted(&app, &error),
+        Err(error) => return crate::error::page(&app, &error),
     };
     let request = match end_session::validate(&app, &params).await {
         Ok(request) => request,
-        Err(error) => return untrusted(&app, &error),
+        Err(error) => return crate::error::page(&app, &error),
     };
     let signed_in =
         matches!(sign_in::session(&app, app.read_cookie(&headers, SESSION_COOKIE)).await, Ok(Some(_)));
@@ -64,12 +63,12 @@ pub(super) async fn logout_submit(
     );
     let request = match end_session::validate(&app, &carried).await {
         Ok(request) => request,
-        Err(error) => return untrusted(&app, &error),
+        Err(error) => return crate::error::page(&app, &error),
     };
     if let Some(value) = app.read_cookie(&headers, SESSION_COOKIE)
         && let Err(error) = sign_in::end_session(&app, value).await
     {
-        return untrusted(&app, &error);
+        return crate::error::page(&app, &error);
     }
     tracing::info!("signed out");
     let cleared = app.cookie(SESSION_COOKIE, "", Some(0));

@@ -8,6 +8,7 @@ mod consent;
 mod device;
 mod discovery;
 mod health;
+mod interaction_pages;
 mod introspect;
 mod jwks;
 mod login;
@@ -159,7 +160,7 @@ pub(crate) async fn signed_in_form(
     sign_in_at: &str,
 ) -> Result<tessera_core::store::Session, Response> {
     if !app.csrf_valid(headers, form.get("csrf_token")) {
-        return Err(login::stale_form(app));
+        return Err(interaction_pages::stale_form(app));
     }
     let cookie = app.read_cookie(headers, crate::extract::cookies::SESSION_COOKIE);
     match tessera_core::sign_in::session(app, cookie).await {

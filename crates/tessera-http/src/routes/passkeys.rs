@@ -15,7 +15,7 @@ use tessera_core::OAuthError;
 use tessera_core::mfa;
 use tessera_core::passkey_ceremonies::{self, PasskeyRefused, Started};
 
-use super::authorize::load_bound;
+use super::interaction_pages::load_bound;
 use super::second_factor::{SignedIn, continue_signed_in, finish};
 use crate::error::HttpError;
 use crate::extract::cookies::{SECOND_STEP_COOKIE, SESSION_COOKIE};

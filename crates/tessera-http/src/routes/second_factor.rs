@@ -12,8 +12,7 @@ use tessera_core::model::User;
 use tessera_core::sign_in::SignInError;
 use tessera_core::store::Session;
 
-use super::authorize::{load_bound, untrusted};
-use super::login::stale_form;
+use super::interaction_pages::{load_bound, stale_form};
 use crate::extract::cookies::{SECOND_STEP_COOKIE, SESSION_COOKIE};
 use crate::extract::{ClientAddress, OAuthForm};
 use crate::pages::{SecondFactorPage, SetUpPage, html, qr_svg, see_other};
@@ -25,12 +24,12 @@ async fn current_step(app: &App, headers: &HeaderMap) -> Result<(String, SecondS
     let step = match mfa::second_step(app, Some(cookie)).await {
         Ok(Some(step)) => step,
         Ok(None) => return Err(step_expired(app)),
-        Err(error) => return Err(untrusted(app, &error)),
+        Err(error) => return Err(crate::error::page(app, &error)),
     };
     match tessera_core::account::user(app, &step.subject).await {
         Ok(Some(user)) => Ok((cookie.to_owned(), step, user)),
         Ok(None) => Err(step_expired(app)),
-        Err(error) => Err(untrusted(app, &error)),
+        Err(error) => Err(crate::error::page(app, &error)),
     }
 }
 
@@ -63,7 +62,7 @@ async fn render(
 ) -> Response {
     let factors = match mfa::factors(app, &user.subject).await {
         Ok(factors) => factors,
-        Err(error) => return untrusted(app, &error),
+        Err(error) => return crate::error::page(app, &error),
     };
     let csrf = app.csrf(headers);
     let nonce = app.rng.identifier();
@@ -102,7 +101,7 @@ pub(super) async fn second_factor_submit(
             let (status, message) = refusal_words(&refusal);
             render(&app, &headers, status, &user, Some(message)).await
         }
-        Err(error) => untrusted(&app, &error),
+        Err(error) => crate::error::page(&app, &error),
     }
 }
 
@@ -125,7 +124,7 @@ pub(super) async fn finish(app: &App, headers: &HeaderMap, cookie: &str, methods
     let stepped = match mfa::finish_second_step(app, cookie, methods).await {
         Ok(Some(stepped)) => stepped,
         Ok(None) => return step_expired(app),
-        Err(error) => return untrusted(app, &error),
+        Err(error) => return crate::error::page(app, &error),
     };
     let SteppedUp { session, new_cookie, step } = stepped;
     let signed_in =
@@ -162,7 +161,7 @@ pub(super) async fn continue_signed_in(app: &App, headers: &HeaderMap, signed_in
             };
             if let Err(error) = authorize::mark_signed_in(app, id, &mut request, &session.subject, now).await
             {
-                return untrusted(app, &error);
+                return crate::error::page(app, &error);
             }
         }
         return see_other(&format!("{}?interaction={id}", app.link("/authorize/resume")), cookies);
@@ -229,9 +228,9 @@ pub(super) async fn totp_set_up(
         Ok(Some(enrolment)) => Some(enrolment),
         Ok(None) => match mfa::begin_totp(app, user).await {
             Ok(enrolment) => enrolment,
-            Err(error) => return Some(untrusted(app, &error)),
+            Err(error) => return Some(crate::error::page(app, &error)),
         },
-        Err(error) => return Some(untrusted(app, &error)),
+        Err(error) => return Some(crate::error::page(app, &error)),
     };
     let enrolment = enrolment?;
     let csrf = app.csrf(headers);
@@ -285,6 +284,6 @@ pub(super) async fn set_up_submit(
             let message = "That code is not right. Enter the code your app shows now.";
             render_set_up(&app, &headers, StatusCode::UNAUTHORIZED, &user, Some(message)).await
         }
-        Err(error) => untrusted(&app, &error),
+        Err(error) => crate::error::page(&app, &error),
     }
 }
