@@ -13,10 +13,7 @@ use crate::tokens::access_token::ResolvedToken;
 use crate::userinfo::Presented;
 use crate::{OAuthError, Provider};
 
-/// The scope an admin token carries.
-pub const ADMIN_SCOPE: &str = "tessera:admin";
-/// The audience (API resource) an admin token is for.
-pub const ADMIN_AUDIENCE: &str = "tessera-admin";
+pub use crate::catalog::{ADMIN_AUDIENCE, ADMIN_SCOPE};
 /// The shortest password the API accepts, as `tessera users add`.
 pub const MIN_PASSWORD_CHARS: usize = 8;
 /// A disabled account's password hash starts with this: it never verifies.

@@ -10,6 +10,10 @@ use crate::model::{ApiResource, ApiScope, Client, IdentityResource};
 
 /// The `offline_access` scope (OpenID Connect Core §11): asks for a refresh token.
 pub const OFFLINE_ACCESS: &str = "offline_access";
+/// The scope an admin token carries (the administration API).
+pub const ADMIN_SCOPE: &str = "tessera:admin";
+/// The audience (API resource) an admin token is for.
+pub const ADMIN_AUDIENCE: &str = "tessera-admin";
 
 /// Every scope and resource, as configured.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,12 +76,7 @@ impl Catalog {
     pub fn scope_names(&self) -> Vec<String> {
         let identity = self.resources.identity_resources.iter().map(|r| r.name.clone());
         // The administration API's scope is not advertised: it is for the operator's client.
-        let api = self
-            .resources
-            .api_scopes
-            .iter()
-            .map(|s| s.name.clone())
-            .filter(|name| name != crate::admin::ADMIN_SCOPE);
+        let api = self.resources.api_scopes.iter().map(|s| s.name.clone()).filter(|name| name != ADMIN_SCOPE);
         // Listed so that clients which add it only when offered (MCP's SEP-2207) do.
         identity.chain(std::iter::once(OFFLINE_ACCESS.to_owned())).chain(api).collect()
     }

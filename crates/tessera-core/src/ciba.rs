@@ -162,7 +162,7 @@ async fn hinted_user(provider: &Provider, params: &Params) -> Result<crate::mode
     let user = if let Some(username) = params.get("login_hint") {
         store.user_by_username(username).await?
     } else if let Some(hint) = params.get("id_token_hint") {
-        store.user_by_subject(&id_token::read_hint(provider, hint).await?.sub).await?
+        store.user_by_subject(&id_token::read_hint(&provider.token_issuer(), hint).await?.sub).await?
     } else {
         return Err(OAuthError::invalid_request("login_hint_token is not supported"));
     };

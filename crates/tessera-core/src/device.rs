@@ -188,7 +188,7 @@ pub async fn check_user_code(
 ) -> Result<UserCodeCheck, OAuthError> {
     let now = provider.clock.now();
     let key = format!("user-code:{address}");
-    let attempts = provider.store.record_failure(&key, now, crate::sign_in::FAILURE_WINDOW).await?;
+    let attempts = provider.store.record_failure(&key, now, crate::attempts::FAILURE_WINDOW).await?;
     if attempts > MAX_USER_CODE_ATTEMPTS {
         tracing::warn!(address, "user code entry paused after repeated attempts");
         return Ok(UserCodeCheck::Throttled);

@@ -33,7 +33,7 @@ impl LogoutRequest {
 /// URI: the caller shows an error page and redirects nowhere.
 pub async fn validate(provider: &Provider, params: &Params) -> Result<LogoutRequest, OAuthError> {
     let hinted = match params.get("id_token_hint") {
-        Some(hint) => Some(id_token::read_hint(provider, hint).await?.aud),
+        Some(hint) => Some(id_token::read_hint(&provider.token_issuer(), hint).await?.aud),
         None => None,
     };
     let client_id = match (hinted, params.get("client_id")) {

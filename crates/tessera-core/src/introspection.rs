@@ -70,7 +70,7 @@ pub async fn authenticate_caller(
 pub async fn introspect(provider: &Provider, caller: &Caller, params: &Params) -> Result<Value, OAuthError> {
     let token = params.require("token")?;
     let now = provider.clock.now();
-    let Some(resolved) = access_token::resolve(provider, token, now).await? else {
+    let Some(resolved) = access_token::resolve(&provider.token_issuer(), token, now).await? else {
         return refresh_token(provider, caller, token, now).await;
     };
     if !caller.may_see(&resolved) {

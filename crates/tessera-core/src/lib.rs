@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod attempts;
 pub mod authorize;
 pub mod catalog;
 pub mod ciba;
@@ -33,6 +34,7 @@ pub mod revocation;
 pub mod secret;
 pub mod secret_checks;
 pub mod sender;
+pub mod sessions;
 pub mod settings;
 pub mod sign_in;
 pub mod store;
@@ -45,3 +47,43 @@ pub mod userinfo;
 pub use clock::{Clock, SystemClock, Timestamp};
 pub use error::{ErrorCode, OAuthError};
 pub use provider::Provider;
+
+/// No two flows share keys in the store's one table of documents ([`store::FlowStore`]).
+#[cfg(test)]
+mod flow_namespaces {
+    use crate::store::Flow as _;
+
+    /// Every flow's namespace, and the marks kept beside them in the same table: checked
+    /// below to be pairwise distinct and never a prefix of one another, so no flow can read
+    /// or list another's documents.
+    fn namespaces() -> Vec<&'static str> {
+        vec![
+            crate::authorize::PushedRequests::NAMESPACE,
+            crate::authorize::Interactions::NAMESPACE,
+            crate::decoupled::DeviceRequests::NAMESPACE,
+            crate::device::UserCodes::NAMESPACE,
+            crate::decoupled::CibaRequests::NAMESPACE,
+            crate::ciba::UsersRequests::NAMESPACE,
+            crate::mfa::SecondSteps::NAMESPACE,
+            crate::passkey_ceremonies::Ceremonies::NAMESPACE,
+            // Marks, not flows: an in-doubt consumption, its claim, a client's last use.
+            "refresh-in-doubt:",
+            "code-in-doubt:",
+            "code-in-doubt-claimed:",
+            "redeemed-in-doubt:",
+            "redeemed-in-doubt-claimed:",
+            "client-used:",
+        ]
+    }
+
+    #[test]
+    fn no_flow_namespace_is_another_or_a_prefix_of_another() {
+        let all = namespaces();
+        for (i, one) in all.iter().enumerate() {
+            assert!(one.ends_with(':'), "{one} ends with its separator");
+            for (j, other) in all.iter().enumerate() {
+                assert!(i == j || !other.starts_with(one), "`{other}` lies inside `{one}`");
+            }
+        }
+    }
+}

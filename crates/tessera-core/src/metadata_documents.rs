@@ -16,17 +16,9 @@ use url::Url;
 
 use crate::Timestamp;
 use crate::model::{Client, ClientId};
-use crate::registration::ClientMetadata;
+use crate::registration::metadata::ClientMetadata;
 
-/// `[client_id_metadata_documents]`.
-#[derive(Debug, Clone, Default)]
-pub struct MetadataDocumentSettings {
-    pub enabled: bool,
-    /// Development only: `http` URLs on loopback hosts are accepted and fetched there.
-    pub allow_http_loopback: bool,
-    /// The scopes such clients may ask for; their scopes when the document names none.
-    pub allowed_scopes: Vec<String>,
-}
+pub use crate::settings::MetadataDocumentSettings;
 
 /// A fetched document: its body and how long HTTP caching allows keeping it.
 #[derive(Debug, Clone)]
@@ -197,8 +189,9 @@ impl MetadataDocuments {
             ..metadata
         };
         let client_id = ClientId(url.as_str().to_owned());
-        let mut client = crate::registration::client_for(&client_id, metadata, &self.settings.allowed_scopes)
-            .map_err(|error| error.description.into_owned())?;
+        let mut client =
+            crate::registration::metadata::client_for(&client_id, metadata, &self.settings.allowed_scopes)
+                .map_err(|error| error.description.into_owned())?;
         client.from_metadata_document = true;
         Ok(client)
     }

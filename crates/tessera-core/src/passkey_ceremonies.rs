@@ -10,7 +10,7 @@ use crate::mfa::{self, amr};
 use crate::model::User;
 use crate::passkeys::{PasskeyError, Passkeys, StoredPasskey, derive_user_handle};
 use crate::secret::{Secret, SecretHash, b64url};
-use crate::sign_in::NewSession;
+use crate::sessions::NewSession;
 use crate::store::PasskeyRecord;
 use crate::{OAuthError, Provider};
 
@@ -258,7 +258,7 @@ pub async fn finish_sign_in(
     let used = record_use(provider, &user.subject, &candidates, &signed_in).await?;
     let methods = mfa::combine(&[], &[used, amr::USER_PRESENCE]);
     let now = provider.clock.now();
-    let new = crate::sign_in::start_session_with(provider, &user, now, methods, now).await?;
+    let new = crate::sessions::start_session_with(provider, &user, now, methods, now).await?;
     info!(subject = %user.subject, "signed in with a passkey");
     Ok(Ok(PasskeySignIn { new, interaction, return_to }))
 }

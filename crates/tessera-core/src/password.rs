@@ -29,6 +29,42 @@ pub fn is_argon2id_hash(phc: &str) -> bool {
     phc.starts_with("$argon2id$") && argon2::password_hash::phc::PasswordHash::new(phc).is_ok()
 }
 
+/// Bounds the password checks in flight: an argon2id check holds ~19 MiB, so an
+/// unbounded burst of sign-ins is a memory amplifier. `running` checks at a time (one
+/// per core), `queued` more may wait; past that a sign-in is refused as `Busy`.
+#[derive(Debug)]
+pub struct PasswordChecks {
+    admitted: tokio::sync::Semaphore,
+    running: tokio::sync::Semaphore,
+}
+
+impl PasswordChecks {
+    /// `running` concurrent checks and a queue of `queued`.
+    #[must_use]
+    pub fn new(running: usize, queued: usize) -> Self {
+        Self {
+            admitted: tokio::sync::Semaphore::new(running.max(1) + queued),
+            running: tokio::sync::Semaphore::new(running.max(1)),
+        }
+    }
+
+    /// Whether `password` matches `hash`; `None` when the queue is full.
+    pub(crate) async fn verify(&self, password: &str, hash: String) -> Option<bool> {
+        let _admitted = self.admitted.try_acquire().ok()?;
+        let _running = self.running.acquire().await.ok()?;
+        let password = password.to_owned();
+        Some(tokio::task::spawn_blocking(move || verify_password(&password, &hash)).await.unwrap_or(false))
+    }
+}
+
+impl Default for PasswordChecks {
+    /// One check per core, and a queue of four per core.
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        Self::new(cores, 4 * cores)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

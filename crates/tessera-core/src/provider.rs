@@ -3,9 +3,10 @@
 use std::sync::Arc;
 
 use crate::catalog::Catalog;
-use crate::client_auth::{ClientRegistry, JwksCache, JwksSource};
+use crate::client_auth::jwks::{JwksCache, JwksSource};
+use crate::client_auth::registry::ClientRegistry;
 use crate::clock::Clock;
-use crate::grants::GrantRegistry;
+use crate::grants::registry::GrantRegistry;
 use crate::notify::Notifier;
 use crate::random::Rng;
 use crate::settings::Settings;
@@ -35,9 +36,9 @@ pub struct Provider {
     /// DPoP proof headers already checked, with their keys (not their `jti`s).
     pub dpop_keys: crate::sender::dpop::ProofKeys,
     /// When registered clients were last seen in use (their removal when unused).
-    pub client_use: crate::registration::ClientUse,
+    pub client_use: crate::registration::client_use::ClientUse,
     /// Bounds concurrent password checks (argon2id memory).
-    pub password_checks: crate::sign_in::PasswordChecks,
+    pub password_checks: crate::password::PasswordChecks,
     /// Remembers secrets that passed an argon2id check, so the next request is one SHA-256.
     pub secret_checks: crate::secret_checks::SecretChecks,
     /// Derives CIBA ping-mode `auth_req_id`s from their stored seeds.
@@ -91,8 +92,8 @@ impl Provider {
             notifier,
             dpop_nonce_key,
             dpop_keys: crate::sender::dpop::ProofKeys::default(),
-            client_use: crate::registration::ClientUse::default(),
-            password_checks: crate::sign_in::PasswordChecks::default(),
+            client_use: crate::registration::client_use::ClientUse::default(),
+            password_checks: crate::password::PasswordChecks::default(),
             secret_checks: crate::secret_checks::SecretChecks::default(),
             ping_id_key,
             passkeys: relying_party(&settings_passkeys),
@@ -106,10 +107,52 @@ impl Provider {
         crate::secret::b64url(aws_lc_rs::hmac::sign(&self.ping_id_key, seed.as_bytes()))
     }
 
+    /// What mints and reads this server's tokens.
+    #[must_use]
+    pub fn token_issuer(&self) -> crate::tokens::TokenIssuer<'_> {
+        crate::tokens::TokenIssuer {
+            settings: &self.settings,
+            keys: &self.keys,
+            rng: &self.rng,
+            store: self.store.as_ref(),
+            clock: self.clock.as_ref(),
+        }
+    }
+
     /// The documents of multi-step flow `F`.
     #[must_use]
     pub fn flows<F: crate::store::Flow>(&self) -> crate::store::FlowStore<'_, F> {
         crate::store::FlowStore::new(self.store.as_ref())
+    }
+
+    /// Verifies a proof (RFC 9449 §4.3) and returns the key's thumbprint. With an
+    /// access token, the proof must also carry its hash (`ath`, §4.2). Each proof is
+    /// accepted once: its `jti` goes through the replay cache.
+    ///
+    /// # Errors
+    /// `invalid_dpop_proof` for any failed check; `use_dpop_nonce` without a fresh nonce.
+    pub async fn verify_dpop(
+        &self,
+        proof: &crate::sender::dpop::DpopProof,
+        access_token: Option<&str>,
+        now: crate::Timestamp,
+    ) -> Result<String, crate::OAuthError> {
+        let checked = self.dpop_keys.check(proof, access_token, now)?;
+        // RFC 9449 §8: when nonces are on, a proof without a fresh one is answered with one.
+        if self.settings.dpop_require_nonce
+            && !checked.nonce.as_deref().is_some_and(|nonce| self.dpop_nonce_is_fresh(nonce, now))
+        {
+            return Err(crate::OAuthError::new(
+                crate::ErrorCode::UseDpopNonce,
+                "send the proof again with the DPoP-Nonce",
+            ));
+        }
+        // RFC 9449 §11.1: a proof is used once.
+        let replay_key = format!("dpop:{}:{}", checked.jkt, checked.jti);
+        if !self.store.remember_once(&replay_key, checked.replay_until(), now).await? {
+            return Err(crate::sender::dpop::invalid("the DPoP proof was already used"));
+        }
+        Ok(checked.jkt)
     }
 
     /// The DPoP nonce for the time window holding `now` (RFC 9449 §8): stateless, the
@@ -142,14 +185,14 @@ impl crate::grants::IssuedTokens for Provider {
         token: &str,
         now: crate::Timestamp,
     ) -> Result<Option<crate::tokens::ResolvedToken>, crate::OAuthError> {
-        crate::tokens::access_token::resolve(self, token, now).await
+        crate::tokens::access_token::resolve(&self.token_issuer(), token, now).await
     }
 
     async fn id_token(
         &self,
         token: &str,
     ) -> Result<crate::tokens::id_token::IdTokenClaims, crate::OAuthError> {
-        crate::tokens::id_token::read_hint(self, token).await
+        crate::tokens::id_token::read_hint(&self.token_issuer(), token).await
     }
 }
 

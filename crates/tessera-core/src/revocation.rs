@@ -24,7 +24,7 @@ pub async fn revoke(
     let token = params.require("token")?;
     // RFC 7009 §2.1: the hint only speeds up the search; an unknown one is ignored.
     let now = provider.clock.now();
-    let Some(resolved) = access_token::resolve(provider, token, now).await? else {
+    let Some(resolved) = access_token::resolve(&provider.token_issuer(), token, now).await? else {
         return revoke_refresh_token(provider, caller, token, now).await;
     };
     if resolved.client_id != caller.client.client_id.as_str() {

@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use subtle::ConstantTimeEq as _;
 
 use crate::OAuthError;
+use crate::password::PasswordChecks;
 use crate::secret::{Secret, StoredSecret, sha256};
-use crate::sign_in::PasswordChecks;
 
 /// How many (owner, PHC string) pairs are remembered: each is 64 bytes plus the map's
 /// overhead, so the cache stays well under a MiB whatever callers send.

@@ -28,9 +28,9 @@ pub struct Settings {
     /// of public clients' web redirect URIs. Sorted, each as a browser sends `Origin`.
     pub cors_origins: Vec<String>,
     /// Dynamic Client Registration (RFC 7591), off by default.
-    pub registration: crate::registration::RegistrationSettings,
+    pub registration: RegistrationSettings,
     /// Client ID metadata documents (URL `client_id`s), off by default.
-    pub metadata_documents: crate::metadata_documents::MetadataDocumentSettings,
+    pub metadata_documents: MetadataDocumentSettings,
     /// `[sign_in] require_mfa`: every user needs a second factor.
     pub require_mfa: bool,
     /// The WebAuthn relying party id (`[passkeys] rp_id`, default the issuer's host);
@@ -133,8 +133,8 @@ impl Settings {
             dpop_require_nonce: false,
             mtls: MtlsSettings::default(),
             cors_origins: Vec::new(),
-            registration: crate::registration::RegistrationSettings::default(),
-            metadata_documents: crate::metadata_documents::MetadataDocumentSettings::default(),
+            registration: RegistrationSettings::default(),
+            metadata_documents: MetadataDocumentSettings::default(),
             require_mfa: false,
             passkey_rp_id: None,
         }
@@ -162,4 +162,37 @@ impl Settings {
             None => self.endpoint(path),
         }
     }
+}
+
+/// `[registration]`: whether clients may register themselves, and on what terms.
+#[derive(Debug, Clone)]
+pub struct RegistrationSettings {
+    pub enabled: bool,
+    /// When set, registering needs it as a Bearer token (RFC 7591 §3).
+    pub initial_access_token: Option<Secret>,
+    /// The scopes a registered client may ask for; also its scopes when it names none.
+    pub allowed_scopes: Vec<String>,
+    /// Seconds a registered client may go unused before it is removed.
+    pub unused_client_lifetime: i64,
+}
+
+impl Default for RegistrationSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            initial_access_token: None,
+            allowed_scopes: Vec::new(),
+            unused_client_lifetime: 30 * 86_400,
+        }
+    }
+}
+
+/// `[client_id_metadata_documents]`.
+#[derive(Debug, Clone, Default)]
+pub struct MetadataDocumentSettings {
+    pub enabled: bool,
+    /// Development only: `http` URLs on loopback hosts are accepted and fetched there.
+    pub allow_http_loopback: bool,
+    /// The scopes such clients may ask for; their scopes when the document names none.
+    pub allowed_scopes: Vec<String>,
 }

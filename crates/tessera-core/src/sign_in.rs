@@ -11,30 +11,9 @@ use crate::secret::{Secret, SecretHash};
 use crate::store::Session;
 use crate::{OAuthError, Provider, Timestamp};
 
-/// Failures per account before sign-in is paused for it.
-pub const MAX_FAILURES_PER_ACCOUNT: u32 = 5;
-/// Failures per client address before sign-in is paused for it.
-pub const MAX_FAILURES_PER_ADDRESS: u32 = 20;
-/// How long failures count (and a pause lasts).
-pub const FAILURE_WINDOW: i64 = 15 * 60;
-
-/// Why a sign-in failed. None says whether the account exists.
-#[derive(Debug, PartialEq, Eq)]
-pub enum SignInError {
-    /// Wrong username or password.
-    Invalid,
-    /// Too many recent attempts for this account or address.
-    Throttled,
-    /// Too many password checks waiting already: try again in a moment.
-    Busy,
-}
-
-/// A new session: the cookie value for the browser, and what it stands for.
-#[derive(Debug)]
-pub struct NewSession {
-    pub cookie: Secret,
-    pub session: Session,
-}
+use crate::attempts::Attempt;
+pub use crate::attempts::{FAILURE_WINDOW, MAX_FAILURES_PER_ACCOUNT, MAX_FAILURES_PER_ADDRESS, SignInError};
+pub use crate::sessions::{NewSession, end_session, session, start_session_with};
 
 /// What a correct password leads to.
 #[derive(Debug)]
@@ -53,45 +32,7 @@ pub struct Continuation {
     pub return_to: Option<String>,
 }
 
-/// Bounds the password checks in flight: an argon2id check holds ~19 MiB, so an
-/// unbounded burst of sign-ins is a memory amplifier. `running` checks at a time (one
-/// per core), `queued` more may wait; past that a sign-in is refused as `Busy`.
-#[derive(Debug)]
-pub struct PasswordChecks {
-    admitted: tokio::sync::Semaphore,
-    running: tokio::sync::Semaphore,
-}
-
-impl PasswordChecks {
-    /// `running` concurrent checks and a queue of `queued`.
-    #[must_use]
-    pub fn new(running: usize, queued: usize) -> Self {
-        Self {
-            admitted: tokio::sync::Semaphore::new(running.max(1) + queued),
-            running: tokio::sync::Semaphore::new(running.max(1)),
-        }
-    }
-
-    /// Whether `password` matches `hash`; `None` when the queue is full.
-    pub(crate) async fn verify(&self, password: &str, hash: String) -> Option<bool> {
-        let _admitted = self.admitted.try_acquire().ok()?;
-        let _running = self.running.acquire().await.ok()?;
-        let password = password.to_owned();
-        Some(
-            tokio::task::spawn_blocking(move || password::verify_password(&password, &hash))
-                .await
-                .unwrap_or(false),
-        )
-    }
-}
-
-impl Default for PasswordChecks {
-    /// One check per core, and a queue of four per core.
-    fn default() -> Self {
-        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-        Self::new(cores, 4 * cores)
-    }
-}
+pub use crate::password::PasswordChecks;
 
 /// Checks a username and password. Each attempt is first reserved against the limits
 /// per account and per address in one store statement, so a burst of parallel requests
@@ -164,46 +105,6 @@ pub async fn check_password(
     };
     attempt.refund(provider).await?;
     Ok(Ok(user))
-}
-
-/// One sign-in attempt (a password or a second factor's code) reserved against the
-/// limits per account and per address, before it is evaluated.
-pub(crate) struct Attempt {
-    account_key: String,
-    address_key: String,
-}
-
-impl Attempt {
-    /// Reserves the attempt in one store statement per limit; `None` (logged) when a
-    /// limit is reached, with nothing left counted.
-    pub(crate) async fn reserve(
-        provider: &Provider,
-        username: &str,
-        address: &str,
-        now: Timestamp,
-    ) -> Result<Option<Self>, OAuthError> {
-        let account_key = format!("account:{}", username.to_lowercase());
-        let address_key = format!("address:{address}");
-        let store = &provider.store;
-        if !store.reserve_attempt(&account_key, MAX_FAILURES_PER_ACCOUNT, now, FAILURE_WINDOW).await? {
-            warn!(address, "sign-in paused after repeated failures for the account");
-            return Ok(None);
-        }
-        if !store.reserve_attempt(&address_key, MAX_FAILURES_PER_ADDRESS, now, FAILURE_WINDOW).await? {
-            store.refund_attempt(&account_key).await?;
-            warn!(address, "sign-in paused after repeated failures from the address");
-            return Ok(None);
-        }
-        Ok(Some(Self { account_key, address_key }))
-    }
-
-    /// Gives the attempt back: it succeeded, or was never evaluated (the counters hold
-    /// failures only).
-    pub(crate) async fn refund(self, provider: &Provider) -> Result<(), OAuthError> {
-        provider.store.refund_attempt(&self.account_key).await?;
-        provider.store.refund_attempt(&self.address_key).await?;
-        Ok(())
-    }
 }
 
 /// Records that the user of the session behind `cookie` just proved who they are
@@ -295,49 +196,6 @@ pub async fn start_session(
     now: Timestamp,
 ) -> Result<NewSession, OAuthError> {
     start_session_with(provider, user, now, vec![crate::mfa::amr::PASSWORD.to_owned()], now).await
-}
-
-/// Starts a session for `user`, who authenticated at `auth_time` with `amr`.
-///
-/// # Errors
-/// When the store fails.
-pub async fn start_session_with(
-    provider: &Provider,
-    user: &User,
-    auth_time: Timestamp,
-    amr: Vec<String>,
-    now: Timestamp,
-) -> Result<NewSession, OAuthError> {
-    let cookie = Secret::new(provider.rng.token());
-    let session = Session {
-        subject: user.subject.clone(),
-        username: user.username.clone(),
-        auth_time,
-        sid: provider.rng.identifier(),
-        expires_at: now + provider.settings.session_lifetime,
-        amr,
-        verified_at: Some(now),
-    };
-    provider.store.put_session(&SecretHash::of(cookie.expose()), &session).await?;
-    Ok(NewSession { cookie, session })
-}
-
-/// The live session behind a cookie value.
-///
-/// # Errors
-/// When the store fails.
-pub async fn session(provider: &Provider, cookie: Option<&str>) -> Result<Option<Session>, OAuthError> {
-    let Some(cookie) = cookie else { return Ok(None) };
-    Ok(provider.store.session(&SecretHash::of(cookie), provider.clock.now()).await?)
-}
-
-/// Ends the session behind a cookie value.
-///
-/// # Errors
-/// When the store fails.
-pub async fn end_session(provider: &Provider, cookie: &str) -> Result<(), OAuthError> {
-    provider.store.delete_session(&SecretHash::of(cookie)).await?;
-    Ok(())
 }
 
 /// Where to send the browser after signing in: `requested`, a path on this server,

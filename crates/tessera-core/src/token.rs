@@ -9,7 +9,6 @@ use crate::model::{Client, GrantType};
 use crate::request::Params;
 use crate::secret::{Secret, SecretHash};
 use crate::sender::Confirmation;
-use crate::sender::dpop;
 use crate::store::RefreshRecord;
 use crate::tokens::id_token::{self, Authentication};
 use crate::tokens::{IssuedAccessToken, access_token};
@@ -97,7 +96,7 @@ pub async fn exchange(provider: &Provider, request: &TokenRequest) -> Result<Tok
     let now = provider.clock.now();
     // RFC 9449 §5: a valid proof binds what is issued to the proof's key.
     let dpop_jkt = match &request.dpop {
-        Some(proof) => Some(dpop::verify(provider, proof, None, now).await?),
+        Some(proof) => Some(provider.verify_dpop(proof, None, now).await?),
         None if client.require_dpop => {
             return Err(OAuthError::new(ErrorCode::InvalidDpopProof, "this client must send a DPoP proof"));
         }
@@ -132,7 +131,14 @@ pub async fn exchange(provider: &Provider, request: &TokenRequest) -> Result<Tok
     // RFC 8705 §3: whoever presents a certificate gets tokens bound to it, however it
     // authenticated; RFC 9449 §5 likewise for a DPoP key.
     let confirmation = Confirmation::of(dpop_jkt.clone(), certificate_thumbprint.clone());
-    let token = access_token::mint(provider, client, &issue, confirmation, now).await?;
+    let token = access_token::mint(
+        &provider.token_issuer(),
+        client,
+        &issue.access_token_content(),
+        confirmation,
+        now,
+    )
+    .await?;
     let (refresh_token, id_token) = match &issue.user {
         None => (None, None),
         Some(user) => {
@@ -141,7 +147,10 @@ pub async fn exchange(provider: &Provider, request: &TokenRequest) -> Result<Tok
         }
     };
     // A registered client in use is kept (a map lookup for every other client).
-    provider.client_use.note(provider, client, now).await;
+    provider
+        .client_use
+        .note(provider.store.as_ref(), provider.settings.registration.unused_client_lifetime, client, now)
+        .await;
     // Debug, not info: one line per token would dominate the cost of issuing it.
     debug!(client_id = %client.client_id, grant_type, scope = %issue.scopes.join(" "), "issued access token");
     Ok(TokenResponse {
@@ -196,7 +205,7 @@ async fn user_tokens(
         };
         Some(
             id_token::mint(
-                provider,
+                &provider.token_issuer(),
                 client.client_id.as_str(),
                 client.id_token_signed_response_alg,
                 &authentication,

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::sender::dpop::{self, DpopProof};
+use crate::sender::dpop::DpopProof;
 use crate::tokens::access_token;
 use crate::{OAuthError, Provider};
 
@@ -67,7 +67,7 @@ pub async fn resource_token(
     let presented = presented.ok_or_else(|| OAuthError::invalid_token(MISSING_TOKEN))?;
     let token = presented.token;
     let now = provider.clock.now();
-    let resolved = access_token::resolve(provider, token, now)
+    let resolved = access_token::resolve(&provider.token_issuer(), token, now)
         .await?
         .ok_or_else(|| OAuthError::invalid_token("the access token is invalid, expired or revoked"))?;
     let bound = resolved.cnf.as_ref().and_then(|cnf| cnf.jkt.as_deref());
@@ -79,7 +79,7 @@ pub async fn resource_token(
         }
         (Some(_), None) => return Err(OAuthError::invalid_token("the token is not DPoP-bound")),
         (Some(proof), Some(bound)) => {
-            let jkt = dpop::verify(provider, proof, Some(token), now).await?;
+            let jkt = provider.verify_dpop(proof, Some(token), now).await?;
             if jkt != bound {
                 return Err(OAuthError::invalid_token("the proof is from another key than the token's"));
             }

@@ -4,10 +4,10 @@
 
 mod client_secret_basic;
 mod client_secret_post;
-mod jwks;
+pub mod jwks;
 mod none;
 mod private_key_jwt;
-mod registry;
+pub mod registry;
 mod self_signed_tls_client_auth;
 mod shared_secret;
 #[cfg(test)]
@@ -23,11 +23,11 @@ pub use private_key_jwt::allowed_algorithm_names as allowed_assertion_algorithms
 pub use registry::ClientRegistry;
 
 use crate::model::{AuthMethod, Client, ClientCertificate, ClientId};
+use crate::password::PasswordChecks;
 use crate::provider::Provider;
 use crate::secret::Secret;
 use crate::secret_checks::SecretChecks;
 use crate::settings::ClientAuthSettings;
-use crate::sign_in::PasswordChecks;
 use crate::store::ReplayStore;
 use crate::{OAuthError, Timestamp};
 

@@ -10,11 +10,11 @@ use serde_json::Value;
 use super::{Endpoint, JwksCache, JwksSource, MethodContext};
 use crate::Timestamp;
 use crate::model::{AuthMethod, Client, ClientCredential};
+use crate::password::PasswordChecks;
 use crate::random::Rng;
 use crate::secret::b64url;
 use crate::secret_checks::SecretChecks;
 use crate::settings::ClientAuthSettings;
-use crate::sign_in::PasswordChecks;
 use crate::store::memory::MemoryStore;
 use crate::tokens::{SigningAlgorithm, SigningKey, generate_pkcs8};
 

@@ -6,19 +6,13 @@ mod ciba;
 mod client_credentials;
 mod device_code;
 mod refresh_token;
+pub mod registry;
 pub use refresh_token::{IN_DOUBT_WINDOW, InDoubtRotations};
 #[cfg(test)]
 pub(crate) mod testing;
 mod token_exchange;
 
 use async_trait::async_trait;
-
-pub use authorization_code::AuthorizationCode;
-pub use ciba::Ciba;
-pub use client_credentials::ClientCredentials;
-pub use device_code::DeviceCode;
-pub use refresh_token::RefreshToken;
-pub use token_exchange::TokenExchange;
 
 use std::sync::Arc;
 
@@ -108,6 +102,21 @@ pub struct Issue {
     pub derived_grant: Option<GrantId>,
 }
 
+impl Issue {
+    /// What the access token says: the grant it belongs to is the user's, or for a
+    /// token made by exchange, its subject token's.
+    #[must_use]
+    pub fn access_token_content(&self) -> crate::tokens::access_token::AccessTokenContent<'_> {
+        crate::tokens::access_token::AccessTokenContent {
+            subject: &self.subject,
+            scopes: &self.scopes,
+            audience: &self.audience,
+            act: self.act.as_ref(),
+            grant_id: self.user.as_ref().map(|user| &user.grant_id).or(self.derived_grant.as_ref()),
+        }
+    }
+}
+
 /// A grant by a signed-in user: what ties its tokens together.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserGrant {
@@ -142,42 +151,6 @@ pub trait GrantHandler: Send + Sync {
     fn grant_type(&self) -> GrantType;
     /// Checks the grant's own parameters and decides what to issue.
     async fn handle(&self, cx: &GrantContext<'_>, params: &Params) -> Result<Issue, OAuthError>;
-}
-
-/// The grant handlers this server runs.
-pub struct GrantRegistry {
-    handlers: Vec<Box<dyn GrantHandler>>,
-}
-
-impl GrantRegistry {
-    /// Every implemented grant. `refresh_successor_secret` is the instances' shared
-    /// secret from which a refresh token's successor is derived (see [`RefreshToken`]).
-    #[must_use]
-    pub fn standard(refresh_successor_secret: &[u8]) -> Self {
-        Self {
-            handlers: vec![
-                Box::new(ClientCredentials),
-                Box::new(AuthorizationCode::default()),
-                Box::new(RefreshToken::new(refresh_successor_secret)),
-                Box::new(TokenExchange),
-                Box::new(DeviceCode::default()),
-                Box::new(Ciba::default()),
-            ],
-        }
-    }
-
-    /// The handler for a `grant_type` value.
-    #[must_use]
-    pub fn handler(&self, grant_type: &str) -> Option<&dyn GrantHandler> {
-        let grant = GrantType::parse(grant_type)?;
-        self.handlers.iter().find(|h| h.grant_type() == grant).map(AsRef::as_ref)
-    }
-
-    /// The grant types for discovery's `grant_types_supported`.
-    #[must_use]
-    pub fn supported(&self) -> Vec<GrantType> {
-        self.handlers.iter().map(|h| h.grant_type()).collect()
-    }
 }
 
 /// The facts a user grant's first refresh token records.

@@ -206,7 +206,7 @@ pub struct Client {
     pub access_token_signing_alg: Option<crate::tokens::SigningAlgorithm>,
     /// For a client that registered itself (RFC 7591): its registration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub registration: Option<crate::registration::Registration>,
+    pub registration: Option<crate::registration::metadata::Registration>,
     /// A client whose `client_id` is the URL of its metadata document (never stored).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub from_metadata_document: bool,

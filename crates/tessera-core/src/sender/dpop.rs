@@ -11,7 +11,7 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
 
 use crate::secret::{b64url, sha256};
-use crate::{ErrorCode, OAuthError, Provider, Timestamp};
+use crate::{ErrorCode, OAuthError, Timestamp};
 
 /// Asymmetric algorithms only (RFC 9449 §4.2): never `none` or a MAC.
 pub const ALGORITHMS: [Algorithm; 5] =
@@ -48,7 +48,7 @@ struct Claims {
     nonce: Option<String>,
 }
 
-fn invalid(description: &'static str) -> OAuthError {
+pub(crate) fn invalid(description: &'static str) -> OAuthError {
     OAuthError::new(ErrorCode::InvalidDpopProof, description)
 }
 
@@ -68,33 +68,6 @@ impl CheckedProof {
     pub fn replay_until(&self) -> Timestamp {
         self.iat + MAX_AGE + LEEWAY
     }
-}
-
-/// Verifies a proof (RFC 9449 §4.3) and returns the key's thumbprint. With an
-/// access token, the proof must also carry its hash (`ath`, §4.2). Each proof is
-/// accepted once: its `jti` goes through the replay cache.
-///
-/// # Errors
-/// `invalid_dpop_proof` for any failed check; `use_dpop_nonce` without a fresh nonce.
-pub async fn verify(
-    provider: &Provider,
-    proof: &DpopProof,
-    access_token: Option<&str>,
-    now: Timestamp,
-) -> Result<String, OAuthError> {
-    let checked = provider.dpop_keys.check(proof, access_token, now)?;
-    // RFC 9449 §8: when nonces are on, a proof without a fresh one is answered with one.
-    if provider.settings.dpop_require_nonce
-        && !checked.nonce.as_deref().is_some_and(|nonce| provider.dpop_nonce_is_fresh(nonce, now))
-    {
-        return Err(OAuthError::new(ErrorCode::UseDpopNonce, "send the proof again with the DPoP-Nonce"));
-    }
-    // RFC 9449 §11.1: a proof is used once.
-    let replay_key = format!("dpop:{}:{}", checked.jkt, checked.jti);
-    if !provider.store.remember_once(&replay_key, checked.replay_until(), now).await? {
-        return Err(invalid("the DPoP proof was already used"));
-    }
-    Ok(checked.jkt)
 }
 
 /// A proof header that passed its checks (`typ`, `alg`, a public `jwk` usable with

@@ -69,35 +69,47 @@ pub struct IssuedAccessToken {
     pub token_type: &'static str,
 }
 
+use super::issuer::TokenIssuer;
 use crate::OAuthError;
-use crate::grants::Issue;
-use crate::model::{AccessTokenFormat, Client, ClientId};
-use crate::provider::Provider;
+use crate::model::{AccessTokenFormat, Client, ClientId, GrantId};
 use crate::secret::{Secret, SecretHash};
 use crate::store::TokenRecord;
 
-/// Mints the access token for `issue`, as a JWT or a reference token per the client.
+/// What an access token says of the grant it is issued under (a grant's `Issue`).
+#[derive(Debug, Clone, Copy)]
+pub struct AccessTokenContent<'a> {
+    /// `sub`: the user, or the client itself for client credentials (RFC 9068 §2.2).
+    pub subject: &'a str,
+    pub scopes: &'a [String],
+    /// Empty: the token is for the userinfo endpoint.
+    pub audience: &'a [String],
+    /// The `act` claim of a delegated token (RFC 8693 §4.1).
+    pub act: Option<&'a serde_json::Value>,
+    /// The grant the token belongs to, which its `jti` names ([`new_jti`]).
+    pub grant_id: Option<&'a GrantId>,
+}
+
+/// Mints the access token for `content`, as a JWT or a reference token per the client.
 /// A JWT writes nothing to the store.
 ///
 /// # Errors
 /// `server_error` when no key signs or the store fails.
 pub async fn mint(
-    provider: &Provider,
+    issuer: &TokenIssuer<'_>,
     client: &Client,
-    issue: &Issue,
+    content: &AccessTokenContent<'_>,
     confirmation: Option<crate::sender::Confirmation>,
     now: Timestamp,
 ) -> Result<IssuedAccessToken, OAuthError> {
-    let lifetime = client.access_token_lifetime.unwrap_or(provider.settings.tokens.access_token_lifetime);
-    let format = client.access_token_format.unwrap_or(provider.settings.tokens.access_token_format);
-    let grant_id = issue.user.as_ref().map(|user| &user.grant_id).or(issue.derived_grant.as_ref());
-    let jti = new_jti(provider, grant_id);
-    let scope = (!issue.scopes.is_empty()).then(|| issue.scopes.join(" "));
+    let lifetime = client.access_token_lifetime.unwrap_or(issuer.settings.tokens.access_token_lifetime);
+    let format = client.access_token_format.unwrap_or(issuer.settings.tokens.access_token_format);
+    let jti = new_jti(issuer.rng, content.grant_id);
+    let scope = (!content.scopes.is_empty()).then(|| content.scopes.join(" "));
     // With identity scopes only, the token is for the userinfo endpoint (RFC 9068 §3).
-    let audience = if issue.audience.is_empty() {
-        vec![provider.settings.endpoint("/userinfo")]
+    let audience = if content.audience.is_empty() {
+        vec![issuer.settings.endpoint("/userinfo")]
     } else {
-        issue.audience.clone()
+        content.audience.to_vec()
     };
     // Reference tokens carry no `cnf` yet: they are issued as plain Bearer tokens, which
     // RFC 9449 §5 allows (the client learns it from `token_type`).
@@ -109,33 +121,33 @@ pub async fn mint(
                 token_type = "DPoP";
             }
             let claims = AccessTokenClaims {
-                iss: provider.settings.issuer.clone(),
-                sub: issue.subject.clone(),
+                iss: issuer.settings.issuer.clone(),
+                sub: content.subject.to_owned(),
                 aud: Audience::of(audience),
                 exp: now + lifetime,
                 iat: now,
                 jti: jti.clone(),
                 client_id: client.client_id.to_string(),
                 scope,
-                act: issue.act.clone(),
+                act: content.act.cloned(),
                 cnf: confirmation,
             };
-            let keys = provider.keys.key_set(now).await?;
+            let keys = issuer.keys.key_set(now).await?;
             let signer = keys.signer_for(client.access_token_signing_alg)?;
-            super::jws::sign_access_token(&claims, signer, &provider.rng)?
+            super::jws::sign_access_token(&claims, signer, issuer.rng)?
         }
         AccessTokenFormat::Reference => {
-            let value = provider.rng.token();
+            let value = issuer.rng.token();
             let record = TokenRecord {
                 jti: jti.clone(),
                 client_id: client.client_id.clone(),
-                subject: issue.subject.clone(),
-                scope: issue.scopes.clone(),
+                subject: content.subject.to_owned(),
+                scope: content.scopes.to_vec(),
                 audience,
                 issued_at: now,
                 expires_at: now + lifetime,
             };
-            provider.store.put_reference_token(&SecretHash::of(&value), &record).await?;
+            issuer.store.put_reference_token(&SecretHash::of(&value), &record).await?;
             value
         }
     };
@@ -146,8 +158,8 @@ pub async fn mint(
 /// it, `{grant}.{random}`, so revoking the grant (a reused code or refresh token,
 /// RFC 6749 §4.1.2, RFC 9700 §4.14.2) revokes the token without a stored row per
 /// token: `is_revoked` judges it by its grant when it is presented.
-pub(crate) fn new_jti(provider: &Provider, grant_id: Option<&crate::model::GrantId>) -> String {
-    let random = provider.rng.identifier();
+pub(crate) fn new_jti(rng: &crate::random::Rng, grant_id: Option<&GrantId>) -> String {
+    let random = rng.identifier();
     match grant_id {
         Some(grant_id) => format!("{grant_id}.{random}"),
         None => random,
@@ -159,17 +171,17 @@ pub(crate) fn new_jti(provider: &Provider, grant_id: Option<&crate::model::Grant
 /// what the configuration no longer declares is removed at start, and a token it was
 /// issued stops working with it, however long it would otherwise live.
 async fn parties_exist(
-    provider: &Provider,
+    issuer: &TokenIssuer<'_>,
     client_id: &str,
     subject: &str,
     jti: &str,
 ) -> Result<bool, OAuthError> {
-    if provider.store.client(&ClientId(client_id.to_owned())).await?.is_none() {
+    if issuer.store.client(&ClientId(client_id.to_owned())).await?.is_none() {
         return Ok(false);
     }
     // Only a user's grant carries its grant in the `jti`; a client's own token names the
     // client as `sub`.
-    if grant_of(jti).is_some() && provider.store.user_by_subject(subject).await?.is_none() {
+    if grant_of(jti).is_some() && issuer.store.user_by_subject(subject).await?.is_none() {
         return Ok(false);
     }
     Ok(true)
@@ -221,29 +233,29 @@ impl ResolvedToken {
 /// # Errors
 /// `server_error` when keys or store fail.
 pub async fn resolve(
-    provider: &Provider,
+    issuer: &TokenIssuer<'_>,
     token: &str,
     now: Timestamp,
 ) -> Result<Option<ResolvedToken>, OAuthError> {
     if token.bytes().filter(|&b| b == b'.').count() != 2 {
         let hash = SecretHash::of(token);
-        let Some(record) = provider.store.reference_token(&hash, now).await? else { return Ok(None) };
-        if provider.store.is_revoked(&record.jti, grant_of(&record.jti).as_ref()).await?
-            || !parties_exist(provider, record.client_id.as_str(), &record.subject, &record.jti).await?
+        let Some(record) = issuer.store.reference_token(&hash, now).await? else { return Ok(None) };
+        if issuer.store.is_revoked(&record.jti, grant_of(&record.jti).as_ref()).await?
+            || !parties_exist(issuer, record.client_id.as_str(), &record.subject, &record.jti).await?
         {
             return Ok(None);
         }
         return Ok(Some(ResolvedToken::from_record(record, hash)));
     }
-    let keys = provider.keys.key_set(now).await?;
+    let keys = issuer.keys.key_set(now).await?;
     let Ok(claims) = super::jws::verify_own::<AccessTokenClaims>(token, &keys, "at+jwt") else {
         return Ok(None);
     };
-    if claims.iss != provider.settings.issuer || claims.exp <= now {
+    if claims.iss != issuer.settings.issuer || claims.exp <= now {
         return Ok(None);
     }
-    if provider.store.is_revoked(&claims.jti, grant_of(&claims.jti).as_ref()).await?
-        || !parties_exist(provider, &claims.client_id, &claims.sub, &claims.jti).await?
+    if issuer.store.is_revoked(&claims.jti, grant_of(&claims.jti).as_ref()).await?
+        || !parties_exist(issuer, &claims.client_id, &claims.sub, &claims.jti).await?
     {
         return Ok(None);
     }

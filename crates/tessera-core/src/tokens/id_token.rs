@@ -2,8 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::issuer::TokenIssuer;
 use super::jws;
-use crate::provider::Provider;
+use crate::mfa::levels::{Level, amr};
 use crate::{OAuthError, Timestamp};
 
 /// The claims of an ID token.
@@ -56,49 +57,47 @@ pub struct Authentication<'a> {
 /// # Errors
 /// `server_error` when no key signs.
 pub async fn mint(
-    provider: &Provider,
+    issuer: &TokenIssuer<'_>,
     client_id: &str,
     algorithm: Option<super::SigningAlgorithm>,
     authentication: &Authentication<'_>,
     access_token: &str,
     now: Timestamp,
 ) -> Result<String, OAuthError> {
-    let keys = provider.keys.key_set(now).await?;
+    let keys = issuer.keys.key_set(now).await?;
     let signer = keys.signer_for(algorithm)?;
     let claims = IdTokenClaims {
-        iss: provider.settings.issuer.clone(),
+        iss: issuer.settings.issuer.clone(),
         sub: authentication.subject.to_owned(),
         aud: client_id.to_owned(),
-        exp: now + provider.settings.tokens.id_token_lifetime,
+        exp: now + issuer.settings.tokens.id_token_lifetime,
         iat: now,
         auth_time: authentication.auth_time,
         nonce: authentication.nonce.map(str::to_owned),
         at_hash: Some(signer.algorithm().half_hash(access_token)),
         sid: Some(authentication.sid.to_owned()),
-        jti: Some(super::access_token::new_jti(provider, Some(authentication.grant_id))),
+        jti: Some(super::access_token::new_jti(issuer.rng, Some(authentication.grant_id))),
         amr: if authentication.amr.is_empty() {
-            vec![crate::mfa::amr::PASSWORD.to_owned()]
+            vec![amr::PASSWORD.to_owned()]
         } else {
             authentication.amr.to_vec()
         },
         acr: Some(
-            authentication
-                .acr
-                .map_or_else(|| crate::mfa::Level::of(authentication.amr).acr().to_owned(), str::to_owned),
+            authentication.acr.map_or_else(|| Level::of(authentication.amr).acr().to_owned(), str::to_owned),
         ),
     };
-    Ok(jws::sign_id_token(&claims, signer, &provider.rng)?)
+    Ok(jws::sign_id_token(&claims, signer, issuer.rng)?)
 }
 
 /// Reads an ID token this server issued, even expired (for `id_token_hint`).
 ///
 /// # Errors
 /// `invalid_request` when it is not a valid ID token of this issuer.
-pub async fn read_hint(provider: &Provider, token: &str) -> Result<IdTokenClaims, OAuthError> {
-    let keys = provider.keys.key_set(provider.clock.now()).await?;
+pub async fn read_hint(issuer: &TokenIssuer<'_>, token: &str) -> Result<IdTokenClaims, OAuthError> {
+    let keys = issuer.keys.key_set(issuer.clock.now()).await?;
     let claims: IdTokenClaims = jws::verify_own(token, &keys, "JWT")
         .map_err(|_| OAuthError::invalid_request("id_token_hint is not an ID token of this server"))?;
-    if claims.iss != provider.settings.issuer {
+    if claims.iss != issuer.settings.issuer {
         return Err(OAuthError::invalid_request("id_token_hint is from another issuer"));
     }
     Ok(claims)

@@ -1,56 +1,16 @@
-//! Dynamic Client Registration (RFC 7591) and its management protocol (RFC 7592):
-//! clients, MCP clients among them, register themselves at `/register` and read,
-//! replace or delete their registration at `/register/{client_id}` with the
-//! registration access token they were given.
-//!
-//! Every registered client is held to OAuth 2.1's rules: the code flow with PKCE
-//! (always), optionally refresh tokens, nothing else; redirect URIs without
-//! fragments, https for web clients (http only on loopback), loopback or a private-use
-//! scheme for native ones. Secrets and registration access tokens are kept only as
-//! SHA-256 hashes of 256 random bits; the secret is shown once, at registration.
-
-use std::collections::HashMap;
-use std::sync::Mutex;
+//! Client metadata (RFC 7591 §2) and the rules a registered client is held to: OAuth
+//! 2.1's (the code flow with PKCE, optionally refresh tokens; redirect URIs without
+//! fragments, https for web clients, loopback or a private-use scheme for native
+//! ones), wherever the metadata comes from (a registration, a client ID metadata
+//! document). Pure rules: nothing here reads the store.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use url::Url;
 
 use crate::model::{AuthMethod, Client, ClientCredential, ClientId, GrantType};
-use crate::secret::{Secret, SecretHash};
-use crate::store::Source;
-use crate::{ErrorCode, OAuthError, Provider, Timestamp};
-
-/// `[registration]`: whether clients may register themselves, and on what terms.
-#[derive(Debug, Clone)]
-pub struct RegistrationSettings {
-    pub enabled: bool,
-    /// When set, registering needs it as a Bearer token (RFC 7591 §3).
-    pub initial_access_token: Option<Secret>,
-    /// The scopes a registered client may ask for; also its scopes when it names none.
-    pub allowed_scopes: Vec<String>,
-    /// Seconds a registered client may go unused before it is removed.
-    pub unused_client_lifetime: i64,
-}
-
-impl Default for RegistrationSettings {
-    fn default() -> Self {
-        Self {
-            enabled: false,
-            initial_access_token: None,
-            allowed_scopes: Vec::new(),
-            unused_client_lifetime: 30 * 86_400,
-        }
-    }
-}
-
-/// Registrations one address may make per window (anonymous callers must not be able
-/// to fill the store).
-pub const MAX_REGISTRATIONS_PER_ADDRESS: u32 = 20;
-/// The window of [`MAX_REGISTRATIONS_PER_ADDRESS`], in seconds.
-pub const REGISTRATION_WINDOW: i64 = 3600;
-/// How often this instance records that a registered client was used.
-const USE_NOTED_EVERY: i64 = 3600;
+use crate::secret::SecretHash;
+use crate::{ErrorCode, OAuthError, Timestamp};
 
 const MAX_URIS: usize = 20;
 const MAX_URI_LENGTH: usize = 2000;
@@ -110,81 +70,12 @@ pub struct Registration {
     pub metadata: ClientMetadata,
 }
 
-/// Registered clients this instance saw in use, so the use is written to the store at
-/// most once per [`USE_NOTED_EVERY`].
-#[derive(Default)]
-pub struct ClientUse {
-    noted: Mutex<HashMap<ClientId, Timestamp>>,
-}
-
-/// Entries beyond which the list of noted uses starts over (bounded memory).
-const MAX_NOTED: usize = 100_000;
-
-fn used_key(client_id: &ClientId) -> String {
-    format!("client-used:{client_id}")
-}
-
-impl ClientUse {
-    /// Records that a registered client got tokens, keeping it from removal for
-    /// another `unused_client_lifetime`. Not a failure for the client when the store
-    /// cannot write: the next use tries again.
-    pub async fn note(&self, provider: &Provider, client: &Client, now: Timestamp) {
-        if client.registration.is_none() {
-            return;
-        }
-        {
-            let mut noted = self.noted.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if noted.get(&client.client_id).is_some_and(|at| now - at < USE_NOTED_EVERY) {
-                return;
-            }
-            if noted.len() >= MAX_NOTED {
-                noted.clear();
-            }
-            noted.insert(client.client_id.clone(), now);
-        }
-        let lifetime = provider.settings.registration.unused_client_lifetime;
-        if let Err(error) =
-            provider.store.put_request(&used_key(&client.client_id), &json!({}), now + lifetime).await
-        {
-            tracing::warn!(%error, "recording a registered client's use failed");
-            self.noted.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&client.client_id);
-        }
-    }
-}
-
-/// Removes registered clients nobody used for `unused_client_lifetime` (their grants
-/// with them); returns how many. Run by every instance's upkeep; removing twice is
-/// harmless.
-///
-/// # Errors
-/// When the store fails.
-pub async fn remove_unused(provider: &Provider, now: Timestamp) -> Result<u64, OAuthError> {
-    let mut removed = 0;
-    for (client_id, source) in provider.store.client_sources().await? {
-        if source != Source::Dynamic || provider.store.request(&used_key(&client_id), now).await?.is_some() {
-            continue;
-        }
-        if provider.store.remove_client(&client_id, now).await? {
-            tracing::info!(%client_id, "registered client removed: unused");
-            removed += 1;
-        }
-    }
-    if removed > 0 {
-        provider.clients.invalidate();
-    }
-    Ok(removed)
-}
-
-fn metadata_error(description: impl Into<String>) -> OAuthError {
+pub(super) fn metadata_error(description: impl Into<String>) -> OAuthError {
     OAuthError::new(ErrorCode::InvalidClientMetadata, description.into())
 }
 
-fn redirect_error(description: impl Into<String>) -> OAuthError {
+pub(super) fn redirect_error(description: impl Into<String>) -> OAuthError {
     OAuthError::new(ErrorCode::InvalidRedirectUri, description.into())
-}
-
-fn invalid_token() -> OAuthError {
-    OAuthError::new(ErrorCode::InvalidToken, "missing, unknown or revoked registration access token")
 }
 
 /// Parses a registration request body.
@@ -196,30 +87,18 @@ pub fn parse(body: &[u8]) -> Result<ClientMetadata, OAuthError> {
         .map_err(|error| metadata_error(format!("the body is not client metadata: {error}")))
 }
 
-/// Whether the request's Bearer token admits a new registration (RFC 7591 §3).
-///
-/// # Errors
-/// `invalid_token` when an initial access token is configured and `bearer` is not it.
-pub fn admit(provider: &Provider, bearer: Option<&str>) -> Result<(), OAuthError> {
-    let Some(expected) = &provider.settings.registration.initial_access_token else { return Ok(()) };
-    match bearer {
-        Some(token) if crate::secret::constant_time_eq(token, expected.expose()) => Ok(()),
-        _ => Err(OAuthError::new(ErrorCode::InvalidToken, "registration needs the initial access token")),
-    }
-}
-
 /// How a registered client authenticates, and the credential it gets.
-enum Authentication {
+pub(super) enum Authentication {
     None,
     Secret,
     Keys(Vec<ClientCredential>),
 }
 
 /// A new registration, checked: the client to store and what to answer.
-struct Checked {
-    client: Client,
-    metadata: ClientMetadata,
-    authentication: Authentication,
+pub(super) struct Checked {
+    pub(super) client: Client,
+    pub(super) metadata: ClientMetadata,
+    pub(super) authentication: Authentication,
 }
 
 /// The client `metadata` describes, held to the same rules as a registration (a
@@ -236,7 +115,7 @@ pub fn client_for(
 }
 
 /// RFC 7591 §2 with OAuth 2.1's rules, for a client called `client_id`.
-fn check(
+pub(super) fn check(
     allowed_scopes: &[String],
     client_id: &ClientId,
     mut metadata: ClientMetadata,
@@ -451,7 +330,7 @@ fn is_uri_text(text: &str) -> bool {
 }
 
 /// The keys of a `private_key_jwt` client: its `jwks` (public keys only) or `jwks_uri`.
-fn keys(metadata: &ClientMetadata) -> Result<Vec<ClientCredential>, OAuthError> {
+pub(super) fn keys(metadata: &ClientMetadata) -> Result<Vec<ClientCredential>, OAuthError> {
     match (&metadata.jwks, &metadata.jwks_uri) {
         (Some(_), Some(_)) => Err(metadata_error("jwks and jwks_uri must not both be present (RFC 7591 §2)")),
         (None, None) => Err(metadata_error("private_key_jwt needs jwks or jwks_uri")),
@@ -487,191 +366,6 @@ fn keys(metadata: &ClientMetadata) -> Result<Vec<ClientCredential>, OAuthError> 
                 .collect()
         }
     }
-}
-
-/// The registration as answered (RFC 7591 §3.2.1, RFC 7592 §3): the metadata with
-/// `client_id` and the management fields; `secret` and `access_token` when new.
-fn answer(
-    provider: &Provider,
-    client: &Client,
-    registration: &Registration,
-    secret: Option<&str>,
-    access_token: Option<&str>,
-) -> Value {
-    let mut body = serde_json::to_value(&registration.metadata).unwrap_or_else(|_| json!({}));
-    body["client_id"] = json!(client.client_id.as_str());
-    body["client_id_issued_at"] = json!(registration.issued_at);
-    if let Some(secret) = secret {
-        body["client_secret"] = json!(secret);
-        // RFC 7591 §3.2.1: 0, the secret does not expire.
-        body["client_secret_expires_at"] = json!(0);
-    }
-    if let Some(token) = access_token {
-        body["registration_access_token"] = json!(token);
-    }
-    body["registration_client_uri"] = json!(registration_client_uri(provider, &client.client_id));
-    body
-}
-
-/// Where a client manages its registration (RFC 7592 §1).
-#[must_use]
-pub fn registration_client_uri(provider: &Provider, client_id: &ClientId) -> String {
-    let id: String = url::form_urlencoded::byte_serialize(client_id.as_str().as_bytes()).collect();
-    provider.settings.endpoint(&format!("/register/{id}"))
-}
-
-/// Registers a client (RFC 7591 §3); the answer for `201 Created`. `address` is the
-/// caller's, for the per-address limit.
-///
-/// # Errors
-/// `invalid_client_metadata` / `invalid_redirect_uri` for metadata this server does
-/// not accept; `temporarily_unavailable` past the per-address limit.
-pub async fn register(
-    provider: &Provider,
-    metadata: ClientMetadata,
-    address: &str,
-) -> Result<Value, OAuthError> {
-    let now = provider.clock.now();
-    let client_id = ClientId(provider.rng.identifier());
-    let Checked { mut client, metadata, authentication } =
-        check(&provider.settings.registration.allowed_scopes, &client_id, metadata)?;
-    let admitted = provider
-        .store
-        .reserve_attempt(
-            &format!("register:{address}"),
-            MAX_REGISTRATIONS_PER_ADDRESS,
-            now,
-            REGISTRATION_WINDOW,
-        )
-        .await?;
-    if !admitted {
-        tracing::warn!(address, "registration refused: too many from this address");
-        return Err(OAuthError::new(
-            ErrorCode::TemporarilyUnavailable,
-            "too many registrations from this address; try again later",
-        )
-        .retry_after(REGISTRATION_WINDOW));
-    }
-    let secret = match authentication {
-        Authentication::Secret => Some(provider.rng.token()),
-        Authentication::None | Authentication::Keys(_) => None,
-    };
-    if let Some(secret) = &secret {
-        client.credentials =
-            vec![ClientCredential::SharedSecret { sha256: SecretHash::of(secret), expires: None }];
-    }
-    let access_token = provider.rng.token();
-    let registration = Registration { access_token: SecretHash::of(&access_token), issued_at: now, metadata };
-    client.registration = Some(registration.clone());
-    // Unused from now on: removed after the lifetime unless it gets tokens. Written
-    // before the client, so that no instance's upkeep ever sees the client without it
-    // (and removes a client that was registered a moment ago).
-    let lifetime = provider.settings.registration.unused_client_lifetime;
-    provider.store.put_request(&used_key(&client_id), &json!({}), now + lifetime).await?;
-    provider.store.put_clients_from(Source::Dynamic, std::slice::from_ref(&client)).await?;
-    tracing::info!(%client_id, public = client.is_public(), "client registered");
-    Ok(answer(provider, &client, &registration, secret.as_deref(), Some(&access_token)))
-}
-
-/// The registered client `client_id` when `bearer` is its registration access token.
-async fn authorized(
-    provider: &Provider,
-    client_id: &str,
-    bearer: Option<&str>,
-) -> Result<Client, OAuthError> {
-    let Some(token) = bearer else { return Err(invalid_token()) };
-    let client = provider.store.client(&ClientId(client_id.to_owned())).await?;
-    // RFC 7592 §2: an unknown client and a wrong token look the same (401).
-    match client {
-        Some(client) if client.registration.as_ref().is_some_and(|r| r.access_token.matches(token)) => {
-            Ok(client)
-        }
-        _ => Err(invalid_token()),
-    }
-}
-
-/// RFC 7592 §2.1: the registration as it stands (the secret is never shown again).
-///
-/// # Errors
-/// `invalid_token` for an unknown client or a wrong token.
-pub async fn read(provider: &Provider, client_id: &str, bearer: Option<&str>) -> Result<Value, OAuthError> {
-    let client = authorized(provider, client_id, bearer).await?;
-    let Some(registration) = &client.registration else { return Err(invalid_token()) };
-    Ok(answer(provider, &client, registration, None, None))
-}
-
-/// RFC 7592 §2.2: replaces the registration with `metadata` (the same `client_id`);
-/// the registration access token is rotated, the secret kept (a new one only when the
-/// client turns confidential).
-///
-/// # Errors
-/// `invalid_token` as [`read`]; `invalid_client_metadata` / `invalid_redirect_uri`
-/// as [`register`], and for a body naming another client or a wrong secret.
-pub async fn replace(
-    provider: &Provider,
-    client_id: &str,
-    bearer: Option<&str>,
-    body: &[u8],
-) -> Result<Value, OAuthError> {
-    let current = authorized(provider, client_id, bearer).await?;
-    let Some(previous) = current.registration.clone() else { return Err(invalid_token()) };
-    let raw: Value =
-        serde_json::from_slice(body).map_err(|_| metadata_error("the body is not a JSON object"))?;
-    if raw.get("client_id").and_then(Value::as_str) != Some(client_id) {
-        return Err(metadata_error("the body's client_id must be the registered one (RFC 7592 §2.2)"));
-    }
-    if let Some(sent) = raw.get("client_secret") {
-        let kept = current.credentials.iter().any(|credential| match credential {
-            ClientCredential::SharedSecret { sha256, .. } => {
-                sent.as_str().is_some_and(|sent| sha256.matches(sent))
-            }
-            _ => false,
-        });
-        if !kept {
-            return Err(metadata_error("client_secret does not match the registered one"));
-        }
-    }
-    let metadata: ClientMetadata = serde_json::from_value(raw)
-        .map_err(|error| metadata_error(format!("not client metadata: {error}")))?;
-    let Checked { mut client, metadata, authentication } =
-        check(&provider.settings.registration.allowed_scopes, &current.client_id, metadata)?;
-    let kept_secret: Vec<ClientCredential> = current
-        .credentials
-        .iter()
-        .filter(|credential| matches!(credential, ClientCredential::SharedSecret { .. }))
-        .cloned()
-        .collect();
-    let mut new_secret = None;
-    if let Authentication::Secret = authentication {
-        if kept_secret.is_empty() {
-            let secret = provider.rng.token();
-            client.credentials =
-                vec![ClientCredential::SharedSecret { sha256: SecretHash::of(&secret), expires: None }];
-            new_secret = Some(secret);
-        } else {
-            client.credentials = kept_secret;
-        }
-    }
-    let access_token = provider.rng.token();
-    let registration =
-        Registration { access_token: SecretHash::of(&access_token), issued_at: previous.issued_at, metadata };
-    client.registration = Some(registration.clone());
-    provider.store.put_clients_from(Source::Dynamic, std::slice::from_ref(&client)).await?;
-    provider.clients.invalidate();
-    tracing::info!(client_id = %client.client_id, "client registration replaced");
-    Ok(answer(provider, &client, &registration, new_secret.as_deref(), Some(&access_token)))
-}
-
-/// RFC 7592 §2.3: deletes the client; its grants are revoked with it.
-///
-/// # Errors
-/// `invalid_token` as [`read`].
-pub async fn delete(provider: &Provider, client_id: &str, bearer: Option<&str>) -> Result<(), OAuthError> {
-    let client = authorized(provider, client_id, bearer).await?;
-    provider.store.remove_client(&client.client_id, provider.clock.now()).await?;
-    provider.clients.invalidate();
-    tracing::info!(client_id = %client.client_id, "client registration deleted");
-    Ok(())
 }
 
 #[cfg(test)]
