@@ -133,8 +133,9 @@ impl CodeStore for PgStore {
             Err(error) if maybe_executed(&error) => {
                 return self.settle_redemption(&code_hash, now, None, BatchFailed(error)).await;
             }
-            // The server refused the batch as a whole (a deadlock between two batches
-            // that share codes, say): the full check answers this code alone.
+            // The server refused the batch as a whole (a statement timeout, say; batches
+            // skip locked rows, so they never deadlock): the full check answers this code
+            // alone.
             Err(error) if !unreachable(&error) => {
                 tracing::debug!(error = %error, "batched code redemption refused; checking the code alone");
             }
