@@ -2,15 +2,15 @@
 //! §3.1.2): `response_type=code` with PKCE S256 only. Decides whether the user must
 //! sign in or consent, and issues the code.
 
-use serde::{Deserialize, Serialize};
 use tracing::info;
 
 use crate::catalog::OFFLINE_ACCESS;
 use crate::mfa::{Level, Needed};
+pub use crate::model::{AuthorizationRequest, ResponseMode};
 use crate::model::{Client, ClientId, GrantId, GrantType};
 use crate::request::Params;
 use crate::secret::SecretHash;
-use crate::store::{Flow, PendingGrant, Session};
+use crate::store::{InteractionStore as _, PendingGrant, PushedRequestStore as _, Session};
 use crate::{OAuthError, Provider, Timestamp, pkce, redirect_uri};
 
 /// How long a pending request waits for the user to sign in and consent.
@@ -27,55 +27,6 @@ pub const MAX_REQUEST_BYTES: usize = 4096;
 /// Interactions one address may open per [`INTERACTION_LIFETIME`]: with
 /// [`MAX_REQUEST_BYTES`], at most ~400 kB stored per address at any time.
 pub const MAX_INTERACTIONS_PER_ADDRESS: u32 = 100;
-
-/// How the response travels back to the client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ResponseMode {
-    /// Query parameters on a 302 redirect (RFC 6749 §4.1.2).
-    Query,
-    /// An auto-submitting HTML form (OAuth 2.0 Form Post Response Mode).
-    FormPost,
-}
-
-/// A validated authorization request, kept while the user signs in and consents.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuthorizationRequest {
-    pub client_id: ClientId,
-    /// Where the response goes: the registered URI the request named (or the only one).
-    pub redirect_uri: String,
-    /// Whether `redirect_uri` was sent; then the token request must repeat it.
-    pub redirect_uri_sent: bool,
-    pub response_mode: ResponseMode,
-    pub state: Option<String>,
-    pub scopes: Vec<String>,
-    pub resources: Vec<String>,
-    pub nonce: Option<String>,
-    pub code_challenge: String,
-    pub prompt: Vec<String>,
-    pub max_age: Option<i64>,
-    pub login_hint: Option<String>,
-    /// RFC 9449 §10: binds the code to this DPoP key.
-    pub dpop_jkt: Option<String>,
-    /// Set when the user signed in during this request (answers `prompt=login`).
-    #[serde(default)]
-    pub authenticated_at: Option<Timestamp>,
-    /// Set when the user consented during this request (answers `prompt=consent`).
-    #[serde(default)]
-    pub consented: bool,
-    /// Hash of the browser binding cookie of the browser that started the interaction:
-    /// nobody else's sign-in or consent completes it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub browser: Option<String>,
-    /// Who signed in during this request: `authenticated_at` answers `prompt=login` and
-    /// `max_age` only for a session of this subject.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub authenticated_subject: Option<String>,
-    /// The authentication levels the client asked for, in its order of preference
-    /// (`acr_values`, or the `acr` claim's values in `claims`): any one will do.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub acr_values: Vec<String>,
-}
 
 /// A response on its way to the client's redirect URI.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,8 +115,8 @@ pub async fn read_request(
     let key = request_uri.strip_prefix(REQUEST_URI_PREFIX).ok_or_else(invalid)?;
     // RFC 9126 §4: single use, so a leaked request_uri cannot be replayed.
     let request = provider
-        .flows::<PushedRequests>()
-        .take(key, now)
+        .store
+        .take_pushed_request(key, now)
         .await
         .map_err(AuthorizeError::Untrusted)?
         .ok_or_else(invalid)?;
@@ -566,24 +517,6 @@ pub fn denied(provider: &Provider, request: &AuthorizationRequest) -> AuthorizeE
     request.error(provider, &OAuthError::access_denied("the user denied the request"))
 }
 
-/// Pushed authorization requests (RFC 9126), by the random part of their `request_uri`.
-pub struct PushedRequests;
-
-impl Flow for PushedRequests {
-    const NAMESPACE: &'static str = "par:";
-    const NAME: &'static str = "pushed request";
-    type Document = AuthorizationRequest;
-}
-
-/// Requests waiting while the user signs in or consents, by interaction id.
-pub struct Interactions;
-
-impl Flow for Interactions {
-    const NAMESPACE: &'static str = "interaction:";
-    const NAME: &'static str = "interaction";
-    type Document = AuthorizationRequest;
-}
-
 /// Keeps a request while the user signs in or consents; returns its interaction id.
 ///
 /// # Errors
@@ -595,7 +528,7 @@ pub async fn save_interaction(
 ) -> Result<String, OAuthError> {
     let id = id.map_or_else(|| provider.rng.identifier(), str::to_owned);
     let expires_at = provider.clock.now() + INTERACTION_LIFETIME;
-    provider.flows::<Interactions>().start(&id, request, expires_at).await?;
+    provider.store.save_interaction(&id, request, expires_at).await?;
     Ok(id)
 }
 
@@ -607,7 +540,7 @@ pub async fn load_interaction(
     provider: &Provider,
     id: &str,
 ) -> Result<Option<AuthorizationRequest>, OAuthError> {
-    provider.flows::<Interactions>().read(id, provider.clock.now()).await
+    provider.store.interaction(id, provider.clock.now()).await
 }
 
 /// Ends interaction `id`, so its request cannot complete twice.
@@ -618,7 +551,7 @@ pub async fn finish_interaction(
     provider: &Provider,
     id: &str,
 ) -> Result<Option<AuthorizationRequest>, OAuthError> {
-    provider.flows::<Interactions>().take(id, provider.clock.now()).await
+    provider.store.finish_interaction(id, provider.clock.now()).await
 }
 
 /// Stores a pushed authorization request (RFC 9126 §2.2) and returns its `request_uri`.
@@ -628,7 +561,7 @@ pub async fn finish_interaction(
 pub async fn push(provider: &Provider, request: &AuthorizationRequest) -> Result<String, OAuthError> {
     let key = provider.rng.token();
     let expires_at = provider.clock.now() + PUSHED_REQUEST_LIFETIME;
-    provider.flows::<PushedRequests>().start(&key, request, expires_at).await?;
+    provider.store.push_request(&key, request, expires_at).await?;
     Ok(format!("{REQUEST_URI_PREFIX}{key}"))
 }
 

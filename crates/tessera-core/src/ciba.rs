@@ -4,16 +4,16 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::json;
 use tracing::{info, warn};
 
-use crate::decoupled::{self, CibaRequests, Decision, PendingAuthorization, PingTarget};
-use crate::model::{CibaDeliveryMode, Client, GrantType};
+use crate::decoupled;
+use crate::model::{CibaDeliveryMode, Client, Decision, GrantType, PendingAuthorization, PingTarget};
 use crate::notify::Notifier;
 use crate::request::Params;
 use crate::secret::SecretHash;
-use crate::store::{Flow, FlowStore, Session};
+use crate::store::{CibaRequests, CibaStore as _, DecoupledRequests, Session};
 use crate::tokens::id_token;
 use crate::{OAuthError, Provider};
 
@@ -37,26 +37,6 @@ pub struct BackchannelResponse {
 #[must_use]
 pub fn request_id(auth_req_id: &str) -> String {
     SecretHash::of(auth_req_id).to_base64url()
-}
-
-/// Each user's pending requests, by `{subject}:{id}`, for the approvals page.
-pub struct UsersRequests;
-
-/// What a user's entry names.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct UsersRequest {
-    /// The request's store key (`ciba:` and its id).
-    pub key: String,
-}
-
-impl Flow for UsersRequests {
-    const NAMESPACE: &'static str = "ciba-user:";
-    const NAME: &'static str = "user's CIBA request";
-    type Document = UsersRequest;
-}
-
-fn user_entry(subject: &str, id: &str) -> String {
-    format!("{subject}:{id}")
 }
 
 /// Handles an authentication request (CIBA Core §7.1) from an authenticated client.
@@ -140,12 +120,7 @@ pub async fn authentication_request(
         acr_values,
     };
     let id = SecretHash::of(&auth_req_id).to_base64url();
-    decoupled::save::<CibaRequests>(provider, &id, &request).await?;
-    let index = UsersRequest { key: FlowStore::<CibaRequests>::key(&id) };
-    provider
-        .flows::<UsersRequests>()
-        .start(&user_entry(&user.subject, &id), &index, request.expires_at)
-        .await?;
+    provider.store.start_ciba_request(&id, &request).await?;
     info!(client_id = %client.client_id, subject = %user.subject, "backchannel authentication requested");
     announce(provider, client, &user.username, &request);
     Ok(BackchannelResponse { auth_req_id, expires_in, interval: POLL_INTERVAL })
@@ -202,19 +177,7 @@ pub async fn pending_for(
     provider: &Provider,
     subject: &str,
 ) -> Result<Vec<(String, PendingAuthorization)>, OAuthError> {
-    let now = provider.clock.now();
-    let prefix = user_entry(subject, "");
-    let mut pending = Vec::new();
-    for (entry, _) in provider.flows::<UsersRequests>().list(&prefix, now).await? {
-        let id = entry.trim_start_matches(&prefix).to_owned();
-        if let Some(request) = decoupled::load::<CibaRequests>(provider, &id).await?
-            && request.decision == Decision::Pending
-            && request.expires_at > now
-        {
-            pending.push((id, request));
-        }
-    }
-    Ok(pending)
+    provider.store.pending_ciba_requests(subject, provider.clock.now()).await
 }
 
 /// The signed-in user approves or denies their request `id`; a ping-mode client is
@@ -228,14 +191,19 @@ pub async fn decide(
     id: &str,
     approve: bool,
 ) -> Result<(), OAuthError> {
-    let request = decoupled::load::<CibaRequests>(provider, id).await?;
+    let now = provider.clock.now();
+    let request =
+        DecoupledRequests::<CibaRequests>::decoupled_request(provider.store.as_ref(), id, now).await?;
     // Only the named user may answer; others learn nothing about the request.
     if request.as_ref().and_then(|r| r.subject.as_deref()) != Some(session.subject.as_str()) {
         return Err(OAuthError::invalid_request("unknown request"));
     }
     let decision = if approve { decoupled::approval(session) } else { Decision::Denied };
-    let request = decoupled::decide::<CibaRequests>(provider, id, decision).await?;
-    provider.flows::<UsersRequests>().take(&user_entry(&session.subject, id), provider.clock.now()).await?;
+    decoupled::check_decision(provider, request.as_ref(), &decision).await?;
+    // One conditional write, which takes the request off the user's list.
+    let Some(request) = provider.store.decide_ciba_request(id, &decision, now).await? else {
+        return Err(decoupled::lost_decision());
+    };
     info!(subject = %session.subject, approve, "backchannel authentication decided");
     if let Some(ping) = request.ping {
         let body = json!({ "auth_req_id": provider.ping_auth_req_id(&ping.seed) });

@@ -1,13 +1,13 @@
 //! The device authorization endpoint (RFC 8628 §3.1, §3.2) and user codes (§6.1).
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tracing::info;
 
-use crate::decoupled::{self, Decision, DeviceRequests, PendingAuthorization};
-use crate::model::{Client, GrantType};
+use crate::decoupled;
+use crate::model::{Client, Decision, GrantType, PendingAuthorization};
 use crate::request::Params;
 use crate::secret::SecretHash;
-use crate::store::{Flow, FlowStore, Session};
+use crate::store::{DecoupledRequests, DeviceRequests, DeviceStore as _, Session};
 use crate::{OAuthError, Provider};
 
 /// How long the user has to enter the code.
@@ -34,22 +34,6 @@ pub struct DeviceAuthorization {
 #[must_use]
 pub fn device_id(device_code: &str) -> String {
     SecretHash::of(device_code).to_base64url()
-}
-
-/// User codes, by their normalized form: the request each names.
-pub struct UserCodes;
-
-/// What a user code names.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct UserCodeIndex {
-    /// The named request's store key (`device:` and its id).
-    pub device: String,
-}
-
-impl Flow for UserCodes {
-    const NAMESPACE: &'static str = "device-user-code:";
-    const NAME: &'static str = "user code";
-    type Document = UserCodeIndex;
 }
 
 /// A user code as typed: case-insensitive, hyphens and spaces ignored (§6.1).
@@ -80,23 +64,31 @@ pub async fn authorize(
     let scopes = provider.catalog.grant_user_access(client, params.get("scope"), params.resources())?.scopes;
     let now = provider.clock.now();
     let device_code = provider.rng.token();
-    let user_code = unused_user_code(provider).await?;
-    let request = PendingAuthorization {
+    let id = device_id(&device_code);
+    let mut request = PendingAuthorization {
         client_id: client.client_id.clone(),
         scopes,
         resources: params.resources().to_vec(),
         decision: Decision::Pending,
         expires_at: now + DEVICE_CODE_LIFETIME,
-        user_code: Some(user_code.clone()),
+        user_code: None,
         subject: None,
         binding_message: None,
         ping: None,
         acr_values: Vec::new(),
     };
-    let id = device_id(&device_code);
-    decoupled::save::<DeviceRequests>(provider, &id, &request).await?;
-    let index = UserCodeIndex { device: FlowStore::<DeviceRequests>::key(&id) };
-    provider.flows::<UserCodes>().start(&user_code, &index, request.expires_at).await?;
+    // A drawn code another live request holds is drawn again: the store claims each
+    // code atomically, so no two requests ever share one.
+    let mut user_code = None;
+    for _ in 0..5 {
+        let code = random_user_code(&provider.rng);
+        request.user_code = Some(code.clone());
+        if provider.store.start_device_request(&id, &request, now).await? {
+            user_code = Some(code);
+            break;
+        }
+    }
+    let Some(user_code) = user_code else { return Err(OAuthError::server_error("no free user code")) };
     info!(client_id = %client.client_id, "device authorization started");
     let verification_uri = provider.settings.endpoint("/device");
     Ok(DeviceAuthorization {
@@ -107,16 +99,6 @@ pub async fn authorize(
         expires_in: DEVICE_CODE_LIFETIME,
         interval: POLL_INTERVAL,
     })
-}
-
-async fn unused_user_code(provider: &Provider) -> Result<String, OAuthError> {
-    for _ in 0..5 {
-        let code = random_user_code(&provider.rng);
-        if provider.flows::<UserCodes>().read(&code, provider.clock.now()).await?.is_none() {
-            return Ok(code);
-        }
-    }
-    Err(OAuthError::server_error("no free user code"))
 }
 
 /// Eight letters drawn uniformly: a byte of 240 or more is skipped, since 256 is not
@@ -145,17 +127,7 @@ pub async fn find(
     if normalized.len() != USER_CODE_LENGTH {
         return Ok(None);
     }
-    let now = provider.clock.now();
-    let Some(index) = provider.flows::<UserCodes>().read(&normalized, now).await? else {
-        return Ok(None);
-    };
-    let Some(id) = index.device.strip_prefix(DeviceRequests::NAMESPACE).map(str::to_owned) else {
-        return Ok(None);
-    };
-    let request = decoupled::load::<DeviceRequests>(provider, &id).await?;
-    Ok(request
-        .filter(|request| request.decision == Decision::Pending && request.expires_at > now)
-        .map(|r| (id, r)))
+    provider.store.pending_device_request(&normalized, provider.clock.now()).await
 }
 
 /// User-code attempts allowed per address in the throttle window, on every path that
@@ -218,9 +190,14 @@ pub async fn decide(
     let check = check_user_code(provider, typed, address).await?;
     let UserCodeCheck::Pending { id, .. } = &check else { return Ok(check) };
     let decision = if approve { decoupled::approval(session) } else { Decision::Denied };
-    decoupled::decide::<DeviceRequests>(provider, id, decision).await?;
-    // The code is spent once decided: it cannot be entered again.
-    provider.flows::<UserCodes>().take(&normalize_user_code(typed), provider.clock.now()).await?;
+    let now = provider.clock.now();
+    let request =
+        DecoupledRequests::<DeviceRequests>::decoupled_request(provider.store.as_ref(), id, now).await?;
+    decoupled::check_decision(provider, request.as_ref(), &decision).await?;
+    // One conditional write, which spends the code: of racing decisions one wins.
+    if provider.store.decide_device_request(id, &decision, now).await?.is_none() {
+        return Err(decoupled::lost_decision());
+    }
     info!(subject = %session.subject, approve, "device authorization decided");
     Ok(check)
 }

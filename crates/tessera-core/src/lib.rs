@@ -58,12 +58,12 @@ mod flow_namespaces {
     /// or list another's documents.
     fn namespaces() -> Vec<&'static str> {
         vec![
-            crate::authorize::PushedRequests::NAMESPACE,
-            crate::authorize::Interactions::NAMESPACE,
-            crate::decoupled::DeviceRequests::NAMESPACE,
-            crate::device::UserCodes::NAMESPACE,
-            crate::decoupled::CibaRequests::NAMESPACE,
-            crate::ciba::UsersRequests::NAMESPACE,
+            crate::store::PushedRequests::NAMESPACE,
+            crate::store::Interactions::NAMESPACE,
+            crate::store::DeviceRequests::NAMESPACE,
+            crate::store::UserCodes::NAMESPACE,
+            crate::store::CibaRequests::NAMESPACE,
+            crate::store::UsersRequests::NAMESPACE,
             crate::mfa::SecondSteps::NAMESPACE,
             crate::passkey_ceremonies::Ceremonies::NAMESPACE,
             // Marks, not flows: an in-doubt consumption, its claim, a client's last use.

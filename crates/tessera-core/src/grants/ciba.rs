@@ -2,17 +2,18 @@
 
 use async_trait::async_trait;
 
+use super::polling::{self, InDoubtRedemptions};
 use super::{GrantContext, GrantHandler, Issue};
+use crate::OAuthError;
 use crate::ciba::{POLL_INTERVAL, request_id};
 use crate::model::GrantType;
 use crate::request::Params;
-use crate::{OAuthError, decoupled};
 
 /// The client collects the result of a backchannel authentication.
 #[derive(Default)]
 pub struct Ciba {
     /// Redemptions answered `temporarily_unavailable` whose delete may have committed.
-    in_doubt: decoupled::InDoubtRedemptions,
+    in_doubt: InDoubtRedemptions,
 }
 
 #[async_trait]
@@ -23,7 +24,7 @@ impl GrantHandler for Ciba {
 
     async fn handle(&self, cx: &GrantContext<'_>, params: &Params) -> Result<Issue, OAuthError> {
         let auth_req_id = params.require("auth_req_id")?;
-        decoupled::poll::<decoupled::CibaRequests>(
+        polling::poll::<crate::store::CibaRequests>(
             cx,
             &self.in_doubt,
             &request_id(auth_req_id),
@@ -38,8 +39,9 @@ mod tests {
     use super::Ciba;
     use crate::ErrorCode;
     use crate::ciba::request_id;
-    use crate::decoupled::{CibaRequests, Decision};
     use crate::grants::testing::{Bench, approved, decoupled_request, refused, web_client};
+    use crate::model::Decision;
+    use crate::store::CibaRequests;
 
     #[tokio::test]
     async fn a_backchannel_request_is_pending_until_approved_then_redeemed_once() {

@@ -2,17 +2,18 @@
 
 use async_trait::async_trait;
 
+use super::polling::{self, InDoubtRedemptions};
 use super::{GrantContext, GrantHandler, Issue};
+use crate::OAuthError;
 use crate::device::{POLL_INTERVAL, device_id};
 use crate::model::GrantType;
 use crate::request::Params;
-use crate::{OAuthError, decoupled};
 
 /// A device polls for the user's decision.
 #[derive(Default)]
 pub struct DeviceCode {
     /// Redemptions answered `temporarily_unavailable` whose delete may have committed.
-    in_doubt: decoupled::InDoubtRedemptions,
+    in_doubt: InDoubtRedemptions,
 }
 
 #[async_trait]
@@ -23,7 +24,7 @@ impl GrantHandler for DeviceCode {
 
     async fn handle(&self, cx: &GrantContext<'_>, params: &Params) -> Result<Issue, OAuthError> {
         let device_code = params.require("device_code")?;
-        decoupled::poll::<decoupled::DeviceRequests>(
+        polling::poll::<crate::store::DeviceRequests>(
             cx,
             &self.in_doubt,
             &device_id(device_code),
@@ -37,10 +38,11 @@ impl GrantHandler for DeviceCode {
 mod tests {
     use super::DeviceCode;
     use crate::ErrorCode;
-    use crate::decoupled::{Decision, DeviceRequests};
     use crate::device::{POLL_INTERVAL, device_id};
     use crate::grants::RefreshPlan;
     use crate::grants::testing::{Bench, approved, decoupled_request, refused, web_client};
+    use crate::model::Decision;
+    use crate::store::{DeviceRequests, Flow as _};
 
     fn poll() -> [(&'static str, &'static str); 1] {
         [("device_code", "the-device-code")]
@@ -131,10 +133,10 @@ mod tests {
     #[tokio::test]
     async fn a_stored_request_that_does_not_decode_is_server_error_not_expired() {
         let bench = Bench::new();
-        let key = crate::store::FlowStore::<DeviceRequests>::key(&device_id("the-device-code"));
+        let key = DeviceRequests::key(&device_id("the-device-code"));
         let damaged = serde_json::json!({ "client_id": "tv", "decision": { "status": "maybe" } });
         // Kept as the flow keeps its requests: past their own expiry, for late polls.
-        let kept_until = bench.now() + 600 + crate::decoupled::KEPT_AFTER_EXPIRY;
+        let kept_until = bench.now() + 600 + crate::model::KEPT_AFTER_EXPIRY;
         crate::store::RequestStore::put_request(bench.store.as_ref(), &key, &damaged, kept_until)
             .await
             .unwrap();

@@ -5,6 +5,7 @@ mod authorization_code;
 mod ciba;
 mod client_credentials;
 mod device_code;
+mod polling;
 mod refresh_token;
 pub mod registry;
 pub use refresh_token::{IN_DOUBT_WINDOW, InDoubtRotations};

@@ -98,12 +98,12 @@ impl Bench {
     }
 
     /// Stores a device or CIBA request `id`, as its start does.
-    pub async fn decoupled<F: crate::decoupled::Decoupled>(
+    pub async fn decoupled<F: crate::store::DecoupledFlow>(
         &self,
         id: &str,
-        request: &crate::decoupled::PendingAuthorization,
+        request: &crate::model::PendingAuthorization,
     ) {
-        let kept = request.expires_at + crate::decoupled::KEPT_AFTER_EXPIRY;
+        let kept = request.expires_at + crate::model::KEPT_AFTER_EXPIRY;
         crate::store::FlowStore::<F>::new(self.store.as_ref()).start(id, request, kept).await.unwrap();
     }
 
@@ -195,9 +195,9 @@ pub fn refresh_record(client_id: &str, now: Timestamp) -> RefreshRecord {
 pub fn decoupled_request(
     client_id: &str,
     now: Timestamp,
-    decision: crate::decoupled::Decision,
-) -> crate::decoupled::PendingAuthorization {
-    crate::decoupled::PendingAuthorization {
+    decision: crate::model::Decision,
+) -> crate::model::PendingAuthorization {
+    crate::model::PendingAuthorization {
         client_id: client_id.into(),
         scopes: vec!["openid".into(), "api1.read".into(), "offline_access".into()],
         resources: vec![],
@@ -212,8 +212,8 @@ pub fn decoupled_request(
 }
 
 /// Alice's approval from a session that used a password and an app.
-pub fn approved(now: Timestamp) -> crate::decoupled::Decision {
-    crate::decoupled::Decision::Approved {
+pub fn approved(now: Timestamp) -> crate::model::Decision {
+    crate::model::Decision::Approved {
         subject: "alice".into(),
         auth_time: now - 10,
         sid: "sid-1".into(),

@@ -77,6 +77,203 @@ pub async fn run_all(store: Arc<dyn Store>) {
     a_poll_paces_and_redeems_a_decided_request_in_one_step(store.as_ref()).await;
     a_foreign_or_expired_poll_changes_nothing(store.as_ref()).await;
     forty_racing_polls_of_an_approved_request_redeem_it_once(store.clone()).await;
+    forty_racing_device_starts_drawing_one_user_code_have_one_winner(store.clone()).await;
+    forty_racing_decisions_of_a_device_request_have_one_winner_redeemed_once(store.clone()).await;
+    forty_racing_decisions_of_a_ciba_request_have_one_winner_off_the_users_list(store.clone()).await;
+    pushed_requests_and_interactions_are_used_once_by_racing_takes(store.clone()).await;
+}
+
+/// A pending device or CIBA request of client `tv`, live until 1 000.
+fn pending_authorization(
+    user_code: Option<&str>,
+    subject: Option<&str>,
+) -> crate::model::PendingAuthorization {
+    crate::model::PendingAuthorization {
+        client_id: "tv".into(),
+        scopes: vec!["openid".into()],
+        resources: Vec::new(),
+        decision: crate::model::Decision::Pending,
+        expires_at: 1_000,
+        user_code: user_code.map(str::to_owned),
+        subject: subject.map(str::to_owned),
+        binding_message: None,
+        ping: None,
+        acr_values: Vec::new(),
+    }
+}
+
+fn approval_by(subject: &str) -> crate::model::Decision {
+    crate::model::Decision::Approved {
+        subject: subject.into(),
+        auth_time: 400,
+        sid: "sid".into(),
+        amr: vec!["pwd".into()],
+    }
+}
+
+/// RFC 8628 §6.1: a user code names one request. Of 40 device requests started at
+/// once with the same drawn code exactly one gets it, and the code names that one.
+pub async fn forty_racing_device_starts_drawing_one_user_code_have_one_winner(store: Arc<dyn Store>) {
+    use super::DeviceStore as _;
+    let racers: Vec<_> = (0..40)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let request = pending_authorization(Some("RACECODE"), None);
+                let id = format!("start-race-{i}");
+                store.start_device_request(&id, &request, 500).await.unwrap().then_some(id)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for racer in racers {
+        winners.extend(racer.await.unwrap());
+    }
+    assert_eq!(winners.len(), 1, "one start holds the code: {winners:?}");
+    let (named, _) = store.pending_device_request("RACECODE", 500).await.unwrap().unwrap();
+    assert_eq!(named, winners[0]);
+    // A drawn code is never handed out again while its request lives.
+    let again = pending_authorization(Some("RACECODE"), None);
+    assert!(!store.start_device_request("start-race-late", &again, 600).await.unwrap());
+}
+
+/// Pending -> decided is one conditional write: of 40 racing decisions (approvals and
+/// denials) exactly one is recorded, the code is spent, and the decision is redeemed
+/// by exactly one of 40 racing polls.
+pub async fn forty_racing_decisions_of_a_device_request_have_one_winner_redeemed_once(store: Arc<dyn Store>) {
+    use super::{DecoupledPoll, DecoupledRequests, DeviceRequests, DeviceStore as _};
+    let request = pending_authorization(Some("DECIDEME"), None);
+    assert!(store.start_device_request("decide-race", &request, 500).await.unwrap());
+    let racers: Vec<_> = (0..40)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let decision = if i % 2 == 0 {
+                    approval_by(&format!("user-{i}"))
+                } else {
+                    crate::model::Decision::Denied
+                };
+                store.decide_device_request("decide-race", &decision, 500).await.unwrap()
+            })
+        })
+        .collect();
+    let mut recorded = Vec::new();
+    for racer in racers {
+        recorded.extend(racer.await.unwrap());
+    }
+    assert_eq!(recorded.len(), 1, "one decision recorded");
+    let stored = DecoupledRequests::<DeviceRequests>::decoupled_request(store.as_ref(), "decide-race", 500)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.decision, recorded[0].decision, "the stored decision is the winner's");
+    assert_eq!(store.pending_device_request("DECIDEME", 500).await.unwrap(), None, "the code is spent");
+    let tv = ClientId::from("tv");
+    let other = ClientId::from("other");
+    let foreign =
+        DecoupledRequests::<DeviceRequests>::poll_request(store.as_ref(), "decide-race", &other, 5, 500);
+    assert_eq!(foreign.await.unwrap(), DecoupledPoll::Foreign);
+    let pollers: Vec<_> = (0..40)
+        .map(|_| {
+            let (store, tv) = (store.clone(), tv.clone());
+            tokio::spawn(async move {
+                DecoupledRequests::<DeviceRequests>::poll_request(store.as_ref(), "decide-race", &tv, 5, 510)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut taken = Vec::new();
+    for poller in pollers {
+        match poller.await.unwrap() {
+            DecoupledPoll::Taken(request) => taken.push(request),
+            DecoupledPoll::TooSoon { .. } | DecoupledPoll::Unknown => {}
+            other => panic!("a racing poll saw {other:?}"),
+        }
+    }
+    assert_eq!(taken.len(), 1, "redeemed once");
+    assert_eq!(taken[0].decision, recorded[0].decision);
+}
+
+/// The same for CIBA: one of 40 racing decisions by the named user is recorded, and
+/// the request leaves that user's list of pending requests.
+pub async fn forty_racing_decisions_of_a_ciba_request_have_one_winner_off_the_users_list(
+    store: Arc<dyn Store>,
+) {
+    use super::CibaStore as _;
+    let request = pending_authorization(None, Some("carol"));
+    store.start_ciba_request("ciba-race", &request).await.unwrap();
+    store.start_ciba_request("ciba-other", &pending_authorization(None, Some("carol"))).await.unwrap();
+    let listed: Vec<String> =
+        store.pending_ciba_requests("carol", 500).await.unwrap().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(listed, ["ciba-other", "ciba-race"]);
+    let racers: Vec<_> = (0..40)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let decision = if i % 2 == 0 { approval_by("carol") } else { crate::model::Decision::Denied };
+                store.decide_ciba_request("ciba-race", &decision, 500).await.unwrap()
+            })
+        })
+        .collect();
+    let mut recorded = 0;
+    for racer in racers {
+        recorded += usize::from(racer.await.unwrap().is_some());
+    }
+    assert_eq!(recorded, 1, "one decision recorded");
+    let listed: Vec<String> =
+        store.pending_ciba_requests("carol", 500).await.unwrap().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(listed, ["ciba-other"], "the decided request left the list, the other stayed");
+    // Past its expiry a pending request is neither listed nor decided.
+    assert_eq!(store.pending_ciba_requests("carol", 1_000).await.unwrap(), Vec::new());
+    assert_eq!(store.decide_ciba_request("ciba-other", &approval_by("carol"), 1_000).await.unwrap(), None);
+}
+
+/// RFC 9126 §4 and a finished interaction: of 40 racing takes exactly one gets the
+/// request.
+pub async fn pushed_requests_and_interactions_are_used_once_by_racing_takes(store: Arc<dyn Store>) {
+    use super::{InteractionStore as _, PushedRequestStore as _};
+    let request = crate::model::AuthorizationRequest {
+        client_id: "web".into(),
+        redirect_uri: "https://app.example/cb".into(),
+        redirect_uri_sent: true,
+        response_mode: crate::model::ResponseMode::Query,
+        state: Some("s".into()),
+        scopes: vec!["openid".into()],
+        resources: Vec::new(),
+        nonce: None,
+        code_challenge: "challenge".into(),
+        prompt: Vec::new(),
+        max_age: None,
+        login_hint: None,
+        dpop_jkt: None,
+        authenticated_at: None,
+        consented: false,
+        browser: None,
+        authenticated_subject: None,
+        acr_values: Vec::new(),
+    };
+    store.push_request("pushed-race", &request, 1_000).await.unwrap();
+    store.save_interaction("interaction-race", &request, 1_000).await.unwrap();
+    assert_eq!(store.interaction("interaction-race", 500).await.unwrap().as_ref(), Some(&request));
+    let racers: Vec<_> = (0..40)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                if i % 2 == 0 {
+                    store.take_pushed_request("pushed-race", 500).await.unwrap().is_some()
+                } else {
+                    store.finish_interaction("interaction-race", 500).await.unwrap().is_some()
+                }
+            })
+        })
+        .collect();
+    let mut taken = 0;
+    for racer in racers {
+        taken += usize::from(racer.await.unwrap());
+    }
+    assert_eq!(taken, 2, "the pushed request and the interaction, each taken once");
+    assert_eq!(store.interaction("interaction-race", 500).await.unwrap(), None);
 }
 
 /// 48 racing reservations against a limit of 5: exactly 5 win, however they interleave.

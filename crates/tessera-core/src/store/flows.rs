@@ -26,6 +26,12 @@ pub trait Flow {
     const NAME: &'static str;
     /// The document, as stored.
     type Document: Serialize + DeserializeOwned + Send + Sync;
+
+    /// The store key of document `id`.
+    #[must_use]
+    fn key(id: &str) -> String {
+        format!("{}{id}", Self::NAMESPACE)
+    }
 }
 
 /// A document as read, with the stored version a [`FlowStore::transition`] must find.
@@ -35,23 +41,21 @@ pub struct Versioned<D> {
     stored: serde_json::Value,
 }
 
-/// The documents of flow `F`.
-pub struct FlowStore<'a, F> {
-    store: &'a dyn RequestStore,
+/// The documents of flow `F` in store `S`.
+pub struct FlowStore<'a, F, S: ?Sized = dyn RequestStore> {
+    store: &'a S,
     flow: PhantomData<F>,
 }
 
-impl<'a, F: Flow> FlowStore<'a, F> {
+impl<'a, F: Flow, S: RequestStore + ?Sized> FlowStore<'a, F, S> {
     /// The flow's documents in `store`.
     #[must_use]
-    pub fn new(store: &'a dyn RequestStore) -> Self {
+    pub fn new(store: &'a S) -> Self {
         Self { store, flow: PhantomData }
     }
 
-    /// The store key of document `id`.
-    #[must_use]
-    pub fn key(id: &str) -> String {
-        format!("{}{id}", F::NAMESPACE)
+    fn key(id: &str) -> String {
+        F::key(id)
     }
 
     /// Stores a document under `id` until `expires_at` (replacing one with that id).

@@ -1,18 +1,23 @@
 //! What the core needs from storage, split by concern. Each backend implements every
 //! trait and passes [`contract`]; single-use artefacts are consumed atomically.
 
+mod ciba;
 mod clients;
 mod codes;
 mod consent;
 #[cfg(any(test, feature = "test-util"))]
 pub mod contract;
+mod decoupled;
+mod device;
 mod factors;
 mod flows;
 mod grants;
+mod interactions;
 mod keys;
 mod maintenance;
 #[cfg(any(test, feature = "test-util"))]
 pub mod memory;
+mod par;
 mod polls;
 mod refresh;
 mod requests;
@@ -21,14 +26,19 @@ mod throttle;
 mod tokens;
 mod users;
 
+pub use ciba::{CibaRequests, CibaStore, UsersRequests};
 pub use clients::{ClientStore, ResourceStore};
 pub use codes::{CodeMismatch, CodePresentation, CodeStore, PendingGrant};
 pub use consent::ConsentStore;
+pub use decoupled::{DecoupledFlow, DecoupledPoll, DecoupledRequests};
+pub use device::{DeviceRequests, DeviceStore, UserCodes};
 pub use factors::{FactorStore, PasskeyRecord, TotpFactor};
 pub use flows::{Flow, FlowStore, Versioned};
 pub use grants::GrantStore;
+pub use interactions::{InteractionStore, Interactions};
 pub use keys::{KeyStore, SecretStore, StoredKey};
 pub use maintenance::MaintenanceStore;
+pub use par::{PushedRequestStore, PushedRequests};
 pub use polls::{PollRules, PollStore, Polled, contains, is_decided, unpaced_answer};
 pub use refresh::{RefreshRecord, RefreshStore, SUCCESSOR_OUTSIDE_FAMILY};
 pub use requests::RequestStore;

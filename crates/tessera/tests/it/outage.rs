@@ -338,16 +338,19 @@ async fn seed_approved_device(app: &TestServer, device_code: &str) {
             amr: Vec::new(),
         },
         expires_at: now + 600,
-        user_code: None,
+        user_code: Some(format!("CODE-OF-{device_code}")),
         subject: None,
         binding_message: None,
         ping: None,
         acr_values: Vec::new(),
     };
     let id = tessera_core::device::device_id(device_code);
-    tessera_core::decoupled::save::<tessera_core::decoupled::DeviceRequests>(&app.provider, &id, &request)
-        .await
-        .unwrap();
+    let store = &app.provider.store;
+    assert!(
+        tessera_core::store::DeviceStore::start_device_request(store.as_ref(), &id, &request, now)
+            .await
+            .unwrap()
+    );
 }
 
 async fn poll_device(app: &TestServer, device_code: &str) -> reqwest::Response {

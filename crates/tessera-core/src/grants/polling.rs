@@ -1,0 +1,190 @@
+//! A poll at the token endpoint for a request the user decides on another device (the
+//! device flow, RFC 8628 §3.4–3.5, and CIBA Core §11), shared by both grants.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::{GrantContext, GrantFacts, IN_DOUBT_WINDOW, Issue, UserGrant, first_refresh};
+use crate::model::{Decision, PendingAuthorization};
+use crate::store::{DecoupledFlow, DecoupledPoll, DecoupledRequests, GrantStores, StoreError};
+use crate::{OAuthError, Timestamp};
+
+/// One poll at the token endpoint (RFC 8628 §3.4, §3.5; CIBA Core §11): the tokens'
+/// grant when approved (redeemed exactly once), else the error telling the client
+/// what to do.
+///
+/// # Errors
+/// `authorization_pending`, `slow_down`, `access_denied`, `expired_token`, or
+/// `invalid_grant` for an unknown, redeemed or foreign request.
+pub async fn poll<F: DecoupledFlow>(
+    cx: &GrantContext<'_>,
+    in_doubt: &InDoubtRedemptions,
+    id: &str,
+    interval: i64,
+) -> Result<Issue, OAuthError> {
+    let store = cx.store;
+    // In-doubt notes are kept under the request's own key.
+    let key = &F::key(id);
+    // One atomic step of the store finds the request, checks that it is this client's
+    // and not expired, paces the poll, and takes a decided request: of racing polls
+    // on any instance one is in time, and only that one can redeem.
+    let polled =
+        DecoupledRequests::<F>::poll_request(store.as_ref(), id, &cx.client.client_id, interval, cx.now);
+    let request = match polled.await? {
+        DecoupledPoll::Taken(request) => request,
+        DecoupledPoll::Unknown => {
+            // The retry of a redemption answered `temporarily_unavailable` though its
+            // delete may have committed: answered once, from the noted request.
+            if let Some(request) = in_doubt.claim(store.as_ref(), key, cx.now).await?
+                && request.client_id == cx.client.client_id.as_str()
+                && let Decision::Approved { subject, auth_time, sid, amr } = &request.decision
+            {
+                tracing::info!(client_id = %cx.client.client_id, "retry of an in-doubt redemption: answered once");
+                return issue(cx, &request, subject.clone(), *auth_time, sid.clone(), amr.clone());
+            }
+            return Err(OAuthError::invalid_grant("unknown or already redeemed"));
+        }
+        DecoupledPoll::Foreign => return Err(OAuthError::invalid_grant("issued to another client")),
+        DecoupledPoll::Expired => return Err(OAuthError::expired_token("the request expired; start again")),
+        // RFC 8628 §3.5: a poll sooner than the interval gets `slow_down`, and the
+        // interval grows by five seconds for the rest of the request.
+        DecoupledPoll::TooSoon { interval } => {
+            return Err(OAuthError::slow_down(format!("poll at most every {interval} seconds")));
+        }
+        DecoupledPoll::Pending => {
+            return Err(OAuthError::authorization_pending("the user has not decided yet"));
+        }
+        DecoupledPoll::InDoubt(request) => {
+            if matches!(request.decision, Decision::Approved { .. }) {
+                in_doubt.note(store.clone(), key, &request, cx.now);
+            }
+            return Err(StoreError::in_doubt("a poll's redemption is in doubt").into());
+        }
+    };
+    match &request.decision {
+        Decision::Approved { subject, auth_time, sid, amr } => {
+            issue(cx, &request, subject.clone(), *auth_time, sid.clone(), amr.clone())
+        }
+        Decision::Denied => Err(OAuthError::access_denied("the user denied the request")),
+        Decision::Pending => {
+            tracing::error!(what = F::NAME, "a pending request was taken by a poll");
+            Err(OAuthError::server_error("the request could not be redeemed"))
+        }
+    }
+}
+
+fn issue(
+    cx: &GrantContext<'_>,
+    request: &PendingAuthorization,
+    subject: String,
+    auth_time: Timestamp,
+    sid: String,
+    amr: Vec<String>,
+) -> Result<Issue, OAuthError> {
+    let grant_id = crate::model::GrantId(cx.rng.identifier());
+    let audience = cx
+        .catalog
+        .grant_user_access(cx.client, Some(&request.scopes.join(" ")), &request.resources)?
+        .audience;
+    let acr = crate::mfa::levels::acr_for(&amr, &request.acr_values);
+    let facts = GrantFacts {
+        grant_id: &grant_id,
+        subject: &subject,
+        scopes: &request.scopes,
+        resources: &request.resources,
+        auth_time,
+        sid: &sid,
+        amr: &amr,
+        acr: Some(&acr),
+    };
+    let refresh = first_refresh(cx, &facts);
+    Ok(Issue {
+        subject,
+        scopes: request.scopes.clone(),
+        audience,
+        user: Some(UserGrant { grant_id, auth_time, sid, nonce: None, refresh, amr, acr: Some(acr) }),
+        act: None,
+        issued_token_type: None,
+        derived_grant: None,
+    })
+}
+
+/// Entries beyond which the local list starts over (bounded memory).
+const MAX_IN_DOUBT: usize = 10_000;
+
+/// Approved requests whose redemption was answered `temporarily_unavailable` while
+/// the delete that redeems them may have committed (the store could not tell): kept
+/// here and, once the store answers, in it for [`IN_DOUBT_WINDOW`], so the client's
+/// next poll on any instance gets the tokens it never received instead of
+/// `invalid_grant`. Claimed once, atomically in the store: of any number of retries
+/// exactly one is answered.
+#[derive(Default)]
+pub struct InDoubtRedemptions {
+    local: Mutex<HashMap<String, (Timestamp, PendingAuthorization)>>,
+}
+
+impl InDoubtRedemptions {
+    fn key(key: &str) -> String {
+        format!("redeemed-in-doubt:{key}")
+    }
+
+    /// Notes the redemption of `key` (holding `request`) as in doubt, here at once and
+    /// in the store in the background (retried until it answers or the window passes).
+    pub fn note(
+        &self,
+        store: Arc<dyn GrantStores>,
+        key: &str,
+        request: &PendingAuthorization,
+        now: Timestamp,
+    ) {
+        {
+            let mut local = self.local.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            local.retain(|_, (noted, _)| now - *noted <= IN_DOUBT_WINDOW);
+            if local.len() >= MAX_IN_DOUBT {
+                local.clear();
+            }
+            local.insert(key.to_owned(), (now, request.clone()));
+        }
+        tracing::warn!("redemption in doubt: the next poll within the window is answered once");
+        let Ok(document) = serde_json::to_value(request) else { return };
+        let note_key = Self::key(key);
+        let expires_at = now + IN_DOUBT_WINDOW;
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                for _ in 0..IN_DOUBT_WINDOW * 4 {
+                    if store.put_request(&note_key, &document, expires_at).await.is_ok() {
+                        return;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                }
+            });
+        }
+    }
+
+    /// The request noted in doubt under `key` within the window, claimed by this call
+    /// (once, across instances); `None` when none is noted or it was claimed already.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn claim(
+        &self,
+        store: &dyn GrantStores,
+        key: &str,
+        now: Timestamp,
+    ) -> Result<Option<PendingAuthorization>, OAuthError> {
+        let local = self.local.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(key).cloned();
+        let noted = match local {
+            Some((noted, request)) if now - noted <= IN_DOUBT_WINDOW => Some(request),
+            _ => crate::store::decode_optional(
+                "in-doubt redemption",
+                store.request(&Self::key(key), now).await?,
+            )?,
+        };
+        let Some(request) = noted else { return Ok(None) };
+        let claim = format!("redeemed-in-doubt-claimed:{key}");
+        if !store.remember_once(&claim, now + IN_DOUBT_WINDOW, now).await? {
+            return Ok(None);
+        }
+        Ok(Some(request))
+    }
+}
