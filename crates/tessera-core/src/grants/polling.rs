@@ -188,3 +188,49 @@ impl InDoubtRedemptions {
         Ok(Some(request))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::InDoubtRedemptions;
+    use crate::grants::IN_DOUBT_WINDOW;
+    use crate::grants::testing::{approved, decoupled_request};
+    use crate::store::GrantStores;
+    use crate::store::memory::MemoryStore;
+
+    const KEY: &str = "device:in-doubt";
+
+    /// Lets the background note reach the store.
+    async fn settle() {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_redemption_in_doubt_is_answered_once_on_any_instance() {
+        let store: Arc<dyn GrantStores> = Arc::new(MemoryStore::default());
+        let request = decoupled_request("tv", 1_000, approved(1_000));
+        let (noting, other) = (InDoubtRedemptions::default(), InDoubtRedemptions::default());
+        noting.note(store.clone(), KEY, &request, 1_000);
+        settle().await;
+        // The retry may land on another instance: it finds the note in the store.
+        assert_eq!(other.claim(store.as_ref(), KEY, 1_010).await.unwrap(), Some(request));
+        assert_eq!(noting.claim(store.as_ref(), KEY, 1_011).await.unwrap(), None, "claimed once");
+        assert_eq!(other.claim(store.as_ref(), KEY, 1_012).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_note_lapses_after_the_window_and_names_only_its_own_request() {
+        let store: Arc<dyn GrantStores> = Arc::new(MemoryStore::default());
+        let request = decoupled_request("tv", 1_000, approved(1_000));
+        let noting = InDoubtRedemptions::default();
+        noting.note(store.clone(), KEY, &request, 1_000);
+        settle().await;
+        assert_eq!(noting.claim(store.as_ref(), "device:another", 1_001).await.unwrap(), None);
+        let late = InDoubtRedemptions::default();
+        assert_eq!(late.claim(store.as_ref(), KEY, 1_000 + IN_DOUBT_WINDOW + 1).await.unwrap(), None);
+        assert_eq!(noting.claim(store.as_ref(), KEY, 1_000 + IN_DOUBT_WINDOW + 1).await.unwrap(), None);
+    }
+}

@@ -44,3 +44,31 @@ impl GrantRegistry {
         self.handlers.iter().map(|h| h.grant_type()).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::GrantRegistry;
+    use crate::model::GrantType;
+
+    #[test]
+    fn each_supported_grant_type_has_exactly_its_own_handler() {
+        let registry = GrantRegistry::standard(b"instances' shared secret");
+        let supported = registry.supported();
+        assert_eq!(supported.len(), 6);
+        for grant in &supported {
+            assert_eq!(supported.iter().filter(|other| *other == grant).count(), 1, "{grant:?} twice");
+            let handler = registry.handler(grant.as_str()).unwrap();
+            assert_eq!(handler.grant_type(), *grant);
+        }
+        assert!(supported.contains(&GrantType::DeviceCode) && supported.contains(&GrantType::Ciba));
+    }
+
+    #[test]
+    fn removed_and_unknown_grant_types_have_no_handler() {
+        let registry = GrantRegistry::standard(b"instances' shared secret");
+        // OAuth 2.1 §10: the password and implicit grants are gone.
+        for grant_type in ["password", "implicit", "token", "", "AUTHORIZATION_CODE", "authorization_code "] {
+            assert!(registry.handler(grant_type).is_none(), "{grant_type:?}");
+        }
+    }
+}
