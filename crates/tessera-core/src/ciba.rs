@@ -12,7 +12,6 @@ use crate::decoupled;
 use crate::model::{CibaDeliveryMode, Client, Decision, GrantType, PendingAuthorization, PingTarget};
 use crate::notify::Notifier;
 use crate::request::Params;
-use crate::secret::SecretHash;
 use crate::store::{CibaRequests, CibaStore as _, DecoupledRequests, Session};
 use crate::tokens::id_token;
 use crate::{OAuthError, Provider};
@@ -22,7 +21,7 @@ pub const DEFAULT_EXPIRY: i64 = 300;
 /// The longest `requested_expiry` granted.
 pub const MAX_EXPIRY: i64 = 1800;
 /// Minimum polling interval (CIBA Core §7.3).
-pub const POLL_INTERVAL: i64 = 5;
+pub const POLL_INTERVAL: i64 = crate::model::CIBA_POLL_INTERVAL;
 const MAX_BINDING_MESSAGE: usize = 100;
 
 /// The successful response (CIBA Core §7.3).
@@ -33,11 +32,7 @@ pub struct BackchannelResponse {
     pub interval: i64,
 }
 
-/// The id of an `auth_req_id`'s request (its hash: the id itself is never stored).
-#[must_use]
-pub fn request_id(auth_req_id: &str) -> String {
-    SecretHash::of(auth_req_id).to_base64url()
-}
+pub use crate::model::ciba_request_id as request_id;
 
 /// Handles an authentication request (CIBA Core §7.1) from an authenticated client.
 ///
@@ -119,7 +114,7 @@ pub async fn authentication_request(
         ping,
         acr_values,
     };
-    let id = SecretHash::of(&auth_req_id).to_base64url();
+    let id = request_id(&auth_req_id);
     provider.store.start_ciba_request(&id, &request).await?;
     info!(client_id = %client.client_id, subject = %user.subject, "backchannel authentication requested");
     announce(provider, client, &user.username, &request);

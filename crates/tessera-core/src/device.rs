@@ -6,14 +6,13 @@ use tracing::info;
 use crate::decoupled;
 use crate::model::{Client, Decision, GrantType, PendingAuthorization};
 use crate::request::Params;
-use crate::secret::SecretHash;
 use crate::store::{DecoupledRequests, DeviceRequests, DeviceStore as _, Session};
 use crate::{OAuthError, Provider};
 
 /// How long the user has to enter the code.
 pub const DEVICE_CODE_LIFETIME: i64 = 600;
 /// RFC 8628 §3.2: the default minimum polling interval.
-pub const POLL_INTERVAL: i64 = 5;
+pub const POLL_INTERVAL: i64 = crate::model::DEVICE_POLL_INTERVAL;
 /// RFC 8628 §6.1: consonants only (no vowels, no look-alikes), so no words and no
 /// confusion; 8 characters give 20^8 ≈ 2^34.6 codes.
 const USER_CODE_ALPHABET: &[u8; 20] = b"BCDFGHJKLMNPQRSTVWXZ";
@@ -30,11 +29,7 @@ pub struct DeviceAuthorization {
     pub interval: i64,
 }
 
-/// The id of a device code's request (its hash: the code itself is never stored).
-#[must_use]
-pub fn device_id(device_code: &str) -> String {
-    SecretHash::of(device_code).to_base64url()
-}
+pub use crate::model::device_request_id as device_id;
 
 /// A user code as typed: case-insensitive, hyphens and spaces ignored (§6.1).
 #[must_use]

@@ -5,8 +5,8 @@ use async_trait::async_trait;
 use super::polling::{self, InDoubtRedemptions};
 use super::{GrantContext, GrantHandler, Issue};
 use crate::OAuthError;
-use crate::ciba::{POLL_INTERVAL, request_id};
 use crate::model::GrantType;
+use crate::model::{CIBA_POLL_INTERVAL as POLL_INTERVAL, ciba_request_id as request_id};
 use crate::request::Params;
 
 /// The client collects the result of a backchannel authentication.
@@ -38,9 +38,9 @@ impl GrantHandler for Ciba {
 mod tests {
     use super::Ciba;
     use crate::ErrorCode;
-    use crate::ciba::request_id;
     use crate::grants::testing::{Bench, approved, decoupled_request, refused, web_client};
     use crate::model::Decision;
+    use crate::model::ciba_request_id as request_id;
     use crate::store::CibaRequests;
 
     #[tokio::test]

@@ -5,8 +5,8 @@ use async_trait::async_trait;
 use super::polling::{self, InDoubtRedemptions};
 use super::{GrantContext, GrantHandler, Issue};
 use crate::OAuthError;
-use crate::device::{POLL_INTERVAL, device_id};
 use crate::model::GrantType;
+use crate::model::{DEVICE_POLL_INTERVAL as POLL_INTERVAL, device_request_id as device_id};
 use crate::request::Params;
 
 /// A device polls for the user's decision.
@@ -38,10 +38,10 @@ impl GrantHandler for DeviceCode {
 mod tests {
     use super::DeviceCode;
     use crate::ErrorCode;
-    use crate::device::{POLL_INTERVAL, device_id};
     use crate::grants::RefreshPlan;
     use crate::grants::testing::{Bench, approved, decoupled_request, refused, web_client};
     use crate::model::Decision;
+    use crate::model::{DEVICE_POLL_INTERVAL as POLL_INTERVAL, device_request_id as device_id};
     use crate::store::{DeviceRequests, Flow as _};
 
     fn poll() -> [(&'static str, &'static str); 1] {

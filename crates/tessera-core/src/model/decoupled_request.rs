@@ -5,6 +5,26 @@ use serde::{Deserialize, Serialize};
 
 use super::ClientId;
 use crate::Timestamp;
+use crate::secret::SecretHash;
+
+/// RFC 8628 §3.2: the device flow's default minimum polling interval.
+pub const DEVICE_POLL_INTERVAL: i64 = 5;
+/// CIBA Core §7.3: the minimum polling interval.
+pub const CIBA_POLL_INTERVAL: i64 = 5;
+
+/// The id a device code's request is stored under (its hash: the code itself is never
+/// stored).
+#[must_use]
+pub fn device_request_id(device_code: &str) -> String {
+    SecretHash::of(device_code).to_base64url()
+}
+
+/// The id an `auth_req_id`'s request is stored under (its hash: the id itself is never
+/// stored).
+#[must_use]
+pub fn ciba_request_id(auth_req_id: &str) -> String {
+    SecretHash::of(auth_req_id).to_base64url()
+}
 
 /// How long a decided or expired request is kept, so a late poll learns `expired_token`
 /// rather than `invalid_grant`.

@@ -18,7 +18,10 @@ pub use client::{
 pub use client_registration::{
     ClientRegistration, FieldError, REMOVED_GRANT_TYPES, redirect_uri, scope_defined,
 };
-pub use decoupled_request::{Decision, KEPT_AFTER_EXPIRY, PendingAuthorization, PingTarget, SLOW_DOWN_STEP};
+pub use decoupled_request::{
+    CIBA_POLL_INTERVAL, DEVICE_POLL_INTERVAL, Decision, KEPT_AFTER_EXPIRY, PendingAuthorization, PingTarget,
+    SLOW_DOWN_STEP, ciba_request_id, device_request_id,
+};
 pub use grant::GrantId;
 pub use grant_type::GrantType;
 pub use resource::{ApiResource, ApiScope, IdentityResource};

@@ -111,10 +111,9 @@ async fn account_user(app: &App, headers: &HeaderMap) -> Result<tessera_core::mo
     if !mfa::recently_verified(&session, app.clock.now()) {
         return Err(error(OAuthError::access_denied("Confirm it's you first: reload the page.")));
     }
-    app.store
-        .user_by_subject(&session.subject)
+    tessera_core::account::user(app, &session.subject)
         .await
-        .map_err(|e| error(e.into()))?
+        .map_err(error)?
         .ok_or_else(|| error(OAuthError::access_denied("Sign in first.")))
 }
 
