@@ -20,26 +20,37 @@ mod tests {
     use crate::model::{AuthMethod, ClientCredential};
     use crate::secret::{Secret, SecretHash};
 
-    fn with_secret(value: &str, expires: Option<i64>) -> crate::model::Client {
-        let secret = ClientCredential::SharedSecret { sha256: SecretHash::of(value), expires };
-        client(&[AuthMethod::ClientSecretPost], vec![secret])
+    #[tokio::test]
+    async fn during_a_rotation_both_secrets_authenticate_until_the_old_one_retires() {
+        let parts = Parts::new();
+        let rotating = client(
+            &[AuthMethod::ClientSecretPost],
+            vec![
+                ClientCredential::SharedSecret { sha256: SecretHash::of("old"), expires: Some(NOW + 60) },
+                ClientCredential::SharedSecret { sha256: SecretHash::of("new"), expires: None },
+            ],
+        );
+        for (secret, at, accepted) in
+            [("old", NOW, true), ("new", NOW, true), ("old", NOW + 60, false), ("new", NOW + 60, true)]
+        {
+            let outcome = verify(&parts.at(TOKEN, at), &rotating, &Secret::new(secret)).await.unwrap();
+            assert_eq!(outcome.is_ok(), accepted, "{secret} at {at}");
+        }
     }
 
     #[tokio::test]
-    async fn the_registered_secret_authenticates_and_any_other_is_refused() {
+    async fn a_secret_is_compared_exactly_and_a_client_without_one_is_refused() {
         let parts = Parts::new();
         let cx = parts.at(TOKEN, NOW);
-        let svc = with_secret("s3cret", None);
-        assert!(verify(&cx, &svc, &Secret::new("s3cret")).await.unwrap().is_ok());
-        assert!(verify(&cx, &svc, &Secret::new("s3cret ")).await.unwrap().is_err());
-        assert!(verify(&cx, &svc, &Secret::new("")).await.unwrap().is_err());
-    }
-
-    #[tokio::test]
-    async fn a_retired_secret_is_refused() {
-        let parts = Parts::new();
-        let retired = with_secret("s3cret", Some(NOW));
-        assert!(verify(&parts.at(TOKEN, NOW), &retired, &Secret::new("s3cret")).await.unwrap().is_err());
-        assert!(verify(&parts.at(TOKEN, NOW - 1), &retired, &Secret::new("s3cret")).await.unwrap().is_ok());
+        let svc = client(
+            &[AuthMethod::ClientSecretPost],
+            vec![ClientCredential::SharedSecret { sha256: SecretHash::of("S3cret"), expires: None }],
+        );
+        assert!(verify(&cx, &svc, &Secret::new("s3cret")).await.unwrap().is_err(), "case matters");
+        let keyed = client(
+            &[AuthMethod::ClientSecretPost],
+            vec![ClientCredential::X509Thumbprint { thumbprint: "S3cret".into(), expires: None }],
+        );
+        assert!(verify(&cx, &keyed, &Secret::new("S3cret")).await.unwrap().is_err());
     }
 }
