@@ -253,6 +253,7 @@ impl KeyStore for MemoryStore {
 #[async_trait]
 impl ReplayStore for MemoryStore {
     async fn remember_once(&self, key: &str, expires: Timestamp, now: Timestamp) -> StoreResult<bool> {
+        interleave().await;
         let mut state = self.state();
         if state.replay.get(key).is_some_and(|&until| until > now) {
             return Ok(false);
@@ -516,6 +517,14 @@ impl SessionStore for MemoryStore {
     }
 }
 
+/// Lets other tasks run before a flow document or single-use mark is touched, as a
+/// real store's round trip would: steps that core composes from several calls then
+/// interleave in tests as they do on SQLite and PostgreSQL, so a composition that is
+/// not atomic fails here too, not only on the SQL backends.
+async fn interleave() {
+    tokio::task::yield_now().await;
+}
+
 #[async_trait]
 impl RequestStore for MemoryStore {
     async fn put_request(
@@ -524,15 +533,18 @@ impl RequestStore for MemoryStore {
         document: &serde_json::Value,
         expires_at: Timestamp,
     ) -> StoreResult<()> {
+        interleave().await;
         self.state().requests.insert(key.to_owned(), (document.clone(), expires_at));
         Ok(())
     }
 
     async fn request(&self, key: &str, now: Timestamp) -> StoreResult<Option<serde_json::Value>> {
+        interleave().await;
         Ok(self.state().requests.get(key).filter(|(_, expires)| *expires > now).map(|(doc, _)| doc.clone()))
     }
 
     async fn consume_request(&self, key: &str, now: Timestamp) -> StoreResult<Option<serde_json::Value>> {
+        interleave().await;
         let mut state = self.state();
         if state.requests.get(key).is_none_or(|(_, expires)| *expires <= now) {
             return Ok(None);
@@ -563,6 +575,7 @@ impl RequestStore for MemoryStore {
         replacement: &serde_json::Value,
         now: Timestamp,
     ) -> StoreResult<bool> {
+        interleave().await;
         let mut state = self.state();
         match state.requests.get_mut(key) {
             Some((document, expires)) if *expires > now && document == expected => {
