@@ -67,12 +67,12 @@ mod flow_namespaces {
             crate::mfa::SecondSteps::NAMESPACE,
             crate::passkey_ceremonies::Ceremonies::NAMESPACE,
             // Marks, not flows: an in-doubt consumption, its claim, a client's last use.
-            "refresh-in-doubt:",
-            "code-in-doubt:",
+            crate::grants::RotationsInDoubt::NAMESPACE,
+            crate::grants::CodesInDoubt::NAMESPACE,
             "code-in-doubt-claimed:",
-            "redeemed-in-doubt:",
+            crate::grants::RedemptionsInDoubt::NAMESPACE,
             "redeemed-in-doubt-claimed:",
-            "client-used:",
+            crate::registration::ClientUses::NAMESPACE,
         ]
     }
 

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use tracing::{info, warn};
 
-use super::refresh_token::{IN_DOUBT_WINDOW, InDoubtRotations};
+use super::refresh_token::{CodesInDoubt, IN_DOUBT_WINDOW, InDoubtRotations};
 use super::{GrantContext, GrantFacts, GrantHandler, Issue, UserGrant, first_refresh};
 use crate::model::{GrantId, GrantType};
 use crate::request::Params;
@@ -32,15 +32,10 @@ impl<'p> CodeRequest<'p> {
 }
 
 /// Redeems a code for tokens.
+#[derive(Default)]
 pub struct AuthorizationCode {
     /// Redemptions answered `temporarily_unavailable` whose commit was in doubt.
-    in_doubt: InDoubtRotations,
-}
-
-impl Default for AuthorizationCode {
-    fn default() -> Self {
-        Self { in_doubt: InDoubtRotations::for_codes() }
-    }
+    in_doubt: InDoubtRotations<CodesInDoubt>,
 }
 
 #[async_trait]

@@ -6,9 +6,10 @@ mod ciba;
 mod client_credentials;
 mod device_code;
 mod polling;
+pub use polling::RedemptionsInDoubt;
 mod refresh_token;
 pub mod registry;
-pub use refresh_token::{IN_DOUBT_WINDOW, InDoubtRotations};
+pub use refresh_token::{CodesInDoubt, IN_DOUBT_WINDOW, InDoubtRotations, RotationsInDoubt};
 #[cfg(test)]
 pub(crate) mod testing;
 mod token_exchange;

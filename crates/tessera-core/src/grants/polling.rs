@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 
 use super::{GrantContext, GrantFacts, IN_DOUBT_WINDOW, Issue, UserGrant, first_refresh};
 use crate::model::{Decision, PendingAuthorization};
-use crate::store::{DecoupledFlow, DecoupledPoll, DecoupledRequests, GrantStores, StoreError};
+use crate::store::{
+    DecoupledFlow, DecoupledPoll, DecoupledRequests, Flow, FlowStore, GrantStores, StoreError,
+};
 use crate::{OAuthError, Timestamp};
 
 /// One poll at the token endpoint (RFC 8628 §3.4, §3.5; CIBA Core §11): the tokens'
@@ -123,11 +125,16 @@ pub struct InDoubtRedemptions {
     local: Mutex<HashMap<String, (Timestamp, PendingAuthorization)>>,
 }
 
-impl InDoubtRedemptions {
-    fn key(key: &str) -> String {
-        format!("redeemed-in-doubt:{key}")
-    }
+/// Approved requests whose redemption is in doubt, by the request's store key.
+pub struct RedemptionsInDoubt;
 
+impl Flow for RedemptionsInDoubt {
+    const NAMESPACE: &'static str = "redeemed-in-doubt:";
+    const NAME: &'static str = "redemption in doubt";
+    type Document = PendingAuthorization;
+}
+
+impl InDoubtRedemptions {
     /// Notes the redemption of `key` (holding `request`) as in doubt, here at once and
     /// in the store in the background (retried until it answers or the window passes).
     pub fn note(
@@ -146,13 +153,13 @@ impl InDoubtRedemptions {
             local.insert(key.to_owned(), (now, request.clone()));
         }
         tracing::warn!("redemption in doubt: the next poll within the window is answered once");
-        let Ok(document) = serde_json::to_value(request) else { return };
-        let note_key = Self::key(key);
+        let (key, request) = (key.to_owned(), request.clone());
         let expires_at = now + IN_DOUBT_WINDOW;
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
+                let notes = FlowStore::<RedemptionsInDoubt, dyn GrantStores>::new(store.as_ref());
                 for _ in 0..IN_DOUBT_WINDOW * 4 {
-                    if store.put_request(&note_key, &document, expires_at).await.is_ok() {
+                    if notes.start(&key, &request, expires_at).await.is_ok() {
                         return;
                     }
                     tokio::time::sleep(std::time::Duration::from_millis(250)).await;
@@ -175,10 +182,7 @@ impl InDoubtRedemptions {
         let local = self.local.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(key).cloned();
         let noted = match local {
             Some((noted, request)) if now - noted <= IN_DOUBT_WINDOW => Some(request),
-            _ => crate::store::decode_optional(
-                "in-doubt redemption",
-                store.request(&Self::key(key), now).await?,
-            )?,
+            _ => FlowStore::<RedemptionsInDoubt, dyn GrantStores>::new(store).read(key, now).await?,
         };
         let Some(request) = noted else { return Ok(None) };
         let claim = format!("redeemed-in-doubt-claimed:{key}");

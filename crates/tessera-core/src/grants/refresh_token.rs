@@ -2,9 +2,11 @@
 //! (RFC 9700 §4.14.2): every use returns a new token; a used one revokes the family.
 
 use std::collections::HashMap;
+use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use super::{GrantContext, GrantHandler, Issue, RefreshPlan, UserGrant};
@@ -15,7 +17,7 @@ use crate::model::{GrantId, GrantType};
 use crate::request::Params;
 use crate::secret::{Secret, SecretHash, constant_time_eq};
 use crate::settings::RefreshExpiration;
-use crate::store::{Consumed, GrantStores, RefreshRecord};
+use crate::store::{Consumed, Flow, FlowStore, GrantStores, RefreshRecord};
 
 /// Exchanges a refresh token for new tokens and a new refresh token.
 pub struct RefreshToken {
@@ -220,33 +222,46 @@ pub const IN_DOUBT_WINDOW: Timestamp = 60;
 /// store answers again, in the store for [`IN_DOUBT_WINDOW`] (for retries reaching
 /// another instance). Keyed by the old token's hash; bounded in memory.
 ///
-/// Code redemptions in doubt are kept by one of their own ([`Self::for_codes`]).
-pub struct InDoubtRotations {
+/// Code redemptions in doubt are kept by one of their own (`InDoubtRotations<CodesInDoubt>`).
+pub struct InDoubtRotations<F = RotationsInDoubt> {
     local: Mutex<HashMap<SecretHash, Timestamp>>,
-    /// The store key's prefix, naming what is in doubt.
-    prefix: &'static str,
+    notes: PhantomData<fn() -> F>,
 }
 
-impl Default for InDoubtRotations {
+/// What is kept in the store of a consumption in doubt.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct InDoubtNote {
+    pub noted_at: Timestamp,
+}
+
+/// Refresh rotations in doubt, by the old token's hash.
+pub struct RotationsInDoubt;
+
+impl Flow for RotationsInDoubt {
+    const NAMESPACE: &'static str = "refresh-in-doubt:";
+    const NAME: &'static str = "refresh rotation in doubt";
+    type Document = InDoubtNote;
+}
+
+/// Code redemptions in doubt, by the code's hash.
+pub struct CodesInDoubt;
+
+impl Flow for CodesInDoubt {
+    const NAMESPACE: &'static str = "code-in-doubt:";
+    const NAME: &'static str = "code redemption in doubt";
+    type Document = InDoubtNote;
+}
+
+impl<F> Default for InDoubtRotations<F> {
     fn default() -> Self {
-        Self { local: Mutex::default(), prefix: "refresh-in-doubt:" }
+        Self { local: Mutex::default(), notes: PhantomData }
     }
 }
 
 /// Entries beyond which the local list starts over (bounded memory).
 const MAX_IN_DOUBT: usize = 10_000;
 
-impl InDoubtRotations {
-    /// Code redemptions in doubt, keyed by the code's hash.
-    #[must_use]
-    pub fn for_codes() -> Self {
-        Self { local: Mutex::default(), prefix: "code-in-doubt:" }
-    }
-
-    fn key(&self, old: &SecretHash) -> String {
-        format!("{}{}", self.prefix, old.to_base64url())
-    }
-
+impl<F: Flow<Document = InDoubtNote> + 'static> InDoubtRotations<F> {
     /// Notes that the rotation of `old` is in doubt, here at once and in the store in
     /// the background (retried until the store answers or the window passes).
     pub fn note(&self, store: Arc<dyn GrantStores>, old: &SecretHash, now: Timestamp) {
@@ -258,14 +273,14 @@ impl InDoubtRotations {
             }
             local.insert(*old, now);
         }
-        warn!(kind = self.prefix, "consumption in doubt: a retry within the window is let through");
-        let key = self.key(old);
+        warn!(kind = F::NAME, "consumption in doubt: a retry within the window is let through");
+        let id = old.to_base64url();
         let expires_at = now + IN_DOUBT_WINDOW;
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
-                let document = serde_json::json!({ "noted_at": now });
+                let notes = FlowStore::<F, dyn GrantStores>::new(store.as_ref());
                 for _ in 0..IN_DOUBT_WINDOW * 4 {
-                    if store.put_request(&key, &document, expires_at).await.is_ok() {
+                    if notes.start(&id, &InDoubtNote { noted_at: now }, expires_at).await.is_ok() {
                         return;
                     }
                     tokio::time::sleep(std::time::Duration::from_millis(250)).await;
@@ -280,7 +295,10 @@ impl InDoubtRotations {
         if local.is_some_and(|noted| now - noted <= IN_DOUBT_WINDOW) {
             return true;
         }
-        matches!(store.request(&self.key(old), now).await, Ok(Some(_)))
+        matches!(
+            FlowStore::<F, dyn GrantStores>::new(store).read(&old.to_base64url(), now).await,
+            Ok(Some(_))
+        )
     }
 }
 

@@ -3,11 +3,11 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
-use crate::Timestamp;
 use crate::model::{Client, ClientId};
-use crate::store::RequestStore;
+use crate::store::{Flow, FlowStore, RequestStore};
+use crate::{OAuthError, Timestamp};
 
 /// How often this instance records that a registered client was used.
 const USE_NOTED_EVERY: i64 = 3600;
@@ -22,8 +22,41 @@ pub struct ClientUse {
 /// Entries beyond which the list of noted uses starts over (bounded memory).
 const MAX_NOTED: usize = 100_000;
 
-pub(super) fn used_key(client_id: &ClientId) -> String {
-    format!("client-used:{client_id}")
+/// Registered clients' last use, by client id: a client whose entry lapsed is unused.
+pub struct ClientUses;
+
+/// A client's use, kept until it lapses.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct ClientUsed {}
+
+impl Flow for ClientUses {
+    const NAMESPACE: &'static str = "client-used:";
+    const NAME: &'static str = "client use";
+    type Document = ClientUsed;
+}
+
+/// Keeps `client_id` from removal as unused until `until`.
+///
+/// # Errors
+/// When the store fails.
+pub(super) async fn mark_used<S: RequestStore + ?Sized>(
+    store: &S,
+    client_id: &ClientId,
+    until: Timestamp,
+) -> Result<(), OAuthError> {
+    FlowStore::<ClientUses, S>::new(store).start(client_id.as_str(), &ClientUsed {}, until).await
+}
+
+/// Whether `client_id` was used (or registered) within its lifetime.
+///
+/// # Errors
+/// When the store fails.
+pub(super) async fn is_used<S: RequestStore + ?Sized>(
+    store: &S,
+    client_id: &ClientId,
+    now: Timestamp,
+) -> Result<bool, OAuthError> {
+    Ok(FlowStore::<ClientUses, S>::new(store).read(client_id.as_str(), now).await?.is_some())
 }
 
 impl ClientUse {
@@ -51,9 +84,7 @@ impl ClientUse {
             }
             noted.insert(client.client_id.clone(), now);
         }
-        if let Err(error) =
-            store.put_request(&used_key(&client.client_id), &json!({}), now + unused_client_lifetime).await
-        {
+        if let Err(error) = mark_used(store, &client.client_id, now + unused_client_lifetime).await {
             tracing::warn!(%error, "recording a registered client's use failed");
             self.noted.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&client.client_id);
         }

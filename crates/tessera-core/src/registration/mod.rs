@@ -20,8 +20,8 @@ use crate::store::Source;
 use crate::{ErrorCode, OAuthError, Provider, Timestamp};
 
 pub use crate::settings::RegistrationSettings;
-pub use client_use::ClientUse;
-use client_use::used_key;
+pub use client_use::{ClientUse, ClientUses};
+use client_use::{is_used, mark_used};
 use metadata::{Authentication, Checked, check, metadata_error};
 pub use metadata::{ClientMetadata, Registration, client_for, parse};
 
@@ -40,7 +40,7 @@ pub const REGISTRATION_WINDOW: i64 = 3600;
 pub async fn remove_unused(provider: &Provider, now: Timestamp) -> Result<u64, OAuthError> {
     let mut removed = 0;
     for (client_id, source) in provider.store.client_sources().await? {
-        if source != Source::Dynamic || provider.store.request(&used_key(&client_id), now).await?.is_some() {
+        if source != Source::Dynamic || is_used(provider.store.as_ref(), &client_id, now).await? {
             continue;
         }
         if provider.store.remove_client(&client_id, now).await? {
@@ -148,7 +148,7 @@ pub async fn register(
     // before the client, so that no instance's upkeep ever sees the client without it
     // (and removes a client that was registered a moment ago).
     let lifetime = provider.settings.registration.unused_client_lifetime;
-    provider.store.put_request(&used_key(&client_id), &json!({}), now + lifetime).await?;
+    mark_used(provider.store.as_ref(), &client_id, now + lifetime).await?;
     provider.store.put_clients_from(Source::Dynamic, std::slice::from_ref(&client)).await?;
     tracing::info!(%client_id, public = client.is_public(), "client registered");
     Ok(answer(provider, &client, &registration, secret.as_deref(), Some(&access_token)))

@@ -44,7 +44,7 @@ pub struct Versioned<D> {
 /// The documents of flow `F` in store `S`.
 pub struct FlowStore<'a, F, S: ?Sized = dyn RequestStore> {
     store: &'a S,
-    flow: PhantomData<F>,
+    flow: PhantomData<fn() -> F>,
 }
 
 impl<'a, F: Flow, S: RequestStore + ?Sized> FlowStore<'a, F, S> {
