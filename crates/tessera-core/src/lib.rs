@@ -66,19 +66,38 @@ mod flow_namespaces {
             crate::store::UsersRequests::NAMESPACE,
             crate::mfa::SecondSteps::NAMESPACE,
             crate::passkey_ceremonies::Ceremonies::NAMESPACE,
-            // Marks, not flows: an in-doubt consumption, its claim, a client's last use.
+            // Marks, not flows: an in-doubt consumption, a client's last use.
             crate::grants::RotationsInDoubt::NAMESPACE,
             crate::grants::CodesInDoubt::NAMESPACE,
-            "code-in-doubt-claimed:",
             crate::grants::RedemptionsInDoubt::NAMESPACE,
-            "redeemed-in-doubt-claimed:",
             crate::registration::ClientUses::NAMESPACE,
+        ]
+    }
+
+    /// Every kind of key in the single-use marks (`ReplayStore::remember_once`): a mark
+    /// of one kind must never be taken for another's (a DPoP `jti` for a user code's
+    /// claim), so none is a prefix of another.
+    fn single_use_marks() -> Vec<&'static str> {
+        vec![
+            "dpop:",
+            "client_assertion:",
+            "code-in-doubt-claimed:",
+            "redeemed-in-doubt-claimed:",
+            crate::store::USER_CODE_CLAIMS,
         ]
     }
 
     #[test]
     fn no_flow_namespace_is_another_or_a_prefix_of_another() {
-        let all = namespaces();
+        none_is_a_prefix_of_another(&namespaces());
+    }
+
+    #[test]
+    fn no_kind_of_single_use_mark_is_another_or_a_prefix_of_another() {
+        none_is_a_prefix_of_another(&single_use_marks());
+    }
+
+    fn none_is_a_prefix_of_another(all: &[&str]) {
         for (i, one) in all.iter().enumerate() {
             assert!(one.ends_with(':'), "{one} ends with its separator");
             for (j, other) in all.iter().enumerate() {

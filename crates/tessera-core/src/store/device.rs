@@ -35,6 +35,9 @@ impl Flow for UserCodes {
     type Document = UserCodeIndex;
 }
 
+/// The single-use marks by which user codes are claimed (`ReplayStore`), by code.
+pub const USER_CODE_CLAIMS: &str = "device-user-code-claim:";
+
 /// Device requests: polled through [`DecoupledRequests`], started and decided here.
 /// Implemented for every store over its flow documents, polls and single-use marks.
 #[async_trait]
@@ -90,7 +93,7 @@ impl<S: RequestStore + PollStore + ReplayStore + ?Sized> DeviceStore for S {
         };
         // The claim outlives the code's index, so a code is never handed out twice
         // while a request or its index can hold it.
-        let claim = format!("device-user-code-claim:{user_code}");
+        let claim = format!("{USER_CODE_CLAIMS}{user_code}");
         if !self.remember_once(&claim, request.expires_at, now).await? {
             return Ok(false);
         }

@@ -31,7 +31,7 @@ pub use clients::{ClientStore, ResourceStore};
 pub use codes::{CodeMismatch, CodePresentation, CodeStore, PendingGrant};
 pub use consent::ConsentStore;
 pub use decoupled::{DecoupledFlow, DecoupledPoll, DecoupledRequests};
-pub use device::{DeviceRequests, DeviceStore, UserCodes};
+pub use device::{DeviceRequests, DeviceStore, USER_CODE_CLAIMS, UserCodes};
 pub use factors::{FactorStore, PasskeyRecord, TotpFactor};
 pub use flows::{Flow, FlowStore, Versioned};
 pub use grants::GrantStore;
