@@ -11,7 +11,7 @@ pub enum Backend {
 
 /// Tables whose rows expire: table, single-column key, expiry column. Consents never
 /// expire and are not listed.
-const EXPIRING_TABLES: [(&str, &str, &str); 11] = [
+const EXPIRING_TABLES: [(&str, &str, &str); 12] = [
     ("replay_cache", "key", "expires_at"),
     ("revoked_jtis", "jti", "expires_at"),
     ("reference_tokens", "token_hash", "expires_at"),
@@ -23,6 +23,7 @@ const EXPIRING_TABLES: [(&str, &str, &str); 11] = [
     ("revoked_grants", "grant_id", "expires_at"),
     ("sessions", "session_hash", "expires_at"),
     ("pending_requests", "key", "expires_at"),
+    ("decoupled_requests", "key", "expires_at"),
     ("login_failures", "key", "window_ends_at"),
     ("poll_pace", "key", "expires_at"),
 ];
@@ -54,7 +55,8 @@ impl Backend {
     }
 
     /// The migrations: version, description, SQL. Both backends share the first ten
-    /// (each in its own dialect); PostgreSQL then moves to its native types.
+    /// (each in its own dialect); PostgreSQL then moves to its native types; both then
+    /// give device and CIBA requests their own table.
     pub(crate) fn migrations(self) -> Vec<(i64, &'static str, &'static str)> {
         match self {
             Self::Sqlite => vec![
@@ -70,6 +72,7 @@ impl Backend {
                 (8, "readiness_probe", include_str!("../migrations/sqlite/0008_readiness_probe.sql")),
                 (9, "second_factors", include_str!("../migrations/sqlite/0009_second_factors.sql")),
                 (10, "poll_pace", include_str!("../migrations/sqlite/0010_poll_pace.sql")),
+                (12, "decoupled_requests", include_str!("../migrations/sqlite/0012_decoupled_requests.sql")),
             ],
             Self::Postgres => vec![
                 (1, "initial", include_str!("../migrations/postgres/0001_initial.sql")),
@@ -85,6 +88,11 @@ impl Backend {
                 (9, "second_factors", include_str!("../migrations/postgres/0009_second_factors.sql")),
                 (10, "poll_pace", include_str!("../migrations/postgres/0010_poll_pace.sql")),
                 (11, "native_types", include_str!("../migrations/postgres/0011_native_types.sql")),
+                (
+                    12,
+                    "decoupled_requests",
+                    include_str!("../migrations/postgres/0012_decoupled_requests.sql"),
+                ),
             ],
         }
     }

@@ -299,6 +299,9 @@ forward!(FactorStore {
     fn delete_factors(&self, subject: &str) -> StoreResult<bool>;
 });
 forward!(PollStore {
+    fn put_polled(&self, key: &str, state: &str, document: &serde_json::Value, expires_at: Timestamp) -> StoreResult<()>;
+    fn polled(&self, key: &str, now: Timestamp) -> StoreResult<Option<serde_json::Value>>;
+    fn decide_polled(&self, key: &str, state: &str, document: &serde_json::Value, now: Timestamp) -> StoreResult<bool>;
     fn poll(&self, key: &str, now: Timestamp, rules: &PollRules) -> StoreResult<Polled>;
 });
 forward!(SecretStore {

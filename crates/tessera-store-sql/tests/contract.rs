@@ -274,6 +274,79 @@ async fn postgres_refresh_families_survive_the_family_start_migration() {
     schema.drop().await;
 }
 
+/// Migration 0012 gives device and CIBA requests their own table with a state column:
+/// a store an earlier release filled keeps every live request, in the state its
+/// decision says, decidable once and polled as before; the index documents and other
+/// flows stay where they were; a damaged request is moved as pending, never taken.
+#[expect(clippy::unwrap_used, reason = "a test: a failed expectation is a panic")]
+async fn decoupled_requests_move_to_their_own_table(url: &str, backend: Backend) {
+    use tessera_core::store::{PollRules, PollStore as _, Polled, RequestStore as _};
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    earlier_migrations(backend, 10).run(&pool).await.unwrap();
+    let pending = r#"{"client_id":"tv","decision":{"status":"pending"}}"#;
+    let approved = r#"{"client_id":"bank","decision":{"status":"approved","subject":"alice"}}"#;
+    for (key, document) in [
+        ("device:d-pending", pending),
+        ("ciba:c-approved", approved),
+        ("device:d-damaged", r#"{"client_id":"tv","decision":7}"#),
+        ("device-user-code:BCDFGHJK", r#"{"device":"device:d-pending"}"#),
+        ("ciba-user:alice:c-approved", r#"{"key":"ciba:c-approved"}"#),
+        ("interaction:i-1", r#"{"state":"x"}"#),
+    ] {
+        sqlx::query("INSERT INTO pending_requests (key, document, expires_at) VALUES ($1, $2, $3)")
+            .bind(key)
+            .bind(document)
+            .bind(10_000_i64)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    pool.close().await;
+
+    let store = SqlStore::connect(url).await.unwrap();
+    let now = 100;
+    for key in ["device:d-pending", "ciba:c-approved", "device:d-damaged"] {
+        assert_eq!(store.request(key, now).await.unwrap(), None, "{key} left pending_requests");
+        assert!(store.polled(key, now).await.unwrap().is_some(), "{key} is in its own table");
+    }
+    for key in ["device-user-code:BCDFGHJK", "ciba-user:alice:c-approved", "interaction:i-1"] {
+        assert!(store.request(key, now).await.unwrap().is_some(), "{key} stayed");
+    }
+    let rules = |owner: &str| PollRules {
+        owner: serde_json::json!({ "client_id": owner }),
+        kept_after_expiry: 3600,
+        decided: vec!["approved".into(), "denied".into()],
+        interval: 5,
+        step: 5,
+        pace_until: 20_000,
+    };
+    let approved: serde_json::Value = serde_json::from_str(approved).unwrap();
+    assert_eq!(store.poll("ciba:c-approved", now, &rules("bank")).await.unwrap(), Polled::Taken(approved));
+    let pending: serde_json::Value = serde_json::from_str(pending).unwrap();
+    assert_eq!(store.poll("device:d-pending", now, &rules("tv")).await.unwrap(), Polled::Waiting(pending));
+    let decided = serde_json::json!({ "client_id": "tv", "decision": { "status": "denied" } });
+    assert!(store.decide_polled("device:d-pending", "denied", &decided, now).await.unwrap());
+    assert!(!store.decide_polled("device:d-pending", "approved", &decided, now).await.unwrap(), "once");
+    let damaged = store.poll("device:d-damaged", now, &rules("tv")).await.unwrap();
+    assert!(matches!(damaged, Polled::Waiting(_)), "a damaged request is not taken: {damaged:?}");
+    store.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_decoupled_requests_move_to_their_own_table() {
+    let (_, url) = temp_sqlite("decoupled-move");
+    decoupled_requests_move_to_their_own_table(&format!("{url}?mode=rwc"), Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_decoupled_requests_move_to_their_own_table() {
+    let Some(url) = postgres_url() else { return };
+    let schema = tessera_store_sql::testing::fresh_postgres_schema(&url).await.unwrap();
+    decoupled_requests_move_to_their_own_table(&schema.url, Backend::Postgres).await;
+    schema.drop().await;
+}
+
 /// Migration 0011 moves PostgreSQL to its own types (JSONB, TIMESTAMPTZ, BOOLEAN): a
 /// database an earlier release filled (text JSON, unix seconds, 0/1 flags) keeps every
 /// live row, readable and usable by the store as it is now.
@@ -454,11 +527,17 @@ async fn postgres_native_types_migration_keeps_live_rows() {
     let rules = tessera_core::store::PollRules {
         owner: serde_json::json!({ "client_id": "tv" }),
         kept_after_expiry: 3600,
-        decided: vec![serde_json::json!({ "decision": { "status": "approved" } })],
+        decided: vec!["approved".into()],
         interval: 5,
         step: 5,
         pace_until: 10_000,
     };
+    // Migration 0012 moved the device request to its own table, pending as its decision says.
+    assert_eq!(store.request("device:d1", now).await.unwrap(), None, "moved out of pending_requests");
+    let moved = store.polled("device:d1", now).await.unwrap().unwrap();
+    assert_eq!(moved["decision"]["status"], "pending");
+    let approved = serde_json::json!({ "client_id": "tv", "decision": { "status": "approved" } });
+    assert!(store.decide_polled("device:d1", "approved", &approved, now).await.unwrap(), "it was pending");
     let polled = store.poll("device:d1", now, &rules).await.unwrap();
     // Polled 2 s after the migrated poll, inside its 5 s interval.
     assert_eq!(polled, tessera_core::store::Polled::TooSoon { interval: 10 });

@@ -137,7 +137,7 @@ mod tests {
         let damaged = serde_json::json!({ "client_id": "tv", "decision": { "status": "maybe" } });
         // Kept as the flow keeps its requests: past their own expiry, for late polls.
         let kept_until = bench.now() + 600 + crate::model::KEPT_AFTER_EXPIRY;
-        crate::store::RequestStore::put_request(bench.store.as_ref(), &key, &damaged, kept_until)
+        crate::store::PollStore::put_polled(bench.store.as_ref(), &key, "pending", &damaged, kept_until)
             .await
             .unwrap();
         let result = bench.run(&DeviceCode::default(), &web_client("tv"), &poll(), None).await;

@@ -103,8 +103,7 @@ impl Bench {
         id: &str,
         request: &crate::model::PendingAuthorization,
     ) {
-        let kept = request.expires_at + crate::model::KEPT_AFTER_EXPIRY;
-        crate::store::FlowStore::<F>::new(self.store.as_ref()).start(id, request, kept).await.unwrap();
+        crate::store::start_decoupled::<F, MemoryStore>(self.store.as_ref(), id, request).await.unwrap();
     }
 
     /// Whether a token of `grant_id` would now be refused as revoked.

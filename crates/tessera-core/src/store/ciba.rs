@@ -93,11 +93,11 @@ impl<S: RequestStore + PollStore + ?Sized> CibaStore for S {
         now: Timestamp,
     ) -> Result<Vec<(String, PendingAuthorization)>, OAuthError> {
         let prefix = user_entry(subject, "");
-        let requests = FlowStore::<CibaRequests, S>::new(self);
         let mut pending = Vec::new();
         for (entry, _) in FlowStore::<UsersRequests, S>::new(self).list(&prefix, now).await? {
             let id = entry.trim_start_matches(&prefix).to_owned();
-            if let Some(request) = requests.read(&id, now).await?
+            if let Some(request) =
+                DecoupledRequests::<CibaRequests>::decoupled_request(self, &id, now).await?
                 && request.decision == Decision::Pending
                 && request.expires_at > now
             {

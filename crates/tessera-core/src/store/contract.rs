@@ -1485,10 +1485,7 @@ fn poll_rules(owner: &str) -> super::PollRules {
     super::PollRules {
         owner: serde_json::json!({ "client_id": owner }),
         kept_after_expiry: 3600,
-        decided: vec![
-            serde_json::json!({ "decision": { "status": "approved" } }),
-            serde_json::json!({ "decision": { "status": "denied" } }),
-        ],
+        decided: vec!["approved".into(), "denied".into()],
         interval: 5,
         step: 5,
         pace_until: 20_000,
@@ -1504,8 +1501,8 @@ pub async fn polls_are_paced_and_a_too_soon_poll_grows_the_interval(store: &dyn 
     use super::Polled;
     let rules = poll_rules("tv");
     let pending = polled_request("pending");
-    store.put_request("device:pace-a", &pending, 10_000).await.unwrap();
-    store.put_request("device:pace-b", &pending, 10_000).await.unwrap();
+    store.put_polled("device:pace-a", "pending", &pending, 10_000).await.unwrap();
+    store.put_polled("device:pace-b", "pending", &pending, 10_000).await.unwrap();
     let waiting = Polled::Waiting(pending);
     let poll = async |key: &str, at| store.poll(key, at, &rules).await.unwrap();
     assert_eq!(poll("device:pace-a", 100).await, waiting, "first poll");
@@ -1519,7 +1516,7 @@ pub async fn polls_are_paced_and_a_too_soon_poll_grows_the_interval(store: &dyn 
 /// 40 polls of one waiting request at one moment: exactly one is in time, on any backend.
 pub async fn forty_racing_polls_of_one_request_have_one_in_time(store: Arc<dyn Store>) {
     use super::Polled;
-    store.put_request("device:pace-race", &polled_request("pending"), 10_000).await.unwrap();
+    store.put_polled("device:pace-race", "pending", &polled_request("pending"), 10_000).await.unwrap();
     let racers: Vec<_> = (0..40)
         .map(|_| {
             let store = store.clone();
@@ -1545,22 +1542,23 @@ pub async fn a_poll_paces_and_redeems_a_decided_request_in_one_step(store: &dyn 
     use super::Polled;
     let rules = poll_rules("tv");
     let pending = polled_request("pending");
-    store.put_request("device:poll-1", &pending, 10_000).await.unwrap();
+    store.put_polled("device:poll-1", "pending", &pending, 10_000).await.unwrap();
     assert_eq!(store.poll("device:poll-1", 100, &rules).await.unwrap(), Polled::Waiting(pending.clone()));
     assert_eq!(store.poll("device:poll-1", 101, &rules).await.unwrap(), Polled::TooSoon { interval: 10 });
     let approved = polled_request("approved");
-    assert!(store.swap_request("device:poll-1", &pending, &approved, 150).await.unwrap());
+    assert!(store.decide_polled("device:poll-1", "approved", &approved, 150).await.unwrap());
+    assert!(!store.decide_polled("device:poll-1", "denied", &pending, 150).await.unwrap(), "decided once");
     // Decided, but too soon: slowed down, not taken.
     assert_eq!(store.poll("device:poll-1", 105, &rules).await.unwrap(), Polled::TooSoon { interval: 15 });
-    assert_eq!(store.request("device:poll-1", 150).await.unwrap(), Some(approved.clone()), "still there");
+    assert_eq!(store.polled("device:poll-1", 150).await.unwrap(), Some(approved.clone()), "still there");
     assert_eq!(store.poll("device:poll-1", 200, &rules).await.unwrap(), Polled::Taken(approved));
     assert_eq!(store.poll("device:poll-1", 300, &rules).await.unwrap(), Polled::Missing, "taken once");
-    assert_eq!(store.request("device:poll-1", 300).await.unwrap(), None);
-    // A shape no rule knows (damaged, or written by another version) is never taken.
+    assert_eq!(store.polled("device:poll-1", 300).await.unwrap(), None);
+    // A state no rule knows (damaged, or written by another version) is never taken.
     let odd = serde_json::json!({ "client_id": "tv", "decision": { "status": "maybe" } });
-    store.put_request("device:poll-odd", &odd, 10_000).await.unwrap();
+    store.put_polled("device:poll-odd", "maybe", &odd, 10_000).await.unwrap();
     assert_eq!(store.poll("device:poll-odd", 100, &rules).await.unwrap(), Polled::Waiting(odd.clone()));
-    assert_eq!(store.request("device:poll-odd", 100).await.unwrap(), Some(odd));
+    assert_eq!(store.polled("device:poll-odd", 100).await.unwrap(), Some(odd));
     assert_eq!(store.poll("device:never", 100, &rules).await.unwrap(), Polled::Missing);
 }
 
@@ -1569,7 +1567,7 @@ pub async fn a_poll_paces_and_redeems_a_decided_request_in_one_step(store: &dyn 
 pub async fn a_foreign_or_expired_poll_changes_nothing(store: &dyn Store) {
     use super::Polled;
     let approved = polled_request("approved");
-    store.put_request("device:poll-2", &approved, 1_000 + 3600).await.unwrap();
+    store.put_polled("device:poll-2", "approved", &approved, 1_000 + 3600).await.unwrap();
     assert_eq!(
         store.poll("device:poll-2", 100, &poll_rules("other")).await.unwrap(),
         Polled::Foreign(approved.clone())
@@ -1579,11 +1577,11 @@ pub async fn a_foreign_or_expired_poll_changes_nothing(store: &dyn Store) {
         store.poll("device:poll-2", 100, &poll_rules("tv")).await.unwrap(),
         Polled::Taken(approved.clone())
     );
-    store.put_request("device:poll-3", &approved, 1_000 + 3600).await.unwrap();
+    store.put_polled("device:poll-3", "approved", &approved, 1_000 + 3600).await.unwrap();
     let expired = Polled::Expired(approved.clone());
     assert_eq!(store.poll("device:poll-3", 1_000, &poll_rules("tv")).await.unwrap(), expired);
     assert_eq!(store.poll("device:poll-3", 4_000, &poll_rules("tv")).await.unwrap(), expired);
-    assert_eq!(store.request("device:poll-3", 1_000).await.unwrap(), Some(approved), "kept for late polls");
+    assert_eq!(store.polled("device:poll-3", 1_000).await.unwrap(), Some(approved), "kept for late polls");
     assert_eq!(
         store.poll("device:poll-3", 5_000, &poll_rules("tv")).await.unwrap(),
         Polled::Missing,
@@ -1596,7 +1594,7 @@ pub async fn a_foreign_or_expired_poll_changes_nothing(store: &dyn Store) {
 pub async fn forty_racing_polls_of_an_approved_request_redeem_it_once(store: Arc<dyn Store>) {
     use super::Polled;
     let approved = polled_request("approved");
-    store.put_request("device:poll-race", &approved, 10_000).await.unwrap();
+    store.put_polled("device:poll-race", "approved", &approved, 10_000).await.unwrap();
     let racers: Vec<_> = (0..40)
         .map(|_| {
             let store = store.clone();

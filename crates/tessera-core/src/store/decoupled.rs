@@ -6,7 +6,7 @@
 
 use async_trait::async_trait;
 
-use super::{Flow, FlowStore, PollRules, PollStore, Polled, RequestStore, decode_document};
+use super::{Flow, PENDING, PollRules, PollStore, Polled, decode_document, decode_optional};
 use crate::model::{ClientId, Decision, KEPT_AFTER_EXPIRY, PendingAuthorization, SLOW_DOWN_STEP};
 use crate::{OAuthError, Timestamp};
 
@@ -35,7 +35,7 @@ pub enum DecoupledPoll {
 }
 
 /// The requests of decoupled flow `F`. Implemented for every store over its table of
-/// flow documents and its polls ([`RequestStore`], [`PollStore`]).
+/// polled requests ([`PollStore`]).
 #[async_trait]
 pub trait DecoupledRequests<F: DecoupledFlow>: Send + Sync {
     /// The request `id` (expired ones included, while kept for late polls).
@@ -64,13 +64,13 @@ pub trait DecoupledRequests<F: DecoupledFlow>: Send + Sync {
 }
 
 #[async_trait]
-impl<F: DecoupledFlow, S: RequestStore + PollStore + ?Sized> DecoupledRequests<F> for S {
+impl<F: DecoupledFlow, S: PollStore + ?Sized> DecoupledRequests<F> for S {
     async fn decoupled_request(
         &self,
         id: &str,
         now: Timestamp,
     ) -> Result<Option<PendingAuthorization>, OAuthError> {
-        FlowStore::<F, S>::new(self).read(id, now).await
+        decode_optional(F::NAME, self.polled(&F::key(id), now).await?)
     }
 
     async fn poll_request(
@@ -83,7 +83,7 @@ impl<F: DecoupledFlow, S: RequestStore + PollStore + ?Sized> DecoupledRequests<F
         let rules = PollRules {
             owner: serde_json::json!({ "client_id": client_id }),
             kept_after_expiry: KEPT_AFTER_EXPIRY,
-            decided: decided_shapes(),
+            decided: [APPROVED, DENIED].map(str::to_owned).to_vec(),
             interval,
             step: SLOW_DOWN_STEP,
             pace_until: now + 2 * KEPT_AFTER_EXPIRY,
@@ -115,62 +115,66 @@ impl<F: DecoupledFlow, S: RequestStore + PollStore + ?Sized> DecoupledRequests<F
     }
 }
 
+/// The stored states of a decision (the `status` its serde tag writes).
+const APPROVED: &str = "approved";
+const DENIED: &str = "denied";
+
+/// The state column of a request holding `decision`.
+fn state_of(decision: &Decision) -> &'static str {
+    match decision {
+        Decision::Pending => PENDING,
+        Decision::Approved { .. } => APPROVED,
+        Decision::Denied => DENIED,
+    }
+}
+
 /// Keeps a new request under `id`, past its own expiry so a late poll learns
 /// `expired_token`.
-pub(super) async fn start<F: DecoupledFlow, S: RequestStore + ?Sized>(
+pub(crate) async fn start<F: DecoupledFlow, S: PollStore + ?Sized>(
     store: &S,
     id: &str,
     request: &PendingAuthorization,
 ) -> Result<(), OAuthError> {
-    FlowStore::<F, S>::new(store).start(id, request, request.expires_at + KEPT_AFTER_EXPIRY).await
+    let document = serde_json::to_value(request).map_err(OAuthError::server_error)?;
+    let kept_until = request.expires_at + KEPT_AFTER_EXPIRY;
+    Ok(store.put_polled(&F::key(id), state_of(&request.decision), &document, kept_until).await?)
 }
 
 /// Pending -> decided: `Some(request as decided)` when this call decided it; `None` when
 /// the request is gone, expired or decided already. The write is one conditional
-/// statement against the pending version read, so of racing decisions exactly one wins
-/// (and a redemption in between makes it lose).
-pub(super) async fn decide<F: DecoupledFlow, S: RequestStore + ?Sized>(
+/// statement (`… WHERE state = 'pending'`), so of racing decisions exactly one wins (and
+/// a redemption in between makes it lose).
+pub(super) async fn decide<F: DecoupledFlow, S: PollStore + ?Sized>(
     store: &S,
     id: &str,
     decision: &Decision,
     now: Timestamp,
 ) -> Result<Option<PendingAuthorization>, OAuthError> {
-    let requests = FlowStore::<F, S>::new(store);
-    let Some(read) = requests.read_versioned(id, now).await? else { return Ok(None) };
-    if read.document.decision != Decision::Pending || read.document.expires_at <= now {
+    let key = F::key(id);
+    let Some(read) = decode_optional::<PendingAuthorization>(F::NAME, store.polled(&key, now).await?)? else {
+        return Ok(None);
+    };
+    if read.decision != Decision::Pending || read.expires_at <= now || *decision == Decision::Pending {
         return Ok(None);
     }
-    let mut decided = read.document.clone();
-    decided.decision = decision.clone();
-    Ok(requests.transition(id, &read, &decided, now).await?.then_some(decided))
-}
-
-/// The shapes of a decided request as stored ([`Decision`] is tagged by `status`): a
-/// paced poll takes a request holding one of them (see [`PollRules::decided`]).
-fn decided_shapes() -> Vec<serde_json::Value> {
-    ["approved", "denied"]
-        .into_iter()
-        .map(|status| serde_json::json!({ "decision": { "status": status } }))
-        .collect()
+    let decided = PendingAuthorization { decision: decision.clone(), ..read };
+    let document = serde_json::to_value(&decided).map_err(OAuthError::server_error)?;
+    Ok(store.decide_polled(&key, state_of(decision), &document, now).await?.then_some(decided))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::decided_shapes;
+    use super::state_of;
     use crate::grants::testing::{approved, decoupled_request};
     use crate::model::Decision;
-    use crate::store::contains;
 
-    /// A poll takes a request exactly when the user decided it: the shapes the store
-    /// looks for must be what serde writes for an approval and a denial, and never
-    /// what it writes for a pending request.
+    /// The state column says what the document's decision says: the names must be
+    /// what serde writes as the decision's `status`.
     #[test]
-    fn the_decided_shapes_are_what_serde_writes_for_a_decision() {
-        let stored = |decision| serde_json::to_value(decoupled_request("tv", 100, decision)).unwrap();
-        let is_decided =
-            |document: &serde_json::Value| decided_shapes().iter().any(|shape| contains(document, shape));
-        assert!(is_decided(&stored(approved(100))));
-        assert!(is_decided(&stored(Decision::Denied)));
-        assert!(!is_decided(&stored(Decision::Pending)));
+    fn a_request_s_state_is_its_decision_s_status() {
+        for decision in [Decision::Pending, approved(100), Decision::Denied] {
+            let stored = serde_json::to_value(decoupled_request("tv", 100, decision.clone())).unwrap();
+            assert_eq!(stored["decision"]["status"], state_of(&decision));
+        }
     }
 }

@@ -117,7 +117,7 @@ impl<S: RequestStore + PollStore + ReplayStore + ?Sized> DeviceStore for S {
             return Ok(None);
         };
         let Some(id) = index.device.strip_prefix(DeviceRequests::NAMESPACE) else { return Ok(None) };
-        let request = FlowStore::<DeviceRequests, S>::new(self).read(id, now).await?;
+        let request = DecoupledRequests::<DeviceRequests>::decoupled_request(self, id, now).await?;
         Ok(request
             .filter(|request| request.decision == Decision::Pending && request.expires_at > now)
             .map(|request| (id.to_owned(), request)))

@@ -15,7 +15,7 @@ use super::{
     TokenStore, UserStore,
 };
 use super::{
-    FactorStore, PasskeyRecord, PollRules, PollStore, Polled, TotpFactor, is_decided, unpaced_answer,
+    FactorStore, PENDING, PasskeyRecord, PollRules, PollStore, Polled, TotpFactor, is_decided, unpaced_answer,
 };
 use crate::Timestamp;
 use crate::catalog::Resources;
@@ -38,6 +38,8 @@ struct State {
     revoked_grants: HashMap<GrantId, Timestamp>,
     sessions: HashMap<SecretHash, Session>,
     requests: HashMap<String, (serde_json::Value, Timestamp)>,
+    /// Device and CIBA requests: key -> (state, document, expiry).
+    polled: HashMap<String, (String, serde_json::Value, Timestamp)>,
     consents: HashMap<(String, String), Vec<String>>,
     /// Key -> (failures, end of window).
     failures: HashMap<String, (u32, Timestamp)>,
@@ -330,6 +332,7 @@ impl MaintenanceStore for MemoryStore {
         purged += purge_map(&mut state.revoked_grants, limit, |expires| *expires <= now);
         purged += purge_map(&mut state.sessions, limit, |session| session.expires_at <= now);
         purged += purge_map(&mut state.requests, limit, |(_, expires)| *expires <= now);
+        purged += purge_map(&mut state.polled, limit, |(_, _, expires)| *expires <= now);
         purged += purge_map(&mut state.failures, limit, |(_, window_ends)| *window_ends <= now);
         Ok(purged)
     }
@@ -761,17 +764,59 @@ impl FactorStore for MemoryStore {
 
 #[async_trait]
 impl PollStore for MemoryStore {
+    async fn put_polled(
+        &self,
+        key: &str,
+        state: &str,
+        document: &serde_json::Value,
+        expires_at: Timestamp,
+    ) -> StoreResult<()> {
+        interleave().await;
+        self.state().polled.insert(key.to_owned(), (state.to_owned(), document.clone(), expires_at));
+        Ok(())
+    }
+
+    async fn polled(&self, key: &str, now: Timestamp) -> StoreResult<Option<serde_json::Value>> {
+        interleave().await;
+        Ok(self
+            .state()
+            .polled
+            .get(key)
+            .filter(|(_, _, expires)| *expires > now)
+            .map(|(_, doc, _)| doc.clone()))
+    }
+
+    async fn decide_polled(
+        &self,
+        key: &str,
+        state: &str,
+        document: &serde_json::Value,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        interleave().await;
+        let mut stored = self.state();
+        match stored.polled.get_mut(key) {
+            Some((current, stored_document, expires)) if *expires > now && current == PENDING => {
+                state.clone_into(current);
+                *stored_document = document.clone();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     async fn poll(&self, key: &str, now: Timestamp, rules: &PollRules) -> StoreResult<Polled> {
         // One lock for the whole poll.
         let mut state = self.state();
-        let Some((document, row_expires_at)) = state.requests.get(key).filter(|(_, expires)| *expires > now)
+        let Some((request_state, document, row_expires_at)) =
+            state.polled.get(key).filter(|(_, _, expires)| *expires > now)
         else {
             return Ok(Polled::Missing);
         };
         if let Some(answer) = unpaced_answer(document, *row_expires_at, now, rules) {
             return Ok(answer);
         }
-        let decided = is_decided(document, rules);
+        let decided = is_decided(request_state, rules);
         let document = document.clone();
         if let Some(interval) = too_soon(&mut state.paces, key, now, rules) {
             return Ok(Polled::TooSoon { interval });
@@ -779,7 +824,7 @@ impl PollStore for MemoryStore {
         if !decided {
             return Ok(Polled::Waiting(document));
         }
-        state.requests.remove(key);
+        state.polled.remove(key);
         Ok(Polled::Taken(document))
     }
 }

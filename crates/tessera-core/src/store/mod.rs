@@ -30,6 +30,8 @@ pub use ciba::{CibaRequests, CibaStore, UsersRequests};
 pub use clients::{ClientStore, ResourceStore};
 pub use codes::{CodeMismatch, CodePresentation, CodeStore, PendingGrant};
 pub use consent::ConsentStore;
+#[cfg(test)]
+pub(crate) use decoupled::start as start_decoupled;
 pub use decoupled::{DecoupledFlow, DecoupledPoll, DecoupledRequests};
 pub use device::{DeviceRequests, DeviceStore, USER_CODE_CLAIMS, UserCodes};
 pub use factors::{FactorStore, PasskeyRecord, TotpFactor};
@@ -39,7 +41,7 @@ pub use interactions::{InteractionStore, Interactions};
 pub use keys::{KeyStore, SecretStore, StoredKey};
 pub use maintenance::MaintenanceStore;
 pub use par::{PushedRequestStore, PushedRequests};
-pub use polls::{PollRules, PollStore, Polled, contains, is_decided, unpaced_answer};
+pub use polls::{PENDING, PollRules, PollStore, Polled, contains, is_decided, unpaced_answer};
 pub use refresh::{RefreshRecord, RefreshStore, SUCCESSOR_OUTSIDE_FAMILY};
 pub use requests::RequestStore;
 pub use sessions::{Session, SessionStore};

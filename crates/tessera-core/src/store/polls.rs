@@ -1,5 +1,7 @@
-//! Polls of device and CIBA requests (RFC 8628 §3.4–3.5, CIBA Core §7.3, §11): each
-//! one paced and, once the user has decided, redeemed, in one atomic step.
+//! Device and CIBA requests as the store keeps them (RFC 8628 §3.4–3.5, CIBA Core §7.3,
+//! §11): a row per request with its state (`pending` until the user decides), decided
+//! by one conditional statement, and polls that pace and, once decided, redeem in one
+//! atomic step.
 
 use async_trait::async_trait;
 
@@ -15,9 +17,10 @@ pub struct PollRules {
     /// A request's row outlives the request by this long, so that a late poll learns
     /// it expired: a poll within that time is [`Polled::Expired`] and paces nothing.
     pub kept_after_expiry: i64,
-    /// The shapes of a decided request: a paced poll takes (deletes and returns) a
-    /// request that contains any one of them, and leaves any other in place.
-    pub decided: Vec<serde_json::Value>,
+    /// The states of a decided request: a paced poll takes (deletes and returns) a
+    /// request in one of them, and leaves any other (pending, or one this version does
+    /// not know) in place.
+    pub decided: Vec<String>,
     /// The first interval, and what a too-soon poll adds to it (RFC 8628 §3.5).
     pub interval: i64,
     pub step: i64,
@@ -46,12 +49,40 @@ pub enum Polled {
     InDoubt(serde_json::Value),
 }
 
-/// Polls: pacing and redemption in one step, one pace row per polled request.
+/// The state of a request the user has not decided yet.
+pub const PENDING: &str = "pending";
+
+/// Polled requests (their own table, `decoupled_requests`) and their polls: pacing and
+/// redemption in one step, one pace row per polled request.
 #[async_trait]
 pub trait PollStore: Send + Sync {
-    /// One poll of the request stored under `key` (a [`super::RequestStore`] key), in
-    /// one atomic step: the request is found live, checked against `rules` (owner,
-    /// own expiry), the poll paced, and a decided request taken.
+    /// Stores a request under `key` in `state` until `expires_at`, replacing one there.
+    async fn put_polled(
+        &self,
+        key: &str,
+        state: &str,
+        document: &serde_json::Value,
+        expires_at: Timestamp,
+    ) -> StoreResult<()>;
+
+    /// The request under `key`, unless its row expired.
+    async fn polled(&self, key: &str, now: Timestamp) -> StoreResult<Option<serde_json::Value>>;
+
+    /// Pending -> `state`, with `document` (the request as decided), in one conditional
+    /// statement (`UPDATE … WHERE key = ? AND state = 'pending' AND expires_at > ?`): of
+    /// any number of racing decisions exactly one returns `true`; a gone, expired or
+    /// decided request gives `false`.
+    async fn decide_polled(
+        &self,
+        key: &str,
+        state: &str,
+        document: &serde_json::Value,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+
+    /// One poll of the request stored under `key`, in one atomic step: the request is
+    /// found live, checked against `rules` (owner, own expiry), the poll paced, and a
+    /// decided request taken.
     ///
     /// Pacing (RFC 8628 §3.5): a poll less than the current interval after the
     /// previous one is too soon and grows the interval by `rules.step`; the first poll
@@ -93,10 +124,10 @@ pub fn unpaced_answer(
     None
 }
 
-/// Whether a paced poll takes `document`.
+/// Whether a paced poll takes a request in `state`.
 #[must_use]
-pub fn is_decided(document: &serde_json::Value, rules: &PollRules) -> bool {
-    rules.decided.iter().any(|shape| contains(document, shape))
+pub fn is_decided(state: &str, rules: &PollRules) -> bool {
+    rules.decided.iter().any(|decided| decided == state)
 }
 
 #[cfg(test)]

@@ -58,7 +58,7 @@ impl RequestStore for PgStore {
         let Some(row) = row else { return Ok(None) };
         let document: serde_json::Value = from_json(&row, "document")?;
         if let Err(error) = tx.commit().await {
-            return self.settle_consumption(key, document, error).await;
+            return self.settle_consumption(key, false, document, error).await;
         }
         Ok(Some(document))
     }

@@ -88,19 +88,22 @@ impl PgStore {
         }
     }
 
-    /// A request's consumption: the row is gone exactly when this delete committed
-    /// (it held the row until its commit, so no other could take it first).
+    /// A request's consumption (from `pending_requests`, or `decoupled_requests` when
+    /// `polled`): the row is gone exactly when this delete committed (it held the row
+    /// until its commit, so no other could take it first).
     pub(super) async fn settle_consumption(
         &self,
         key: &str,
+        polled: bool,
         document: serde_json::Value,
         error: sqlx::Error,
     ) -> StoreResult<Option<serde_json::Value>> {
-        let query = || {
-            sqlx::query("SELECT 1 AS found FROM pending_requests WHERE key = $1")
-                .bind(key)
-                .fetch_optional(&self.pool)
+        let statement = if polled {
+            "SELECT 1 AS found FROM decoupled_requests WHERE key = $1"
+        } else {
+            "SELECT 1 AS found FROM pending_requests WHERE key = $1"
         };
+        let query = || sqlx::query(statement).bind(key).fetch_optional(&self.pool);
         match self.outcome("request consumption", query).await {
             Some(None) => {
                 tracing::warn!(%error, "request consumption's COMMIT failed but it committed");

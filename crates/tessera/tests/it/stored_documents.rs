@@ -45,9 +45,9 @@ async fn an_unreadable_device_request_is_a_server_error_at_the_token_endpoint() 
     let started = crate::device_flow::start(&app, "openid").await;
     let device_code = started["device_code"].as_str().unwrap();
     let store = app.provider.store.as_ref();
-    let requests = store.requests_with_prefix("device:", now(&app)).await.unwrap();
-    assert_eq!(requests.len(), 1, "{requests:?}");
-    store.put_request(&requests[0].0, &json!({ "decision": 7 }), now(&app) + 600).await.unwrap();
+    let key = format!("device:{}", tessera_core::model::device_request_id(device_code));
+    assert!(store.polled(&key, now(&app)).await.unwrap().is_some(), "the request is stored under {key}");
+    store.put_polled(&key, "pending", &json!({ "decision": 7 }), now(&app) + 600).await.unwrap();
     let response = crate::device_flow::poll(&app, device_code).await;
     assert_eq!(response.status(), 500);
     let body: Value = response.json().await.unwrap();
