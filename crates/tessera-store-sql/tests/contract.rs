@@ -274,6 +274,40 @@ async fn postgres_refresh_families_survive_the_family_start_migration() {
     schema.drop().await;
 }
 
+/// Upkeep's purge removes device and CIBA requests once their rows expire, and no live one.
+#[expect(clippy::unwrap_used, reason = "a test: a failed expectation is a panic")]
+async fn expired_decoupled_requests_are_purged(url: &str) {
+    use tessera_core::store::{MaintenanceStore as _, PollStore as _};
+    let store = SqlStore::connect(url).await.unwrap();
+    let document = serde_json::json!({ "client_id": "tv" });
+    for i in 0..3 {
+        store.put_polled(&format!("device:old-{i}"), "pending", &document, 10).await.unwrap();
+    }
+    store.put_polled("ciba:live", "approved", &document, 10_000).await.unwrap();
+    while store.purge_expired(5_000, 2).await.unwrap() > 0 {}
+    store.close().await;
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    let keys: Vec<String> =
+        sqlx::query_scalar("SELECT key FROM decoupled_requests").fetch_all(&pool).await.unwrap();
+    assert_eq!(keys, ["ciba:live"]);
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_expired_decoupled_requests_are_purged() {
+    let (_, url) = temp_sqlite("decoupled-purge");
+    expired_decoupled_requests_are_purged(&format!("{url}?mode=rwc")).await;
+}
+
+#[tokio::test]
+async fn postgres_expired_decoupled_requests_are_purged() {
+    let Some(url) = postgres_url() else { return };
+    let schema = tessera_store_sql::testing::fresh_postgres_schema(&url).await.unwrap();
+    expired_decoupled_requests_are_purged(&schema.url).await;
+    schema.drop().await;
+}
+
 /// Migration 0012 gives device and CIBA requests their own table with a state column:
 /// a store an earlier release filled keeps every live request, in the state its
 /// decision says, decidable once and polled as before; the index documents and other

@@ -438,6 +438,11 @@ pub async fn purge_removes_only_expired_rows_in_batches(store: &dyn Store) {
     store.remember_once("keep", 10_000, 0).await.unwrap();
     store.put_reference_token(&SecretHash::of("old"), &record("old", 10)).await.unwrap();
     store.put_reference_token(&SecretHash::of("live"), &record("live", 10_000)).await.unwrap();
+    let polled = serde_json::json!({ "client_id": "tv" });
+    for i in 0..3 {
+        store.put_polled(&format!("device:purge-{i}"), "pending", &polled, 10).await.unwrap();
+    }
+    store.put_polled("device:purge-live", "pending", &polled, 10_000).await.unwrap();
     let first = store.purge_expired(5_000, 2).await.unwrap();
     assert!(first >= 4, "a batch of two per kind, got {first}");
     let mut total = first;
@@ -448,8 +453,10 @@ pub async fn purge_removes_only_expired_rows_in_batches(store: &dyn Store) {
         }
         total += purged;
     }
-    // 5 replay keys + 5 jtis + 1 reference token + the contract's earlier rows that expired.
-    assert!(total >= 11, "purged {total}");
+    // 5 replay keys + 5 jtis + 1 reference token + 3 device requests + the contract's
+    // earlier rows that expired.
+    assert!(total >= 14, "purged {total}");
+    assert!(store.polled("device:purge-live", 5_000).await.unwrap().is_some(), "live request kept");
     assert!(!store.remember_once("keep", 10_000, 5_000).await.unwrap(), "live replay key kept");
     assert!(!store.is_revoked("purge-jti-0", None).await.unwrap());
     assert!(store.reference_token(&SecretHash::of("live"), 5_000).await.unwrap().is_some());
