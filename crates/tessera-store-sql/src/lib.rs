@@ -264,13 +264,6 @@ forward!(RequestStore {
     fn request(&self, key: &str, now: Timestamp) -> StoreResult<Option<serde_json::Value>>;
     fn consume_request(&self, key: &str, now: Timestamp) -> StoreResult<Option<serde_json::Value>>;
     fn requests_with_prefix(&self, prefix: &str, now: Timestamp) -> StoreResult<Vec<(String, serde_json::Value)>>;
-    fn swap_request(
-        &self,
-        key: &str,
-        expected: &serde_json::Value,
-        replacement: &serde_json::Value,
-        now: Timestamp,
-    ) -> StoreResult<bool>;
 });
 forward!(ConsentStore {
     fn consented_scopes(&self, subject: &str, client_id: &str) -> StoreResult<Vec<String>>;

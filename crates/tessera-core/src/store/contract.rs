@@ -61,7 +61,6 @@ pub async fn run_all(store: Arc<dyn Store>) {
     removing_a_client_revokes_its_grants_and_consents_only(store.as_ref()).await;
     user_sources_are_recorded_and_kept_by_put_user(store.as_ref()).await;
     removing_a_user_revokes_its_grants_sessions_and_consents_only(store.as_ref()).await;
-    forty_racing_swaps_of_a_request_have_one_winner(store.clone()).await;
     a_code_presented_wrongly_stays_unused(store.as_ref()).await;
     racing_wrong_presentations_do_not_burn_the_code(store.clone()).await;
     redemptions_of_many_codes_at_once_are_each_answered_as_if_alone(store.clone()).await;
@@ -1158,36 +1157,6 @@ pub async fn removing_a_user_revokes_its_grants_sessions_and_consents_only(store
     assert_eq!(store.consented_scopes("rm-stays-sub", "web").await.unwrap(), vec!["openid".to_owned()]);
     assert!(store.user_by_username("rm-stays").await.unwrap().is_some());
     assert_eq!(store.remove_user("rm-gone", 170).await.unwrap(), None, "already gone");
-}
-
-/// Of 40 racing compare-and-swaps from one pending document exactly one wins, and the
-/// document is that winner's; a swap from a stale or absent document, or on an
-/// expired request, changes nothing.
-pub async fn forty_racing_swaps_of_a_request_have_one_winner(store: Arc<dyn Store>) {
-    let pending = serde_json::json!({ "decision": { "status": "pending" }, "client_id": "tv" });
-    store.put_request("swap-race", &pending, 200).await.unwrap();
-    let outcomes: Vec<_> = (0..40)
-        .map(|i| {
-            let (store, pending) = (store.clone(), pending.clone());
-            tokio::spawn(async move {
-                let decided =
-                    serde_json::json!({ "decision": { "status": "approved", "by": i }, "client_id": "tv" });
-                store.swap_request("swap-race", &pending, &decided, 100).await.unwrap().then_some(decided)
-            })
-        })
-        .collect();
-    let mut winners = Vec::new();
-    for outcome in outcomes {
-        winners.extend(outcome.await.unwrap());
-    }
-    assert_eq!(winners.len(), 1, "exactly one racing swap wins");
-    assert_eq!(store.request("swap-race", 100).await.unwrap().as_ref(), winners.first());
-    let other = serde_json::json!({ "decision": { "status": "denied" } });
-    assert!(!store.swap_request("swap-race", &pending, &other, 100).await.unwrap(), "stale expectation");
-    assert!(!store.swap_request("swap-unknown", &pending, &other, 100).await.unwrap());
-    store.put_request("swap-expired", &pending, 200).await.unwrap();
-    assert!(!store.swap_request("swap-expired", &pending, &other, 200).await.unwrap());
-    assert_eq!(store.request("swap-expired", 199).await.unwrap(), Some(pending));
 }
 
 /// What the rightful client presents for [`pending_grant`]'s code (RFC 7636 App. B).

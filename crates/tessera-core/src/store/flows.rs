@@ -1,14 +1,14 @@
-//! Multi-step flows (pushed requests, interactions, device and CIBA requests, second
-//! sign-in steps, passkey ceremonies) kept as typed documents. Each flow states once
-//! its key namespace and its document type ([`Flow`]); [`FlowStore`] is the only way
-//! core reads and writes them, so:
-//! - no two flows share keys (the namespaces are checked against each other below);
+//! Multi-step flows kept as typed documents in the store's shared table (pushed
+//! requests, interactions, the device and CIBA indexes, second sign-in steps, passkey
+//! ceremonies, and the marks beside them; device and CIBA requests themselves have a
+//! table of their own, see [`super::PollStore`]). Each flow states once its key
+//! namespace and its document type ([`Flow`]); [`FlowStore`] is the only way core reads
+//! and writes them, so:
+//! - no two flows share keys (the namespaces are checked against each other in `lib.rs`);
 //! - every read decodes through one door: a document that does not decode (written by
 //!   another version, or damaged) is a logged `server_error`, never "expired";
-//! - every state change is one conditional statement in the store: a `take` deletes the
-//!   live document and returns it (single use), a `transition` replaces it only while it
-//!   is still exactly the version read (`UPDATE … WHERE key = ? AND document = ?`), so
-//!   of racing changes one wins, whatever field they touch.
+//! - a `take` deletes the live document and returns it in one statement (single use):
+//!   of racing takes one gets it.
 
 use std::marker::PhantomData;
 
@@ -32,13 +32,6 @@ pub trait Flow {
     fn key(id: &str) -> String {
         format!("{}{id}", Self::NAMESPACE)
     }
-}
-
-/// A document as read, with the stored version a [`FlowStore::transition`] must find.
-#[derive(Debug, Clone)]
-pub struct Versioned<D> {
-    pub document: D,
-    stored: serde_json::Value,
 }
 
 /// The documents of flow `F` in store `S`.
@@ -80,20 +73,6 @@ impl<'a, F: Flow, S: RequestStore + ?Sized> FlowStore<'a, F, S> {
         super::decode_optional(F::NAME, self.store.request(&Self::key(id), now).await?)
     }
 
-    /// [`Self::read`], keeping the version for a [`Self::transition`].
-    ///
-    /// # Errors
-    /// As [`Self::read`].
-    pub async fn read_versioned(
-        &self,
-        id: &str,
-        now: Timestamp,
-    ) -> Result<Option<Versioned<F::Document>>, OAuthError> {
-        let Some(stored) = self.store.request(&Self::key(id), now).await? else { return Ok(None) };
-        let document = super::decode_document(F::NAME, stored.clone())?;
-        Ok(Some(Versioned { document, stored }))
-    }
-
     /// Deletes the live document `id` and returns it, in one step: of racing takes one
     /// gets it (single use, RFC 9126 §2.2).
     ///
@@ -101,23 +80,6 @@ impl<'a, F: Flow, S: RequestStore + ?Sized> FlowStore<'a, F, S> {
     /// When the store fails, or the document does not decode.
     pub async fn take(&self, id: &str, now: Timestamp) -> Result<Option<F::Document>, OAuthError> {
         super::decode_optional(F::NAME, self.store.consume_request(&Self::key(id), now).await?)
-    }
-
-    /// Replaces document `id` by `next` (keeping its expiry) only while it is still the
-    /// version `read`, in one conditional statement; `false` when another change (or a
-    /// take) came first, or it expired.
-    ///
-    /// # Errors
-    /// When the store fails.
-    pub async fn transition(
-        &self,
-        id: &str,
-        read: &Versioned<F::Document>,
-        next: &F::Document,
-        now: Timestamp,
-    ) -> Result<bool, OAuthError> {
-        let next = serde_json::to_value(next).map_err(OAuthError::server_error)?;
-        Ok(self.store.swap_request(&Self::key(id), &read.stored, &next, now).await?)
     }
 
     /// Every live document whose id starts with `id_prefix`, with its id, by id.

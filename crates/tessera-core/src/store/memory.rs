@@ -570,24 +570,6 @@ impl RequestStore for MemoryStore {
         found.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(found)
     }
-
-    async fn swap_request(
-        &self,
-        key: &str,
-        expected: &serde_json::Value,
-        replacement: &serde_json::Value,
-        now: Timestamp,
-    ) -> StoreResult<bool> {
-        interleave().await;
-        let mut state = self.state();
-        match state.requests.get_mut(key) {
-            Some((document, expires)) if *expires > now && document == expected => {
-                *document = replacement.clone();
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
-    }
 }
 
 #[async_trait]

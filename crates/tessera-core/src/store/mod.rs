@@ -35,7 +35,7 @@ pub(crate) use decoupled::start as start_decoupled;
 pub use decoupled::{DecoupledFlow, DecoupledPoll, DecoupledRequests};
 pub use device::{DeviceRequests, DeviceStore, USER_CODE_CLAIMS, UserCodes};
 pub use factors::{FactorStore, PasskeyRecord, TotpFactor};
-pub use flows::{Flow, FlowStore, Versioned};
+pub use flows::{Flow, FlowStore};
 pub use grants::GrantStore;
 pub use interactions::{InteractionStore, Interactions};
 pub use keys::{KeyStore, SecretStore, StoredKey};

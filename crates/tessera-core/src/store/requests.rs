@@ -5,8 +5,9 @@ use async_trait::async_trait;
 use super::StoreResult;
 use crate::Timestamp;
 
-/// Authorization requests waiting for sign-in or consent, and pushed requests (PAR),
-/// as JSON documents by key.
+/// The flows' documents by key (authorization requests waiting for sign-in or
+/// consent, pushed requests, indexes, second steps, passkey ceremonies, and the marks
+/// beside them), as JSON; each read and written through a typed [`super::FlowStore`].
 #[async_trait]
 pub trait RequestStore: Send + Sync {
     async fn put_request(
@@ -25,15 +26,4 @@ pub trait RequestStore: Send + Sync {
         prefix: &str,
         now: Timestamp,
     ) -> StoreResult<Vec<(String, serde_json::Value)>>;
-    /// Compare-and-swap: replaces the unexpired request under `key` by `replacement`
-    /// (keeping its expiry) only while its document still equals `expected`, in one
-    /// atomic step. Of any number of racing swaps from the same `expected`, exactly one
-    /// returns `true`; a gone, expired or changed request gives `false`.
-    async fn swap_request(
-        &self,
-        key: &str,
-        expected: &serde_json::Value,
-        replacement: &serde_json::Value,
-        now: Timestamp,
-    ) -> StoreResult<bool>;
 }

@@ -10,6 +10,7 @@ use tessera_core::store::{PENDING, PollRules, PollStore, Polled, StoreResult, is
 
 use super::PgStore;
 use super::rows::{at, from_json, get, json, seconds};
+use super::settle::Table;
 use crate::store_error;
 
 /// One poll's pace: the conflict's `SET` reads the old row, so `slowed` says whether
@@ -122,7 +123,8 @@ impl PollStore for PgStore {
             .map_err(store_error)?;
         if let Err(error) = tx.commit().await {
             // Taken exactly when the row is gone (this poll held it until its commit).
-            return match self.settle_consumption(key, true, document.clone(), error).await {
+            return match self.settle_consumption(Table::DecoupledRequests, key, document.clone(), error).await
+            {
                 Ok(_) => Ok(Polled::Taken(document)),
                 Err(error) if error.is_in_doubt() => Ok(Polled::InDoubt(document)),
                 Err(error) => Err(error),

@@ -1,14 +1,14 @@
-//! The table behind every typed flow store (pushed requests, interactions, device and
-//! CIBA requests, second steps, passkey ceremonies) on PostgreSQL: a JSONB document
-//! per key, consumed by one `DELETE … RETURNING`, changed by one conditional `UPDATE`.
+//! The table behind every typed flow store (pushed requests, interactions, the device
+//! and CIBA indexes, second steps, passkey ceremonies) on PostgreSQL: a JSONB document
+//! per key, consumed by one `DELETE … RETURNING`.
 
 use async_trait::async_trait;
-use sqlx::types::Json;
 use tessera_core::Timestamp;
 use tessera_core::store::{RequestStore, StoreResult};
 
 use super::PgStore;
 use super::rows::{at, from_json, get, json};
+use super::settle::Table;
 use crate::store_error;
 
 #[async_trait]
@@ -58,7 +58,7 @@ impl RequestStore for PgStore {
         let Some(row) = row else { return Ok(None) };
         let document: serde_json::Value = from_json(&row, "document")?;
         if let Err(error) = tx.commit().await {
-            return self.settle_consumption(key, false, document, error).await;
+            return self.settle_consumption(Table::Requests, key, document, error).await;
         }
         Ok(Some(document))
     }
@@ -78,28 +78,5 @@ impl RequestStore for PgStore {
         .await
         .map_err(store_error)?;
         rows.iter().map(|row| Ok((get(row, "key")?, from_json(row, "document")?))).collect()
-    }
-
-    async fn swap_request(
-        &self,
-        key: &str,
-        expected: &serde_json::Value,
-        replacement: &serde_json::Value,
-        now: Timestamp,
-    ) -> StoreResult<bool> {
-        // One conditional statement: racing swaps queue on the row, and each after the
-        // first finds the document changed (`jsonb` equality: the same value, however
-        // it was written).
-        let swapped = sqlx::query(
-            "UPDATE pending_requests SET document = $3 WHERE key = $1 AND expires_at > $4 AND document = $2",
-        )
-        .bind(key)
-        .bind(Json(expected))
-        .bind(Json(replacement))
-        .bind(at(now))
-        .execute(&self.pool)
-        .await
-        .map_err(store_error)?;
-        Ok(swapped.rows_affected() == 1)
     }
 }

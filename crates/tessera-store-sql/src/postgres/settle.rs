@@ -88,20 +88,19 @@ impl PgStore {
         }
     }
 
-    /// A request's consumption (from `pending_requests`, or `decoupled_requests` when
-    /// `polled`): the row is gone exactly when this delete committed (it held the row
-    /// until its commit, so no other could take it first).
+    /// A request's consumption from `table` (`pending_requests` or
+    /// `decoupled_requests`): the row is gone exactly when this delete committed (it
+    /// held the row until its commit, so no other could take it first).
     pub(super) async fn settle_consumption(
         &self,
+        table: Table,
         key: &str,
-        polled: bool,
         document: serde_json::Value,
         error: sqlx::Error,
     ) -> StoreResult<Option<serde_json::Value>> {
-        let statement = if polled {
-            "SELECT 1 AS found FROM decoupled_requests WHERE key = $1"
-        } else {
-            "SELECT 1 AS found FROM pending_requests WHERE key = $1"
+        let statement = match table {
+            Table::Requests => "SELECT 1 AS found FROM pending_requests WHERE key = $1",
+            Table::DecoupledRequests => "SELECT 1 AS found FROM decoupled_requests WHERE key = $1",
         };
         let query = || sqlx::query(statement).bind(key).fetch_optional(&self.pool);
         match self.outcome("request consumption", query).await {
@@ -141,4 +140,13 @@ impl PgStore {
         };
         tokio::time::timeout(SETTLE_BUDGET, attempts).await.ok().flatten()
     }
+}
+
+/// The tables a single-use request is consumed from.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Table {
+    /// `pending_requests`: the flows' documents.
+    Requests,
+    /// `decoupled_requests`: device and CIBA requests, redeemed by a poll.
+    DecoupledRequests,
 }

@@ -67,30 +67,4 @@ impl RequestStore for SqliteStore {
         })?;
         rows.into_iter().map(|(key, document)| Ok((key, from_json(&document)?))).collect()
     }
-
-    async fn swap_request(
-        &self,
-        key: &str,
-        expected: &serde_json::Value,
-        replacement: &serde_json::Value,
-        now: Timestamp,
-    ) -> StoreResult<bool> {
-        let (key, expected, replacement) = (key.to_owned(), expected.clone(), to_json(replacement)?);
-        // Read and write inside the writer's transaction, which holds the file's write
-        // lock: no other write, of this process or another, lands in between.
-        self.write(move |tx| {
-            let current: Option<String> = tx
-                .prepare_cached("SELECT document FROM pending_requests WHERE key = ?1 AND expires_at > ?2")?
-                .query_row(params![key, now], |row| row.get(0))
-                .optional()?;
-            let Some(current) = current else { return Ok(false) };
-            if serde_json::from_str::<serde_json::Value>(&current).ok().as_ref() != Some(&expected) {
-                return Ok(false);
-            }
-            tx.prepare_cached("UPDATE pending_requests SET document = ?2 WHERE key = ?1")?
-                .execute(params![key, replacement])?;
-            Ok(true)
-        })
-        .await
-    }
 }
